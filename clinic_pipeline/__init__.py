@@ -1,0 +1,3 @@
+"""clinic_pipeline: migrate a clinic's export into Freshsales, step by step, with Dagster."""
+
+__version__ = "0.1.0"

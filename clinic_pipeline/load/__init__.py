@@ -1,0 +1,1 @@
+"""State store (id map, audit log) and the ordered, idempotent loader."""

@@ -1,0 +1,1 @@
+"""Freshsales target catalog, mapping proposer, plan model and the confirmation gate."""
