@@ -92,9 +92,7 @@ def compile_transform(column: str, transform: str | None, time_zone: str) -> Com
             # The source holds local wall-clock time; pin it to the clinic's zone, then write UTC.
             utc = f"timezone('UTC', timezone({quote_literal(time_zone)}, {parsed}))"
             value = f"CASE WHEN {usable} THEN strftime({utc}, '%Y-%m-%dT%H:%M:%SZ') END"
-        return CompiledField(
-            value, f"({present} AND {parsed} IS NULL)", f"does not match the plan's date format {arg}"
-        )
+        return CompiledField(value, f"({present} AND {parsed} IS NULL)", f"does not match the plan's date format {arg}")
     if name == "cents":
         cleaned = f"regexp_replace(trim({raw}), '[$,\\s]', '', 'g')"
         value = f"CASE WHEN {present} THEN try_cast({cleaned} AS DECIMAL(18, 2)) END"

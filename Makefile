@@ -1,0 +1,34 @@
+# The README's quick start: `make demo` and `make test` on a fresh machine with Python 3.11.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: demo test lint ui bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/clinic-pipeline demo
+
+test: $(STAMP)
+	$(BIN)/ruff check clinic_pipeline clinic_pipeline_tests
+	$(BIN)/pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check clinic_pipeline clinic_pipeline_tests
+	$(BIN)/ruff format --check clinic_pipeline clinic_pipeline_tests
+
+# The Dagster UI on the demo: a sandbox on a fixed port, then `dagster dev` pointed at it.
+ui: $(STAMP)
+	DAGSTER_HOME=$(CURDIR)/data/dagster $(BIN)/clinic-pipeline ui
+
+bench: $(STAMP)
+	$(BIN)/pytest clinic_pipeline_tests/benchmarks -m slow -p no:cacheprovider -q
+
+clean:
+	rm -rf data/source data/plan data/staged data/quarantine data/state data/reports data/sandbox data/load data/inventory

@@ -1,0 +1,1 @@
+"""Thin Dagster wrappers over `clinic_pipeline.steps`, one module per stage."""

@@ -1,0 +1,23 @@
+"""`inventory` group: the schema inventory of the clinic export."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from clinic_pipeline import steps
+from clinic_pipeline.assets.resources import ClinicPipelineResource, operator_errors
+
+
+@dg.asset(group_name="inventory", description="Every table and column of the export, profiled (no values).")
+def schema_inventory(pipeline: ClinicPipelineResource) -> dg.MaterializeResult:
+    settings = pipeline.settings()
+    with operator_errors():
+        inventory = steps.run_inventory(settings)
+    return dg.MaterializeResult(
+        metadata={
+            "tables": dg.MetadataValue.int(len(inventory.tables)),
+            "rows": dg.MetadataValue.int(sum(t.row_count for t in inventory.tables)),
+            "fingerprint": dg.MetadataValue.text(inventory.fingerprint),
+            "path": dg.MetadataValue.path(str(settings.inventory_path)),
+        }
+    )

@@ -1,0 +1,56 @@
+"""`plan` group: the proposed map, the confirmation gate and the admin's custom-field checklist."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from clinic_pipeline import steps
+from clinic_pipeline.assets.inventory import schema_inventory
+from clinic_pipeline.assets.resources import ClinicPipelineResource, operator_errors
+
+
+@dg.asset(group_name="plan", deps=[schema_inventory], description="The proposed object and field map.")
+def mapping_plan(pipeline: ClinicPipelineResource) -> dg.MaterializeResult:
+    settings = pipeline.settings()
+    with operator_errors():
+        outcome = steps.run_propose(settings)
+    fields = [f for o in outcome.plan.objects for f in o.fields]
+    return dg.MaterializeResult(
+        metadata={
+            "written": dg.MetadataValue.bool(outcome.written),
+            "status": dg.MetadataValue.text(outcome.plan.status),
+            "objects": dg.MetadataValue.int(len(outcome.plan.objects)),
+            "fields": dg.MetadataValue.int(len(fields)),
+            "fields_needing_review": dg.MetadataValue.int(sum(f.needs_review for f in fields)),
+            "path": dg.MetadataValue.path(str(settings.plan_path)),
+        }
+    )
+
+
+@dg.asset(
+    group_name="plan",
+    deps=[mapping_plan],
+    description="Fails until a person confirms the plan (`clinic-pipeline confirm-mapping --by NAME`).",
+)
+def confirmed_mapping(pipeline: ClinicPipelineResource) -> dg.MaterializeResult:
+    with operator_errors():
+        plan = steps.confirmed_plan(pipeline.settings())
+    return dg.MaterializeResult(
+        metadata={
+            "confirmed_by": dg.MetadataValue.text(plan.confirmed_by or ""),
+            "confirmed_hash": dg.MetadataValue.text(plan.confirmed_hash or ""),
+        }
+    )
+
+
+@dg.asset(group_name="plan", deps=[confirmed_mapping], description="Custom fields the admin creates in the UI.")
+def custom_field_checklist(pipeline: ClinicPipelineResource) -> dg.MaterializeResult:
+    with operator_errors():
+        md, csv_path, count = steps.run_checklist(pipeline.settings())
+    return dg.MaterializeResult(
+        metadata={
+            "custom_fields": dg.MetadataValue.int(count),
+            "markdown": dg.MetadataValue.path(str(md)),
+            "csv": dg.MetadataValue.path(str(csv_path)),
+        }
+    )

@@ -1,0 +1,34 @@
+"""The one resource the assets share: settings from the environment, overridable per deployment or test."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import dagster as dg
+
+from clinic_pipeline.mapping.plan import PlanNotConfirmedError
+from clinic_pipeline.settings import ConfigurationError, Settings
+from clinic_pipeline.source.reader import SourceError
+
+
+class ClinicPipelineResource(dg.ConfigurableResource):
+    """Unset fields fall back to the environment (CLINIC_SOURCE, FRESHSALES_BASE_URL, ...)."""
+
+    clinic_source: str | None = None
+    clinic_data_dir: str | None = None
+    freshsales_base_url: str | None = None
+    freshsales_api_key: str | None = None
+
+    def settings(self) -> Settings:
+        overrides = {k: v for k, v in self.model_dump().items() if v is not None}
+        return Settings(**overrides)
+
+
+@contextmanager
+def operator_errors() -> Iterator[None]:
+    """Turn the errors an operator can act on into a one-line Dagster failure instead of a traceback."""
+    try:
+        yield
+    except (ConfigurationError, PlanNotConfirmedError, SourceError, FileNotFoundError) as exc:
+        raise dg.Failure(description=str(exc), allow_retries=False) from None

@@ -1,0 +1,39 @@
+"""`verify` group: the validation report, read back from Freshsales."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from clinic_pipeline import steps
+from clinic_pipeline.assets.load import loaded_assets
+from clinic_pipeline.assets.resources import ClinicPipelineResource, operator_errors
+from clinic_pipeline.reports.validation import ValidationReport
+
+
+@dg.asset(
+    group_name="verify",
+    deps=list(loaded_assets.values()),
+    description="Source vs Freshsales: records found once by source key, counts, links (counts only).",
+)
+def validation_report(pipeline: ClinicPipelineResource) -> dg.MaterializeResult:
+    settings = pipeline.settings()
+    with operator_errors():
+        report = steps.run_validation(settings)
+    metadata: dict[str, dg.MetadataValue] = {
+        "ok": dg.MetadataValue.bool(report.ok),
+        "discrepancies": dg.MetadataValue.int(len(report.discrepancies)),
+        "html": dg.MetadataValue.path(str(settings.reports_dir / "validation_report.html")),
+    }
+    for o in report.objects:
+        metadata[f"{o.object}_freshsales_total"] = dg.MetadataValue.int(o.freshsales_total)
+        metadata[f"{o.object}_found_once"] = dg.MetadataValue.int(o.keys_found_once)
+    return dg.MaterializeResult(metadata=metadata)
+
+
+@dg.asset_check(asset=validation_report, description="Every staged record is in Freshsales exactly once.")
+def validation_has_no_discrepancies(pipeline: ClinicPipelineResource) -> dg.AssetCheckResult:
+    path = pipeline.settings().reports_dir / "validation_report.json"
+    report = ValidationReport.model_validate_json(path.read_text())
+    return dg.AssetCheckResult(
+        passed=report.ok, metadata={"discrepancies": dg.MetadataValue.int(len(report.discrepancies))}
+    )

@@ -1,0 +1,229 @@
+"""`clinic-pipeline`: the command line over the same step functions the Dagster assets call.
+
+Every command exits 0 on success and non-zero with a one-line reason otherwise: operator errors
+never surface as tracebacks, and no message carries record values or the API key.
+"""
+
+from __future__ import annotations
+
+import functools
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, ParamSpec, TypeVar
+
+import typer
+
+from clinic_pipeline import steps
+from clinic_pipeline.freshsales.errors import FreshsalesError
+from clinic_pipeline.load.loader import LoadFailedError
+from clinic_pipeline.mapping.plan import PlanNotConfirmedError, read_plan
+from clinic_pipeline.mapping.review import render_review
+from clinic_pipeline.settings import ConfigurationError, Settings
+from clinic_pipeline.source.reader import SourceError
+from clinic_pipeline.staging.objects import STAGED_OBJECTS
+
+app = typer.Typer(
+    help="Migrate a clinic's export into Freshsales: inventory → plan → stage → load → validate.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+P = ParamSpec("P")
+R = TypeVar("R")
+OPERATOR_ERRORS = (
+    ConfigurationError,
+    PlanNotConfirmedError,
+    SourceError,
+    FreshsalesError,
+    LoadFailedError,
+    FileNotFoundError,
+    ValueError,
+)
+
+
+def _one_line_errors(fn: Callable[P, R]) -> Callable[P, R]:
+    @functools.wraps(fn)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return fn(*args, **kwargs)
+        except OPERATOR_ERRORS as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(code=1) from None
+
+    return wrapper
+
+
+def _settings() -> Settings:
+    try:
+        return Settings()
+    except ValueError as exc:
+        # pydantic names the variable and the problem; the input itself is not echoed back.
+        raise ConfigurationError(str(exc).splitlines()[0] + ": check the environment / .env") from None
+
+
+@app.command("sandbox")
+@_one_line_errors
+def sandbox_command(
+    host: Annotated[str, typer.Option(help="loopback address to bind")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port")] = 8765,
+    db: Annotated[Path, typer.Option(help="SQLite file holding the sandbox's records")] = Path(
+        "data/sandbox/freshsales.sqlite"
+    ),
+    api_key: Annotated[str, typer.Option(envvar="FRESHSALES_API_KEY", help="key clients must send")] = "sandbox-key",
+    test_mode: Annotated[bool, typer.Option("--test-mode", help="enable the /_sandbox/ controls")] = False,
+    plan: Annotated[str, typer.Option(help="rate-limit preset: growth|pro|enterprise|unlimited")] = "unlimited",
+) -> None:
+    """Serve the Freshsales-compatible sandbox on loopback."""
+    from clinic_pipeline.sandbox.server import serve
+
+    db.parent.mkdir(parents=True, exist_ok=True)
+    typer.echo(f"sandbox: http://{host}:{port}/crm/sales (plan {plan}, test mode {'on' if test_mode else 'off'})")
+    serve(host=host, port=port, db=db, api_key=api_key, test_mode=test_mode, plan=plan)
+
+
+@app.command("sample-data")
+@_one_line_errors
+def sample_data(
+    out: Annotated[Path | None, typer.Option(help="where to write it (default: CLINIC_DATA_DIR/source/clinic)")] = None,
+) -> None:
+    """Write the built-in sample clinic export."""
+    from clinic_pipeline.samples import copy_fixture
+
+    dest = copy_fixture(out or _settings().clinic_data_dir / "source" / "clinic")
+    typer.echo(f"sample export written to {dest}")
+
+
+@app.command()
+@_one_line_errors
+def inventory() -> None:
+    """Profile every table and column of CLINIC_SOURCE into the schema inventory."""
+    settings = _settings()
+    inv = steps.run_inventory(settings)
+    rows = sum(t.row_count for t in inv.tables)
+    typer.echo(f"{len(inv.tables)} tables, {rows} rows → {settings.inventory_path}")
+
+
+@app.command("propose-mapping")
+@_one_line_errors
+def propose_mapping(
+    force: Annotated[bool, typer.Option(help="replace an existing plan for the same source")] = False,
+) -> None:
+    """Propose the object and field map from the inventory."""
+    settings = _settings()
+    outcome = steps.run_propose(settings, force=force)
+    if not outcome.written:
+        typer.echo(f"kept the existing plan for this source ({settings.plan_path}); --force replaces it")
+        return
+    review = sum(f.needs_review for o in outcome.plan.objects for f in o.fields)
+    typer.echo(f"plan proposed → {settings.plan_path} ({review} lines need review)")
+    if outcome.backup:
+        typer.echo(f"previous plan kept as {outcome.backup}")
+
+
+@app.command("review-mapping")
+@_one_line_errors
+def review_mapping() -> None:
+    """Show the plan, lowest confidence first."""
+    typer.echo(render_review(read_plan(_settings().plan_path)))
+
+
+@app.command("confirm-mapping")
+@_one_line_errors
+def confirm_mapping(by: Annotated[str, typer.Option("--by", help="who confirms the plan")]) -> None:
+    """Confirm the plan as it is now (hash-locked: any later edit needs a new confirmation)."""
+    plan = steps.run_confirm(_settings(), by)
+    typer.echo(f"plan confirmed by {plan.confirmed_by} (hash {plan.confirmed_hash})")
+
+
+@app.command()
+@_one_line_errors
+def checklist() -> None:
+    """Write the custom-field checklist (Markdown + CSV) for the Freshsales admin."""
+    md, csv_path, count = steps.run_checklist(_settings())
+    typer.echo(f"{count} custom fields to create → {md} and {csv_path}")
+
+
+@app.command()
+@_one_line_errors
+def migrate(
+    full: Annotated[bool, typer.Option("--full", help="stage and load every object, then validate")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="stage and count; send nothing")] = False,
+) -> None:
+    """Stage every object from the confirmed plan and load it in dependency order."""
+    if full == dry_run:
+        raise typer.BadParameter("choose exactly one of --full or --dry-run")
+    settings = _settings()
+    run_id = f"cli-{uuid.uuid4()}"
+    for obj in STAGED_OBJECTS:
+        staged = steps.run_stage(settings, obj.name)
+        typer.echo(
+            f"staged {obj.name}: {staged.staged_rows} records, {staged.quarantined_rows} quarantined, "
+            f"{staged.field_issues} field issues"
+        )
+    if dry_run:
+        return
+    for obj in STAGED_OBJECTS:
+        result = steps.run_load(settings, obj.name, run_id=run_id)
+        counts = ", ".join(f"{k} {v}" for k, v in sorted(result.outcomes.items()))
+        typer.echo(f"loaded {obj.name}: {counts}")
+    _print_report(steps.run_validation(settings), settings)
+
+
+def _print_report(report: steps.ValidationReport, settings: Settings) -> None:
+    for o in report.objects:
+        typer.echo(
+            f"validated {o.object}: {o.keys_found_once}/{o.staged} found once in Freshsales "
+            f"(total there {o.freshsales_total}), {o.keys_missing} missing, {o.keys_duplicated} duplicated"
+        )
+    typer.echo(f"report → {settings.reports_dir / 'validation_report.html'}")
+    if not report.ok:
+        for problem in report.discrepancies:
+            typer.echo(f"discrepancy: {problem}", err=True)
+        raise typer.Exit(code=2)
+
+
+@app.command()
+@_one_line_errors
+def report() -> None:
+    """Read Freshsales back and write the validation report (HTML + JSON)."""
+    settings = _settings()
+    _print_report(steps.run_validation(settings), settings)
+
+
+@app.command()
+@_one_line_errors
+def demo(
+    keep_sandbox_db: Annotated[bool, typer.Option(help="keep the sandbox's records from an earlier demo")] = False,
+) -> None:
+    """Generate the sample clinic and migrate it end to end into a sandbox (or FRESHSALES_BASE_URL)."""
+    from clinic_pipeline.demo import run_demo
+
+    run_demo(_settings(), echo=typer.echo, fresh_sandbox=not keep_sandbox_db)
+@app.command()
+@_one_line_errors
+def ui(
+    port: Annotated[int, typer.Option(help="port of the Dagster UI")] = 3000,
+    sandbox_port: Annotated[int, typer.Option(help="port of the sandbox the UI's runs load into")] = 8765,
+) -> None:
+    """Open the Dagster UI on the demo: the demo's sandbox on a fixed port, then `dagster dev`."""
+    import os
+    import shutil
+    import subprocess
+
+    from clinic_pipeline.demo import DEMO_API_KEY
+    from clinic_pipeline.sandbox.launcher import running_sandbox
+
+    settings = _settings()
+    home = Path(os.environ.setdefault("DAGSTER_HOME", str((settings.clinic_data_dir / "dagster").resolve())))
+    home.mkdir(parents=True, exist_ok=True)
+    shutil.copy("dagster.yaml", home / "dagster.yaml")
+    db = settings.clinic_data_dir / "sandbox" / "freshsales.sqlite"
+    db.parent.mkdir(parents=True, exist_ok=True)
+    with running_sandbox(db, DEMO_API_KEY, test_mode=True, plan="unlimited", port=sandbox_port) as handle:
+        env = os.environ | {
+            "FRESHSALES_BASE_URL": settings.freshsales_base_url or handle.base_url,
+            "FRESHSALES_API_KEY": DEMO_API_KEY,
+            "CLINIC_SOURCE": settings.clinic_source or str(settings.clinic_data_dir / "source" / "clinic"),
+        }
+        typer.echo(f"sandbox at {handle.base_url}; Dagster UI at http://127.0.0.1:{port}")
+        subprocess.run(["dagster", "dev", "-w", "workspace.yaml", "-p", str(port)], env=env, check=False)

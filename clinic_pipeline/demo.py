@@ -1,0 +1,115 @@
+"""`clinic-pipeline demo`: the whole migration on the built-in sample clinic, through Dagster.
+
+It does, loudly, the two things a person does in a real migration: confirming the mapping plan and,
+in its own sandbox, creating the custom fields from the admin checklist (Freshsales' public API
+cannot create them; the sandbox's test-mode control plays the admin's UI).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+import dagster as dg
+import httpx
+
+from clinic_pipeline import steps
+from clinic_pipeline.assets.resources import ClinicPipelineResource
+from clinic_pipeline.definitions import ALL_ASSETS, ALL_CHECKS
+from clinic_pipeline.mapping.checklist import required_custom_fields
+from clinic_pipeline.reports.validation import ValidationReport
+from clinic_pipeline.samples import copy_fixture
+from clinic_pipeline.settings import ConfigurationError, Settings
+
+ALL_ASSET_KEYS = [key.to_user_string() for a in ALL_ASSETS for key in a.keys]
+DEMO_API_KEY = "demo-sandbox-key"
+DEMO_CONFIRMER = "clinic-pipeline demo (automatic)"
+
+
+@contextmanager
+def _freshsales(settings: Settings, fresh: bool, echo: Callable[[str], None]) -> Iterator[tuple[str, str, str | None]]:
+    """(base_url, api_key, sandbox root or None): the configured Freshsales, else a sandbox of our own."""
+    if settings.freshsales_base_url:
+        base_url, key = settings.require_freshsales()
+        echo(f"demo: migrating into FRESHSALES_BASE_URL ({base_url})")
+        yield base_url, key.get_secret_value(), None
+        return
+    from clinic_pipeline.sandbox.launcher import running_sandbox
+
+    db = settings.clinic_data_dir / "sandbox" / "freshsales.sqlite"
+    if fresh and db.parent.exists():
+        shutil.rmtree(db.parent)
+    db.parent.mkdir(parents=True, exist_ok=True)
+    with running_sandbox(db, DEMO_API_KEY, test_mode=True, plan="unlimited") as handle:
+        echo(f"demo: started a Freshsales sandbox at {handle.base_url} (records in {db})")
+        yield handle.base_url, handle.api_key, handle.root_url
+    echo("demo: sandbox stopped")
+
+
+def _create_custom_fields_as_admin(
+    settings: Settings, root_url: str, api_key: str, echo: Callable[[str], None]
+) -> None:
+    specs = required_custom_fields(steps.confirmed_plan(settings))
+    echo(f"demo: ACTING AS THE FRESHSALES ADMIN: creating {len(specs)} custom fields from the checklist")
+    with httpx.Client(base_url=root_url, headers={"Authorization": f"Token token={api_key}"}) as http:
+        for spec in specs:
+            response = http.post(
+                f"/_sandbox/settings/{spec.entity}/fields",
+                json={"label": spec.label, "name": spec.name, "type": spec.type},
+            )
+            if response.status_code not in (200, 201, 409):
+                raise ConfigurationError(
+                    f"sandbox refused custom field {spec.entity}.{spec.name}: {response.status_code}"
+                )
+
+
+def _materialize(selection: list[str], resource: ClinicPipelineResource) -> dg.ExecuteInProcessResult:
+    # With DAGSTER_HOME set (as `make ui` does) the runs land in that instance and show in the UI.
+    instance = dg.DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else None
+    result = dg.materialize(
+        [*ALL_ASSETS, *ALL_CHECKS],
+        selection=selection,
+        resources={"pipeline": resource},
+        instance=instance,
+        raise_on_error=False,
+    )
+    if not result.success:
+        failures = [e.step_key for e in result.get_step_failure_events()]
+        raise ConfigurationError(f"demo: Dagster steps failed: {', '.join(str(f) for f in failures)}")
+    return result
+
+
+def run_demo(settings: Settings, *, echo: Callable[[str], None], fresh_sandbox: bool = True) -> None:
+    source = copy_fixture(settings.clinic_data_dir / "source" / "clinic")
+    echo(f"demo: sample clinic export written to {source}")
+    for generated in (settings.plan_dir, settings.staged_dir, settings.quarantine_dir, settings.state_db_path.parent):
+        if generated.exists():
+            shutil.rmtree(generated)
+    with _freshsales(settings, fresh_sandbox, echo) as (base_url, api_key, sandbox_root):
+        resource = ClinicPipelineResource(
+            clinic_source=str(source),
+            clinic_data_dir=str(settings.clinic_data_dir),
+            freshsales_base_url=base_url,
+            freshsales_api_key=api_key,
+        )
+        run_settings = resource.settings()
+        _materialize(["schema_inventory", "mapping_plan"], resource)
+        plan = steps.run_confirm(run_settings, DEMO_CONFIRMER)
+        echo(f"demo: AUTOMATICALLY CONFIRMED the mapping plan as '{DEMO_CONFIRMER}' (hash {plan.confirmed_hash})")
+        echo("demo: in a real migration a person reviews `clinic-pipeline review-mapping` and confirms it")
+        if sandbox_root is not None:
+            _create_custom_fields_as_admin(run_settings, sandbox_root, api_key, echo)
+        # Everything else, in one run: Dagster orders it by the asset graph, as the UI would.
+        _materialize([k for k in ALL_ASSET_KEYS if k not in ("schema_inventory", "mapping_plan")], resource)
+        report = ValidationReport.model_validate_json((run_settings.reports_dir / "validation_report.json").read_text())
+        for o in report.objects:
+            echo(
+                f"demo: {o.object}: {o.keys_found_once} of {o.staged} staged records found once in Freshsales "
+                f"({o.quarantined} quarantined)"
+            )
+        echo(f"demo: validation report → {run_settings.reports_dir / 'validation_report.html'}")
+        if not report.ok:
+            raise ConfigurationError(f"demo: validation found {len(report.discrepancies)} discrepancies")
+    echo("demo: done")

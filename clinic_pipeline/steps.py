@@ -1,0 +1,158 @@
+"""One function per pipeline step: what the Dagster assets and the CLI both call.
+
+Each takes the validated `Settings`, does its step through the domain packages and returns a small
+summary (counts, paths, hashes: never record values) for asset metadata and terminal output.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import duckdb
+import pyarrow.parquet as pq
+
+from clinic_pipeline.freshsales.client import FreshsalesClient
+from clinic_pipeline.load.loader import Loader, LoadResult
+from clinic_pipeline.load.state import open_state
+from clinic_pipeline.mapping.checklist import missing_custom_fields, required_custom_fields, write_checklist
+from clinic_pipeline.mapping.plan import MappingPlan, confirm_plan, read_plan, require_confirmed, write_plan
+from clinic_pipeline.mapping.proposer import propose_plan
+from clinic_pipeline.reports.validation import ValidationReport, build_report, validate_object, write_report
+from clinic_pipeline.settings import ConfigurationError, Settings
+from clinic_pipeline.source.inventory import SchemaInventory, build_inventory, read_inventory, write_inventory
+from clinic_pipeline.source.reader import SourceExport, open_source
+from clinic_pipeline.staging.objects import BY_NAME, STAGED_OBJECTS, StagedObject
+from clinic_pipeline.staging.stage import StageResult, stage_object
+
+
+@contextmanager
+def _source(settings: Settings) -> Iterator[tuple[SourceExport, duckdb.DuckDBPyConnection]]:
+    con = duckdb.connect()
+    try:
+        yield open_source(settings.require_source(), con), con
+    finally:
+        con.close()
+
+
+def run_inventory(settings: Settings) -> SchemaInventory:
+    with _source(settings) as (export, con):
+        inventory = build_inventory(export, con)
+    write_inventory(inventory, settings.inventory_path)
+    return inventory
+
+
+@dataclass(frozen=True)
+class ProposeOutcome:
+    plan: MappingPlan
+    written: bool  # False when a plan for the same source already exists and was kept
+    backup: Path | None = None
+
+
+def run_propose(settings: Settings, *, force: bool = False) -> ProposeOutcome:
+    """Propose a plan; never overwrite a person's edits to a plan of the same source unless forced."""
+    inventory = read_inventory(settings.inventory_path)
+    if settings.plan_path.exists() and not force:
+        existing = read_plan(settings.plan_path)
+        if existing.source_fingerprint == inventory.fingerprint:
+            return ProposeOutcome(existing, written=False)
+    backup = None
+    if settings.plan_path.exists():
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+        backup = settings.plan_path.with_name(f"mapping_plan.{stamp}.yaml")
+        shutil.copy2(settings.plan_path, backup)
+    plan = propose_plan(inventory, settings.mapping_review_threshold)
+    write_plan(plan, settings.plan_path)
+    return ProposeOutcome(plan, written=True, backup=backup)
+
+
+def run_confirm(settings: Settings, by: str) -> MappingPlan:
+    plan = confirm_plan(read_plan(settings.plan_path), by)
+    write_plan(plan, settings.plan_path)
+    return plan
+
+
+def confirmed_plan(settings: Settings) -> MappingPlan:
+    """The gate before any record moves; also refuses a plan proposed from another source."""
+    plan = require_confirmed(read_plan(settings.plan_path))
+    if settings.inventory_path.exists():
+        inventory = read_inventory(settings.inventory_path)
+        if inventory.fingerprint != plan.source_fingerprint:
+            raise ConfigurationError(
+                "the confirmed plan was proposed from a different source inventory: propose and confirm again"
+            )
+    return plan
+
+
+def run_checklist(settings: Settings) -> tuple[Path, Path, int]:
+    specs = required_custom_fields(confirmed_plan(settings))
+    md, csv_path = write_checklist(specs, settings.plan_dir)
+    return md, csv_path, len(specs)
+
+
+def run_stage(settings: Settings, name: str) -> StageResult:
+    plan = confirmed_plan(settings)
+    with _source(settings) as (export, con):
+        return stage_object(
+            BY_NAME[name], plan, export, con, staged_dir=settings.staged_dir, quarantine_dir=settings.quarantine_dir
+        )
+
+
+def _check_custom_fields(client: FreshsalesClient, plan: MappingPlan, obj: StagedObject) -> None:
+    required = [s for s in required_custom_fields(plan) if s.entity == obj.entity]
+    if not required:
+        return
+    present = {obj.entity: {f.name for f in client.field_definitions(obj.entity)}}
+    missing = missing_custom_fields(required, present)
+    if missing:
+        names = ", ".join(s.name for s in missing)
+        raise ConfigurationError(
+            f"Freshsales {obj.entity} lacks custom fields the plan needs: {names} "
+            "(create them from data/plan/custom_field_checklist.md, then re-run)"
+        )
+
+
+def run_load(settings: Settings, name: str, *, run_id: str, partition: str | None = None) -> LoadResult:
+    obj = BY_NAME[name]
+    plan = confirmed_plan(settings)
+    staged = settings.staged_dir / f"{obj.name}.parquet"
+    if not staged.exists():
+        raise ConfigurationError(f"{staged}: not staged yet; materialize staged_{obj.name} first")
+    with FreshsalesClient.from_settings(settings) as client:
+        _check_custom_fields(client, plan, obj)
+        with open_state(settings.state_db_path) as state:
+            loader = Loader(
+                client, state, run_id=run_id, partition=partition, max_concurrency=settings.freshsales_max_concurrency
+            )
+            return loader.load(obj, staged, settings.clinic_data_dir / "load" / "rejected")
+
+
+def run_validation(settings: Settings) -> ValidationReport:
+    results = []
+    with FreshsalesClient.from_settings(settings) as client, open_state(settings.state_db_path) as state:
+        for obj in STAGED_OBJECTS:
+            staged = settings.staged_dir / f"{obj.name}.parquet"
+            if not staged.exists():
+                continue
+            quarantine = settings.quarantine_dir / f"{obj.name}.parquet"
+            results.append(
+                validate_object(
+                    client,
+                    state,
+                    obj,
+                    staged_path=staged,
+                    quarantined=_row_count(quarantine),
+                    link_parent=BY_NAME[obj.parents[0]] if obj.parents else None,
+                )
+            )
+        report = build_report(results, state.audit_counts())
+    write_report(report, settings.reports_dir)
+    return report
+
+
+def _row_count(path: Path) -> int:
+    return pq.ParquetFile(path).metadata.num_rows if path.exists() else 0
