@@ -72,13 +72,27 @@ def sandbox_command(
     api_key: Annotated[str, typer.Option(envvar="FRESHSALES_API_KEY", help="key clients must send")] = "sandbox-key",
     test_mode: Annotated[bool, typer.Option("--test-mode", help="enable the /_sandbox/ controls")] = False,
     plan: Annotated[str, typer.Option(help="rate-limit preset: growth|pro|enterprise|unlimited")] = "unlimited",
+    requests_per_hour: Annotated[int | None, typer.Option(help="override the plan's hourly budget")] = None,
+    requests_per_minute: Annotated[int | None, typer.Option(help="override the plan's per-minute budget")] = None,
+    max_file_bytes: Annotated[int | None, typer.Option(help="per-file upload limit (default 150 MB)")] = None,
+    retry_after: Annotated[bool, typer.Option("--retry-after", help="send Retry-After with 429s")] = False,
 ) -> None:
     """Serve the Freshsales-compatible sandbox on loopback."""
     from clinic_pipeline.sandbox.server import serve
 
-    db.parent.mkdir(parents=True, exist_ok=True)
     typer.echo(f"sandbox: http://{host}:{port}/crm/sales (plan {plan}, test mode {'on' if test_mode else 'off'})")
-    serve(host=host, port=port, db=db, api_key=api_key, test_mode=test_mode, plan=plan)
+    serve(
+        host=host,
+        port=port,
+        db=db,
+        api_key=api_key,
+        test_mode=test_mode,
+        plan=plan,
+        requests_per_hour=requests_per_hour,
+        requests_per_minute=requests_per_minute,
+        max_file_bytes=max_file_bytes,
+        retry_after=retry_after,
+    )
 
 
 @app.command("sample-data")

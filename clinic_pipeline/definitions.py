@@ -1,7 +1,5 @@
 """Dagster Definitions: the one place that wires assets, checks and resources."""
 
-from __future__ import annotations
-
 import dagster as dg
 
 from clinic_pipeline.assets.inventory import schema_inventory

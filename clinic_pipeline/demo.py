@@ -48,7 +48,7 @@ def _freshsales(settings: Settings, fresh: bool, echo: Callable[[str], None]) ->
     echo("demo: sandbox stopped")
 
 
-def _create_custom_fields_as_admin(
+def create_custom_fields_as_admin(
     settings: Settings, root_url: str, api_key: str, echo: Callable[[str], None]
 ) -> None:
     specs = required_custom_fields(steps.confirmed_plan(settings))
@@ -73,6 +73,8 @@ def _materialize(selection: list[str], resource: ClinicPipelineResource) -> dg.E
         selection=selection,
         resources={"pipeline": resource},
         instance=instance,
+        # Step-by-step DEBUG events belong in the UI; the terminal gets the demo's own summary.
+        run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
         raise_on_error=False,
     )
     if not result.success:
@@ -100,7 +102,7 @@ def run_demo(settings: Settings, *, echo: Callable[[str], None], fresh_sandbox: 
         echo(f"demo: AUTOMATICALLY CONFIRMED the mapping plan as '{DEMO_CONFIRMER}' (hash {plan.confirmed_hash})")
         echo("demo: in a real migration a person reviews `clinic-pipeline review-mapping` and confirms it")
         if sandbox_root is not None:
-            _create_custom_fields_as_admin(run_settings, sandbox_root, api_key, echo)
+            create_custom_fields_as_admin(run_settings, sandbox_root, api_key, echo)
         # Everything else, in one run: Dagster orders it by the asset graph, as the UI would.
         _materialize([k for k in ALL_ASSET_KEYS if k not in ("schema_inventory", "mapping_plan")], resource)
         report = ValidationReport.model_validate_json((run_settings.reports_dir / "validation_report.json").read_text())

@@ -1,7 +1,5 @@
 """`inventory` group: the schema inventory of the clinic export."""
 
-from __future__ import annotations
-
 import dagster as dg
 
 from clinic_pipeline import steps

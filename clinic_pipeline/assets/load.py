@@ -1,7 +1,5 @@
 """`load` group: `loaded_<object>` in dependency order; all share the Freshsales API pool."""
 
-from __future__ import annotations
-
 import dagster as dg
 
 from clinic_pipeline import steps

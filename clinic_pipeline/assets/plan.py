@@ -1,7 +1,5 @@
 """`plan` group: the proposed map, the confirmation gate and the admin's custom-field checklist."""
 
-from __future__ import annotations
-
 import dagster as dg
 
 from clinic_pipeline import steps

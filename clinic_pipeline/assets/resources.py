@@ -1,7 +1,5 @@
 """The one resource the assets share: settings from the environment, overridable per deployment or test."""
 
-from __future__ import annotations
-
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -21,7 +19,13 @@ class ClinicPipelineResource(dg.ConfigurableResource):
     freshsales_api_key: str | None = None
 
     def settings(self) -> Settings:
-        overrides = {k: v for k, v in self.model_dump().items() if v is not None}
+        fields = {
+            "clinic_source": self.clinic_source,
+            "clinic_data_dir": self.clinic_data_dir,
+            "freshsales_base_url": self.freshsales_base_url,
+            "freshsales_api_key": self.freshsales_api_key,
+        }
+        overrides = {k: v for k, v in fields.items() if v is not None}
         return Settings(**overrides)
 
 

@@ -1,7 +1,5 @@
 """`staging` group: one `staged_<object>` Parquet asset per Freshsales object, each with its checks."""
 
-from __future__ import annotations
-
 import dagster as dg
 import pyarrow.compute as pc
 import pyarrow.parquet as pq

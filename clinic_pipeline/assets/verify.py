@@ -1,7 +1,5 @@
 """`verify` group: the validation report, read back from Freshsales."""
 
-from __future__ import annotations
-
 import dagster as dg
 
 from clinic_pipeline import steps

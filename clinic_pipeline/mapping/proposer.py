@@ -1,0 +1,467 @@
+"""Propose the mapping plan from the schema inventory: object per table, target per column, with reasons.
+
+Object level: each table's target is scored from its name (fuzzy, against `synonyms.TABLE_CONCEPTS`)
+and its columns (a table with first/last name, birth date and email is about people). Empty tables,
+the software's own tables (logs, settings...) and tables that match nothing are `not_migrated` with a
+reason a person can read and override.
+
+Field level: each column is scored against the field concepts of `synonyms.CONCEPTS`: confidence =
+0.65 × name similarity (rapidfuzz over the column's normalised/expanded spellings) + 0.35 × value-type
+agreement (the inventory's inferred type), minus penalties for shaky evidence (ambiguous day/month
+order, values not all matching the format, assumed time zone). A concept whose type clearly
+contradicts the values is vetoed. Columns are assigned greedily, best first, so each standard field
+receives one column; the rest become custom fields `cf_<snake_name>` typed from their values. Lines
+below the review threshold get `needs_review: true`.
+
+Conventions the plan follows:
+- The source key (the best-named unique, non-null column) → `external_id` on contacts; on any other
+  target the key is not a field line target (null): staging carries it in `cf_source_key`.
+- Sensitive identifiers (SSN, insurance member/policy ids, licence numbers) → target null, with a reason.
+- Created/updated timestamps → `cf_source_created_at` / `cf_source_updated_at` (Freshsales sets its own
+  `created_at`/`updated_at` and ignores client values, so the originals are kept in custom fields).
+- Pick-list columns stay `type: text` with the `picklist` transform: the plan carries no choice list yet,
+  and a dropdown without its choices would reject every value.
+
+Clinic location → account rule: a location/clinic/facility column on the contact table becomes the
+line `{target: sales_accounts, type: lookup, transform: "lookup:sales_account"}` and the object gets
+`also: [sales_account]`. Staging derives one sales_account per distinct trimmed value, case-insensitive:
+account `name` = the trimmed value (first spelling in row order), `cf_source_key` =
+`<table>.<column>:<lower(trimmed value)>`, and the contact links to that account.
+
+Transform vocabulary (exactly what `staging.transforms` compiles to SQL; `None` means `trim`):
+  trim                  whitespace trimmed; empty and null-like sentinels (N/A, NULL, 0000-00-00) → null
+  lower_email           trimmed, lower-cased, must look like an address; placeholders (none@none.com) dropped
+  phone                 E.164 (+1 for 10-digit NANP numbers) where possible, else the trimmed original
+  parse_date:<fmt>      strptime format (e.g. parse_date:%m/%d/%Y) → YYYY-MM-DD; sentinel dates → null
+  parse_datetime:<fmt>  strptime format of a local wall-clock time in the manifest's zone → ISO-8601 UTC
+  cents                 money text ($1,234.50) → exact decimal to the cent, never through a float
+  picklist              trimmed value kept as the pick-list choice
+  lookup:<object>       the parent record's source key (resolved to its Freshsales id at load time);
+                        here only lookup:sales_account, per the location rule above
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from rapidfuzz import fuzz
+
+from clinic_pipeline.mapping.catalog import CONTACT, NOT_MIGRATED, SALES_ACCOUNT
+from clinic_pipeline.mapping.plan import FieldMapping, FieldType, MappingPlan, ObjectMapping
+from clinic_pipeline.mapping.synonyms import (
+    CONCEPTS,
+    SYSTEM_TABLE_WORDS,
+    TABLE_CONCEPTS,
+    Concept,
+    TableConcept,
+    normalise,
+    variants,
+)
+from clinic_pipeline.source.inventory import ColumnProfile, SchemaInventory, TableProfile
+
+NAME_WEIGHT = 0.65
+TYPE_WEIGHT = 0.35
+MIN_NAME_SCORE = 0.8  # below this a fuzzy name match is noise ("state" ~ "date")
+MIN_CONCEPT_SCORE = 0.55
+MIN_TABLE_SCORE = 0.5
+MAX_CONFIDENCE = 0.99
+KEY_CONCEPT = next(c for c in CONCEPTS if c.key == "source_key")
+FIELD_CONCEPTS = tuple(c for c in CONCEPTS if c.key != "source_key")
+LOOKUP_ACCOUNT = "lookup:sales_account"
+
+
+@dataclass(frozen=True)
+class _Target:
+    field: str  # a standard field, or cf_* (custom); "{col}" stands for the column's snake name
+    type: FieldType
+    transform: str  # a vocabulary name; parse_* get the column's format appended
+    penalty: float = 0.0  # an assumption in this choice (a home phone into the mobile field)
+
+
+def _t(field: str, ftype: FieldType, transform: str = "trim", penalty: float = 0.0) -> _Target:
+    return _Target(field, ftype, transform, penalty)
+
+
+_COMMON: dict[str, list[_Target]] = {
+    "middle_name": [_t("cf_middle_name", "text")],
+    "address_2": [_t("cf_address_line_2", "text")],
+    "date_of_birth": [_t("cf_date_of_birth", "date", "parse_date")],
+    "gender": [_t("cf_gender", "text", "picklist")],
+    "created_at": [_t("cf_source_created_at", "datetime", "parse_datetime")],
+    "updated_at": [_t("cf_source_updated_at", "datetime", "parse_datetime")],
+    "notes": [_t("cf_notes", "text")],
+    "website": [_t("cf_website", "url")],
+    "job_title": [_t("cf_job_title", "text")],
+    "full_name": [_t("cf_full_name", "text")],
+    "time_zone": [_t("cf_time_zone", "text")],
+}
+_ADDRESS: dict[str, list[_Target]] = {
+    "address": [_t("address", "text")],
+    "city": [_t("city", "text")],
+    "state": [_t("state", "text")],
+    "zipcode": [_t("zipcode", "text")],
+    "country": [_t("country", "text")],
+}
+# Concept → targets in order of preference, per Freshsales object with a field map in this version.
+TARGETS: dict[str, dict[str, list[_Target]]] = {
+    CONTACT.name: {
+        **_COMMON,
+        **_ADDRESS,
+        "first_name": [_t("first_name", "text")],
+        "last_name": [_t("last_name", "text")],
+        "email": [_t("emails", "email", "lower_email"), _t("cf_{col}", "email", "lower_email")],
+        "mobile": [_t("mobile_number", "phone", "phone"), _t("cf_{col}", "phone", "phone")],
+        "phone": [_t("mobile_number", "phone", "phone", penalty=0.08), _t("cf_{col}", "phone", "phone")],
+        "work_phone": [_t("work_number", "phone", "phone"), _t("cf_{col}", "phone", "phone")],
+        "job_title": [_t("job_title", "text")],
+        "time_zone": [_t("time_zone", "text")],
+        "location": [_t("sales_accounts", "lookup", LOOKUP_ACCOUNT), _t("cf_{col}", "text", "picklist")],
+    },
+    SALES_ACCOUNT.name: {
+        **_COMMON,
+        **_ADDRESS,
+        "full_name": [_t("name", "text")],
+        "location": [_t("name", "text", penalty=0.05)],
+        "phone": [_t("phone", "phone", "phone")],
+        "work_phone": [_t("phone", "phone", "phone")],
+        "mobile": [_t("phone", "phone", "phone", penalty=0.05)],
+        "website": [_t("website", "url")],
+    },
+}
+_VALUE_WORDS = {
+    "email": "values look like email addresses",
+    "phone": "values look like phone numbers",
+    "date": "values are dates",
+    "datetime": "values are date-times",
+    "time": "values are times of day",
+    "zip": "values look like ZIP codes",
+    "id": "values look like identifiers",
+    "integer": "values are whole numbers",
+    "decimal": "values are decimal numbers",
+    "money": "values look like money amounts",
+    "boolean": "values are yes/no flags",
+    "text": "values are text",
+}
+
+
+def _value_words(column: ColumnProfile) -> str:
+    if column.null_rate >= 1.0:
+        return "no values in this export"
+    words = _VALUE_WORDS[column.type]
+    if column.format:
+        words += f" ({column.format})"
+    if column.categories is not None:
+        words += f", {len(column.categories)} distinct (pick-list)"
+    return words
+
+
+def name_similarity(name: str, phrases: tuple[str, ...]) -> tuple[float, str]:
+    """Best similarity in [0, 1] of any spelling of `name` to any phrase, and that phrase."""
+    best, best_phrase = 0.0, ""
+    for form in variants(name):
+        words = set(form.split())
+        for phrase in phrases:
+            if form == phrase:
+                return 1.0, phrase
+            score = max(fuzz.token_sort_ratio(form, phrase), fuzz.ratio(form.replace(" ", ""), phrase.replace(" ", "")))
+            score /= 100
+            if set(phrase.split()) <= words:
+                # Every word of the phrase is in the name ("home phone number" ⊇ "home phone").
+                score = max(score, 0.8 + 0.15 * len(phrase) / max(len(form), 1))
+            if score > best:
+                best, best_phrase = score, phrase
+    return (best, best_phrase) if best >= MIN_NAME_SCORE else (0.0, best_phrase)
+
+
+def _type_agreement(column: ColumnProfile, concept: Concept) -> float | None:
+    """1 agree, lower when the values are silent, None when they contradict the concept."""
+    if column.null_rate >= 1.0:
+        return 0.5
+    if column.type in concept.value_types:
+        return 1.0
+    if column.type == "text":
+        return 0.3  # a date column in mixed formats, a phone column full of notes...
+    # A sensitive identifier is held back whatever its values look like (an SSN looks like a phone).
+    return 0.7 if concept.sensitive else None
+
+
+@dataclass(frozen=True)
+class _Match:
+    column: ColumnProfile
+    concept: Concept
+    score: float
+    name_score: float
+    phrase: str
+
+
+def _matches(table: TableProfile, exclude: set[str]) -> list[_Match]:
+    found = []
+    for column in table.columns:
+        if column.name in exclude:
+            continue
+        for concept in FIELD_CONCEPTS:
+            name_score, phrase = name_similarity(column.name, concept.phrases)
+            agreement = _type_agreement(column, concept)
+            if agreement is None:
+                continue
+            if name_score == 0.0:
+                # Values alone can name a column only when their shape is unmistakable.
+                if concept.key == "email" and column.type == "email":
+                    found.append(_Match(column, concept, 0.6, 0.0, ""))
+                continue
+            score = NAME_WEIGHT * name_score + TYPE_WEIGHT * agreement
+            if score >= MIN_CONCEPT_SCORE:
+                found.append(_Match(column, concept, score, name_score, phrase))
+    return found
+
+
+def _snake(name: str) -> str:
+    snake = normalise(name).replace(" ", "_")[:48] or "field"
+    return f"f_{snake}" if snake[0].isdigit() else snake
+
+
+def _with_format(transform: str, column: ColumnProfile, fallback_format: str | None) -> tuple[str, FieldType | None]:
+    """Complete parse_* with the column's format; (transform, type override when it cannot be parsed)."""
+    if not transform.startswith("parse_"):
+        return transform, None
+    fmt = column.format or fallback_format
+    if column.type == "date" and transform == "parse_datetime":
+        return f"parse_date:{fmt}", "date"
+    if fmt is None:
+        return "trim", "text"
+    return f"{transform}:{fmt}", None
+
+
+def _penalties(column: ColumnProfile, transform: str, inventory: SchemaInventory) -> tuple[float, list[str]]:
+    penalty, notes = 0.0, []
+    if column.type_match_rate < 1.0 and column.null_rate < 1.0:
+        penalty += (1.0 - column.type_match_rate) * 0.3
+        notes.append(f"{round((1 - column.type_match_rate) * 100)} % of values do not fit")
+    if any(h.startswith("day/month order ambiguous") for h in column.hints):
+        penalty += 0.15
+        notes.append("day/month order ambiguous: confirm the format")
+    if transform.startswith("parse_datetime") and inventory.time_zone_assumed:
+        penalty += 0.2
+        notes.append(f"time zone assumed {inventory.time_zone}: confirm")
+    if column.type == "text" and transform.startswith("parse_"):
+        penalty += 0.2
+        notes.append("values share no single date format")
+    return penalty, notes
+
+
+def _field_line(
+    column: ColumnProfile,
+    target: _Target,
+    confidence: float,
+    reason: str,
+    inventory: SchemaInventory,
+    threshold: float,
+) -> FieldMapping:
+    transform, type_override = _with_format(target.transform, column, inventory.date_format)
+    penalty, notes = _penalties(column, transform, inventory)
+    confidence = round(max(0.0, min(MAX_CONFIDENCE, confidence - penalty - target.penalty)), 2)
+    name = target.field.replace("{col}", _snake(column.name))
+    if notes:
+        reason = f"{reason}; {'; '.join(notes)}"
+    return FieldMapping(
+        source=column.name,
+        target=name,
+        type=type_override or target.type,
+        transform=transform,
+        custom=name.startswith("cf_"),
+        confidence=confidence,
+        reason=reason,
+        needs_review=confidence < threshold,
+    )
+
+
+def _fallback(column: ColumnProfile, inventory: SchemaInventory, threshold: float) -> FieldMapping:
+    """No concept fits: a custom field typed from the values, for a person to keep, rename or drop."""
+    cf = f"cf_{_snake(column.name)}"
+    if column.null_rate >= 1.0:
+        return FieldMapping(
+            source=column.name,
+            target=None,
+            confidence=0.8,
+            reason="not migrated: the column has no values in this export",
+            needs_review=0.8 < threshold,
+        )
+    exact = column.type_match_rate >= 1.0
+    by_type: dict[str, _Target] = {
+        "email": _t(cf, "email", "lower_email"),
+        "phone": _t(cf, "phone", "phone"),
+        "date": _t(cf, "date", "parse_date"),
+        "datetime": _t(cf, "datetime", "parse_datetime"),
+        "money": _t(cf, "number", "cents"),
+        "integer": _t(cf, "number") if exact else _t(cf, "text"),
+        "decimal": _t(cf, "number") if exact else _t(cf, "text"),
+    }
+    target = by_type.get(column.type) or (_t(cf, "text", "picklist") if column.categories else _t(cf, "text"))
+    confidence = 0.6 if column.categories or column.type not in ("text", "id") else 0.5
+    reason = f"no standard field matches '{normalise(column.name)}'; custom field, {_value_words(column)}"
+    return _field_line(column, target, confidence, reason, inventory, threshold)
+
+
+def _key_score(column: ColumnProfile) -> float:
+    name_score, _ = name_similarity(column.name, KEY_CONCEPT.phrases)
+    return name_score + (0.3 if column.type == "id" else 0.15 if column.type == "integer" else 0.0)
+
+
+def _source_key(table: TableProfile) -> tuple[ColumnProfile | None, float]:
+    keys = [table.column(k) for k in table.candidate_keys]
+    if not keys:
+        return None, 0.0
+    best = max(keys, key=_key_score)
+    return best, min(MAX_CONFIDENCE, 0.6 + 0.3 * min(_key_score(best), 1.0))
+
+
+def _table_concept(table: TableProfile, field_hits: set[str]) -> tuple[TableConcept | None, float, str]:
+    best: tuple[TableConcept | None, float, str] = (None, 0.0, "")
+    for concept in TABLE_CONCEPTS:
+        name_score, phrase = name_similarity(table.name, concept.phrases)
+        signals = concept.signals & field_hits
+        signal = min(1.0, len(signals) / 3) if concept.signals else 0.0
+        score = NAME_WEIGHT * name_score + TYPE_WEIGHT * signal if concept.signals else 0.9 * name_score
+        if signal >= 1.0:
+            score = max(score, 0.7)  # names, birth date, email: people, whatever the file is called
+        if score > best[1]:
+            parts = [f"table name ~ '{phrase}' {name_score:.2f}"] if name_score else []
+            if signals:
+                parts.append("columns look like " + ", ".join(sorted(s.replace("_", " ") for s in signals)))
+            best = (concept, score, "; ".join(parts))
+    return best
+
+
+def _not_migrated(table: TableProfile, reason: str, confidence: float) -> ObjectMapping:
+    return ObjectMapping(
+        source_table=table.name, target=NOT_MIGRATED, confidence=round(confidence, 2), reason=reason, fields=[]
+    )
+
+
+def _assign(
+    table: TableProfile,
+    target: str,
+    key: ColumnProfile | None,
+    key_confidence: float,
+    inventory: SchemaInventory,
+    threshold: float,
+) -> list[FieldMapping]:
+    targets = TARGETS.get(target, _COMMON)
+    exclude = {key.name} if key else set()
+    lines: dict[str, FieldMapping] = {}
+    taken: set[str] = set()
+    for match in sorted(_matches(table, exclude), key=lambda m: (-m.score, m.column.name, m.concept.key)):
+        column, concept = match.column, match.concept
+        if column.name in lines:
+            continue
+        if concept.sensitive:
+            lines[column.name] = FieldMapping(
+                source=column.name,
+                target=None,
+                confidence=round(min(MAX_CONFIDENCE, match.score), 2),
+                reason=f"not migrated by default: name ~ '{match.phrase}' {match.name_score:.2f}, a sensitive "
+                "identifier a CRM should not hold; set a target to copy it anyway",
+                needs_review=match.score < threshold,
+            )
+            continue
+        for choice in targets.get(concept.key, []):
+            name = choice.field.replace("{col}", _snake(column.name))
+            if name in taken:
+                continue
+            evidence = f"name ~ '{match.phrase}' {match.name_score:.2f}" if match.name_score else "by values only"
+            lines[column.name] = _field_line(
+                column, choice, match.score, f"{evidence}, {_value_words(column)}", inventory, threshold
+            )
+            taken.add(name)
+            break
+    ordered = []
+    for column in table.columns:
+        if key is not None and column.name == key.name:
+            ordered.append(_key_line(key, key_confidence, target, table, threshold))
+        elif column.name in lines:
+            ordered.append(lines[column.name])
+        else:
+            line = _fallback(column, inventory, threshold)
+            if line.target and line.target in taken:
+                line = line.model_copy(update={"target": f"{line.target}_{len(taken)}"})
+            taken.add(line.target or "")
+            ordered.append(line)
+    return ordered
+
+
+def _key_line(
+    key: ColumnProfile, key_confidence: float, target: str, table: TableProfile, threshold: float
+) -> FieldMapping:
+    confidence = round(key_confidence, 2)
+    if target == CONTACT.name:
+        return FieldMapping(
+            source=key.name,
+            target=CONTACT.key_field,
+            type="text",
+            transform="trim",
+            confidence=confidence,
+            reason=f"source key (unique and non-null in all {table.row_count} rows) → external_id, the idempotency key",
+            needs_review=confidence < threshold,
+        )
+    return FieldMapping(
+        source=key.name,
+        target=None,
+        confidence=confidence,
+        reason=f"source key (unique and non-null in all {table.row_count} rows): staging carries it in cf_source_key",
+        needs_review=confidence < threshold,
+    )
+
+
+def _propose_object(table: TableProfile, inventory: SchemaInventory, threshold: float) -> ObjectMapping:
+    words = set(normalise(table.name).split())
+    if table.row_count == 0:
+        return _not_migrated(table, "not migrated: the table is empty in this export", 0.9)
+    if words & SYSTEM_TABLE_WORDS:
+        system = ", ".join(sorted(words & SYSTEM_TABLE_WORDS))
+        return _not_migrated(table, f"not migrated: looks like the software's own table ({system}), not clinic data", 0.8)
+    field_hits = {m.concept.key for m in _matches(table, set()) if m.name_score >= 0.8}
+    concept, score, why = _table_concept(table, field_hits)
+    if concept is None or score < MIN_TABLE_SCORE:
+        return _not_migrated(
+            table,
+            "not migrated: neither the table name nor its columns match a Freshsales object "
+            "(patients, locations, appointments, billing, providers, ...); set a target to migrate it",
+            round(1 - score, 2),
+        )
+    key, key_confidence = _source_key(table)
+    fields = _assign(table, concept.target, key, key_confidence, inventory, threshold)
+    reasons = [why]
+    if key is None:
+        reasons.append("no unique non-null column: choose a source key before confirming")
+        score = min(score, threshold - 0.01)
+    else:
+        reasons.append(f"key {key.name}")
+    if concept.target not in TARGETS:
+        reasons.append(f"{concept.target}: generic field map in this version (custom fields), review every line")
+        score = min(score, threshold - 0.01)
+    also = (
+        ["sales_account"]
+        if concept.target == CONTACT.name and any(f.transform == LOOKUP_ACCOUNT for f in fields)
+        else []
+    )
+    if also:
+        location = next(f.source for f in fields if f.transform == LOOKUP_ACCOUNT)
+        reasons.append(f"one sales_account per distinct {location}, linked to each contact")
+    return ObjectMapping(
+        source_table=table.name,
+        target=concept.target,
+        also=also,
+        source_key=key.name if key else None,
+        confidence=round(max(0.0, min(MAX_CONFIDENCE, score)), 2),
+        reason="; ".join(r for r in reasons if r),
+        fields=fields,
+    )
+
+
+def propose_plan(inventory: SchemaInventory, review_threshold: float) -> MappingPlan:
+    """The proposed plan for every table of the inventory (status `proposed`, nothing confirmed)."""
+    if not 0.0 <= review_threshold <= 1.0:
+        raise ValueError("review_threshold must lie in [0, 1]")
+    objects = [_propose_object(t, inventory, review_threshold) for t in inventory.tables]
+    return MappingPlan(source_fingerprint=inventory.fingerprint, objects=objects)
+

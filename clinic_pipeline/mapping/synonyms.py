@@ -1,0 +1,248 @@
+"""General clinic and CRM vocabulary: how exports name things, normalised for fuzzy matching.
+
+Nothing here names a particular vendor or fixture: abbreviations are the ones practice software and
+spreadsheets use everywhere (pt, dob, fname, amt, npi, dx, cpt, e-mail, cell...), and each concept
+lists the plain-English phrases a column or table about it is called.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+
+# token → expansion, applied word by word after normalisation.
+ABBREVIATIONS: dict[str, str] = {
+    "pt": "patient",
+    "pat": "patient",
+    "pnt": "patient",
+    "dob": "date of birth",
+    "bdate": "birth date",
+    "bday": "birthday",
+    "fname": "first name",
+    "firstname": "first name",
+    "lname": "last name",
+    "lastname": "last name",
+    "surname": "last name",
+    "mname": "middle name",
+    "mi": "middle initial",
+    "ins": "insurance",
+    "amt": "amount",
+    "npi": "national provider identifier",
+    "dx": "diagnosis",
+    "icd": "diagnosis code",
+    "cpt": "procedure code",
+    "hcpcs": "procedure code",
+    "addr": "address",
+    "ph": "phone",
+    "phn": "phone",
+    "tel": "phone",
+    "telephone": "phone",
+    "cell": "mobile",
+    "cellphone": "mobile phone",
+    "mobilephone": "mobile phone",
+    "email": "email",
+    "emailaddress": "email address",
+    "mail": "email",
+    "zip": "zip",
+    "zipcode": "zip",
+    "postal": "zip",
+    "postcode": "zip",
+    "no": "number",
+    "num": "number",
+    "nbr": "number",
+    "nr": "number",
+    "dt": "date",
+    "desc": "description",
+    "sex": "gender",
+    "ssn": "social security number",
+    "mrn": "medical record number",
+    "acct": "account",
+    "dept": "department",
+    "prov": "provider",
+    "dr": "provider",
+    "doc": "provider",
+    "loc": "location",
+    "fac": "facility",
+    "appt": "appointment",
+    "dur": "duration",
+    "pmt": "payment",
+    "pymt": "payment",
+    "chg": "charge",
+    "bal": "balance",
+    "qty": "quantity",
+    "ref": "referral",
+    "emerg": "emergency",
+    "tz": "time zone",
+    "timezone": "time zone",
+    "lang": "language",
+    "dod": "date of death",
+    "upd": "updated",
+    "mod": "modified",
+    "cre": "created",
+}
+
+# Words that only repeat what the table is about ("Patient First Name" in a patient list).
+SUBJECT_WORDS = frozenset({"patient", "client", "person", "member", "customer", "contact"})
+
+
+def normalise(name: str) -> str:
+    """`Pt #` → `pt number`, `D.O.B.` → `dob`, `E-mail Address` → `email address`, `PatNum` → `pat num`."""
+    text = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
+    # Dotted acronyms first (D.O.B., S.S.N.), before dots become word breaks.
+    text = re.sub(r"\b(?:[A-Za-z]\.){2,}", lambda m: m.group(0).replace(".", ""), text)
+    text = re.sub(r"([a-z0-9])([A-Z])", r"\1 \2", text)
+    text = re.sub(r"([A-Z]+)([A-Z][a-z])", r"\1 \2", text)
+    text = text.replace("#", " number ").replace("&", " and ")
+    text = re.sub(r"\be-?mail\b", "email", text, flags=re.IGNORECASE)
+    return " ".join(re.split(r"[^0-9a-zA-Z]+", text.lower())).strip()
+
+
+def expand(normalised: str) -> str:
+    return " ".join(ABBREVIATIONS.get(word, word) for word in normalised.split())
+
+
+def variants(name: str) -> list[str]:
+    """The spellings of a column name worth matching: as written, expanded, and without subject words."""
+    plain = normalise(name)
+    expanded = expand(plain)
+    found = [plain, expanded, plain.replace(" ", "")]
+    for form in (plain, expanded):
+        stripped = " ".join(w for w in form.split() if w not in SUBJECT_WORDS)
+        if stripped:
+            found.append(stripped)
+    return list(dict.fromkeys(v for v in found if v))
+
+
+@dataclass(frozen=True)
+class Concept:
+    key: str
+    phrases: tuple[str, ...]  # normalised, expanded forms
+    value_types: frozenset[str]  # inventory types consistent with the concept
+    sensitive: bool = False
+
+
+def _c(key: str, phrases: str, types: str, sensitive: bool = False) -> Concept:
+    return Concept(key, tuple(p.strip() for p in phrases.split(",")), frozenset(types.split()), sensitive)
+
+
+# Field-level concepts. Types are the inventory's ValueType names.
+CONCEPTS: tuple[Concept, ...] = (
+    _c(
+        "source_key",
+        "id, patient id, patient number, chart number, chart, medical record number, record number, "
+        "account number, pid, public id, identifier, key, external id, number, uid, uuid, guid",
+        "id integer text",
+    ),
+    _c("first_name", "first name, given name, first, forename, given, preferred first name", "text"),
+    _c("last_name", "last name, family name, last, family, name last, surname", "text"),
+    _c("middle_name", "middle name, middle initial, middle", "text"),
+    _c("full_name", "name, full name, display name, patient name, contact name", "text"),
+    _c("date_of_birth", "date of birth, birth date, birthdate, birthday, born, birth", "date datetime"),
+    _c("email", "email, email address, primary email, contact email, email id", "email"),
+    _c("mobile", "mobile, mobile phone, mobile number, cellular, mobile phone number, sms", "phone integer"),
+    _c(
+        "phone",
+        "phone, phone number, home phone, primary phone, contact number, home number, phone home, phone 1",
+        "phone integer",
+    ),
+    _c("work_phone", "work phone, office phone, business phone, work number, phone work, phone biz", "phone integer"),
+    _c(
+        "address",
+        "address, street, street address, address line 1, address 1, address1, mailing address, street 1, street line",
+        "text",
+    ),
+    _c("address_2", "address line 2, address 2, address2, street 2, apartment, suite, unit", "text"),
+    _c("city", "city, town, municipality, locality", "text"),
+    _c("state", "state, st, province, region, state code, state province", "text"),
+    _c("zipcode", "zip, zip code, postal code, zip number", "zip integer"),
+    _c("country", "country, country code, nation", "text"),
+    _c("job_title", "job title, occupation, title, position, job", "text"),
+    _c("time_zone", "time zone", "text"),
+    _c("gender", "gender, gender identity, administrative gender", "text boolean"),
+    _c(
+        "location",
+        "location, clinic, clinic location, facility, site, office, practice, branch, clinic name, "
+        "facility name, location name, service location, practice location, home clinic, primary location",
+        "text id integer",
+    ),
+    _c(
+        "created_at",
+        "created at, created, date created, creation date, created date, date added, added, date entered, "
+        "entered, registration date, registered, create date, created on",
+        "datetime date",
+    ),
+    _c(
+        "updated_at",
+        "updated at, updated, last modified, modified, date modified, last updated, changed, modified date, "
+        "modified at, last update, updated on, last changed",
+        "datetime date",
+    ),
+    _c("ssn", "social security number, social security, social, ss, ssn last 4", "text id integer", sensitive=True),
+    _c(
+        "member_id",
+        "member id, insurance member id, member number, insurance member number, policy number, policy id, "
+        "subscriber id, subscriber number, insurance id, insurance number, medicaid number, medicare number, "
+        "health insurance claim number",
+        "text id integer",
+        sensitive=True,
+    ),
+    _c(
+        "license",
+        "driver license, drivers license, driver license number, drivers license number, license number, drivers, "
+        "passport, passport number",
+        "text id",
+        sensitive=True,
+    ),
+    _c("notes", "notes, note, comment, comments, remarks, memo, description", "text"),
+    _c("website", "website, web site, url, web, homepage", "text"),
+)
+CONCEPT_BY_KEY = {c.key: c for c in CONCEPTS}
+
+
+@dataclass(frozen=True)
+class TableConcept:
+    target: str
+    phrases: tuple[str, ...]
+    signals: frozenset[str]  # field concepts whose presence says "this table is one of these"
+
+
+def _t(target: str, phrases: str, signals: str) -> TableConcept:
+    return TableConcept(target, tuple(p.strip() for p in phrases.split(",")), frozenset(signals.split()))
+
+
+# Table-level vocabulary: what a table holding each Freshsales target is called.
+TABLE_CONCEPTS: tuple[TableConcept, ...] = (
+    _t(
+        "contact",
+        "patient, patients, patient data, patient list, patient demographics, demographics, person, people, "
+        "client, clients, member, members, chart, referring physician, referrer, referral source",
+        "first_name last_name date_of_birth email mobile phone gender",
+    ),
+    _t(
+        "sales_account",
+        "location, locations, clinic, clinics, facility, facilities, site, sites, office, offices, practice, "
+        "branch, organization, organisation, payer, payers, insurance company, insurance companies, carrier, pharmacy",
+        "full_name address city zipcode website phone",
+    ),
+    _t(
+        "appointment",
+        "appointment, appointments, visit, visits, encounter, encounters, calendar, event, events, schedule, "
+        "booking, bookings, calendar event, postcalendar events",
+        "",
+    ),
+    _t("deal", "billing, bill, invoice, invoices, charge, charges, payment, payments, claim, claims, ledger", ""),
+    _t("task", "task, tasks, reminder, reminders, follow up, recall, recalls, to do", ""),
+    _t("note", "note, notes, progress note, clinical note, comment, comments", ""),
+    _t("file", "document, documents, file, files, attachment, attachments, scan, scans", ""),
+    _t("user", "provider, providers, user, users, staff, doctor, doctors, physician, employee, practitioner", ""),
+    _t("custom_module:insurance_plan", "insurance, insurance data, coverage, policy, policies, insurance plan", ""),
+    _t("custom_module:treatment_plan", "treatment plan, care plan, plan of care, problem list, problems", ""),
+    _t("custom_module:lab_result", "lab, labs, lab result, lab results, result, results, observation, observations", ""),
+)
+
+# Tables that belong to the software itself, not to the clinic's records.
+SYSTEM_TABLE_WORDS = frozenset(
+    {"log", "logs", "audit", "config", "configuration", "setting", "settings", "session", "sessions", "sequence",
+     "sequences", "migration", "migrations", "cache", "lock", "locks", "tmp", "temp", "globals", "version"}
+)

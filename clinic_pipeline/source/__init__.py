@@ -1,0 +1,1 @@
+"""Reading a clinic export through DuckDB, and its schema inventory."""

@@ -1,0 +1,514 @@
+"""Schema inventory: every table and column of the export profiled in DuckDB, without its values.
+
+The inventory is an operator artifact and the proposer's only input, so it carries shapes, counts and
+rates, never a cell value (PHI). The one exception is the distinct values of clearly categorical
+columns (few values that repeat, not a name/contact/address/date/id column): pick-list mapping needs
+them and a status or a clinic location is not about one person.
+
+Types are decided from value shapes; the column name only breaks ties between shapes that look alike
+(a 5-digit id vs a ZIP code, a 10-digit id vs a phone number). Each table is profiled in one
+aggregate query over all its columns; inferred relationships in one more query for the whole export.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from pathlib import Path
+from typing import Literal
+
+import duckdb
+from pydantic import BaseModel, Field
+
+from clinic_pipeline.source.reader import ROW_COLUMN, VIEW_SCHEMA, SourceExport, quote_ident
+
+ValueType = Literal[
+    "integer", "decimal", "money", "date", "datetime", "time", "boolean", "email", "phone", "zip", "text", "id"
+]
+
+# Null-like spellings every export uses; matched after trim + lower.
+TEXT_SENTINELS = ("n/a", "na", "null", "none", "nil", "-", "--", "#n/a", "?")
+ZERO_DATES = ("0000-00-00", "0000-00-00 00:00:00", "00/00/0000", "0000-00-00t00:00:00")
+DATE_SENTINELS = ("0001-01-01", "1900-01-01", "01/01/1900", "01/01/0001", "1900-01-01 00:00:00")
+PLACEHOLDER_EMAILS = ("none@none.com", "noemail@noemail.com", "no@email.com", "noemail@example.com", "declined")
+DATE_FORMATS = ("%Y-%m-%d", "%m/%d/%Y", "%d/%m/%Y", "%m-%d-%Y", "%d.%m.%Y", "%Y/%m/%d", "%m/%d/%y", "%Y%m%d")
+DATETIME_FORMATS = (
+    "%Y-%m-%d %H:%M:%S",
+    "%Y-%m-%dT%H:%M:%S",
+    "%Y-%m-%dT%H:%M:%SZ",
+    "%Y-%m-%d %H:%M:%S.%f",
+    "%Y-%m-%dT%H:%M:%S.%f",
+    "%Y-%m-%dT%H:%M:%S%z",
+    "%Y-%m-%d %H:%M",
+    "%m/%d/%Y %H:%M:%S",
+    "%m/%d/%Y %H:%M",
+    "%m/%d/%Y %I:%M %p",
+    "%m/%d/%Y %I:%M:%S %p",
+    "%d/%m/%Y %H:%M",
+)
+TIME_FORMATS = ("%H:%M:%S", "%H:%M", "%I:%M %p", "%I:%M:%S %p")
+PATTERNS = {
+    "integer": r"[-+]?\d+",
+    "decimal": r"[-+]?(\d+\.?\d*|\.\d+)",
+    "money": r"[-+]?\(?\$?\s*[-+]?(\d{1,3}(,\d{3})+|\d+)(\.\d{1,2})?\)?",
+    "currency_mark": r".*(\$|\d,\d{3}).*",
+    "two_decimals": r"[-+]?\d+\.\d{2}",
+    "boolean": r"(?i)(true|false|yes|no|y|n|t|f)",
+    "zero_one": r"[01]",
+    "email": r"[^@\s]+@[^@\s]+\.[^@\s]+",
+    "has_at": r".*@.*",
+    "phone": r"\+?[\d\s().\-/]{7,}((x|ext\.?)\s*\d{1,6})?",
+    "phone_separator": r".*[\s().\-+].*",
+    "zip": r"\d{5}(-\d{4})?",
+    "zip4": r"\d{4}",
+    "uuid": r"[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}",
+    "code": r"[A-Za-z]{0,6}[-_#]?\d+[A-Za-z]?",
+    "leading_zero": r"0\d+",
+    "scientific": r"\d(\.\d+)?[eE]\+?\d+",
+    "extension": r"(?i).*\d\s*(x|ext\.?)\s*\d{1,6}",
+    "ssn_shape": r"\d{3}-\d{2}-\d{4}",
+}
+_ID_NAME = re.compile(r"(^|[^a-z])(id|key|no|nbr|num|number|mrn|pid|uuid|guid|chart)$|^id|#|num$|id$", re.IGNORECASE)
+_ZIP_NAME = re.compile(r"zip|postal|postcode|post_code", re.IGNORECASE)
+_PHONE_NAME = re.compile(r"phone|mobile|cell|tel|fax", re.IGNORECASE)
+# Columns about one person or place: never list their values, however few there are.
+_PERSONAL_NAME = re.compile(
+    r"name|first|last|middle|given|family|surname|email|e-mail|phone|mobile|cell|fax|addr|street|city|zip|postal"
+    r"|ssn|social|birth|dob|note|comment|memo|descr|remark|member|policy|subscriber|guarantor|contact|emergency",
+    re.IGNORECASE,
+)
+_CREATED_NAME = re.compile(r"creat|entered|added|insert|date_?in$|registered|regdate", re.IGNORECASE)
+_UPDATED_NAME = re.compile(r"updat|modif|changed|last_?mod|last_?edit|timestamp|mtime", re.IGNORECASE)
+MAX_CATEGORIES = 20
+TYPE_THRESHOLD = 0.9
+
+
+class ColumnProfile(BaseModel):
+    name: str
+    type: ValueType
+    format: str | None = Field(default=None, description="strptime format for date, datetime and time columns")
+    type_match_rate: float = Field(description="share of non-null values that have the inferred type's shape")
+    null_count: int = Field(description="empty, whitespace-only and sentinel values")
+    null_rate: float
+    sentinel_count: int
+    sentinels: dict[str, int] = Field(default_factory=dict, description="kind → count: text, zero_date, ...")
+    distinct_count: int
+    max_length: int
+    unique: bool
+    hints: list[str] = Field(default_factory=list)
+    categories: list[str] | None = Field(default=None, description="only for clearly categorical columns")
+
+
+class TableProfile(BaseModel):
+    name: str
+    origin: str = Field(description="file or table inside the export")
+    row_count: int
+    columns: list[ColumnProfile]
+    candidate_keys: list[str] = Field(description="unique, non-null columns, most key-like first")
+    created_column: str | None = None
+    updated_column: str | None = None
+
+    def column(self, name: str) -> ColumnProfile:
+        return next(c for c in self.columns if c.name == name)
+
+
+class Relationship(BaseModel):
+    table: str
+    column: str
+    ref_table: str
+    ref_column: str
+    kind: Literal["declared", "inferred"]
+    coverage: float | None = Field(default=None, description="share of the column's distinct values found")
+
+
+class SchemaInventory(BaseModel):
+    version: int = 1
+    source_system: str
+    time_zone: str
+    time_zone_assumed: bool
+    date_format: str | None = None
+    tables: list[TableProfile]
+    relationships: list[Relationship] = Field(default_factory=list)
+    warnings: list[str] = Field(default_factory=list)
+
+    def table(self, name: str) -> TableProfile:
+        return next(t for t in self.tables if t.name == name)
+
+    @property
+    def fingerprint(self) -> str:
+        """sha256 of the canonical JSON of the whole inventory: what a plan's `source_fingerprint` holds."""
+        return _sha256(self.model_dump(mode="json"))
+
+    @property
+    def schema_fingerprint(self) -> str:
+        """sha256 of tables, columns and types only: unchanged by new rows of the same shape (delta runs)."""
+        shape = [[t.name, [[c.name, c.type, c.format] for c in t.columns]] for t in self.tables]
+        return _sha256(shape)
+
+
+def _sha256(data: object) -> str:
+    canonical = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _lit(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def _in_list(values: tuple[str, ...]) -> str:
+    return "(" + ", ".join(_lit(v) for v in values) + ")"
+
+
+def _column_aggregates(i: int) -> dict[str, str]:
+    """Aggregates of column i over the CTE (raw r{i}, trimmed t{i}, null-like flag n{i})."""
+    r, t, n = f"r{i}", f"t{i}", f"n{i}"
+    present = f"NOT {n}"
+
+    def share(cond: str) -> str:
+        return f"count(*) FILTER (WHERE {present} AND {cond})"
+
+    def match(pattern: str) -> str:
+        return share(f"regexp_full_match({t}, {_lit(PATTERNS[pattern])})")
+
+    aggs = {
+        "missing": f"count(*) FILTER (WHERE {t} IS NULL OR {t} = '')",
+        "text_sentinel": f"count(*) FILTER (WHERE lower({t}) IN {_in_list(TEXT_SENTINELS)})",
+        "zero_date": f"count(*) FILTER (WHERE lower({t}) IN {_in_list(ZERO_DATES)})",
+        "date_sentinel": share(f"lower({t}) IN {_in_list(DATE_SENTINELS)}"),
+        "placeholder_email": share(f"(lower({t}) IN {_in_list(PLACEHOLDER_EMAILS)} OR starts_with(lower({t}), 'noemail@'))"),
+        "placeholder_phone": share(f"regexp_full_match({t}, '[0\\s().\\-+]*0[0\\s().\\-+]*')"),
+        "present": f"count(*) FILTER (WHERE {present})",
+        "distinct": f"count(DISTINCT {t}) FILTER (WHERE {present})",
+        "max_length": f"coalesce(max(length({r})), 0)",
+        "whitespace": share(f"{r} <> {t}"),
+        "non_ascii": share(f"regexp_matches({t}, '[^\\x00-\\x7F]')"),
+        "mojibake": share(f"regexp_matches({t}, 'Ã.|Â.|â€')"),
+        "all_upper": share(f"{t} = upper({t}) AND {t} <> lower({t})"),
+        "multi_word": share(f"contains({t}, ' ')"),
+        "phone_digits": share(
+            f"length(regexp_replace(regexp_replace(lower({t}), '(x|ext\\.?)\\s*\\d+$', ''), '[^0-9]', '', 'g'))"
+            " BETWEEN 7 AND 15"
+        ),
+    }
+    for pattern in PATTERNS:
+        aggs[pattern] = match(pattern)
+    for kind, formats in (("date", DATE_FORMATS), ("datetime", DATETIME_FORMATS), ("time", TIME_FORMATS)):
+        for k, fmt in enumerate(formats):
+            aggs[f"{kind}{k}"] = share(f"try_strptime({t}, {_lit(fmt)}) IS NOT NULL")
+    return aggs
+
+
+def _profile_counts(con: duckdb.DuckDBPyConnection, table: str, columns: list[str]) -> list[dict[str, int]]:
+    if not columns:
+        return []
+    null_like = _in_list(TEXT_SENTINELS + ZERO_DATES)
+    projections = []
+    for i, column in enumerate(columns):
+        q = quote_ident(column)
+        projections.append(
+            f"{q} AS r{i}, trim({q}) AS t{i}, "
+            f"({q} IS NULL OR trim({q}) = '' OR lower(trim({q})) IN {null_like}) AS n{i}"
+        )
+    names: list[tuple[int, str]] = []
+    selects: list[str] = []
+    for i in range(len(columns)):
+        for key, sql in _column_aggregates(i).items():
+            names.append((i, key))
+            selects.append(sql)
+    query = (
+        f"WITH s AS (SELECT {', '.join(projections)} FROM {VIEW_SCHEMA}.{quote_ident(table)}) "
+        f"SELECT {', '.join(selects)} FROM s"
+    )
+    row = con.execute(query).fetchall()[0]
+    counts: list[dict[str, int]] = [{} for _ in columns]
+    for (i, key), value in zip(names, row, strict=True):
+        counts[i][key] = int(value or 0)
+    return counts
+
+
+def _best_format(c: dict[str, int], kind: str, formats: tuple[str, ...], preferred: str | None) -> tuple[str, int]:
+    scored = [(c[f"{kind}{k}"], fmt == preferred, -k, fmt) for k, fmt in enumerate(formats)]
+    hits, _, _, fmt = max(scored)
+    return fmt, hits
+
+
+def _infer_type(name: str, c: dict[str, int], preferred_date: str | None) -> tuple[ValueType, str | None, int]:
+    """(type, format, values matching it)."""
+    present = c["present"]
+    if present == 0:
+        return "text", None, 0
+
+    def enough(hits: int, threshold: float = TYPE_THRESHOLD) -> bool:
+        return hits >= threshold * present
+
+    unique = c["distinct"] == present
+    id_name = bool(_ID_NAME.search(name))
+    if enough(c["boolean"], 0.98):
+        return "boolean", None, c["boolean"]
+    if enough(c["zero_one"], 1.0) and c["distinct"] == 2 and not id_name:
+        return "boolean", None, c["zero_one"]
+    if enough(c["uuid"], 0.95):
+        return "id", None, c["uuid"]
+    dt_fmt, dt_hits = _best_format(c, "datetime", DATETIME_FORMATS, None)
+    d_fmt, d_hits = _best_format(c, "date", DATE_FORMATS, preferred_date)
+    if d_fmt == "%Y%m%d" and not re.search(r"date|dob|birth|dt$", name, re.IGNORECASE):
+        d_hits = 0  # eight digits are a number unless the name says date
+    if enough(dt_hits) and dt_hits >= d_hits:
+        return "datetime", dt_fmt, dt_hits
+    if enough(d_hits):
+        return "date", d_fmt, d_hits
+    t_fmt, t_hits = _best_format(c, "time", TIME_FORMATS, None)
+    if enough(t_hits):
+        return "time", t_fmt, t_hits
+    if enough(c["has_at"], 0.8):
+        return "email", None, c["email"]
+    zip_hits = c["zip"] + (c["zip4"] if _ZIP_NAME.search(name) else 0)
+    if enough(zip_hits) and (_ZIP_NAME.search(name) or (not unique and not id_name)):
+        return "zip", None, zip_hits
+    phone_shaped = enough(c["phone"], 0.8) and enough(c["phone_digits"], 0.8) and c["ssn_shape"] < 0.5 * present
+    if phone_shaped and not id_name and (_PHONE_NAME.search(name) or c["phone_separator"] >= 0.3 * present):
+        return "phone", None, c["phone"]
+    if enough(c["integer"], 0.95):
+        if id_name and c["distinct"] >= 0.9 * present:
+            return "id", None, c["integer"]
+        return "integer", None, c["integer"]
+    if enough(c["money"], 0.95) and (c["currency_mark"] > 0 or enough(c["two_decimals"])):
+        return "money", None, c["money"]
+    if enough(c["decimal"], 0.95):
+        return "decimal", None, c["decimal"]
+    if enough(c["code"], 0.95) and unique and c["multi_word"] == 0:
+        return "id", None, c["code"]
+    return "text", None, present
+
+
+def _hints(vtype: ValueType, fmt: str | None, c: dict[str, int], matched: int) -> list[str]:
+    present = c["present"]
+    hints = []
+    if present == 0:
+        return ["no values"]
+    if c["whitespace"]:
+        hints.append(f"{c['whitespace']} values with leading/trailing whitespace")
+    if c["non_ascii"]:
+        hints.append(f"{c['non_ascii']} values with non-ASCII characters")
+    if c["mojibake"]:
+        hints.append(f"{c['mojibake']} values look like mis-decoded UTF-8 (mojibake)")
+    if c["ssn_shape"]:
+        hints.append(f"{c['ssn_shape']} values shaped like a US SSN (###-##-####): sensitive?")
+    if c["scientific"]:
+        hints.append(f"{c['scientific']} values in scientific notation (spreadsheet damage?)")
+    if vtype in ("integer", "id", "zip", "text") and c["leading_zero"]:
+        hints.append(f"{c['leading_zero']} values with leading zeros (keep as text)")
+    if vtype == "zip" and c["zip4"]:
+        hints.append(f"{c['zip4']} four-digit values (ZIP lost its leading zero?)")
+    if vtype == "phone" and c["extension"]:
+        hints.append(f"{c['extension']} phone numbers with an extension")
+    if vtype == "email" and c["has_at"] > c["email"]:
+        hints.append(f"{c['has_at'] - c['email']} malformed email addresses")
+    if vtype == "date" and fmt in ("%m/%d/%Y", "%d/%m/%Y"):
+        other = "date2" if fmt == "%m/%d/%Y" else "date1"
+        if c[other] == matched:
+            hints.append("day/month order ambiguous: no day above 12")
+    if fmt and matched < present:
+        hints.append(f"{present - matched} values do not match {fmt}")
+    if vtype == "text":
+        if c["all_upper"] == present:
+            hints.append("all upper case")
+        if c["multi_word"]:
+            hints.append(f"{c['multi_word']} multi-word values")
+    return hints
+
+
+def _sentinels(vtype: ValueType, c: dict[str, int]) -> dict[str, int]:
+    kinds = {"text": c["text_sentinel"], "zero_date": c["zero_date"]}
+    if vtype in ("date", "datetime"):
+        kinds["sentinel_date"] = c["date_sentinel"]
+    if vtype == "email":
+        kinds["placeholder_email"] = c["placeholder_email"]
+    if vtype == "phone":
+        kinds["placeholder_phone"] = c["placeholder_phone"]
+    return {k: v for k, v in kinds.items() if v}
+
+
+def _is_categorical(name: str, vtype: ValueType, c: dict[str, int]) -> bool:
+    if vtype not in ("text", "boolean", "integer") or _PERSONAL_NAME.search(name) or _ID_NAME.search(name):
+        return False
+    # Values must repeat (on average at least twice): a column of unique values is about individuals.
+    return 0 < c["distinct"] <= MAX_CATEGORIES and c["distinct"] * 2 <= c["present"] and c["max_length"] <= 60
+
+
+def _categories(con: duckdb.DuckDBPyConnection, table: str, column: str) -> list[str]:
+    q = quote_ident(column)
+    null_like = _in_list(TEXT_SENTINELS + ZERO_DATES)
+    rows = con.execute(
+        f"SELECT DISTINCT trim({q}) AS v FROM {VIEW_SCHEMA}.{quote_ident(table)} "
+        f"WHERE {q} IS NOT NULL AND trim({q}) <> '' AND lower(trim({q})) NOT IN {null_like} ORDER BY v"
+    ).fetchall()
+    return [r[0] for r in rows]
+
+
+def _profile_column(name: str, c: dict[str, int], rows: int, preferred_date: str | None) -> ColumnProfile:
+    vtype, fmt, matched = _infer_type(name, c, preferred_date)
+    sentinels = _sentinels(vtype, c)
+    sentinel_count = sum(sentinels.values())
+    # Type-specific placeholders (a sentinel date, none@none.com) are still present values in the raw counts.
+    null_count = c["missing"] + sentinel_count
+    return ColumnProfile(
+        name=name,
+        type=vtype,
+        format=fmt,
+        type_match_rate=round(matched / c["present"], 4) if c["present"] else 0.0,
+        null_count=null_count,
+        null_rate=round(null_count / rows, 4) if rows else 0.0,
+        sentinel_count=sentinel_count,
+        sentinels=sentinels,
+        distinct_count=c["distinct"],
+        max_length=c["max_length"],
+        unique=rows > 0 and c["missing"] + c["text_sentinel"] + c["zero_date"] == 0 and c["distinct"] == rows,
+        hints=_hints(vtype, fmt, c, matched),
+    )
+
+
+_KEYLESS_TYPES = ("date", "datetime", "time", "boolean", "decimal", "money")
+
+
+def _key_rank(column: ColumnProfile) -> tuple[int, int]:
+    return (0 if column.type == "id" else 1 if _ID_NAME.search(column.name) else 2, column.max_length)
+
+
+def _profile_table(
+    con: duckdb.DuckDBPyConnection, name: str, origin: str, row_count: int, columns: list[str], date_fmt: str | None
+) -> TableProfile:
+    data_columns = [c for c in columns if c != ROW_COLUMN]
+    profiles = []
+    for column, counts in zip(data_columns, _profile_counts(con, name, data_columns), strict=True):
+        profile = _profile_column(column, counts, row_count, date_fmt)
+        if _is_categorical(column, profile.type, counts):
+            profile.categories = _categories(con, name, column)
+        profiles.append(profile)
+    keys = sorted((p for p in profiles if p.unique and p.type not in _KEYLESS_TYPES), key=_key_rank)
+    stamps = [p for p in profiles if p.type in ("datetime", "date")]
+    created = next((p.name for p in stamps if _CREATED_NAME.search(p.name)), None)
+    updated = next((p.name for p in stamps if _UPDATED_NAME.search(p.name) and p.name != created), None)
+    return TableProfile(
+        name=name,
+        origin=origin,
+        row_count=row_count,
+        columns=profiles,
+        candidate_keys=[k.name for k in keys],
+        created_column=created,
+        updated_column=updated,
+    )
+
+
+def _singular(word: str) -> str:
+    for suffix, repl in (("ies", "y"), ("ses", "s"), ("s", "")):
+        if word.endswith(suffix) and len(word) > len(suffix) + 2:
+            return word[: -len(suffix)] + repl
+    return word
+
+
+def _tokens(name: str) -> set[str]:
+    spaced = re.sub(r"([a-z0-9])([A-Z])", r"\1 \2", name)
+    return {_singular(t) for t in re.split(r"[^0-9a-zA-Z]+", spaced.lower()) if t}
+
+
+def _name_affinity(column: str, ref_table: str, ref_column: str) -> bool:
+    col = _tokens(column)
+    table_words = _tokens(ref_table) - {"data", "list", "table", "export", "tbl"}
+    return column.lower() == ref_column.lower() or bool(col & table_words)
+
+
+_FK_TYPES = ("id", "integer", "text", "email")
+
+
+def _inferred_relationships(con: duckdb.DuckDBPyConnection, tables: list[TableProfile]) -> list[Relationship]:
+    """Columns whose distinct values lie (≥ 90 %) in another table's candidate key: one query for all pairs."""
+    pairs: list[tuple[TableProfile, ColumnProfile, TableProfile, ColumnProfile, bool]] = []
+    for ref in tables:
+        for key_name in ref.candidate_keys:
+            key = ref.column(key_name)
+            if key.type not in _FK_TYPES:
+                continue
+            for table in tables:
+                for column in table.columns:
+                    if (table.name, column.name) == (ref.name, key.name) or column.type not in _FK_TYPES:
+                        continue
+                    if column.distinct_count == 0 or column.distinct_count > key.distinct_count:
+                        continue
+                    affinity = _name_affinity(column.name, ref.name, key.name)
+                    # Small integers are contained in any 1..N key: only trust them when the names agree.
+                    if affinity or key.type == "id" and key.max_length >= 4:
+                        pairs.append((table, column, ref, key, affinity))
+    if not pairs:
+        return []
+    selects = []
+    for n, (table, column, ref, key, _) in enumerate(pairs):
+        src = f"{VIEW_SCHEMA}.{quote_ident(table.name)}"
+        dst = f"{VIEW_SCHEMA}.{quote_ident(ref.name)}"
+        c, k = quote_ident(column.name), quote_ident(key.name)
+        selects.append(
+            f"SELECT {n} AS pair, count(*) AS total, count(*) FILTER (WHERE v IN (SELECT trim({k}) FROM {dst})) "
+            f"AS found FROM (SELECT DISTINCT trim({c}) AS v FROM {src} WHERE nullif(trim({c}), '') IS NOT NULL)"
+        )
+    found = []
+    for pair, total, hits in con.execute(" UNION ALL ".join(selects)).fetchall():
+        table, column, ref, key, affinity = pairs[pair]
+        coverage = hits / total if total else 0.0
+        # Orphans are normal (deleted patients), so containment need not be total.
+        if coverage >= 0.9 and (affinity or total >= 3):
+            found.append(
+                Relationship(
+                    table=table.name,
+                    column=column.name,
+                    ref_table=ref.name,
+                    ref_column=key.name,
+                    kind="inferred",
+                    coverage=round(coverage, 4),
+                )
+            )
+    return found
+
+
+def build_inventory(export: SourceExport, con: duckdb.DuckDBPyConnection) -> SchemaInventory:
+    date_fmt = export.manifest.date_format
+    tables = [
+        _profile_table(con, t.name, t.location, t.row_count, t.columns, date_fmt)
+        for t in sorted(export.tables.values(), key=lambda t: t.name)
+    ]
+    declared = [
+        Relationship(
+            table=fk.table, column=col, ref_table=fk.ref_table, ref_column=ref_col, kind="declared", coverage=None
+        )
+        for fk in export.foreign_keys
+        for col, ref_col in zip(fk.columns, fk.ref_columns, strict=False)
+    ]
+    seen = {(r.table, r.column, r.ref_table, r.ref_column) for r in declared}
+    inferred = [
+        r for r in _inferred_relationships(con, tables) if (r.table, r.column, r.ref_table, r.ref_column) not in seen
+    ]
+    warnings = list(export.warnings)
+    if export.manifest.time_zone_assumed:
+        warnings.append(f"no time zone in the export's manifest: assumed {export.manifest.time_zone}")
+    return SchemaInventory(
+        source_system=export.manifest.source_system,
+        time_zone=export.manifest.time_zone,
+        time_zone_assumed=export.manifest.time_zone_assumed,
+        date_format=date_fmt,
+        tables=tables,
+        relationships=declared + inferred,
+        warnings=warnings,
+    )
+
+
+def write_inventory(inv: SchemaInventory, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(inv.model_dump(mode="json"), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    tmp.replace(path)
+
+
+def read_inventory(path: Path) -> SchemaInventory:
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no schema inventory; run `clinic-pipeline inventory` first")
+    return SchemaInventory.model_validate_json(path.read_text(encoding="utf-8"))

@@ -1,0 +1,445 @@
+"""Open a clinic export in DuckDB: every table becomes the VIEW `source."<table>"`, all VARCHAR.
+
+Each table is copied once into the private schema `_source_data` (so zip members, transcoded files
+and database tables need no file to outlive this call) and exposed as `source."<table>"` with its
+original column names plus `_source_row` (BIGINT, the 1-based data row of the original file or table)
+so every later error can name file, row and field. Values stay text: zero dates, leading zeros and
+sentinels remain visible for the typed layer (`try_cast`/`try_strptime`) instead of being coerced.
+
+Supported now: a folder or `.zip` of CSV / Parquet / JSON files (one table each; `documents/` and
+`manifest.json` are not tables), a single such file, `sqlite:///file.db` (read with Python's sqlite3:
+DuckDB's sqlite extension cannot be downloaded offline) and `duckdb:///file.duckdb`. MySQL dumps and
+PostgreSQL/MySQL URLs raise `SourceError` until their reader lands.
+"""
+
+from __future__ import annotations
+
+import codecs
+import re
+import sqlite3
+import tempfile
+import unicodedata
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+from pydantic import BaseModel, Field
+
+from clinic_pipeline.source.errors import SourceError
+from clinic_pipeline.source.manifest import MANIFEST_NAME, ExportManifest, read_manifest
+
+__all__ = ["DeclaredForeignKey", "SourceError", "SourceExport", "SourceTable", "open_source", "table_name"]
+
+VIEW_SCHEMA = "source"
+DATA_SCHEMA = "_source_data"
+ROW_COLUMN = "_source_row"
+CSV_SUFFIXES = (".csv", ".tsv")
+PARQUET_SUFFIXES = (".parquet", ".pq")
+JSON_SUFFIXES = (".json", ".jsonl", ".ndjson")
+DATA_SUFFIXES = CSV_SUFFIXES + PARQUET_SUFFIXES + JSON_SUFFIXES
+# Folders that hold attachments or OS litter, never tables.
+SKIPPED_DIRS = frozenset({"documents", "__macosx"})
+UNSUPPORTED_SCHEMES = ("postgresql", "postgres", "mysql", "mariadb", "mssql", "sqlserver")
+SQLITE_MAGIC = b"SQLite format 3\x00"
+_UTF8_BOM = codecs.BOM_UTF8
+_CHUNK = 1 << 20
+_BATCH_ROWS = 50_000
+
+
+class SourceTable(BaseModel):
+    name: str
+    origin: str = Field(description="file path or database table, for error messages")
+    location: str = Field(description="where it sits inside the export (relative file or table name): copy-stable")
+    columns: list[str]
+    row_count: int
+
+
+class DeclaredForeignKey(BaseModel):
+    table: str
+    columns: list[str]
+    ref_table: str
+    ref_columns: list[str]
+
+
+class SourceExport(BaseModel):
+    spec: str
+    manifest: ExportManifest
+    tables: dict[str, SourceTable]
+    foreign_keys: list[DeclaredForeignKey] = Field(default_factory=list)
+    warnings: list[str] = Field(default_factory=list, description="counts and names only, never values")
+
+
+def quote_ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _literal(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def table_name(raw: str) -> str:
+    """`Patient List` → `patient_list`, `PatientList` → `patient_list`, `pc_eventDate` → `pc_event_date`."""
+    spaced = re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", raw)
+    ascii_only = unicodedata.normalize("NFKD", spaced).encode("ascii", "ignore").decode()
+    snake = re.sub(r"[^0-9A-Za-z]+", "_", ascii_only).strip("_").lower()
+    if not snake:
+        return "table"
+    return f"t_{snake}" if snake[0].isdigit() else snake
+
+
+class _Builder:
+    """Collects the tables of one export into `_source_data` and the `source` views."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, manifest: ExportManifest) -> None:
+        self.con = con
+        self.manifest = manifest
+        self.tables: dict[str, SourceTable] = {}
+        self.warnings: list[str] = []
+        self.foreign_keys: list[DeclaredForeignKey] = []
+        con.execute(f"DROP SCHEMA IF EXISTS {VIEW_SCHEMA} CASCADE")
+        con.execute(f"DROP SCHEMA IF EXISTS {DATA_SCHEMA} CASCADE")
+        con.execute(f"CREATE SCHEMA {DATA_SCHEMA}")
+        con.execute(f"CREATE SCHEMA {VIEW_SCHEMA}")
+
+    def claim_name(self, raw: str) -> str:
+        base = table_name(raw)
+        name, n = base, 1
+        while name in self.tables:
+            n += 1
+            name = f"{base}_{n}"
+        return name
+
+    def add(self, name: str, select_sql: str, origin: str, location: str) -> None:
+        data = f"{DATA_SCHEMA}.{quote_ident(name)}"
+        try:
+            # Insertion order is preserved, so rowid + 1 is the data row number in the original.
+            self.con.execute(f"CREATE TABLE {data} AS {select_sql}")
+        except duckdb.Error as exc:
+            raise SourceError(f"{origin}: cannot read ({_safe_duckdb_reason(exc)})") from None
+        self.register(name, origin, location)
+
+    def register(self, name: str, origin: str, location: str) -> None:
+        data = f"{DATA_SCHEMA}.{quote_ident(name)}"
+        columns = [row[0] for row in self.con.execute(f"DESCRIBE {data}").fetchall()]
+        if ROW_COLUMN in columns:
+            raise SourceError(f"{origin}: has a column named {ROW_COLUMN}, which the reader reserves")
+        self.con.execute(
+            f"CREATE VIEW {VIEW_SCHEMA}.{quote_ident(name)} AS "
+            f"SELECT *, (rowid + 1)::BIGINT AS {ROW_COLUMN} FROM {data}"
+        )
+        (rows,) = self.con.execute(f"SELECT count(*) FROM {data}").fetchall()[0]
+        self.tables[name] = SourceTable(
+            name=name, origin=origin, location=location, columns=columns, row_count=int(rows)
+        )
+        expected = self.manifest.expected_rows(name, Path(location).name)
+        if expected is not None and expected != rows:
+            self.warnings.append(f"{location}: manifest says {expected} rows, read {rows}")
+
+    def export(self, spec: str) -> SourceExport:
+        if not self.tables:
+            raise SourceError(f"{spec}: no tables found (expected CSV, Parquet or JSON files, or database tables)")
+        return SourceExport(
+            spec=spec,
+            manifest=self.manifest,
+            tables=self.tables,
+            foreign_keys=self.foreign_keys,
+            warnings=self.warnings,
+        )
+
+
+def _safe_duckdb_reason(exc: duckdb.Error) -> str:
+    """DuckDB's CSV errors quote the offending line: keep only the error kind and line number."""
+    line = re.search(r"\bLine:\s*(\d+)", str(exc))
+    return type(exc).__name__ + (f" near line {line.group(1)}" if line else "")
+
+
+# ---------------------------------------------------------------- files
+
+
+def _python_codec(declared: str | None) -> str | None:
+    if not declared:
+        return None
+    try:
+        name = codecs.lookup(declared.strip()).name
+    except LookupError:
+        raise SourceError(f"manifest: unknown encoding {declared!r}") from None
+    return "utf-8" if name in ("utf-8", "utf-8-sig") else name
+
+
+def _is_utf8(path: Path, skip: int) -> bool:
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    with path.open("rb") as fh:
+        fh.seek(skip)
+        try:
+            while chunk := fh.read(_CHUNK):
+                decoder.decode(chunk)
+            decoder.decode(b"", final=True)
+        except UnicodeDecodeError:
+            return False
+    return True
+
+
+def _csv_encoding(path: Path, declared: str | None) -> tuple[str, int]:
+    """(python codec, bytes to skip). A BOM in front of a non-UTF-8 body happens in hand-edited exports."""
+    with path.open("rb") as fh:
+        skip = len(_UTF8_BOM) if fh.read(len(_UTF8_BOM)) == _UTF8_BOM else 0
+    if declared and declared != "utf-8":
+        return declared, skip
+    if _is_utf8(path, skip):
+        return "utf-8", 0  # DuckDB skips a UTF-8 BOM itself
+    # Windows-1252 is what spreadsheet exports are when they are not UTF-8; latin-1 decodes any byte.
+    return ("cp1252" if _decodes(path, "cp1252", skip) else "latin-1"), skip
+
+
+def _decodes(path: Path, codec: str, skip: int) -> bool:
+    decoder = codecs.getincrementaldecoder(codec)()
+    with path.open("rb") as fh:
+        fh.seek(skip)
+        try:
+            while chunk := fh.read(_CHUNK):
+                decoder.decode(chunk)
+        except UnicodeDecodeError:
+            return False
+    return True
+
+
+def _utf8_copy(path: Path, codec: str, skip: int, workdir: Path) -> Path:
+    target = workdir / f"{len(list(workdir.iterdir()))}.csv"
+    decoder = codecs.getincrementaldecoder(codec)(errors="strict")
+    with path.open("rb") as src, target.open("w", encoding="utf-8", newline="") as dst:
+        src.seek(skip)
+        try:
+            while chunk := src.read(_CHUNK):
+                dst.write(decoder.decode(chunk))
+            dst.write(decoder.decode(b"", final=True))
+        except UnicodeDecodeError as exc:
+            raise SourceError(f"{path}: not valid {codec} at byte {exc.start + skip}") from None
+    return target
+
+
+def _file_select(path: Path, codec: str | None, workdir: Path) -> str:
+    suffix = path.suffix.lower()
+    if suffix in CSV_SUFFIXES:
+        encoding, skip = _csv_encoding(path, codec)
+        readable = path if encoding == "utf-8" and skip == 0 else _utf8_copy(path, encoding, skip, workdir)
+        delim = ", delim='\\t'" if suffix == ".tsv" else ""
+        # Exports always carry a header; with every column VARCHAR the sniffer cannot tell it from data.
+        return f"SELECT * FROM read_csv({_literal(str(readable))}, all_varchar=true, header=true{delim})"
+    if suffix in PARQUET_SUFFIXES:
+        return f"SELECT CAST(COLUMNS(*) AS VARCHAR) FROM read_parquet({_literal(str(path))})"
+    return f"SELECT CAST(COLUMNS(*) AS VARCHAR) FROM read_json_auto({_literal(str(path))})"
+
+
+def _data_files(root: Path) -> Iterator[Path]:
+    for path in sorted(root.rglob("*")):
+        rel = path.relative_to(root)
+        if any(part.lower() in SKIPPED_DIRS or part.startswith(".") for part in rel.parts):
+            continue
+        if path.is_file() and path.suffix.lower() in DATA_SUFFIXES and path.name.lower() != MANIFEST_NAME:
+            yield path
+
+
+def _manifest_in(root: Path) -> ExportManifest:
+    found = sorted(root.rglob(MANIFEST_NAME), key=lambda p: len(p.parts))
+    return read_manifest(found[0].parent) if found else read_manifest(root)
+
+
+def _open_folder(
+    spec: str, root: Path, con: duckdb.DuckDBPyConnection, display: str | None = None
+) -> SourceExport:
+    manifest = _manifest_in(root)
+    codec = _python_codec(manifest.encoding)
+    builder = _Builder(con, manifest)
+    with tempfile.TemporaryDirectory(prefix="clinic-src-") as tmp:
+        for path in _data_files(root):
+            rel = path.relative_to(root).as_posix()
+            origin = f"{display}!{rel}" if display else str(path)
+            builder.add(builder.claim_name(path.stem), _file_select(path, codec, Path(tmp)), origin, rel)
+    return builder.export(spec)
+
+
+def _open_zip(spec: str, path: Path, con: duckdb.DuckDBPyConnection) -> SourceExport:
+    with tempfile.TemporaryDirectory(prefix="clinic-zip-") as tmp:
+        root = Path(tmp).resolve()
+        try:
+            with zipfile.ZipFile(path) as archive:
+                for member in archive.infolist():
+                    target = (root / member.filename).resolve()
+                    # A member may not escape the extraction folder ("zip slip").
+                    if not target.is_relative_to(root):
+                        raise SourceError(f"{path}: member {member.filename!r} points outside the archive")
+                    parts = Path(member.filename).parts
+                    wanted = member.filename.lower().endswith(DATA_SUFFIXES) or member.filename.endswith(MANIFEST_NAME)
+                    if member.is_dir() or not wanted or any(p.lower() in SKIPPED_DIRS for p in parts):
+                        continue
+                    archive.extract(member, root)
+        except zipfile.BadZipFile:
+            raise SourceError(f"{path}: not a readable zip archive") from None
+        return _open_folder(spec, root, con, display=str(path))
+
+
+def _open_single_file(spec: str, path: Path, con: duckdb.DuckDBPyConnection) -> SourceExport:
+    manifest = read_manifest(path.parent)
+    builder = _Builder(con, manifest)
+    with tempfile.TemporaryDirectory(prefix="clinic-src-") as tmp:
+        select = _file_select(path, _python_codec(manifest.encoding), Path(tmp))
+        builder.add(builder.claim_name(path.stem), select, str(path), path.name)
+    return builder.export(spec)
+
+
+# ---------------------------------------------------------------- databases
+
+
+def _cell_text(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, bytes):
+        return value.hex()
+    return str(value)
+
+
+def _sqlite_rows(db: sqlite3.Connection, table: str) -> sqlite3.Cursor:
+    quoted = quote_ident(table)
+    try:
+        return db.execute(f"SELECT * FROM {quoted} ORDER BY rowid")
+    except sqlite3.OperationalError:  # WITHOUT ROWID tables keep their primary-key order
+        return db.execute(f"SELECT * FROM {quoted}")
+
+
+def _open_sqlite(spec: str, path: Path, con: duckdb.DuckDBPyConnection) -> SourceExport:
+    builder = _Builder(con, read_manifest(path.parent))
+    try:
+        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    except sqlite3.Error:
+        raise SourceError(f"{path}: cannot open as SQLite") from None
+    try:
+        names: dict[str, str] = {}
+        raw_tables = [
+            r[0]
+            for r in db.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name"
+            )
+        ]
+        for raw in raw_tables:
+            name = builder.claim_name(raw)
+            names[raw] = name
+            cursor = _sqlite_rows(db, raw)
+            columns = [d[0] for d in cursor.description]
+            data = f"{DATA_SCHEMA}.{quote_ident(name)}"
+            con.execute(f"CREATE TABLE {data} ({', '.join(f'{quote_ident(c)} VARCHAR' for c in columns)})")
+            while batch := cursor.fetchmany(_BATCH_ROWS):
+                arrow = pa.table(
+                    {f"c{i}": pa.array([_cell_text(r[i]) for r in batch], pa.string()) for i in range(len(columns))}
+                )
+                con.register("_sqlite_batch", arrow)
+                con.execute(f"INSERT INTO {data} SELECT * FROM _sqlite_batch")
+                con.unregister("_sqlite_batch")
+            builder.register(name, f"{path}:{raw}", raw)
+        for raw in raw_tables:
+            builder.foreign_keys.extend(_sqlite_foreign_keys(db, raw, names))
+    except sqlite3.DatabaseError:
+        raise SourceError(f"{path}: not a readable SQLite database") from None
+    finally:
+        db.close()
+    return builder.export(spec)
+
+
+def _sqlite_foreign_keys(db: sqlite3.Connection, raw: str, names: dict[str, str]) -> list[DeclaredForeignKey]:
+    grouped: dict[int, list[tuple[Any, ...]]] = {}
+    for row in db.execute(f"PRAGMA foreign_key_list({quote_ident(raw)})"):
+        grouped.setdefault(row[0], []).append(row)
+    keys = []
+    for rows in grouped.values():
+        ref = rows[0][2]
+        if ref not in names:
+            continue
+        ref_columns = [r[4] for r in rows]
+        if any(c is None for c in ref_columns):  # REFERENCES t without columns means t's primary key
+            pk = sorted((r[5], r[1]) for r in db.execute(f"PRAGMA table_info({quote_ident(ref)})") if r[5])
+            ref_columns = [c for _, c in pk]
+        keys.append(
+            DeclaredForeignKey(
+                table=names[raw], columns=[r[3] for r in rows], ref_table=names[ref], ref_columns=ref_columns
+            )
+        )
+    return keys
+
+
+def _open_duckdb(spec: str, path: Path, con: duckdb.DuckDBPyConnection) -> SourceExport:
+    builder = _Builder(con, read_manifest(path.parent))
+    alias = "_clinic_source_db"
+    try:
+        con.execute(f"ATTACH {_literal(str(path))} AS {alias} (READ_ONLY)")
+    except duckdb.Error as exc:
+        raise SourceError(f"{path}: cannot open as DuckDB ({type(exc).__name__})") from None
+    try:
+        listed = con.execute(
+            "SELECT schema_name, table_name FROM duckdb_tables() WHERE database_name = ? ORDER BY 1, 2", [alias]
+        ).fetchall()
+        for schema, raw in listed:
+            label = raw if schema == "main" else f"{schema}.{raw}"
+            source = f"{alias}.{quote_ident(schema)}.{quote_ident(raw)}"
+            builder.add(
+                builder.claim_name(label.replace(".", "_")),
+                f"SELECT CAST(COLUMNS(*) AS VARCHAR) FROM {source} ORDER BY rowid",
+                f"{path}:{label}",
+                label,
+            )
+    finally:
+        con.execute(f"DETACH {alias}")
+    return builder.export(spec)
+
+
+# ---------------------------------------------------------------- entry point
+
+
+def _database_path(spec: str, scheme: str) -> Path:
+    """`sqlite:///rel.db` is relative and `sqlite:////abs.db` absolute (SQLAlchemy's reading)."""
+    rest = spec[len(scheme) :].removeprefix("://")
+    rest = rest[1:] if rest.startswith("/") else rest
+    path = Path(rest).expanduser()
+    if not path.exists() and not path.is_absolute() and Path("/" + rest).exists():
+        return Path("/" + rest)  # `sqlite:///tmp/x.db` is usually meant as /tmp/x.db
+    return path
+
+
+def open_source(spec: str, con: duckdb.DuckDBPyConnection) -> SourceExport:
+    """Register every table of the export `spec` as `source."<table>"` in `con` (see module doc)."""
+    spec = spec.strip()
+    scheme = spec.split("://", 1)[0].lower() if "://" in spec else ""
+    if scheme in UNSUPPORTED_SCHEMES:
+        # The URL may carry a password: name only the kind of source.
+        raise SourceError(f"{scheme}:// sources are not supported yet: export to CSV, SQLite or DuckDB for now")
+    if scheme in ("sqlite", "duckdb"):
+        path = _database_path(spec, scheme)
+        if not path.is_file():
+            raise SourceError(f"{path}: source database not found")
+        return _open_sqlite(spec, path, con) if scheme == "sqlite" else _open_duckdb(spec, path, con)
+    if scheme:
+        raise SourceError(f"{scheme}:// sources are not supported: use a folder, .zip, sqlite:/// or duckdb:///")
+
+    path = Path(spec).expanduser()
+    if not path.exists():
+        raise SourceError(f"{path}: source not found")
+    if path.is_dir():
+        return _open_folder(spec, path, con)
+    suffix = path.suffix.lower()
+    if suffix == ".sql":
+        raise SourceError(f"{path}: SQL dump sources are not supported yet: load the dump and export CSV for now")
+    if suffix == ".zip":
+        return _open_zip(spec, path, con)
+    if suffix == ".duckdb":
+        return _open_duckdb(spec, path, con)
+    if suffix in DATA_SUFFIXES:
+        return _open_single_file(spec, path, con)
+    try:
+        with path.open("rb") as fh:
+            is_sqlite = fh.read(len(SQLITE_MAGIC)) == SQLITE_MAGIC
+    except OSError as exc:
+        raise SourceError(f"{path}: cannot read ({exc.strerror})") from None
+    if is_sqlite:
+        return _open_sqlite(spec, path, con)
+    raise SourceError(f"{path}: unsupported source file type {suffix or '(none)'}")

@@ -1,0 +1,81 @@
+"""Staging from a hand-written confirmed plan: every source row is staged or quarantined, nothing silent."""
+
+from __future__ import annotations
+
+import stat
+from pathlib import Path
+
+import duckdb
+import pyarrow.parquet as pq
+import pytest
+
+from clinic_pipeline.mapping.plan import FieldMapping, MappingPlan, ObjectMapping, confirm_plan
+from clinic_pipeline.source.reader import open_source
+from clinic_pipeline.staging.objects import ACCOUNTS, CONTACTS
+from clinic_pipeline.staging.stage import stage_object
+
+EXPORT = """Chart No,Given,Family,Birth,E-mail,Cell,Site
+A1,José,García,03/04/1980,Jose@Example.com ,555.123.4567,Downtown Clinic
+A2,Zoë,O'Brien,13/45/1999,none@none.com,(555) 222-3333 x12,downtown clinic
+A3,  ,  ,01/02/1970,,,Northside
+A1,Dup,Licate,01/01/1990,dup@example.com,,Northside
+,No,Key,01/01/1990,nokey@example.com,,Northside
+A4,Ann,Lee,,ann@example.com,5551112222,
+"""
+
+
+@pytest.fixture
+def export_dir(tmp_path: Path) -> Path:
+    folder = tmp_path / "export"
+    folder.mkdir()
+    (folder / "Patient List.csv").write_text(EXPORT, encoding="utf-8")
+    return folder
+
+
+def _plan() -> MappingPlan:
+    fields = [
+        FieldMapping(source="Chart No", target="external_id"),
+        FieldMapping(source="Given", target="first_name", transform="trim"),
+        FieldMapping(source="Family", target="last_name", transform="trim"),
+        FieldMapping(source="Birth", target="cf_date_of_birth", type="date", transform="parse_date:%m/%d/%Y", custom=True),
+        FieldMapping(source="E-mail", target="emails", type="email", transform="lower_email"),
+        FieldMapping(source="Cell", target="mobile_number", type="phone", transform="phone"),
+        FieldMapping(source="Site", target="sales_accounts", type="lookup", transform="lookup:sales_account"),
+    ]
+    mapping = ObjectMapping(
+        source_table="patient_list", target="contact", also=["sales_account"], source_key="Chart No", fields=fields
+    )
+    return confirm_plan(MappingPlan(source_fingerprint="x", objects=[mapping]), "tester")
+
+
+def test_contacts_and_derived_accounts_account_for_every_row(export_dir: Path, tmp_path: Path) -> None:
+    con = duckdb.connect()
+    export = open_source(str(export_dir), con)
+    out, quarantine = tmp_path / "staged", tmp_path / "quarantine"
+    contacts = stage_object(CONTACTS, _plan(), export, con, staged_dir=out, quarantine_dir=quarantine)
+    accounts = stage_object(ACCOUNTS, _plan(), export, con, staged_dir=out, quarantine_dir=quarantine)
+
+    assert contacts.source_rows == 6
+    assert contacts.staged_rows + contacts.quarantined_rows == contacts.source_rows
+    staged = {r["_source_key"]: r for r in pq.read_table(contacts.parquet_path).to_pylist()}
+    assert set(staged) == {"A1", "A2", "A4"}
+    assert staged["A1"]["first_name"] == "José" and staged["A1"]["email"] == "jose@example.com"
+    assert staged["A1"]["cf_date_of_birth"] == "1980-03-04" and staged["A1"]["mobile_number"] == "+15551234567"
+    assert staged["A1"]["_lookup_sales_account"] == staged["A2"]["_lookup_sales_account"]
+    assert staged["A2"]["email"] is None and staged["A2"]["cf_date_of_birth"] is None
+    assert staged["A4"]["_lookup_sales_account"] is None
+
+    reasons = {(r["_source_row"], r["reason"]) for r in pq.read_table(contacts.quarantine_path).to_pylist()}
+    assert reasons == {
+        (3, "none of first_name, last_name, email"),
+        (4, "duplicate source key"),
+        (5, "missing source key"),
+    }
+    issues = pq.read_table(contacts.field_issues_path).to_pylist()
+    assert {(i["_source_row"], i["field"]) for i in issues} == {(2, "Birth"), (2, "E-mail")}
+    assert all(set(i) == {"_source_table", "_source_row", "_source_key", "field", "reason"} for i in issues)
+
+    names = sorted(r["name"] for r in pq.read_table(accounts.parquet_path).to_pylist())
+    assert names == ["Downtown Clinic", "Northside"]
+    for path in (contacts.parquet_path, contacts.quarantine_path, contacts.field_issues_path):
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600
