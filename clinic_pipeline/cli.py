@@ -213,6 +213,8 @@ def demo(
     from clinic_pipeline.demo import run_demo
 
     run_demo(_settings(), echo=typer.echo, fresh_sandbox=not keep_sandbox_db)
+
+
 @app.command()
 @_one_line_errors
 def ui(

@@ -48,9 +48,7 @@ def _freshsales(settings: Settings, fresh: bool, echo: Callable[[str], None]) ->
     echo("demo: sandbox stopped")
 
 
-def create_custom_fields_as_admin(
-    settings: Settings, root_url: str, api_key: str, echo: Callable[[str], None]
-) -> None:
+def create_custom_fields_as_admin(settings: Settings, root_url: str, api_key: str, echo: Callable[[str], None]) -> None:
     specs = required_custom_fields(steps.confirmed_plan(settings))
     echo(f"demo: ACTING AS THE FRESHSALES ADMIN: creating {len(specs)} custom fields from the checklist")
     with httpx.Client(base_url=root_url, headers={"Authorization": f"Token token={api_key}"}) as http:

@@ -37,7 +37,9 @@ def _plan() -> MappingPlan:
         FieldMapping(source="Chart No", target="external_id"),
         FieldMapping(source="Given", target="first_name", transform="trim"),
         FieldMapping(source="Family", target="last_name", transform="trim"),
-        FieldMapping(source="Birth", target="cf_date_of_birth", type="date", transform="parse_date:%m/%d/%Y", custom=True),
+        FieldMapping(
+            source="Birth", target="cf_date_of_birth", type="date", transform="parse_date:%m/%d/%Y", custom=True
+        ),
         FieldMapping(source="E-mail", target="emails", type="email", transform="lower_email"),
         FieldMapping(source="Cell", target="mobile_number", type="phone", transform="phone"),
         FieldMapping(source="Site", target="sales_accounts", type="lookup", transform="lookup:sales_account"),

@@ -1,0 +1,49 @@
+"""Loading through injected faults (lost answers, 429s, 5xx) still ends with one record per patient."""
+
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+import httpx
+
+from clinic_pipeline import steps
+from clinic_pipeline.assets.resources import ClinicPipelineResource
+from clinic_pipeline.definitions import ALL_ASSETS, ALL_CHECKS
+from clinic_pipeline.demo import create_custom_fields_as_admin
+from clinic_pipeline.samples import copy_fixture
+
+
+def _materialize(resource: ClinicPipelineResource, selection: list[str] | None = None) -> dg.ExecuteInProcessResult:
+    return dg.materialize(
+        [*ALL_ASSETS, *ALL_CHECKS], selection=selection, resources={"pipeline": resource}, raise_on_error=False
+    )
+
+
+def test_lost_answers_and_throttling_neither_duplicate_nor_lose_records(tmp_path: Path, sandbox: Any) -> None:
+    resource = ClinicPipelineResource(
+        clinic_source=str(copy_fixture(tmp_path / "source")),
+        clinic_data_dir=str(tmp_path / "data"),
+        freshsales_base_url=sandbox.base_url,
+        freshsales_api_key=sandbox.api_key,
+    )
+    settings = resource.settings()
+    assert _materialize(resource, ["schema_inventory", "mapping_plan"]).success
+    steps.run_confirm(settings, "test reviewer")
+    create_custom_fields_as_admin(settings, sandbox.root_url, sandbox.api_key, echo=lambda _: None)
+
+    # A reset lands the write and loses the answer: the case the source key exists for.
+    faults = {"rate_reset": 0.2, "rate_429": 0.05, "rate_5xx": 0.05, "seed": 7}
+    httpx.post(f"{sandbox.root_url}/_sandbox/faults", json=faults, timeout=10).raise_for_status()
+    _materialize(resource)  # may fail part-way: what it confirmed is committed
+    httpx.post(f"{sandbox.root_url}/_sandbox/faults", json={}, timeout=10).raise_for_status()
+    rerun = _materialize(resource)
+    assert rerun.success, [e.step_key for e in rerun.get_step_failure_events()]
+
+    snapshot = httpx.get(f"{sandbox.root_url}/_sandbox/snapshot", timeout=30).json()
+    keys = [c["external_id"] for c in snapshot["contacts"]]
+    staged = steps.run_stage(settings, "contacts").staged_rows
+    assert len(keys) == len(set(keys)) == staged
+    account_keys = [a["custom_field"]["cf_source_key"] for a in snapshot["sales_accounts"]]
+    assert len(account_keys) == len(set(account_keys)) == 3
+    report = rerun.asset_materializations_for_node("validation_report")[0].metadata
+    assert report["ok"].value is True

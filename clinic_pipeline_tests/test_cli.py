@@ -1,0 +1,61 @@
+"""The `clinic-pipeline` command as an operator runs it: exit codes, one-line errors, no PHI on screen."""
+
+import csv
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from clinic_pipeline.samples import FIXTURE_DIR
+
+API_KEY_MARKER = "demo-sandbox-key"
+
+
+def _run(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "clinic_pipeline", *args],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+
+def _clean_env(tmp_path: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CLINIC_", "FRESHSALES_", "DAGSTER_"))}
+    return env | {"CLINIC_DATA_DIR": str(tmp_path / "data")}
+
+
+def test_demo_migrates_the_sample_clinic_and_prints_no_record_values(tmp_path: Path) -> None:
+    result = _run(["demo"], _clean_env(tmp_path), tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    out = result.stdout + result.stderr
+    assert "AUTOMATICALLY CONFIRMED" in out and "ACTING AS THE FRESHSALES ADMIN" in out
+    assert "contacts: 25 of 25 staged records found once in Freshsales" in out
+    with (FIXTURE_DIR / "patients.csv").open(encoding="utf-8-sig", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    for row in rows:
+        for field in ("last_name", "email", "phone", "dob"):
+            value = row[field].strip()
+            if len(value) > 3:
+                assert value not in out, f"{field} value reached the terminal"
+    assert API_KEY_MARKER not in out
+    report = tmp_path / "data" / "reports" / "validation_report.html"
+    assert "PASS" in report.read_text()
+
+
+def test_operator_errors_are_one_line_with_a_non_zero_exit(tmp_path: Path) -> None:
+    env = _clean_env(tmp_path)
+    missing = _run(["inventory"], env, tmp_path)
+    assert missing.returncode == 1
+    assert missing.stderr.strip().splitlines() == ["error: CLINIC_SOURCE is not set: point it at the clinic export"]
+
+    absent = _run(["inventory"], env | {"CLINIC_SOURCE": str(tmp_path / "nowhere")}, tmp_path)
+    assert absent.returncode == 1
+    assert "Traceback" not in absent.stderr and str(tmp_path / "nowhere") in absent.stderr
+
+    unconfirmed = _run(["migrate", "--dry-run"], env | {"CLINIC_SOURCE": str(FIXTURE_DIR)}, tmp_path)
+    assert unconfirmed.returncode == 1
+    assert "Traceback" not in unconfirmed.stderr
