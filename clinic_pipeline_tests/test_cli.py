@@ -5,8 +5,11 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
+from clinic_pipeline.demo import create_custom_fields_as_admin
 from clinic_pipeline.samples import FIXTURE_DIR
+from clinic_pipeline.settings import Settings
 
 API_KEY_MARKER = "demo-sandbox-key"
 
@@ -59,3 +62,36 @@ def test_operator_errors_are_one_line_with_a_non_zero_exit(tmp_path: Path) -> No
     unconfirmed = _run(["migrate", "--dry-run"], env | {"CLINIC_SOURCE": str(FIXTURE_DIR)}, tmp_path)
     assert unconfirmed.returncode == 1
     assert "Traceback" not in unconfirmed.stderr
+
+
+def test_step_by_step_commands_migrate_into_a_running_sandbox(tmp_path: Path, sandbox: Any) -> None:
+    env = _clean_env(tmp_path) | {
+        "CLINIC_SOURCE": str(tmp_path / "export"),
+        "FRESHSALES_BASE_URL": sandbox.base_url,
+        "FRESHSALES_API_KEY": sandbox.api_key,
+    }
+    for args in (
+        ["sample-data", "--out", str(tmp_path / "export")],
+        ["inventory"],
+        ["propose-mapping"],
+        ["review-mapping"],
+        ["confirm-mapping", "--by", "Dr. Reviewer"],
+        ["checklist"],
+        ["migrate", "--dry-run"],
+    ):
+        result = _run(args, env, tmp_path)
+        assert result.returncode == 0, (args, result.stderr[-2000:])
+
+    refused = _run(["migrate", "--full"], env, tmp_path)
+    assert refused.returncode == 1
+    assert "lacks custom fields the plan needs" in refused.stderr
+    assert sandbox.api_key not in refused.stdout + refused.stderr
+
+    settings = Settings(clinic_data_dir=tmp_path / "data", clinic_source=str(tmp_path / "export"))
+    create_custom_fields_as_admin(settings, sandbox.root_url, sandbox.api_key, echo=lambda _: None)
+    full = _run(["migrate", "--full"], env, tmp_path)
+    assert full.returncode == 0, full.stderr[-2000:]
+    assert "validated contacts: 25/25 found once in Freshsales" in full.stdout
+    again = _run(["migrate", "--full"], env, tmp_path)
+    assert "loaded contacts: unchanged 25" in again.stdout
+    assert _run(["report"], env, tmp_path).returncode == 0
