@@ -164,7 +164,9 @@ USER = TargetObject(
     _fields(("email", "email", "Email", True), ("display_name", "text", "Name")),
 )
 
-CATALOG: dict[str, TargetObject] = {o.name: o for o in (SALES_ACCOUNT, CONTACT, DEAL, APPOINTMENT, TASK, NOTE, FILE, USER)}
+CATALOG: dict[str, TargetObject] = {
+    o.name: o for o in (SALES_ACCOUNT, CONTACT, DEAL, APPOINTMENT, TASK, NOTE, FILE, USER)
+}
 
 
 def custom_module(name: str) -> TargetObject:

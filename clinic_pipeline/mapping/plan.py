@@ -11,9 +11,7 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
-FieldType = Literal[
-    "text", "number", "date", "datetime", "dropdown", "checkbox", "email", "phone", "url", "lookup"
-]
+FieldType = Literal["text", "number", "date", "datetime", "dropdown", "checkbox", "email", "phone", "url", "lookup"]
 
 
 class FieldMapping(BaseModel):
@@ -56,9 +54,7 @@ class MappingPlan(BaseModel):
 
     def objects_hash(self) -> str:
         """sha256 over the canonical JSON of `objects`: what a confirmation locks."""
-        canonical = json.dumps(
-            [o.model_dump(mode="json") for o in self.objects], sort_keys=True, separators=(",", ":")
-        )
+        canonical = json.dumps([o.model_dump(mode="json") for o in self.objects], sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()
 
     def objects_for(self, target: str) -> list[ObjectMapping]:

@@ -6,7 +6,7 @@ the software's own tables (logs, settings...) and tables that match nothing are 
 reason a person can read and override.
 
 Field level: each column is scored against the field concepts of `synonyms.CONCEPTS`: confidence =
-0.65 × name similarity (rapidfuzz over the column's normalised/expanded spellings) + 0.35 × value-type
+0.65 * name similarity (rapidfuzz over the column's normalised/expanded spellings) + 0.35 * value-type
 agreement (the inventory's inferred type), minus penalties for shaky evidence (ambiguous day/month
 order, values not all matching the format, assumed time zone). A concept whose type clearly
 contradicts the values is vetoed. Columns are assigned greedily, best first, so each standard field
@@ -94,6 +94,7 @@ _COMMON: dict[str, list[_Target]] = {
     "job_title": [_t("cf_job_title", "text")],
     "full_name": [_t("cf_full_name", "text")],
     "time_zone": [_t("cf_time_zone", "text")],
+    "county": [_t("cf_county", "text")],
 }
 _ADDRESS: dict[str, list[_Target]] = {
     "address": [_t("address", "text")],
@@ -284,7 +285,7 @@ def _fallback(column: ColumnProfile, inventory: SchemaInventory, threshold: floa
             target=None,
             confidence=0.8,
             reason="not migrated: the column has no values in this export",
-            needs_review=0.8 < threshold,
+            needs_review=threshold > 0.8,
         )
     exact = column.type_match_rate >= 1.0
     by_type: dict[str, _Target] = {
@@ -302,17 +303,23 @@ def _fallback(column: ColumnProfile, inventory: SchemaInventory, threshold: floa
     return _field_line(column, target, confidence, reason, inventory, threshold)
 
 
-def _key_score(column: ColumnProfile) -> float:
-    name_score, _ = name_similarity(column.name, KEY_CONCEPT.phrases)
-    return name_score + (0.3 if column.type == "id" else 0.15 if column.type == "integer" else 0.0)
+def _source_key(table: TableProfile, inventory: SchemaInventory) -> tuple[ColumnProfile | None, float]:
+    """The candidate key that is named like one, is referenced by other tables and references none."""
+    referenced = {r.ref_column for r in inventory.relationships if r.ref_table == table.name}
+    referencing = {r.column for r in inventory.relationships if r.table == table.name}
 
+    def score(column: ColumnProfile) -> float:
+        name_score, _ = name_similarity(column.name, KEY_CONCEPT.phrases)
+        shape = 0.3 if column.type == "id" else 0.15 if column.type == "integer" else 0.0
+        return name_score + shape + (0.25 if column.name in referenced else 0.0)
 
-def _source_key(table: TableProfile) -> tuple[ColumnProfile | None, float]:
     keys = [table.column(k) for k in table.candidate_keys]
+    # A column pointing at another table is its own table's key only in 1:1 side tables.
+    keys = [k for k in keys if k.name not in referencing] or keys
     if not keys:
         return None, 0.0
-    best = max(keys, key=_key_score)
-    return best, min(MAX_CONFIDENCE, 0.6 + 0.3 * min(_key_score(best), 1.0))
+    best = max(keys, key=score)
+    return best, min(MAX_CONFIDENCE, 0.6 + 0.3 * max(0.0, min(score(best), 1.0)))
 
 
 def _table_concept(table: TableProfile, field_hits: set[str]) -> tuple[TableConcept | None, float, str]:
@@ -418,7 +425,9 @@ def _propose_object(table: TableProfile, inventory: SchemaInventory, threshold: 
         return _not_migrated(table, "not migrated: the table is empty in this export", 0.9)
     if words & SYSTEM_TABLE_WORDS:
         system = ", ".join(sorted(words & SYSTEM_TABLE_WORDS))
-        return _not_migrated(table, f"not migrated: looks like the software's own table ({system}), not clinic data", 0.8)
+        return _not_migrated(
+            table, f"not migrated: looks like the software's own table ({system}), not clinic data", 0.8
+        )
     field_hits = {m.concept.key for m in _matches(table, set()) if m.name_score >= 0.8}
     concept, score, why = _table_concept(table, field_hits)
     if concept is None or score < MIN_TABLE_SCORE:
@@ -428,7 +437,7 @@ def _propose_object(table: TableProfile, inventory: SchemaInventory, threshold: 
             "(patients, locations, appointments, billing, providers, ...); set a target to migrate it",
             round(1 - score, 2),
         )
-    key, key_confidence = _source_key(table)
+    key, key_confidence = _source_key(table, inventory)
     fields = _assign(table, concept.target, key, key_confidence, inventory, threshold)
     reasons = [why]
     if key is None:
@@ -464,4 +473,3 @@ def propose_plan(inventory: SchemaInventory, review_threshold: float) -> Mapping
         raise ValueError("review_threshold must lie in [0, 1]")
     objects = [_propose_object(t, inventory, review_threshold) for t in inventory.tables]
     return MappingPlan(source_fingerprint=inventory.fingerprint, objects=objects)
-

@@ -157,6 +157,7 @@ CONCEPTS: tuple[Concept, ...] = (
     _c("state", "state, st, province, region, state code, state province", "text"),
     _c("zipcode", "zip, zip code, postal code, zip number", "zip integer"),
     _c("country", "country, country code, nation", "text"),
+    _c("county", "county, parish, borough", "text"),
     _c("job_title", "job title, occupation, title, position, job", "text"),
     _c("time_zone", "time zone", "text"),
     _c("gender", "gender, gender identity, administrative gender", "text boolean"),
@@ -169,7 +170,7 @@ CONCEPTS: tuple[Concept, ...] = (
     _c(
         "created_at",
         "created at, created, date created, creation date, created date, date added, added, date entered, "
-        "entered, registration date, registered, create date, created on",
+        "entered, registration date, registered, regdate, create date, created on",
         "datetime date",
     ),
     _c(
@@ -228,7 +229,7 @@ TABLE_CONCEPTS: tuple[TableConcept, ...] = (
     _t(
         "appointment",
         "appointment, appointments, visit, visits, encounter, encounters, calendar, event, events, schedule, "
-        "booking, bookings, calendar event, postcalendar events",
+        "booking, bookings, calendar event, calendar events",
         "",
     ),
     _t("deal", "billing, bill, invoice, invoices, charge, charges, payment, payments, claim, claims, ledger", ""),
@@ -238,11 +239,33 @@ TABLE_CONCEPTS: tuple[TableConcept, ...] = (
     _t("user", "provider, providers, user, users, staff, doctor, doctors, physician, employee, practitioner", ""),
     _t("custom_module:insurance_plan", "insurance, insurance data, coverage, policy, policies, insurance plan", ""),
     _t("custom_module:treatment_plan", "treatment plan, care plan, plan of care, problem list, problems", ""),
-    _t("custom_module:lab_result", "lab, labs, lab result, lab results, result, results, observation, observations", ""),
+    _t(
+        "custom_module:lab_result", "lab, labs, lab result, lab results, result, results, observation, observations", ""
+    ),
 )
 
 # Tables that belong to the software itself, not to the clinic's records.
 SYSTEM_TABLE_WORDS = frozenset(
-    {"log", "logs", "audit", "config", "configuration", "setting", "settings", "session", "sessions", "sequence",
-     "sequences", "migration", "migrations", "cache", "lock", "locks", "tmp", "temp", "globals", "version"}
+    {
+        "log",
+        "logs",
+        "audit",
+        "config",
+        "configuration",
+        "setting",
+        "settings",
+        "session",
+        "sessions",
+        "sequence",
+        "sequences",
+        "migration",
+        "migrations",
+        "cache",
+        "lock",
+        "locks",
+        "tmp",
+        "temp",
+        "globals",
+        "version",
+    }
 )

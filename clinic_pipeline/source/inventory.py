@@ -63,24 +63,80 @@ PATTERNS = {
     "zip": r"\d{5}(-\d{4})?",
     "zip4": r"\d{4}",
     "uuid": r"[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}",
-    "code": r"[A-Za-z]{0,6}[-_#]?\d+[A-Za-z]?",
+    # Chart numbers: P-1001, MRN0042, 000123 (a name with digits, as Synthea writes them, is no code).
+    "code": r"[A-Za-z]{0,3}[-_#]?\d+[A-Za-z]?|[A-Za-z]{1,6}[-_#]\d+",
     "leading_zero": r"0\d+",
     "scientific": r"\d(\.\d+)?[eE]\+?\d+",
     "extension": r"(?i).*\d\s*(x|ext\.?)\s*\d{1,6}",
     "ssn_shape": r"\d{3}-\d{2}-\d{4}",
 }
-_ID_NAME = re.compile(r"(^|[^a-z])(id|key|no|nbr|num|number|mrn|pid|uuid|guid|chart)$|^id|#|num$|id$", re.IGNORECASE)
+_ID_TOKENS = frozenset({"id", "key", "no", "nbr", "num", "number", "mrn", "pid", "pubpid", "uuid", "guid", "chart"})
 _ZIP_NAME = re.compile(r"zip|postal|postcode|post_code", re.IGNORECASE)
 _PHONE_NAME = re.compile(r"phone|mobile|cell|tel|fax", re.IGNORECASE)
-# Columns about one person or place: never list their values, however few there are.
-_PERSONAL_NAME = re.compile(
-    r"name|first|last|middle|given|family|surname|email|e-mail|phone|mobile|cell|fax|addr|street|city|zip|postal"
-    r"|ssn|social|birth|dob|note|comment|memo|descr|remark|member|policy|subscriber|guarantor|contact|emergency",
-    re.IGNORECASE,
+# Columns about one person or place: never list their values, however few there are (word prefixes).
+_PERSONAL_PREFIXES = (
+    "name",
+    "fname",
+    "lname",
+    "mname",
+    "first",
+    "last",
+    "middle",
+    "given",
+    "family",
+    "surname",
+    "maiden",
+    "email",
+    "mail",
+    "phone",
+    "mobile",
+    "cell",
+    "fax",
+    "tel",
+    "addr",
+    "street",
+    "city",
+    "county",
+    "zip",
+    "postal",
+    "ssn",
+    "social",
+    "birth",
+    "dob",
+    "note",
+    "comment",
+    "memo",
+    "descr",
+    "remark",
+    "member",
+    "policy",
+    "subscriber",
+    "guarantor",
+    "contact",
+    "emergency",
+    "passport",
+    "license",
+    "driver",
 )
 _CREATED_NAME = re.compile(r"creat|entered|added|insert|date_?in$|registered|regdate", re.IGNORECASE)
 _UPDATED_NAME = re.compile(r"updat|modif|changed|last_?mod|last_?edit|timestamp|mtime", re.IGNORECASE)
 MAX_CATEGORIES = 20
+
+
+def _words(name: str) -> list[str]:
+    spaced = re.sub(r"([a-z0-9])([A-Z])", r"\1 \2", name)
+    return [w for w in re.split(r"[^0-9a-zA-Z]+", spaced.lower()) if w]
+
+
+def _id_name(name: str) -> bool:
+    words = _words(name)
+    return "#" in name or (bool(words) and words[-1] in _ID_TOKENS)
+
+
+def _personal_name(name: str) -> bool:
+    return any(w.startswith(_PERSONAL_PREFIXES) for w in _words(name))
+
+
 TYPE_THRESHOLD = 0.9
 
 
@@ -160,34 +216,34 @@ def _in_list(values: tuple[str, ...]) -> str:
     return "(" + ", ".join(_lit(v) for v in values) + ")"
 
 
-def _column_aggregates(i: int) -> dict[str, str]:
-    """Aggregates of column i over the CTE (raw r{i}, trimmed t{i}, null-like flag n{i})."""
-    r, t, n = f"r{i}", f"t{i}", f"n{i}"
-    present = f"NOT {n}"
+def _aggregates() -> dict[str, str]:
+    """Per-column aggregates over distinct values (raw `r`, trimmed `t`, null-like `n`, rows with it `cnt`)."""
 
     def share(cond: str) -> str:
-        return f"count(*) FILTER (WHERE {present} AND {cond})"
+        return f"sum(cnt) FILTER (WHERE NOT n AND {cond})"
 
     def match(pattern: str) -> str:
-        return share(f"regexp_full_match({t}, {_lit(PATTERNS[pattern])})")
+        return share(f"regexp_full_match(t, {_lit(PATTERNS[pattern])})")
 
     aggs = {
-        "missing": f"count(*) FILTER (WHERE {t} IS NULL OR {t} = '')",
-        "text_sentinel": f"count(*) FILTER (WHERE lower({t}) IN {_in_list(TEXT_SENTINELS)})",
-        "zero_date": f"count(*) FILTER (WHERE lower({t}) IN {_in_list(ZERO_DATES)})",
-        "date_sentinel": share(f"lower({t}) IN {_in_list(DATE_SENTINELS)}"),
-        "placeholder_email": share(f"(lower({t}) IN {_in_list(PLACEHOLDER_EMAILS)} OR starts_with(lower({t}), 'noemail@'))"),
-        "placeholder_phone": share(f"regexp_full_match({t}, '[0\\s().\\-+]*0[0\\s().\\-+]*')"),
-        "present": f"count(*) FILTER (WHERE {present})",
-        "distinct": f"count(DISTINCT {t}) FILTER (WHERE {present})",
-        "max_length": f"coalesce(max(length({r})), 0)",
-        "whitespace": share(f"{r} <> {t}"),
-        "non_ascii": share(f"regexp_matches({t}, '[^\\x00-\\x7F]')"),
-        "mojibake": share(f"regexp_matches({t}, 'Ã.|Â.|â€')"),
-        "all_upper": share(f"{t} = upper({t}) AND {t} <> lower({t})"),
-        "multi_word": share(f"contains({t}, ' ')"),
+        "missing": "sum(cnt) FILTER (WHERE t IS NULL OR t = '')",
+        "text_sentinel": f"sum(cnt) FILTER (WHERE lower(t) IN {_in_list(TEXT_SENTINELS)})",
+        "zero_date": f"sum(cnt) FILTER (WHERE lower(t) IN {_in_list(ZERO_DATES)})",
+        "date_sentinel": share(f"lower(t) IN {_in_list(DATE_SENTINELS)}"),
+        "placeholder_email": share(
+            f"(lower(t) IN {_in_list(PLACEHOLDER_EMAILS)} OR starts_with(lower(t), 'noemail@'))"
+        ),
+        "placeholder_phone": share("regexp_full_match(t, '[0\\s().\\-+]*0[0\\s().\\-+]*')"),
+        "present": "sum(cnt) FILTER (WHERE NOT n)",
+        "distinct": "count(DISTINCT t) FILTER (WHERE NOT n)",
+        "max_length": "coalesce(max(length(r)), 0)",
+        "whitespace": share("r <> t"),
+        "non_ascii": share("regexp_matches(t, '[^\\x00-\\x7F]')"),
+        "mojibake": share("regexp_matches(t, 'Ã.|Â.|â€')"),
+        "all_upper": share("t = upper(t) AND t <> lower(t)"),
+        "multi_word": share("contains(t, ' ')"),
         "phone_digits": share(
-            f"length(regexp_replace(regexp_replace(lower({t}), '(x|ext\\.?)\\s*\\d+$', ''), '[^0-9]', '', 'g'))"
+            "length(regexp_replace(regexp_replace(lower(t), '(x|ext\\.?)\\s*\\d+$', ''), '[^0-9]', '', 'g'))"
             " BETWEEN 7 AND 15"
         ),
     }
@@ -195,36 +251,32 @@ def _column_aggregates(i: int) -> dict[str, str]:
         aggs[pattern] = match(pattern)
     for kind, formats in (("date", DATE_FORMATS), ("datetime", DATETIME_FORMATS), ("time", TIME_FORMATS)):
         for k, fmt in enumerate(formats):
-            aggs[f"{kind}{k}"] = share(f"try_strptime({t}, {_lit(fmt)}) IS NOT NULL")
+            aggs[f"{kind}{k}"] = share(f"try_strptime(t, {_lit(fmt)}) IS NOT NULL")
     return aggs
 
 
 def _profile_counts(con: duckdb.DuckDBPyConnection, table: str, columns: list[str]) -> list[dict[str, int]]:
+    """One scan of the table, unpivoted to (column, value) so each aggregate is written once for all columns.
+
+    Values are grouped first: the costly shape tests (regexes, strptime per format) then run once per
+    distinct value rather than once per row, and each counts with its number of rows.
+    """
     if not columns:
         return []
     null_like = _in_list(TEXT_SENTINELS + ZERO_DATES)
-    projections = []
-    for i, column in enumerate(columns):
-        q = quote_ident(column)
-        projections.append(
-            f"{q} AS r{i}, trim({q}) AS t{i}, "
-            f"({q} IS NULL OR trim({q}) = '' OR lower(trim({q})) IN {null_like}) AS n{i}"
-        )
-    names: list[tuple[int, str]] = []
-    selects: list[str] = []
-    for i in range(len(columns)):
-        for key, sql in _column_aggregates(i).items():
-            names.append((i, key))
-            selects.append(sql)
+    aggs = _aggregates()
+    selected = ", ".join(quote_ident(c) for c in columns)
     query = (
-        f"WITH s AS (SELECT {', '.join(projections)} FROM {VIEW_SCHEMA}.{quote_ident(table)}) "
-        f"SELECT {', '.join(selects)} FROM s"
+        f"WITH u AS (SELECT * FROM (SELECT {selected} FROM {VIEW_SCHEMA}.{quote_ident(table)}) "
+        f"UNPIVOT INCLUDE NULLS (r FOR col IN ({selected}))), "
+        f"g AS (SELECT col, r, count(*) AS cnt FROM u GROUP BY col, r), "
+        f"s AS (SELECT col, r, cnt, trim(r) AS t, (r IS NULL OR trim(r) = '' OR lower(trim(r)) IN {null_like}) AS n "
+        f"FROM g) "
+        f"SELECT col, {', '.join(aggs.values())} FROM s GROUP BY col"
     )
-    row = con.execute(query).fetchall()[0]
-    counts: list[dict[str, int]] = [{} for _ in columns]
-    for (i, key), value in zip(names, row, strict=True):
-        counts[i][key] = int(value or 0)
-    return counts
+    by_column = {row[0]: row[1:] for row in con.execute(query).fetchall()}
+    empty = (0,) * len(aggs)  # a table without rows unpivots to nothing
+    return [{key: int(value or 0) for key, value in zip(aggs, by_column.get(c, empty), strict=True)} for c in columns]
 
 
 def _best_format(c: dict[str, int], kind: str, formats: tuple[str, ...], preferred: str | None) -> tuple[str, int]:
@@ -243,7 +295,7 @@ def _infer_type(name: str, c: dict[str, int], preferred_date: str | None) -> tup
         return hits >= threshold * present
 
     unique = c["distinct"] == present
-    id_name = bool(_ID_NAME.search(name))
+    id_name = _id_name(name)
     if enough(c["boolean"], 0.98):
         return "boolean", None, c["boolean"]
     if enough(c["zero_one"], 1.0) and c["distinct"] == 2 and not id_name:
@@ -331,7 +383,7 @@ def _sentinels(vtype: ValueType, c: dict[str, int]) -> dict[str, int]:
 
 
 def _is_categorical(name: str, vtype: ValueType, c: dict[str, int]) -> bool:
-    if vtype not in ("text", "boolean", "integer") or _PERSONAL_NAME.search(name) or _ID_NAME.search(name):
+    if vtype not in ("text", "boolean", "integer") or _personal_name(name) or _id_name(name):
         return False
     # Values must repeat (on average at least twice): a column of unique values is about individuals.
     return 0 < c["distinct"] <= MAX_CATEGORIES and c["distinct"] * 2 <= c["present"] and c["max_length"] <= 60
@@ -372,8 +424,8 @@ def _profile_column(name: str, c: dict[str, int], rows: int, preferred_date: str
 _KEYLESS_TYPES = ("date", "datetime", "time", "boolean", "decimal", "money")
 
 
-def _key_rank(column: ColumnProfile) -> tuple[int, int]:
-    return (0 if column.type == "id" else 1 if _ID_NAME.search(column.name) else 2, column.max_length)
+def _key_rank(column: ColumnProfile) -> tuple[bool, bool, int]:
+    return (column.type != "id", not _id_name(column.name), column.max_length)
 
 
 def _profile_table(
@@ -413,10 +465,15 @@ def _tokens(name: str) -> set[str]:
     return {_singular(t) for t in re.split(r"[^0-9a-zA-Z]+", spaced.lower()) if t}
 
 
+_GENERIC_KEY_NAMES = frozenset({"id", "key", "uuid", "guid", "code", "name", "number", "no", "rowid"})
+
+
 def _name_affinity(column: str, ref_table: str, ref_column: str) -> bool:
+    """`patient_id` → patients, `PATIENT` → patients, `pid` → pid; but every table's `id` is not every other's."""
     col = _tokens(column)
     table_words = _tokens(ref_table) - {"data", "list", "table", "export", "tbl"}
-    return column.lower() == ref_column.lower() or bool(col & table_words)
+    same_name = column.lower() == ref_column.lower() and column.lower() not in _GENERIC_KEY_NAMES
+    return same_name or bool(col & table_words)
 
 
 _FK_TYPES = ("id", "integer", "text", "email")
@@ -438,7 +495,7 @@ def _inferred_relationships(con: duckdb.DuckDBPyConnection, tables: list[TablePr
                         continue
                     affinity = _name_affinity(column.name, ref.name, key.name)
                     # Small integers are contained in any 1..N key: only trust them when the names agree.
-                    if affinity or key.type == "id" and key.max_length >= 4:
+                    if affinity or (key.type == "id" and key.max_length >= 4):
                         pairs.append((table, column, ref, key, affinity))
     if not pairs:
         return []

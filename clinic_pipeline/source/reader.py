@@ -220,14 +220,29 @@ def _utf8_copy(path: Path, codec: str, skip: int, workdir: Path) -> Path:
     return target
 
 
+def _header_delimiter(path: Path) -> str | None:
+    """The delimiter the header line uses; None for a one-column file.
+
+    Taken from the header rather than DuckDB's sniffer: one malformed row makes the sniffer fall back
+    to a single column silently, where an explicit delimiter makes the bad row a reported error.
+    """
+    with path.open(encoding="utf-8-sig", errors="replace", newline="") as fh:
+        header = fh.readline()
+    unquoted = re.sub(r'"[^"]*"', "", header)
+    counts = {d: unquoted.count(d) for d in (",", ";", "\t", "|")}
+    best = max(counts, key=lambda d: counts[d])
+    return best if counts[best] else None
+
+
 def _file_select(path: Path, codec: str | None, workdir: Path) -> str:
     suffix = path.suffix.lower()
     if suffix in CSV_SUFFIXES:
         encoding, skip = _csv_encoding(path, codec)
         readable = path if encoding == "utf-8" and skip == 0 else _utf8_copy(path, encoding, skip, workdir)
-        delim = ", delim='\\t'" if suffix == ".tsv" else ""
+        delim = _header_delimiter(readable)
+        options = f", delim={_literal(delim)}, quote='\"'" if delim else ""
         # Exports always carry a header; with every column VARCHAR the sniffer cannot tell it from data.
-        return f"SELECT * FROM read_csv({_literal(str(readable))}, all_varchar=true, header=true{delim})"
+        return f"SELECT * FROM read_csv({_literal(str(readable))}, all_varchar=true, header=true{options})"
     if suffix in PARQUET_SUFFIXES:
         return f"SELECT CAST(COLUMNS(*) AS VARCHAR) FROM read_parquet({_literal(str(path))})"
     return f"SELECT CAST(COLUMNS(*) AS VARCHAR) FROM read_json_auto({_literal(str(path))})"
@@ -247,9 +262,7 @@ def _manifest_in(root: Path) -> ExportManifest:
     return read_manifest(found[0].parent) if found else read_manifest(root)
 
 
-def _open_folder(
-    spec: str, root: Path, con: duckdb.DuckDBPyConnection, display: str | None = None
-) -> SourceExport:
+def _open_folder(spec: str, root: Path, con: duckdb.DuckDBPyConnection, display: str | None = None) -> SourceExport:
     manifest = _manifest_in(root)
     codec = _python_codec(manifest.encoding)
     builder = _Builder(con, manifest)

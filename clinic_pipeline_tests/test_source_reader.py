@@ -1,0 +1,178 @@
+"""Reading real export shapes into DuckDB: every table a VARCHAR view with `_source_row`, errors that name paths."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import sqlite3
+import zipfile
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from clinic_pipeline.samples import FIXTURE_DIR, copy_fixture
+from clinic_pipeline.source.reader import SourceError, open_source, table_name
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+def _rows(con: duckdb.DuckDBPyConnection, sql: str) -> list[tuple]:
+    return con.execute(sql).fetchall()
+
+
+def test_folder_export_registers_varchar_views_with_source_rows(tmp_path: Path) -> None:
+    con = duckdb.connect()
+    export = open_source(str(copy_fixture(tmp_path / "clinic")), con)
+    assert export.manifest.time_zone == "America/Chicago" and not export.manifest.time_zone_assumed
+    table = export.tables["patients"]
+    assert table.row_count == 25 and table.location == "patients.csv"
+    assert table.columns[:3] == ["patient_id", "first_name", "last_name"]
+    types = {name: kind for name, kind, *_ in _rows(con, 'DESCRIBE source."patients"')}
+    assert types.pop("_source_row") == "BIGINT"
+    assert set(types.values()) == {"VARCHAR"}
+    # Leading zeros, sentinels and whitespace survive as written.
+    row = _rows(con, "SELECT dob, email, first_name FROM source.patients WHERE _source_row = 4")[0]
+    assert row == ("1948-01-15", "none@none.com", "Margaret ")
+    assert _rows(con, "SELECT dob FROM source.patients WHERE patient_id = 'P-1009'") == [("0000-00-00",)]
+    assert export.warnings == []
+
+
+def test_source_row_is_the_data_row_in_the_original_file(tmp_path: Path) -> None:
+    folder = tmp_path / "big"
+    folder.mkdir()
+    lines = ["n,label"] + [f"{i},row {i}" for i in range(1, 120_001)]
+    (folder / "Numbers.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    con = duckdb.connect()
+    open_source(str(folder), con)
+    mismatches = _rows(con, "SELECT count(*) FROM source.numbers WHERE n::BIGINT <> _source_row")
+    assert mismatches == [(0,)]
+
+
+def test_zip_export_reads_members_and_names_the_archive(tmp_path: Path) -> None:
+    archive = tmp_path / "export.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        for path in FIXTURE_DIR.iterdir():
+            zf.write(path, f"clinic_export/{path.name}")
+        zf.writestr("clinic_export/documents/p1/scan.csv", "not,a,table\n")
+    con = duckdb.connect()
+    export = open_source(str(archive), con)
+    assert set(export.tables) == {"patients"}
+    assert export.tables["patients"].origin == f"{archive}!clinic_export/patients.csv"
+    assert export.manifest.time_zone == "America/Chicago"
+    assert _rows(con, "SELECT count(*) FROM source.patients") == [(25,)]
+
+
+def test_semicolon_windows_1252_spreadsheet_export() -> None:
+    con = duckdb.connect()
+    export = open_source(str(FIXTURES / "spreadsheet_export"), con)
+    table = export.tables["patient_list"]
+    assert table.origin.endswith("Patient List.csv")
+    assert table.columns[:4] == ["Pt #", "First Name", "Last Name", "D.O.B."]
+    names = _rows(con, 'SELECT "First Name", "Last Name" FROM source.patient_list WHERE _source_row <= 2')
+    assert names == [("José", "Peña"), ("Zoë", "O\u2019Brien")]
+    assert export.manifest.time_zone_assumed and export.manifest.time_zone == "UTC"
+
+
+@pytest.mark.parametrize("body_encoding", ["utf-8", "cp1252"])
+def test_bom_and_crlf_with_either_body_encoding(tmp_path: Path, body_encoding: str) -> None:
+    folder = tmp_path / "export"
+    folder.mkdir()
+    body = "id;name\r\n1;Zoë\r\n2;Renée\r\n".encode(body_encoding)
+    (folder / "people.csv").write_bytes(b"\xef\xbb\xbf" + body)
+    con = duckdb.connect()
+    open_source(str(folder), con)
+    assert _rows(con, "SELECT id, name, _source_row FROM source.people ORDER BY 3") == [
+        ("1", "Zoë", 1),
+        ("2", "Renée", 2),
+    ]
+
+
+def test_manifest_encoding_is_used_and_row_count_mismatch_is_warned(tmp_path: Path) -> None:
+    folder = tmp_path / "export"
+    folder.mkdir()
+    (folder / "people.csv").write_bytes("id,name\n1,Ñandú\n".encode("latin-1"))
+    (folder / "manifest.json").write_text('{"encoding": "latin-1", "row_counts": {"people.csv": 2}}')
+    con = duckdb.connect()
+    export = open_source(str(folder), con)
+    assert _rows(con, "SELECT name FROM source.people") == [("Ñandú",)]
+    assert export.warnings == ["people.csv: manifest says 2 rows, read 1"]
+
+
+def test_sqlite_database_with_declared_foreign_keys(tmp_path: Path) -> None:
+    db_path = tmp_path / "vendor.db"
+    with sqlite3.connect(db_path) as db:
+        db.executescript((FIXTURES / "vendor_database.sql").read_text())
+    con = duckdb.connect()
+    export = open_source(f"sqlite:///{db_path}", con)
+    assert set(export.tables) >= {"patient_data", "facility", "openemr_postcalendar_events", "log"}
+    rows = _rows(con, "SELECT pid, DOB, _source_row FROM source.patient_data ORDER BY _source_row LIMIT 2")
+    assert rows == [("101", "1971-04-12", 1), ("102", "1980-10-30", 2)]
+    declared = {(fk.table, tuple(fk.columns), fk.ref_table, tuple(fk.ref_columns)) for fk in export.foreign_keys}
+    assert declared == {
+        ("openemr_postcalendar_events", ("pc_pid",), "patient_data", ("pid",)),
+        ("openemr_postcalendar_events", ("pc_facility",), "facility", ("id",)),
+    }
+
+
+def test_duckdb_parquet_and_json_sources(tmp_path: Path) -> None:
+    db_path = tmp_path / "clinic.duckdb"
+    with duckdb.connect(str(db_path)) as src:
+        src.execute("CREATE TABLE Locations AS SELECT * FROM (VALUES (1, 'North'), (2, 'South')) t(id, name)")
+    con = duckdb.connect()
+    export = open_source(f"duckdb:///{db_path}", con)
+    assert export.tables["locations"].row_count == 2
+    assert _rows(con, "SELECT id, name, _source_row FROM source.locations ORDER BY 3")[0] == ("1", "North", 1)
+
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    con.execute(f"COPY (SELECT 7 AS visit_id, 12.5 AS fee) TO '{folder / 'visits.parquet'}' (FORMAT parquet)")
+    (folder / "Staff.json").write_text('[{"email": "a@example.com", "active": true}]')
+    export = open_source(str(folder), con)
+    assert set(export.tables) == {"visits", "staff"}
+    assert _rows(con, "SELECT visit_id, fee FROM source.visits") == [("7", "12.5")]
+    assert _rows(con, "SELECT active FROM source.staff") == [("true",)]
+
+
+def test_missing_source_names_the_path(tmp_path: Path) -> None:
+    missing = tmp_path / "nowhere" / "export"
+    with pytest.raises(SourceError, match=re.escape(str(missing))):
+        open_source(str(missing), duckdb.connect())
+    with pytest.raises(SourceError, match=r"nope\.db"):
+        open_source(f"sqlite:///{tmp_path / 'nope.db'}", duckdb.connect())
+
+
+@pytest.mark.parametrize(
+    "spec", ["postgresql://clinic:s3cret@db.example.com/emr", "mysql://root:s3cret@localhost/openemr"]
+)
+def test_database_urls_not_supported_yet_and_never_echo_credentials(spec: str) -> None:
+    with pytest.raises(SourceError, match="not supported yet") as info:
+        open_source(spec, duckdb.connect())
+    assert "s3cret" not in str(info.value)
+
+
+def test_sql_dump_not_supported_yet(tmp_path: Path) -> None:
+    dump = tmp_path / "dump.sql"
+    dump.write_text("CREATE TABLE t (id INT(11));\n")
+    with pytest.raises(SourceError, match="not supported yet"):
+        open_source(str(dump), duckdb.connect())
+
+
+def test_unreadable_csv_error_carries_no_cell_values(tmp_path: Path) -> None:
+    folder = tmp_path / "broken"
+    folder.mkdir()
+    shutil.copy(FIXTURE_DIR / "patients.csv", folder / "patients.csv")
+    with (folder / "patients.csv").open("a", encoding="utf-8") as fh:
+        fh.write('P-9999,"Secret,Patient,1999-01-01\n')  # unterminated quote
+    with pytest.raises(SourceError) as info:
+        open_source(str(folder), duckdb.connect())
+    assert "patients.csv" in str(info.value)
+    assert "Secret" not in str(info.value) and "P-9999" not in str(info.value)
+
+
+def test_table_names_are_snake_case() -> None:
+    assert table_name("Patient List") == "patient_list"
+    assert table_name("PatientList") == "patient_list"
+    assert table_name("pc_eventDate") == "pc_event_date"
+    assert table_name("2024 Billing (Q1)") == "t_2024_billing_q1"
+    assert table_name("Zoë's Notes") == "zoe_s_notes"
