@@ -5,6 +5,8 @@ from contextlib import contextmanager
 
 import dagster as dg
 
+from clinic_pipeline.freshsales.errors import FreshsalesError
+from clinic_pipeline.load.loader import LoadFailedError
 from clinic_pipeline.mapping.plan import PlanNotConfirmedError
 from clinic_pipeline.settings import ConfigurationError, Settings
 from clinic_pipeline.source.reader import SourceError
@@ -34,5 +36,12 @@ def operator_errors() -> Iterator[None]:
     """Turn the errors an operator can act on into a one-line Dagster failure instead of a traceback."""
     try:
         yield
-    except (ConfigurationError, PlanNotConfirmedError, SourceError, FileNotFoundError) as exc:
+    except (
+        ConfigurationError,
+        PlanNotConfirmedError,
+        SourceError,
+        FileNotFoundError,
+        FreshsalesError,
+        LoadFailedError,
+    ) as exc:
         raise dg.Failure(description=str(exc), allow_retries=False) from None

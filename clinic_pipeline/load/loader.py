@@ -110,10 +110,11 @@ class Loader:
                             }
                         )
         result.rejected_path = _write_rejected(rejected_dir / f"{obj.name}.jsonl", rejected)
-        if result.outcomes["failed"]:
+        unfinished = result.outcomes["failed"] + result.outcomes["unknown"]
+        if unfinished:
             raise LoadFailedError(
-                f"{result.outcomes['failed']} {obj.name} records failed after retries (see the audit log); "
-                "what succeeded is committed: re-materialize to resume"
+                f"{unfinished} {obj.name} records failed after retries or have an unknown outcome (see the audit "
+                "log); what succeeded is committed: re-materialize to resume"
             )
         return result
 
