@@ -230,16 +230,21 @@ def ui(
     from clinic_pipeline.sandbox.launcher import running_sandbox
 
     settings = _settings()
-    home = Path(os.environ.setdefault("DAGSTER_HOME", str((settings.clinic_data_dir / "dagster").resolve())))
+    home = Path(os.environ.get("DAGSTER_HOME") or (settings.clinic_data_dir / "dagster")).resolve()
     home.mkdir(parents=True, exist_ok=True)
-    shutil.copy("dagster.yaml", home / "dagster.yaml")
+    # The repository's instance settings (the freshsales_api pool limit) unless the home has its own.
+    if not (home / "dagster.yaml").exists() and Path("dagster.yaml").exists():
+        shutil.copy("dagster.yaml", home / "dagster.yaml")
     db = settings.clinic_data_dir / "sandbox" / "freshsales.sqlite"
     db.parent.mkdir(parents=True, exist_ok=True)
     with running_sandbox(db, DEMO_API_KEY, test_mode=True, plan="unlimited", port=sandbox_port) as handle:
         env = os.environ | {
+            "DAGSTER_HOME": str(home),
             "FRESHSALES_BASE_URL": settings.freshsales_base_url or handle.base_url,
             "FRESHSALES_API_KEY": DEMO_API_KEY,
             "CLINIC_SOURCE": settings.clinic_source or str(settings.clinic_data_dir / "source" / "clinic"),
         }
         typer.echo(f"sandbox at {handle.base_url}; Dagster UI at http://127.0.0.1:{port}")
-        subprocess.run(["dagster", "dev", "-w", "workspace.yaml", "-p", str(port)], env=env, check=False)
+        code = ["-w", "workspace.yaml"] if Path("workspace.yaml").exists() else ["-m", "clinic_pipeline.definitions"]
+        command = ["dagster", "dev", "-p", str(port), *code]
+        subprocess.run(command, env=env, check=False)
