@@ -206,6 +206,22 @@ def report() -> None:
 
 @app.command()
 @_one_line_errors
+def status() -> None:
+    """Where the migration stands (local state only; counts, never values)."""
+    current = steps.run_status(_settings())
+    typer.echo(f"inventory: {'yes' if current.inventory else 'not yet'}")
+    plan = current.plan_status or "none"
+    typer.echo(f"plan: {plan}" + (f" by {current.plan_confirmed_by}" if current.plan_confirmed_by else ""))
+    for name, staged in current.staged.items():
+        typer.echo(
+            f"{name}: staged {staged}, quarantined {current.quarantined[name]}, in id map {current.loaded.get(name, 0)}"
+        )
+    for key, count in current.audit.items():
+        typer.echo(f"audit {key}: {count}")
+
+
+@app.command()
+@_one_line_errors
 def demo(
     keep_sandbox_db: Annotated[bool, typer.Option(help="keep the sandbox's records from an earlier demo")] = False,
 ) -> None:

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import duckdb
 import pyarrow.parquet as pq
+from pydantic import BaseModel
 
 from clinic_pipeline.freshsales.client import FreshsalesClient
 from clinic_pipeline.load.loader import Loader, LoadResult
@@ -156,3 +157,33 @@ def run_validation(settings: Settings) -> ValidationReport:
 
 def _row_count(path: Path) -> int:
     return pq.ParquetFile(path).metadata.num_rows if path.exists() else 0
+
+
+class PipelineStatus(BaseModel):
+    inventory: bool
+    plan_status: str | None
+    plan_confirmed_by: str | None
+    staged: dict[str, int]
+    quarantined: dict[str, int]
+    loaded: dict[str, int]
+    audit: dict[str, int]
+
+
+def run_status(settings: Settings) -> PipelineStatus:
+    """Where the migration stands, from local files only (no API calls): counts, never values."""
+    plan = read_plan(settings.plan_path) if settings.plan_path.exists() else None
+    loaded: dict[str, int] = {}
+    audit: dict[str, int] = {}
+    if settings.state_db_path.exists():
+        with open_state(settings.state_db_path, read_only=True) as state:
+            loaded = state.id_map_counts()
+            audit = {"/".join(k): v for k, v in state.audit_counts().items()}
+    return PipelineStatus(
+        inventory=settings.inventory_path.exists(),
+        plan_status=plan.status if plan else None,
+        plan_confirmed_by=plan.confirmed_by if plan else None,
+        staged={o.name: _row_count(settings.staged_dir / f"{o.name}.parquet") for o in STAGED_OBJECTS},
+        quarantined={o.name: _row_count(settings.quarantine_dir / f"{o.name}.parquet") for o in STAGED_OBJECTS},
+        loaded=loaded,
+        audit=audit,
+    )

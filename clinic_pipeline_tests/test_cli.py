@@ -95,3 +95,7 @@ def test_step_by_step_commands_migrate_into_a_running_sandbox(tmp_path: Path, sa
     again = _run(["migrate", "--full"], env, tmp_path)
     assert "loaded contacts: unchanged 25" in again.stdout
     assert _run(["report"], env, tmp_path).returncode == 0
+    status = _run(["status"], env, tmp_path)
+    assert status.returncode == 0
+    assert "plan: confirmed by Dr. Reviewer" in status.stdout
+    assert "contacts: staged 25, quarantined 0, in id map 25" in status.stdout

@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
-import pyarrow as pa
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS id_map (
@@ -74,12 +73,9 @@ class StateStore:
         ).fetchall()
         return {r[0]: IdMapRow(r[0], int(r[1]), r[2]) for r in rows}
 
-    def id_map_table(self, obj: str) -> pa.Table:
-        return self._con.execute(
-            "SELECT source_key, freshsales_id, payload_hash, run_id, loaded_at FROM id_map "
-            "WHERE object = ? ORDER BY source_key",
-            [obj],
-        ).fetch_arrow_table()
+    def id_map_counts(self) -> dict[str, int]:
+        rows = self._con.execute("SELECT object, count(*) FROM id_map GROUP BY ALL ORDER BY ALL").fetchall()
+        return {r[0]: int(r[1]) for r in rows}
 
     def record_batch(
         self,
