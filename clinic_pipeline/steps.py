@@ -26,6 +26,7 @@ from clinic_pipeline.mapping.proposer import propose_plan
 from clinic_pipeline.reports.validation import ValidationReport, build_report, validate_object, write_report
 from clinic_pipeline.settings import ConfigurationError, Settings
 from clinic_pipeline.source.inventory import SchemaInventory, build_inventory, read_inventory, write_inventory
+from clinic_pipeline.source.inventory_page import write_inventory_page
 from clinic_pipeline.source.reader import SourceExport, open_source
 from clinic_pipeline.staging.objects import BY_NAME, STAGED_OBJECTS, StagedObject
 from clinic_pipeline.staging.stage import StageResult, stage_object
@@ -44,6 +45,7 @@ def run_inventory(settings: Settings) -> SchemaInventory:
     with _source(settings) as (export, con):
         inventory = build_inventory(export, con)
     write_inventory(inventory, settings.inventory_path)
+    write_inventory_page(inventory, settings.inventory_path.with_suffix(".md"))
     return inventory
 
 

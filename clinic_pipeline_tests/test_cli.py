@@ -82,6 +82,9 @@ def test_step_by_step_commands_migrate_into_a_running_sandbox(tmp_path: Path, sa
         result = _run(args, env, tmp_path)
         assert result.returncode == 0, (args, result.stderr[-2000:])
 
+    page = tmp_path / "data" / "inventory" / "schema_inventory.md"
+    assert "patients" in page.read_text(encoding="utf-8")
+
     refused = _run(["migrate", "--full"], env, tmp_path)
     assert refused.returncode == 1
     assert "lacks custom fields the plan needs" in refused.stderr

@@ -151,13 +151,6 @@ def test_database_urls_not_supported_yet_and_never_echo_credentials(spec: str) -
     assert "s3cret" not in str(info.value)
 
 
-def test_sql_dump_not_supported_yet(tmp_path: Path) -> None:
-    dump = tmp_path / "dump.sql"
-    dump.write_text("CREATE TABLE t (id INT(11));\n")
-    with pytest.raises(SourceError, match="not supported yet"):
-        open_source(str(dump), duckdb.connect())
-
-
 def test_unreadable_csv_error_carries_no_cell_values(tmp_path: Path) -> None:
     folder = tmp_path / "broken"
     folder.mkdir()

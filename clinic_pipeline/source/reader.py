@@ -8,8 +8,8 @@ sentinels remain visible for the typed layer (`try_cast`/`try_strptime`) instead
 
 Supported now: a folder or `.zip` of CSV / Parquet / JSON files (one table each; `documents/` and
 `manifest.json` are not tables), a single such file, `sqlite:///file.db` (read with Python's sqlite3:
-DuckDB's sqlite extension cannot be downloaded offline) and `duckdb:///file.duckdb`. MySQL dumps and
-PostgreSQL/MySQL URLs raise `SourceError` until their reader lands.
+DuckDB's sqlite extension cannot be downloaded offline), `duckdb:///file.duckdb` and a mysqldump
+`.sql` file (`mysql_dump`). PostgreSQL/MySQL URLs raise `SourceError` until their reader lands.
 """
 
 from __future__ import annotations
@@ -441,7 +441,10 @@ def open_source(spec: str, con: duckdb.DuckDBPyConnection) -> SourceExport:
         return _open_folder(spec, path, con)
     suffix = path.suffix.lower()
     if suffix == ".sql":
-        raise SourceError(f"{path}: SQL dump sources are not supported yet: load the dump and export CSV for now")
+        # Imported here: mysql_dump builds on this module, so a top-level import would be circular.
+        from clinic_pipeline.source.mysql_dump import open_mysql_dump
+
+        return open_mysql_dump(spec, path, con)
     if suffix == ".zip":
         return _open_zip(spec, path, con)
     if suffix == ".duckdb":
