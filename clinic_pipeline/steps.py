@@ -139,7 +139,7 @@ def run_validation(settings: Settings) -> ValidationReport:
     with FreshsalesClient.from_settings(settings) as client, open_state(settings.state_db_path) as state:
         for obj in STAGED_OBJECTS:
             staged = settings.staged_dir / f"{obj.name}.parquet"
-            if not staged.exists():
+            if _row_count(staged) == 0:
                 continue
             quarantine = settings.quarantine_dir / f"{obj.name}.parquet"
             results.append(

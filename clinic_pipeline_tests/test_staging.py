@@ -54,18 +54,20 @@ def test_contacts_and_derived_accounts_account_for_every_row(export_dir: Path, t
     con = duckdb.connect()
     export = open_source(str(export_dir), con)
     out, quarantine = tmp_path / "staged", tmp_path / "quarantine"
-    contacts = stage_object(CONTACTS, _plan(), export, con, staged_dir=out, quarantine_dir=quarantine)
     accounts = stage_object(ACCOUNTS, _plan(), export, con, staged_dir=out, quarantine_dir=quarantine)
+    contacts = stage_object(CONTACTS, _plan(), export, con, staged_dir=out, quarantine_dir=quarantine)
 
     assert contacts.source_rows == 6
     assert contacts.staged_rows + contacts.quarantined_rows == contacts.source_rows
     staged = {r["_source_key"]: r for r in pq.read_table(contacts.parquet_path).to_pylist()}
-    assert set(staged) == {"A1", "A2", "A4"}
-    assert staged["A1"]["first_name"] == "José" and staged["A1"]["email"] == "jose@example.com"
-    assert staged["A1"]["cf_date_of_birth"] == "1980-03-04" and staged["A1"]["mobile_number"] == "+15551234567"
-    assert staged["A1"]["_lookup_sales_account"] == staged["A2"]["_lookup_sales_account"]
-    assert staged["A2"]["email"] is None and staged["A2"]["cf_date_of_birth"] is None
-    assert staged["A4"]["_lookup_sales_account"] is None
+    a1, a2, a4 = (f"patient_list:{k}" for k in ("A1", "A2", "A4"))
+    assert set(staged) == {a1, a2, a4}
+    assert staged[a1]["first_name"] == "José" and staged[a1]["email"] == "jose@example.com"
+    assert staged[a1]["cf_date_of_birth"] == "1980-03-04" and staged[a1]["mobile_number"] == "+15551234567"
+    assert staged[a1]["_lookup_sales_account"] == staged[a2]["_lookup_sales_account"]
+    assert staged[a2]["email"] is None and staged[a2]["cf_date_of_birth"] is None
+    assert staged[a4]["_lookup_sales_account"] is None
+    assert [(r.source_rows, r.staged, r.quarantined, r.skipped) for r in contacts.reconciliation] == [(6, 3, 3, 0)]
 
     reasons = {(r["_source_row"], r["reason"]) for r in pq.read_table(contacts.quarantine_path).to_pylist()}
     assert reasons == {

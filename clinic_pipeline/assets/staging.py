@@ -14,7 +14,8 @@ def _staged_asset(obj: StagedObject) -> dg.AssetsDefinition:
     @dg.asset(
         name=f"staged_{obj.name}",
         group_name="staging",
-        deps=[confirmed_mapping],
+        # Parents first: links to a parent that was not staged are quarantined as orphans.
+        deps=[confirmed_mapping, *(staged_assets[p] for p in obj.parents)],
         description=f"Freshsales-shaped {obj.entity} records, keyed by source key (data/staged/{obj.name}.parquet).",
     )
     def _asset(pipeline: ClinicPipelineResource) -> dg.MaterializeResult:
@@ -26,6 +27,8 @@ def _staged_asset(obj: StagedObject) -> dg.AssetsDefinition:
                 "derived_rows": dg.MetadataValue.int(result.derived_rows),
                 "staged_rows": dg.MetadataValue.int(result.staged_rows),
                 "quarantined_rows": dg.MetadataValue.int(result.quarantined_rows),
+                "skipped_rows": dg.MetadataValue.int(result.skipped_rows),
+                "skip_reasons": dg.MetadataValue.json(result.skip_reasons),
                 "field_issues": dg.MetadataValue.int(result.field_issues),
                 "path": dg.MetadataValue.path(str(result.parquet_path)),
                 "quarantine": dg.MetadataValue.path(str(result.quarantine_path)),
@@ -55,5 +58,7 @@ def _keys_check(obj: StagedObject, asset: dg.AssetsDefinition) -> dg.AssetChecks
     return _check
 
 
-staged_assets = {obj.name: _staged_asset(obj) for obj in STAGED_OBJECTS}
+staged_assets: dict[str, dg.AssetsDefinition] = {}
+for _obj in STAGED_OBJECTS:
+    staged_assets[_obj.name] = _staged_asset(_obj)
 staged_checks = [_keys_check(obj, staged_assets[obj.name]) for obj in STAGED_OBJECTS]

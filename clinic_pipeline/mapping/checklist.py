@@ -13,6 +13,7 @@ from pydantic import BaseModel
 
 from clinic_pipeline.mapping.plan import MappingPlan
 from clinic_pipeline.staging.objects import BY_TARGET, STAGED_OBJECTS
+from clinic_pipeline.staging.uniqueness import POLICY_FIELDS
 
 # Plan field types → the Freshsales field type the admin picks.
 FRESHSALES_FIELD_TYPE = {
@@ -28,14 +29,20 @@ FRESHSALES_FIELD_TYPE = {
 }
 
 
+# Entities whose custom fields only an admin can create; custom modules the tool creates itself.
+ADMIN_ENTITIES = frozenset({"contacts", "sales_accounts", "deals"})
+
+
 class CustomFieldSpec(BaseModel):
-    entity: str  # Freshsales path segment: contacts, sales_accounts, deals
+    entity: str  # Freshsales path segment: contacts, sales_accounts, deals, custom_module/cm_<name>
     name: str  # cf_<snake>
     label: str
     type: str
+    choices: list[str] = []
 
 
-def required_custom_fields(plan: MappingPlan) -> list[CustomFieldSpec]:
+def plan_custom_fields(plan: MappingPlan) -> list[CustomFieldSpec]:
+    """Every custom field the confirmed plan fills, on any entity (custom modules included)."""
     specs: dict[tuple[str, str], CustomFieldSpec] = {}
     for obj in STAGED_OBJECTS:
         derived = any(f.transform == f"lookup:{obj.target}" for o in plan.objects for f in o.fields)
@@ -54,8 +61,26 @@ def required_custom_fields(plan: MappingPlan) -> list[CustomFieldSpec]:
                     name=field.target,
                     label=field.target.removeprefix("cf_").replace("_", " ").capitalize(),
                     type=FRESHSALES_FIELD_TYPE.get(field.type, "text"),
+                    choices=field.choices,
                 )
+    if plan.objects_for("contact"):
+        for name, ftype, label in POLICY_FIELDS:
+            specs[("contacts", name)] = CustomFieldSpec(entity="contacts", name=name, label=label, type=ftype)
     return sorted(specs.values(), key=lambda s: (s.entity, s.name))
+
+
+def required_custom_fields(plan: MappingPlan) -> list[CustomFieldSpec]:
+    """The fields the admin must create: contacts, accounts and deals (the checklist)."""
+    return [s for s in plan_custom_fields(plan) if s.entity in ADMIN_ENTITIES]
+
+
+def module_custom_fields(plan: MappingPlan) -> dict[str, list[CustomFieldSpec]]:
+    """Custom module name → the fields the tool creates through the API."""
+    modules: dict[str, list[CustomFieldSpec]] = {}
+    for spec in plan_custom_fields(plan):
+        if spec.entity.startswith("custom_module/cm_"):
+            modules.setdefault(spec.entity.removeprefix("custom_module/cm_"), []).append(spec)
+    return modules
 
 
 def write_checklist(specs: list[CustomFieldSpec], out_dir: Path) -> tuple[Path, Path]:
@@ -64,16 +89,16 @@ def write_checklist(specs: list[CustomFieldSpec], out_dir: Path) -> tuple[Path, 
     with csv_path.open("w", newline="", encoding="utf-8") as fh:
         writer = csv.DictWriter(fh, fieldnames=list(CustomFieldSpec.model_fields))
         writer.writeheader()
-        writer.writerows(s.model_dump() for s in specs)
+        writer.writerows({**s.model_dump(), "choices": ";".join(s.choices)} for s in specs)
     md_path = out_dir / "custom_field_checklist.md"
     lines = [
         "# Custom fields to create in Freshsales before the migration",
         "",
         "Admin settings → the module's fields → add each field below with exactly this name and type.",
         "",
-        "| module | field name | label | type |",
-        "|---|---|---|---|",
-        *(f"| {s.entity} | `{s.name}` | {s.label} | {s.type} |" for s in specs),
+        "| module | field name | label | type | choices |",
+        "|---|---|---|---|---|",
+        *(f"| {s.entity} | `{s.name}` | {s.label} | {s.type} | {', '.join(s.choices)} |" for s in specs),
     ]
     md_path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return md_path, csv_path

@@ -25,6 +25,25 @@ class FieldMapping(BaseModel):
     confidence: float = Field(default=1.0, ge=0, le=1)
     reason: str = ""
     needs_review: bool = False
+    args: list[str] = Field(default_factory=list, description="further source columns the transform reads")
+    references: str | None = Field(default=None, description="source table whose source key this value names")
+    via: str | None = Field(default=None, description="column of `references` whose value is taken (owner email)")
+    choices: list[str] = Field(default_factory=list, description="dropdown values the admin creates")
+
+
+class RowFilter(BaseModel):
+    """A condition on one source column, so one table can feed several targets (visits vs check-ins).
+
+    `below`: a number under `value`, or no number at all; `at_least`: a number ≥ `value` (the two split
+    a table without a gap). `in`/`not_in`: trimmed, case-insensitive; an empty value is `not_in`.
+    `empty`/`not_empty`: null, blank or a null-like sentinel (N/A, 0000-00-00) counts as empty.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    source: str
+    op: Literal["below", "at_least", "empty", "not_empty", "in", "not_in"]
+    value: float | list[str] | None = None
 
 
 class ObjectMapping(BaseModel):
@@ -36,6 +55,12 @@ class ObjectMapping(BaseModel):
     source_key: str | None = None
     confidence: float = Field(default=1.0, ge=0, le=1)
     reason: str = ""
+    where: RowFilter | None = Field(default=None, description="only rows matching go to this target")
+    skip_when: RowFilter | None = Field(default=None, description="rows matching are skipped (soft-deleted)")
+    skip_reason: str = "soft-deleted in the source"
+    duplicates: Literal["keep_flagged", "merge"] | None = Field(
+        default=None, description="contacts: what to do with a patient registered twice"
+    )
     fields: list[FieldMapping] = Field(default_factory=list)
 
     def mapped_fields(self) -> list[FieldMapping]:
@@ -54,7 +79,12 @@ class MappingPlan(BaseModel):
 
     def objects_hash(self) -> str:
         """sha256 over the canonical JSON of `objects`: what a confirmation locks."""
-        canonical = json.dumps([o.model_dump(mode="json") for o in self.objects], sort_keys=True, separators=(",", ":"))
+        # Defaults left out: a later version adding an optional key does not unlock older confirmations.
+        canonical = json.dumps(
+            [o.model_dump(mode="json", exclude_defaults=True) for o in self.objects],
+            sort_keys=True,
+            separators=(",", ":"),
+        )
         return hashlib.sha256(canonical.encode()).hexdigest()
 
     def objects_for(self, target: str) -> list[ObjectMapping]:

@@ -46,10 +46,14 @@ from dataclasses import dataclass
 
 from rapidfuzz import fuzz
 
+from clinic_pipeline.mapping.activities import report_column, split_calendar, split_unstructured, time_lines
 from clinic_pipeline.mapping.catalog import CONTACT, NOT_MIGRATED, SALES_ACCOUNT
+from clinic_pipeline.mapping.links import link_lines, names_own_table, parent_of_same_target, soft_delete_filter
 from clinic_pipeline.mapping.plan import FieldMapping, FieldType, MappingPlan, ObjectMapping
 from clinic_pipeline.mapping.synonyms import (
+    CONCEPT_BY_KEY,
     CONCEPTS,
+    REBUILD_TABLE_WORDS,
     SYSTEM_TABLE_WORDS,
     TABLE_CONCEPTS,
     Concept,
@@ -118,6 +122,27 @@ TARGETS: dict[str, dict[str, list[_Target]]] = {
         "time_zone": [_t("time_zone", "text")],
         "location": [_t("sales_accounts", "lookup", LOOKUP_ACCOUNT), _t("cf_{col}", "text", "picklist")],
     },
+    "deal": {
+        **_COMMON,
+        "invoice_number": [_t("name", "text")],
+        "amount_billed": [_t("amount", "number", "cents")],
+        "amount_paid": [_t("cf_amount_paid", "number", "cents")],
+        "payment_date": [_t("cf_payment_date", "date", "parse_date")],
+        "service_date": [_t("cf_service_date", "date", "parse_date")],
+        "denial_status": [_t("cf_{col}", "dropdown", "picklist")],
+    },
+    "appointment": {
+        "activity_type": [_t("title", "text")],
+        "notes": [_t("description", "text")],
+        "status": [_t("description", "text")],
+    },
+    "file": {
+        "file_path": [_t("file_path", "text")],
+        "file_name": [_t("file_name", "text")],
+        "mime_type": [_t("mime_type", "text")],
+        "file_size": [_t("size_bytes", "number", "integer")],
+        "checksum": [_t("sha256", "text")],
+    },
     SALES_ACCOUNT.name: {
         **_COMMON,
         **_ADDRESS,
@@ -129,6 +154,19 @@ TARGETS: dict[str, dict[str, list[_Target]]] = {
         "website": [_t("website", "url")],
     },
 }
+MODULE_TARGETS: dict[str, list[_Target]] = {
+    "created_at": _COMMON["created_at"],
+    "updated_at": _COMMON["updated_at"],
+    "record_name": [_t("name", "text")],
+}
+# A table with one of these columns is a record of its own, not child rows folded into a parent.
+IDENTITY_CONCEPTS: dict[str, set[str]] = {
+    "contact": {"first_name", "last_name", "email", "full_name"},
+    "sales_account": {"full_name", "location"},
+    "deal": {"invoice_number"},
+}
+# Activities and notes have no custom fields: what has no field of its own goes into the description.
+NO_CUSTOM_FIELDS = frozenset({"appointment", "task", "note"})
 _VALUE_WORDS = {
     "email": "values look like email addresses",
     "phone": "values look like phone numbers",
@@ -264,10 +302,15 @@ def _field_line(
     name = target.field.replace("{col}", _snake(column.name))
     if notes:
         reason = f"{reason}; {'; '.join(notes)}"
+    ftype = type_override or target.type
+    choices = list(column.categories or []) if ftype == "dropdown" else []
+    if ftype == "dropdown" and not choices:
+        ftype = "text"
     return FieldMapping(
         source=column.name,
         target=name,
-        type=type_override or target.type,
+        type=ftype,
+        choices=choices,
         transform=transform,
         custom=name.startswith("cf_"),
         confidence=confidence,
@@ -276,15 +319,25 @@ def _field_line(
     )
 
 
-def _fallback(column: ColumnProfile, inventory: SchemaInventory, threshold: float) -> FieldMapping:
+def _fallback(column: ColumnProfile, inventory: SchemaInventory, threshold: float, target: str) -> FieldMapping:
     """No concept fits: a custom field typed from the values, for a person to keep, rename or drop."""
     cf = f"cf_{_snake(column.name)}"
-    if column.null_rate >= 1.0:
+    if target in NO_CUSTOM_FIELDS and column.null_rate < 1.0:
+        return FieldMapping(
+            source=column.name,
+            target="description",
+            confidence=0.6,
+            reason=f"{target}s have no custom fields: kept as a labelled line of the description",
+            needs_review=threshold > 0.6,
+        )
+    if target == "file" or column.null_rate >= 1.0:
         return FieldMapping(
             source=column.name,
             target=None,
             confidence=0.8,
-            reason="not migrated: the column has no values in this export",
+            reason="not migrated: the column has no values in this export"
+            if column.null_rate >= 1.0
+            else "files carry no custom fields: not migrated",
             needs_review=threshold > 0.8,
         )
     exact = column.type_match_rate >= 1.0
@@ -294,10 +347,12 @@ def _fallback(column: ColumnProfile, inventory: SchemaInventory, threshold: floa
         "date": _t(cf, "date", "parse_date"),
         "datetime": _t(cf, "datetime", "parse_datetime"),
         "money": _t(cf, "number", "cents"),
-        "integer": _t(cf, "number") if exact else _t(cf, "text"),
-        "decimal": _t(cf, "number") if exact else _t(cf, "text"),
+        "integer": _t(cf, "number", "number") if exact else _t(cf, "text"),
+        "decimal": _t(cf, "number", "number") if exact else _t(cf, "text"),
     }
-    target = by_type.get(column.type) or (_t(cf, "text", "picklist") if column.categories else _t(cf, "text"))
+    target = by_type.get(column.type) or (_t(cf, "dropdown", "picklist") if column.categories else _t(cf, "text"))
+    if column.type == "boolean":
+        target = _t(cf, "checkbox", "boolean")
     confidence = 0.6 if column.categories or column.type not in ("text", "id") else 0.5
     reason = f"no standard field matches '{normalise(column.name)}'; custom field, {_value_words(column)}"
     return _field_line(column, target, confidence, reason, inventory, threshold)
@@ -306,20 +361,37 @@ def _fallback(column: ColumnProfile, inventory: SchemaInventory, threshold: floa
 def _source_key(table: TableProfile, inventory: SchemaInventory) -> tuple[ColumnProfile | None, float]:
     """The candidate key that is named like one, is referenced by other tables and references none."""
     referenced = {r.ref_column for r in inventory.relationships if r.ref_table == table.name}
-    referencing = {r.column for r in inventory.relationships if r.table == table.name}
+    candidate_keys = {t.name: set(t.candidate_keys) for t in inventory.tables}
+    referencing = {
+        r.column
+        for r in inventory.relationships
+        if r.table == table.name
+        and r.ref_table != table.name
+        and r.ref_column in candidate_keys.get(r.ref_table, set())
+        and not names_own_table(r.column, table.name)
+    }
 
     def score(column: ColumnProfile) -> float:
         name_score, _ = name_similarity(column.name, KEY_CONCEPT.phrases)
         shape = 0.3 if column.type == "id" else 0.15 if column.type == "integer" else 0.0
-        return name_score + shape + (0.25 if column.name in referenced else 0.0)
+        own = 0.4 if names_own_table(column.name, table.name) else 0.0
+        if own and normalise(column.name).endswith(" id"):
+            own += 0.2  # `<table>_id`: the surrogate key naming every schema uses
+        return name_score + shape + own + (0.25 if column.name in referenced else 0.0)
 
     keys = [table.column(k) for k in table.candidate_keys]
     # A column pointing at another table is its own table's key only in 1:1 side tables.
     keys = [k for k in keys if k.name not in referencing] or keys
+    # A member id or SSN is unique too, but it is not migrated by default: it cannot carry the key.
+    keys = [k for k in keys if not _sensitive(k.name)] or keys
     if not keys:
         return None, 0.0
     best = max(keys, key=score)
     return best, min(MAX_CONFIDENCE, 0.6 + 0.3 * max(0.0, min(score(best), 1.0)))
+
+
+def _sensitive(column: str) -> bool:
+    return any(name_similarity(column, c.phrases)[0] >= MIN_NAME_SCORE for c in FIELD_CONCEPTS if c.sensitive)
 
 
 def _table_concept(table: TableProfile, field_hits: set[str]) -> tuple[TableConcept | None, float, str]:
@@ -352,11 +424,13 @@ def _assign(
     key_confidence: float,
     inventory: SchemaInventory,
     threshold: float,
+    preset: dict[str, FieldMapping],
 ) -> list[FieldMapping]:
-    targets = TARGETS.get(target, _COMMON)
-    exclude = {key.name} if key else set()
-    lines: dict[str, FieldMapping] = {}
-    taken: set[str] = set()
+    targets = MODULE_TARGETS if target.startswith("custom_module:") else TARGETS.get(target, _COMMON)
+    exclude = ({key.name} if key else set()) | set(preset)
+    lines: dict[str, FieldMapping] = dict(preset)
+    # Several lines may fill an activity's description; every other field takes one column.
+    taken: set[str] = {f.target for f in preset.values() if f.target and f.target != "description"}
     for match in sorted(_matches(table, exclude), key=lambda m: (-m.score, m.column.name, m.concept.key)):
         column, concept = match.column, match.concept
         if column.name in lines:
@@ -375,11 +449,12 @@ def _assign(
             name = choice.field.replace("{col}", _snake(column.name))
             if name in taken:
                 continue
+            if name != "description":
+                taken.add(name)
             evidence = f"name ~ '{match.phrase}' {match.name_score:.2f}" if match.name_score else "by values only"
             lines[column.name] = _field_line(
                 column, choice, match.score, f"{evidence}, {_value_words(column)}", inventory, threshold
             )
-            taken.add(name)
             break
     ordered = []
     for column in table.columns:
@@ -388,8 +463,8 @@ def _assign(
         elif column.name in lines:
             ordered.append(lines[column.name])
         else:
-            line = _fallback(column, inventory, threshold)
-            if line.target and line.target in taken:
+            line = _fallback(column, inventory, threshold, target)
+            if line.target and line.target != "description" and line.target in taken:
                 line = line.model_copy(update={"target": f"{line.target}_{len(taken)}"})
             taken.add(line.target or "")
             ordered.append(line)
@@ -419,57 +494,149 @@ def _key_line(
     )
 
 
-def _propose_object(table: TableProfile, inventory: SchemaInventory, threshold: float) -> ObjectMapping:
+def _table_target(
+    table: TableProfile, threshold: float
+) -> tuple[ObjectMapping | None, TableConcept | None, float, str]:
+    """First pass: a not-migrated verdict, or the table's concept with its score and evidence."""
     words = set(normalise(table.name).split())
     if table.row_count == 0:
-        return _not_migrated(table, "not migrated: the table is empty in this export", 0.9)
+        return _not_migrated(table, "not migrated: the table is empty in this export", 0.9), None, 0.0, ""
     if words & SYSTEM_TABLE_WORDS:
         system = ", ".join(sorted(words & SYSTEM_TABLE_WORDS))
-        return _not_migrated(
-            table, f"not migrated: looks like the software's own table ({system}), not clinic data", 0.8
-        )
-    field_hits = {m.concept.key for m in _matches(table, set()) if m.name_score >= 0.8}
-    concept, score, why = _table_concept(table, field_hits)
+        reason = f"not migrated: looks like the software's own table ({system}), not clinic data"
+        return _not_migrated(table, reason, 0.8), None, 0.0, ""
+    rebuild = sorted(words & set(REBUILD_TABLE_WORDS))
+    if rebuild:
+        return _not_migrated(table, f"not migrated: {REBUILD_TABLE_WORDS[rebuild[0]]}", 0.85), None, 0.0, ""
+    concept, score, why = _table_concept(table, _field_hits(table))
     if concept is None or score < MIN_TABLE_SCORE:
-        return _not_migrated(
-            table,
-            "not migrated: neither the table name nor its columns match a Freshsales object "
-            "(patients, locations, appointments, billing, providers, ...); set a target to migrate it",
-            round(1 - score, 2),
+        return (
+            _not_migrated(
+                table,
+                "not migrated: neither the table name nor its columns match a Freshsales object "
+                "(patients, locations, appointments, billing, providers, ...); set a target to migrate it",
+                round(1 - score, 2),
+            ),
+            None,
+            score,
+            why,
         )
+    return None, concept, score, why
+
+
+def _field_hits(table: TableProfile) -> set[str]:
+    return {m.concept.key for m in _matches(table, set()) if m.name_score >= 0.8}
+
+
+def _best_column(table: TableProfile, concept: str, types: tuple[str, ...], exclude: set[str]) -> ColumnProfile | None:
+    best: tuple[float, ColumnProfile] | None = None
+    for column in table.columns:
+        if column.name in exclude or column.type not in types:
+            continue
+        score, _ = name_similarity(column.name, CONCEPT_BY_KEY[concept].phrases)
+        if score and (best is None or score > best[0]):
+            best = (score, column)
+    return best[1] if best else None
+
+
+def _propose_object(
+    table: TableProfile,
+    concept: TableConcept,
+    score: float,
+    why: str,
+    inventory: SchemaInventory,
+    threshold: float,
+    targets: dict[str, str],
+    keys: dict[str, str],
+) -> list[ObjectMapping]:
+    target = concept.target
+    folded_into = parent_of_same_target(table, target, inventory, targets, keys)
+    if folded_into is not None and not _field_hits(table) & IDENTITY_CONCEPTS.get(target, set()):
+        return [
+            _not_migrated(
+                table,
+                f"not migrated as separate records: child rows of {folded_into} (also a {target}), whose "
+                "records carry their totals; set a target to migrate them anyway",
+                0.7,
+            )
+        ]
     key, key_confidence = _source_key(table, inventory)
-    fields = _assign(table, concept.target, key, key_confidence, inventory, threshold)
+    preset = link_lines(table, target, inventory, targets, keys)
+    soft_delete = soft_delete_filter(table)
+    if soft_delete is not None:
+        preset[soft_delete[0].name] = FieldMapping(
+            source=soft_delete[0].name,
+            target=None,
+            confidence=0.85,
+            reason="soft-delete flag: flagged rows are skipped with that reason (skip_when)",
+        )
+    used = set(preset) | ({key.name} if key else set())
+    duration = None
+    if target == "appointment":
+        date = _best_column(table, "appointment_date", ("date", "datetime"), used)
+        time = _best_column(table, "start_time", ("time",), used) if date and date.type == "date" else None
+        duration = _best_column(table, "duration", ("integer",), used)
+        lines = time_lines(date, time, duration, inventory.date_format) if date else []
+        if lines:
+            preset.update({line.source: line for line in lines})
+            if time is not None:
+                preset[time.name] = FieldMapping(
+                    source=time.name, target=None, confidence=0.9, reason="part of from_date (time of day)"
+                )
+        else:
+            duration = None
+    fields = _assign(table, target, key, key_confidence, inventory, threshold, preset)
     reasons = [why]
     if key is None:
         reasons.append("no unique non-null column: choose a source key before confirming")
         score = min(score, threshold - 0.01)
     else:
         reasons.append(f"key {key.name}")
-    if concept.target not in TARGETS:
-        reasons.append(f"{concept.target}: generic field map in this version (custom fields), review every line")
+    if target not in TARGETS and not target.startswith("custom_module:") and target != "user":
+        reasons.append(f"{target}: generic field map in this version (custom fields), review every line")
         score = min(score, threshold - 0.01)
-    also = (
-        ["sales_account"]
-        if concept.target == CONTACT.name and any(f.transform == LOOKUP_ACCOUNT for f in fields)
-        else []
-    )
+    also = ["sales_account"] if target == CONTACT.name and any(_derives_account(f) for f in fields) else []
     if also:
-        location = next(f.source for f in fields if f.transform == LOOKUP_ACCOUNT)
+        location = next(f.source for f in fields if _derives_account(f))
         reasons.append(f"one sales_account per distinct {location}, linked to each contact")
-    return ObjectMapping(
+    mapping = ObjectMapping(
         source_table=table.name,
-        target=concept.target,
+        target=target,
         also=also,
         source_key=key.name if key else None,
         confidence=round(max(0.0, min(MAX_CONFIDENCE, score)), 2),
         reason="; ".join(r for r in reasons if r),
+        skip_when=soft_delete[1] if soft_delete else None,
+        duplicates="keep_flagged" if target == CONTACT.name else None,
         fields=fields,
     )
+    if target == "appointment":
+        return split_calendar(mapping, duration)
+    if target == "custom_module:lab_result":
+        value = _best_column(table, "result_value", ("text", "decimal", "integer"), used)
+        return split_unstructured(mapping, value, report_column(table, used | ({value.name} if value else set())))
+    return [mapping]
+
+
+def _derives_account(line: FieldMapping) -> bool:
+    return line.transform == LOOKUP_ACCOUNT and line.references is None
 
 
 def propose_plan(inventory: SchemaInventory, review_threshold: float) -> MappingPlan:
     """The proposed plan for every table of the inventory (status `proposed`, nothing confirmed)."""
     if not 0.0 <= review_threshold <= 1.0:
         raise ValueError("review_threshold must lie in [0, 1]")
-    objects = [_propose_object(t, inventory, review_threshold) for t in inventory.tables]
+    first = {t.name: (t, *_table_target(t, review_threshold)) for t in inventory.tables}
+    targets = {name: concept.target for name, (_t, _m, concept, _s, _w) in first.items() if concept is not None}
+    keys = {}
+    for table in inventory.tables:
+        key, _confidence = _source_key(table, inventory)
+        if key is not None:
+            keys[table.name] = key.name
+    objects: list[ObjectMapping] = []
+    for table, verdict, concept, score, why in first.values():
+        if verdict is not None or concept is None:
+            objects.append(verdict or _not_migrated(table, "not migrated", 0.5))
+            continue
+        objects.extend(_propose_object(table, concept, score, why, inventory, review_threshold, targets, keys))
     return MappingPlan(source_fingerprint=inventory.fingerprint, objects=objects)

@@ -164,7 +164,8 @@ CONCEPTS: tuple[Concept, ...] = (
     _c(
         "location",
         "location, clinic, clinic location, facility, site, office, practice, branch, clinic name, "
-        "facility name, location name, service location, practice location, home clinic, primary location",
+        "facility name, location name, service location, practice location, home clinic, primary location, "
+        "practice name",
         "text id integer",
     ),
     _c(
@@ -196,6 +197,35 @@ CONCEPTS: tuple[Concept, ...] = (
         sensitive=True,
     ),
     _c("notes", "notes, note, comment, comments, remarks, memo, description", "text"),
+    _c("record_name", "test name, test, plan name, procedure name, title, subject", "text"),
+    _c("invoice_number", "invoice number, invoice, bill number, claim number, encounter number, invoice id", "text id"),
+    _c(
+        "amount_billed",
+        "amount billed, billed amount, billed, charge amount, charges, total charge, fee, amount, total, total amount",
+        "money decimal integer",
+    ),
+    _c("amount_paid", "amount paid, paid amount, paid, payment amount, amount received", "money decimal integer"),
+    _c("payment_date", "payment date, paid date, date paid, paid on", "date datetime"),
+    _c("service_date", "service date, date of service, dos, encounter date, bill date, invoice date", "date datetime"),
+    _c("denial_status", "denial status, denied, denial, claim status, denial reason, payment status", "text boolean"),
+    _c(
+        "appointment_date",
+        "appointment date, date, visit date, event date, scheduled date, start date, begin date",
+        "date datetime",
+    ),
+    _c("start_time", "start time, time, appointment time, from time, begin time, event time", "time"),
+    _c("duration", "duration, duration minutes, length, minutes, duration in minutes, length minutes", "integer"),
+    _c("activity_type", "appointment type, visit type, type, category, event type, reason, visit reason", "text"),
+    _c("status", "status, appointment status, visit status, state code", "text"),
+    _c("file_path", "file path, path, file location, storage path, url, document path", "text"),
+    _c("file_name", "file name, filename, document name, original name", "text"),
+    _c("mime_type", "mime type, content type, mime, file type, media type", "text"),
+    _c("file_size", "size bytes, file size, size, bytes, length bytes", "integer"),
+    _c("checksum", "sha256, checksum, hash, sha 256, digest, md5", "text id"),
+    _c(
+        "result_value", "result value, value, result, observation value, numeric result, result numeric", "text decimal"
+    ),
+    _c("deleted_flag", "deleted, is deleted, deleted flag, void, voided, removed, archived", "boolean integer text"),
     _c("website", "website, web site, url, web, homepage", "text"),
 )
 CONCEPT_BY_KEY = {c.key: c for c in CONCEPTS}
@@ -223,7 +253,9 @@ TABLE_CONCEPTS: tuple[TableConcept, ...] = (
     _t(
         "sales_account",
         "location, locations, clinic, clinics, facility, facilities, site, sites, office, offices, practice, "
-        "branch, organization, organisation, payer, payers, insurance company, insurance companies, carrier, pharmacy",
+        "branch, organization, organisation, payer, payers, insurance company, insurance companies, carrier, carriers, "
+        "insurance carrier, insurance carriers, "
+        "payer list, pharmacy",
         "full_name address city zipcode website phone",
     ),
     _t(
@@ -232,7 +264,12 @@ TABLE_CONCEPTS: tuple[TableConcept, ...] = (
         "booking, bookings, calendar event, calendar events",
         "",
     ),
-    _t("deal", "billing, bill, invoice, invoices, charge, charges, payment, payments, claim, claims, ledger", ""),
+    _t(
+        "deal",
+        "billing, billing encounter, billing encounters, bill, invoice, invoices, charge, charges, payment, "
+        "payments, claim, claims, ledger",
+        "",
+    ),
     _t("task", "task, tasks, reminder, reminders, follow up, recall, recalls, to do", ""),
     _t("note", "note, notes, progress note, clinical note, comment, comments", ""),
     _t("file", "document, documents, file, files, attachment, attachments, scan, scans", ""),
@@ -243,6 +280,18 @@ TABLE_CONCEPTS: tuple[TableConcept, ...] = (
         "custom_module:lab_result", "lab, labs, lab result, lab results, result, results, observation, observations", ""
     ),
 )
+
+# Tables whose logic an admin rebuilds in Freshsales (design.md): word → why it is not migrated.
+REBUILD_TABLE_WORDS: dict[str, str] = {
+    "workflow": "workflow/automation rules are not migrated: exported as a rebuild reference",
+    "automation": "workflow/automation rules are not migrated: exported as a rebuild reference",
+    "rule": "workflow/automation rules are not migrated: exported as a rebuild reference",
+    "rules": "workflow/automation rules are not migrated: exported as a rebuild reference",
+    "report": "report/dashboard definitions are not migrated: listed for the rebuild, the data underneath migrates",
+    "reports": "report/dashboard definitions are not migrated: listed for the rebuild, the data underneath migrates",
+    "dashboard": "report/dashboard definitions are not migrated: listed for the rebuild, the data underneath migrates",
+    "definitions": "definitions of the source software's own fields/screens: they shape the plan, not records",
+}
 
 # Tables that belong to the software itself, not to the clinic's records.
 SYSTEM_TABLE_WORDS = frozenset(

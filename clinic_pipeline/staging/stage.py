@@ -1,36 +1,63 @@
 """Stage one Freshsales object from the confirmed plan: DuckDB SQL in, Parquet out.
 
-The plan alone drives this module: no source column name appears here. Every source row ends up
-either in `staged/<object>.parquet` or in `quarantine/<object>.parquet` with a reason; values the
-target cannot use are dropped from the record and listed in `quarantine/<object>_field_issues.parquet`
-(file, row, field, reason: no values, so operators can read it without seeing PHI).
+The plan alone drives this module: no source column name appears here. Every source row a mapping
+takes (its `where` filter) ends up in exactly one of: `staged/<object>.parquet`, skipped with a reason
+(`skip_when`, a merged duplicate) or `quarantine/<object>.parquet` with a reason; the reconciliation
+(`quarantine/<object>_reconciliation.parquet`) proves it per source table and staging fails if it does
+not hold. Values the target cannot use are dropped from the record and listed in
+`quarantine/<object>_field_issues.parquet` (file, row, field, reason: no values, so operators can read
+it without seeing PHI).
 
-Parquet layout: `_source_key`, `_source_table`, `_source_row`, `_lookup_<object>` (a parent's source
-key, resolved to a Freshsales id at load time), then the payload columns named by their Freshsales
-field; `cf_*` columns travel in the record's `custom_field`.
+Parquet layout: see `staging.objects`. Contacts additionally go through `staging.uniqueness` (duplicate
+patients, shared family emails) before they are written.
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import duckdb
 
-from clinic_pipeline.mapping.plan import MappingPlan, ObjectMapping
+from clinic_pipeline.mapping.plan import FieldMapping, MappingPlan, ObjectMapping, RowFilter
 from clinic_pipeline.source.reader import SourceExport
-from clinic_pipeline.staging.objects import StagedObject
-from clinic_pipeline.staging.transforms import compile_transform, quote_ident, quote_literal
+from clinic_pipeline.staging.objects import BY_TARGET, SOURCE_KEY_FIELD, StagedObject
+from clinic_pipeline.staging.transforms import compile_transform, present_sql, quote_ident, quote_literal
+from clinic_pipeline.staging.uniqueness import ALIASES_DIR, disambiguate_account_names, resolve_people
 
-SOURCE_KEY_FIELD = "cf_source_key"
-# A contact Freshsales accepts needs something to call it by.
-REQUIRED_ANY: dict[str, tuple[str, ...]] = {
-    "contact": ("first_name", "last_name", "email"),
+# What Freshsales needs before it accepts a record (freshsales_api.md); `name` of a module record
+# falls back to its source key.
+REQUIRED_ALL: dict[str, tuple[str, ...]] = {
     "sales_account": ("name",),
+    "deal": ("name", "amount"),
+    "appointment": ("title", "from_date", "end_date"),
+    "task": ("title", "due_date"),
+    "note": ("description",),
+    "file": ("file_path",),
 }
+REQUIRED_ANY: dict[str, tuple[str, ...]] = {"contact": ("first_name", "last_name", "email")}
 # Freshsales contacts take the primary address as `email`; plans may name the list field.
 FIELD_ALIASES = {"emails": "email"}
+# Link targets a staged row names as `_lookup_<target>`, and the plan's line targets that express them.
+LINK_FIELDS = frozenset({"sales_accounts", "sales_account_id", "contact_ids", "targetable_id", "owner_id"})
+
+
+class ReconciliationError(RuntimeError):
+    """Source rows ≠ staged + quarantined + skipped: a row went missing, which must never pass silently."""
+
+
+@dataclass(frozen=True)
+class Reconciliation:
+    source_table: str
+    source_rows: int  # rows of the table this object's mapping takes (after its `where`)
+    staged: int
+    quarantined: int
+    skipped: int
+
+    @property
+    def holds(self) -> bool:
+        return self.source_rows == self.staged + self.quarantined + self.skipped
 
 
 @dataclass(frozen=True)
@@ -41,55 +68,160 @@ class StageResult:
     derived_rows: int  # records derived from lookup values in other tables (e.g. one account per location)
     staged_rows: int
     quarantined_rows: int
+    skipped_rows: int
     field_issues: int
     quarantine_path: Path
     field_issues_path: Path
+    reconciliation: list[Reconciliation] = field(default_factory=list)
+    skip_reasons: dict[str, int] = field(default_factory=dict)
 
 
 def _payload_name(target: str) -> str:
     return FIELD_ALIASES.get(target, target)
 
 
-def _direct_select(mapping: ObjectMapping, obj: StagedObject, time_zone: str) -> tuple[str, list[str]]:
+def _filter_sql(rule: RowFilter) -> str:
+    column = quote_ident(rule.source)
+    present = present_sql(column)
+    if rule.op in ("empty", "not_empty"):
+        return f"NOT {present}" if rule.op == "empty" else present
+    if rule.op in ("below", "at_least"):
+        if not isinstance(rule.value, int | float):
+            raise ValueError(f"plan: filter {rule.op} on {rule.source!r} needs a number")
+        number = f"try_cast(trim({column}) AS DOUBLE)"
+        # `below` takes the rows without a number too, so `below` and `at_least` split a table in two.
+        if rule.op == "below":
+            return f"coalesce({number} < {float(rule.value)}, TRUE)"
+        return f"coalesce({number} >= {float(rule.value)}, FALSE)"
+    if not isinstance(rule.value, list):
+        raise ValueError(f"plan: filter {rule.op} on {rule.source!r} needs a list of values")
+    values = "(" + ", ".join(quote_literal(str(v).lower()) for v in rule.value) + ")"
+    negate = "NOT " if rule.op == "not_in" else ""
+    return f"coalesce({negate}(lower(trim({column})) IN {values}), {'TRUE' if negate else 'FALSE'})"
+
+
+def _key_sql(table: str, column: str) -> str:
+    return f"{quote_literal(table + ':')} || nullif(trim({quote_ident(column)}), '')"
+
+
+def _derived_key_sql(table: str, column: str, value_sql: str) -> str:
+    return f"{quote_literal(f'{table}.{column}:')} || lower({value_sql})"
+
+
+def _referenced_key(plan: MappingPlan, table: str) -> str:
+    for mapping in plan.objects:
+        if mapping.source_table == table and mapping.source_key:
+            return mapping.source_key
+    raise ValueError(f"plan: lines reference table {table!r}, which has no mapping with a source_key")
+
+
+@dataclass
+class _Select:
+    columns: list[str]
+    joins: list[str]
+    issues: list[str]
+    descriptions: list[tuple[str, str]]  # (label, value sql) for several lines filling one description
+    documents_root: Path | None = None
+
+
+def _field_columns(
+    line: FieldMapping, i: int, mapping: ObjectMapping, plan: MappingPlan, sel: _Select, tz: str
+) -> None:
+    name, _, parent = (line.transform or "").partition(":")
+    source = line.source
+    if line.references and line.via:
+        # The value sits in another table (the provider's email, the payer's name): one join per line.
+        ref_key = _referenced_key(plan, line.references)
+        alias = f"_ref{i}"
+        sel.joins.append(
+            f"LEFT JOIN (SELECT nullif(trim({quote_ident(ref_key)}), '') AS {alias}_key, "
+            f"arg_min({quote_ident(line.via)}, _source_row) AS {alias}_val "
+            f"FROM source.{quote_ident(line.references)} GROUP BY ALL) ON {alias}_key = trim({quote_ident(source)})"
+        )
+        source = f"{alias}_val"
+    compiled = compile_transform(source, line.transform, tz, line.args)
+    if name == "lookup":
+        key = (
+            f"{quote_literal(line.references + ':')} || {compiled.value_sql}"
+            if line.references
+            else _derived_key_sql(mapping.source_table, line.source, compiled.value_sql)
+        )
+        sel.columns.append(f"{key} AS {quote_ident('_lookup_' + parent)}")
+        return
+    if name == "owner_by_email":
+        sel.columns.append(f"{compiled.value_sql} AS _owner_email")
+        return
+    target = _payload_name(line.target or "")
+    if target == "description":
+        sel.descriptions.append((line.source, compiled.value_sql))
+    elif target == "file_path" and sel.documents_root is not None:
+        # Relative to the export: the loader streams the file from where the export was unpacked.
+        prefix = quote_literal(str(sel.documents_root) + os.sep)
+        sel.columns.append(f"{prefix} || ltrim({compiled.value_sql}, '/') AS file_path")
+    else:
+        sel.columns.append(f"{compiled.value_sql} AS {quote_ident(target)}")
+    if compiled.rejected_sql != "FALSE":
+        sel.columns.append(f"{compiled.rejected_sql} AS _rejected_{i}")
+        sel.issues.append(
+            f"SELECT _source_table, _source_row, _source_key, {quote_literal(line.source)} AS field, "
+            f"{quote_literal(compiled.reason)} AS reason FROM stage_rows WHERE _rejected_{i}"
+        )
+
+
+def _description_sql(parts: list[tuple[str, str]]) -> str:
+    if len(parts) == 1:
+        return parts[0][1]
+    # Several source columns, one description: each on its own line, labelled by its column.
+    labelled = ", ".join(f"{quote_literal(label + ': ')} || {value}" for label, value in parts)
+    return f"nullif(concat_ws(chr(10), {labelled}), '')"
+
+
+def _direct_select(
+    mapping: ObjectMapping, obj: StagedObject, plan: MappingPlan, time_zone: str, documents_root: Path | None
+) -> tuple[str, list[str]]:
     """SELECT of one source table mapped straight onto `obj`, and the field-issue SELECTs over it."""
     if not mapping.source_key:
         raise ValueError(f"plan: table {mapping.source_table!r} has no source_key; the loader needs one")
-    key = f"nullif(trim({quote_ident(mapping.source_key)}), '')"
-    columns = [
-        "FALSE AS _derived",
-        f"{key} AS _source_key",
-        f"{quote_literal(mapping.source_table)} AS _source_table",
-        "_source_row",
-    ]
-    issues: list[str] = []
-    for i, field in enumerate(mapping.mapped_fields()):
-        compiled = compile_transform(field.source, field.transform, time_zone)
-        name, _, parent = (field.transform or "").partition(":")
-        if name == "lookup":
-            parent_key = f"{quote_literal(f'{mapping.source_table}.{field.source}:')} || lower({compiled.value_sql})"
-            columns.append(f"{parent_key} AS {quote_ident('_lookup_' + parent)}")
-            continue
-        columns.append(f"{compiled.value_sql} AS {quote_ident(_payload_name(field.target or ''))}")
-        if compiled.rejected_sql != "FALSE":
-            columns.append(f"{compiled.rejected_sql} AS _rejected_{i}")
-            issues.append(
-                f"SELECT _source_table, _source_row, _source_key, {quote_literal(field.source)} AS field, "
-                f"{quote_literal(compiled.reason)} AS reason FROM stage_rows WHERE _rejected_{i}"
-            )
+    table = mapping.source_table
+    key = _key_sql(table, mapping.source_key)
+    sel = _Select(
+        columns=[
+            "FALSE AS _derived",
+            f"{key} AS _source_key",
+            f"{quote_literal(table)} AS _source_table",
+            "_source_row",
+            f"CASE WHEN {_filter_sql(mapping.skip_when)} THEN {quote_literal(mapping.skip_reason)} END AS _skip_reason"
+            if mapping.skip_when
+            else "NULL::VARCHAR AS _skip_reason",
+        ],
+        joins=[],
+        issues=[],
+        descriptions=[],
+        documents_root=documents_root,
+    )
+    for i, line in enumerate(mapping.mapped_fields()):
+        if line.target in ("external_id", SOURCE_KEY_FIELD):
+            continue  # the namespaced source key travels there (staging.objects)
+        _field_columns(line, i, mapping, plan, sel, time_zone)
+    if sel.descriptions:
+        sel.columns.append(f"{_description_sql(sel.descriptions)} AS description")
     if obj.key_field == SOURCE_KEY_FIELD:
-        columns.append(f"{key} AS {SOURCE_KEY_FIELD}")
-    select = f"SELECT {', '.join(columns)} FROM source.{quote_ident(mapping.source_table)}"
-    return select, issues
+        sel.columns.append(f"{key} AS {SOURCE_KEY_FIELD}")
+    if obj.module and not any(line.target == "name" for line in mapping.mapped_fields()):
+        sel.columns.append(f"{key} AS name")
+    where = f" WHERE {_filter_sql(mapping.where)}" if mapping.where else ""
+    select = f"SELECT {', '.join(sel.columns)} FROM source.{quote_ident(table)} {' '.join(sel.joins)}{where}"
+    return select, sel.issues
 
 
 def _derived_select(mapping: ObjectMapping, source: str, time_zone: str) -> str:
     """Parents named by a lookup column (e.g. a clinic location on each patient): one record per value."""
     compiled = compile_transform(source, "trim", time_zone)
-    key = f"{quote_literal(f'{mapping.source_table}.{source}:')} || lower({compiled.value_sql})"
+    key = _derived_key_sql(mapping.source_table, source, compiled.value_sql)
     return (
         f"SELECT TRUE AS _derived, {key} AS _source_key, {quote_literal(mapping.source_table)} AS _source_table, "
-        f"min(_source_row) AS _source_row, arg_min({compiled.value_sql}, _source_row) AS name, "
-        f"{key} AS {SOURCE_KEY_FIELD} "
+        f"min(_source_row) AS _source_row, NULL::VARCHAR AS _skip_reason, "
+        f"arg_min({compiled.value_sql}, _source_row) AS name, {key} AS {SOURCE_KEY_FIELD} "
         f"FROM source.{quote_ident(mapping.source_table)} WHERE {compiled.value_sql} IS NOT NULL GROUP BY ALL"
     )
 
@@ -100,6 +232,67 @@ def _write_private_parquet(con: duckdb.DuckDBPyConnection, query: str, path: Pat
     con.execute(f"COPY ({query}) TO {quote_literal(str(tmp))} (FORMAT parquet, COMPRESSION zstd)")
     os.chmod(tmp, 0o600)
     os.replace(tmp, path)
+
+
+def _columns(con: duckdb.DuckDBPyConnection, table: str) -> list[str]:
+    return [r[0] for r in con.execute(f"DESCRIBE {table}").fetchall()]
+
+
+def _required_sql(target: str, columns: list[str]) -> tuple[str, str]:
+    """(condition that holds for an acceptable record, the quarantine reason when it does not)."""
+    if target in REQUIRED_ANY:
+        wanted = REQUIRED_ANY[target]
+        present = [f"{quote_ident(c)} IS NOT NULL" for c in wanted if c in columns]
+        return (" OR ".join(present) or "FALSE"), "none of " + ", ".join(wanted)
+    wanted = REQUIRED_ALL.get(target, ())
+    if not wanted:
+        return "TRUE", ""
+    checks = [f"{quote_ident(c)} IS NOT NULL" if c in columns else "FALSE" for c in wanted]
+    return " AND ".join(checks), "missing required " + ", ".join(wanted)
+
+
+def _parent_checks(columns: list[str], staged_dir: Path) -> list[tuple[str, str]]:
+    """(condition for an orphan, reason) per link: the parent must be staged (not missing, skipped or quarantined)."""
+    checks = []
+    for column in columns:
+        if not column.startswith("_lookup_"):
+            continue
+        parent = BY_TARGET[column.removeprefix("_lookup_")]
+        path = staged_dir / f"{parent.name}.parquet"
+        if not path.exists():
+            raise FileNotFoundError(f"{path}: stage {parent.name} before the objects that link to it")
+        keys = f"(SELECT _source_key FROM read_parquet({quote_literal(str(path))}))"
+        checks.append(
+            (
+                f"({quote_ident(column)} IS NOT NULL AND {quote_ident(column)} NOT IN {keys})",
+                f"parent {parent.name} not staged (missing from the export, skipped or quarantined)",
+            )
+        )
+    return checks
+
+
+def _apply_aliases(con: duckdb.DuckDBPyConnection, columns: list[str], staged_dir: Path) -> None:
+    """A link to a merged duplicate patient points at the surviving record instead."""
+    for column in columns:
+        if not column.startswith("_lookup_"):
+            continue
+        aliases = staged_dir / ALIASES_DIR / f"{BY_TARGET[column.removeprefix('_lookup_')].name}.parquet"
+        if aliases.exists():
+            col = quote_ident(column)
+            con.execute(
+                f"UPDATE stage_rows SET {col} = a.survivor_key FROM read_parquet({quote_literal(str(aliases))}) a "
+                f"WHERE stage_rows.{col} = a.alias_key"
+            )
+
+
+def documents_root(export: SourceExport) -> Path | None:
+    """Where the export's relative document paths start: the folder, or the database file's folder."""
+    spec = export.spec
+    for scheme in ("sqlite:///", "duckdb:///"):
+        if spec.startswith(scheme):
+            return Path(spec.removeprefix(scheme)).resolve().parent
+    path = Path(spec)
+    return path.resolve() if path.is_dir() else None
 
 
 def stage_object(
@@ -114,48 +307,57 @@ def stage_object(
     time_zone = export.manifest.time_zone
     selects: list[str] = []
     issue_selects: list[str] = []
-    source_rows = 0
+    taken: dict[str, int] = {}
     for mapping in plan.objects:
         if mapping.target == obj.target:
-            select, issues = _direct_select(mapping, obj, time_zone)
+            select, issues = _direct_select(mapping, obj, plan, time_zone, documents_root(export))
             selects.append(select)
             issue_selects.extend(issues)
-            source_rows += export.tables[mapping.source_table].row_count
-        for field in mapping.mapped_fields():
-            if field.transform == f"lookup:{obj.target}" and mapping.target != obj.target:
-                selects.append(_derived_select(mapping, field.source, time_zone))
+            where = f" WHERE {_filter_sql(mapping.where)}" if mapping.where else ""
+            (rows,) = con.execute(f"SELECT count(*) FROM source.{quote_ident(mapping.source_table)}{where}").fetchone()
+            taken[mapping.source_table] = taken.get(mapping.source_table, 0) + int(rows)
+        for line in mapping.mapped_fields():
+            if line.transform == f"lookup:{obj.target}" and not line.references and mapping.target != obj.target:
+                selects.append(_derived_select(mapping, line.source, time_zone))
     if not selects:
-        raise ValueError(f"the confirmed plan maps nothing to {obj.target}")
+        # Not every export has every object (no labs, no documents): an empty file, so dependents load nothing.
+        selects.append(
+            "SELECT FALSE AS _derived, NULL::VARCHAR AS _source_key, NULL::VARCHAR AS _source_table, "
+            "NULL::BIGINT AS _source_row, NULL::VARCHAR AS _skip_reason WHERE FALSE"
+        )
 
     con.execute(f"CREATE OR REPLACE TEMP TABLE stage_rows AS {' UNION ALL BY NAME '.join(selects)}")
-    required = (
-        " OR ".join(
-            f"{quote_ident(c)} IS NOT NULL"
-            for c in REQUIRED_ANY.get(obj.target, ())
-            if c in {d[0] for d in con.execute("DESCRIBE stage_rows").fetchall()}
-        )
-        or "TRUE"
+    columns = _columns(con, "stage_rows")
+    _apply_aliases(con, columns, staged_dir)
+    if obj.target == "contact":
+        resolve_people(con, plan, staged_dir)
+        columns = _columns(con, "stage_rows")
+    if obj.target == "sales_account":
+        disambiguate_account_names(con)
+    required, required_reason = _required_sql(obj.target, columns)
+    orphan_cases = " ".join(
+        f"WHEN {cond} THEN {quote_literal(reason)}" for cond, reason in _parent_checks(columns, staged_dir)
     )
     con.execute(
         f"""CREATE OR REPLACE TEMP TABLE stage_verdict AS
         SELECT *, CASE
+            WHEN _skip_reason IS NOT NULL THEN NULL
             WHEN _source_key IS NULL THEN 'missing source key'
             WHEN row_number() OVER (PARTITION BY _source_key ORDER BY _source_table, _source_row) > 1
                 THEN 'duplicate source key'
-            WHEN NOT ({required}) THEN {quote_literal("none of " + ", ".join(REQUIRED_ANY.get(obj.target, ())))}
+            WHEN NOT ({required}) THEN {quote_literal(required_reason)}
+            {orphan_cases}
         END AS _quarantine_reason
         FROM stage_rows"""
     )
     payload = [
-        quote_ident(c)
-        for (c, *_rest) in con.execute("DESCRIBE stage_rows").fetchall()
-        if not c.startswith("_rejected_") and c not in ("_source_row", "_derived")
+        quote_ident(c) for c in columns if not c.startswith("_rejected_") and c not in ("_derived", "_skip_reason")
     ]
     parquet_path = staged_dir / f"{obj.name}.parquet"
     _write_private_parquet(
         con,
-        f"SELECT _source_row, {', '.join(payload)} FROM stage_verdict "
-        "WHERE _quarantine_reason IS NULL ORDER BY _source_key",
+        f"SELECT {', '.join(payload)} FROM stage_verdict "
+        "WHERE _quarantine_reason IS NULL AND _skip_reason IS NULL ORDER BY _source_key",
         parquet_path,
     )
     quarantine_path = quarantine_dir / f"{obj.name}.parquet"
@@ -173,20 +375,68 @@ def stage_object(
         "NULL::VARCHAR AS field, NULL::VARCHAR AS reason WHERE FALSE"
     )
     _write_private_parquet(con, f"{issues_query} ORDER BY 1, 2", issues_path)
+    return _result(con, obj, taken, parquet_path, quarantine_path, issues_path, issues_query, quarantine_dir)
 
-    staged, quarantined, derived = con.execute(
-        "SELECT count(*) FILTER (WHERE _quarantine_reason IS NULL), "
-        "count(*) FILTER (WHERE _quarantine_reason IS NOT NULL), count(*) FILTER (WHERE _derived) FROM stage_verdict"
+
+def _result(
+    con: duckdb.DuckDBPyConnection,
+    obj: StagedObject,
+    taken: dict[str, int],
+    parquet_path: Path,
+    quarantine_path: Path,
+    issues_path: Path,
+    issues_query: str,
+    quarantine_dir: Path,
+) -> StageResult:
+    counts = con.execute(
+        """SELECT _source_table,
+            count(*) FILTER (WHERE _quarantine_reason IS NULL AND _skip_reason IS NULL),
+            count(*) FILTER (WHERE _quarantine_reason IS NOT NULL),
+            count(*) FILTER (WHERE _skip_reason IS NOT NULL)
+        FROM stage_verdict WHERE NOT _derived GROUP BY ALL"""
+    ).fetchall()
+    by_table = {r[0]: (int(r[1]), int(r[2]), int(r[3])) for r in counts}
+    reconciliation = [
+        Reconciliation(table, rows, *by_table.get(table, (0, 0, 0))) for table, rows in sorted(taken.items())
+    ]
+    recon_path = quarantine_dir / f"{obj.name}_reconciliation.parquet"
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE stage_recon (source_table VARCHAR, source_rows BIGINT, staged BIGINT, "
+        "quarantined BIGINT, skipped BIGINT)"
+    )
+    if reconciliation:
+        con.executemany(
+            "INSERT INTO stage_recon VALUES (?, ?, ?, ?, ?)",
+            [(r.source_table, r.source_rows, r.staged, r.quarantined, r.skipped) for r in reconciliation],
+        )
+    _write_private_parquet(con, "SELECT * FROM stage_recon", recon_path)
+    broken = [r.source_table for r in reconciliation if not r.holds]
+    if broken:
+        raise ReconciliationError(
+            f"{obj.name}: source rows ≠ staged + quarantined + skipped for {', '.join(broken)} (see {recon_path})"
+        )
+    staged, quarantined, skipped, derived = con.execute(
+        "SELECT count(*) FILTER (WHERE _quarantine_reason IS NULL AND _skip_reason IS NULL), "
+        "count(*) FILTER (WHERE _quarantine_reason IS NOT NULL), count(*) FILTER (WHERE _skip_reason IS NOT NULL), "
+        "count(*) FILTER (WHERE _derived) FROM stage_verdict"
     ).fetchall()[0]
+    skip_reasons = dict(
+        con.execute(
+            "SELECT _skip_reason, count(*) FROM stage_verdict WHERE _skip_reason IS NOT NULL GROUP BY ALL ORDER BY 1"
+        ).fetchall()
+    )
     (issues_count,) = con.execute(f"SELECT count(*) FROM ({issues_query})").fetchall()[0]
     return StageResult(
         object=obj.name,
         parquet_path=parquet_path,
-        source_rows=source_rows,
+        source_rows=sum(taken.values()),
         derived_rows=int(derived),
         staged_rows=int(staged),
         quarantined_rows=int(quarantined),
+        skipped_rows=int(skipped),
         field_issues=int(issues_count),
         quarantine_path=quarantine_path,
         field_issues_path=issues_path,
+        reconciliation=reconciliation,
+        skip_reasons={str(k): int(v) for k, v in skip_reasons.items()},
     )

@@ -12,11 +12,20 @@ Vocabulary (the proposer writes exactly these):
   parse_datetime:<fmt>  wall-clock time in the clinic's zone → ISO-8601 UTC (`...Z`)
   cents                 money text ($1,234.50) → exact DECIMAL(18,2); never through a float
   picklist              trimmed value, kept as the pick-list choice
+  number                a decimal number (DOUBLE); anything else is rejected
+  integer               a whole number (BIGINT), e.g. a file size in bytes
+  boolean               yes/no flags (y, yes, true, t, 1 / n, no, false, f, 0) → BOOLEAN
+  local_datetime:<fmt>  the column and the line's `args` joined by spaces (a date and a time of day),
+                        a wall-clock time in the clinic's zone → ISO-8601 UTC
+  end_after_minutes:<fmt>  the column is a duration in minutes added to local_datetime of the `args`
   lookup:<object>       the parent's stable source key (resolved to a Freshsales id at load time)
+  owner_by_email        the owner's email, taken through `references`/`via` (resolved to a user at load time)
+  from_reference        the value of `via` in the `references` table row this column names
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 NULL_LIKE = ("", "n/a", "na", "null", "none", "-", "0000-00-00", "0000-00-00 00:00:00")
@@ -53,7 +62,16 @@ def present_sql(raw: str) -> str:
     return f"(lower(trim({raw})) NOT IN {_sql_list(NULL_LIKE)} AND {raw} IS NOT NULL)"
 
 
-def compile_transform(column: str, transform: str | None, time_zone: str) -> CompiledField:
+def _utc(parsed: str, time_zone: str) -> str:
+    # The source holds local wall-clock time; pin it to the clinic's zone, then convert to UTC.
+    return f"timezone('UTC', timezone({quote_literal(time_zone)}, {parsed}))"
+
+
+def _iso_utc(timestamp: str) -> str:
+    return f"strftime({timestamp}, '%Y-%m-%dT%H:%M:%SZ')"
+
+
+def compile_transform(column: str, transform: str | None, time_zone: str, args: Sequence[str] = ()) -> CompiledField:
     raw = quote_ident(column)
     trimmed = f"nullif(trim({raw}), '')"
     present = present_sql(raw)
@@ -89,14 +107,41 @@ def compile_transform(column: str, transform: str | None, time_zone: str) -> Com
         if name == "parse_date":
             value = f"CASE WHEN {usable} THEN strftime({parsed}::DATE, '%Y-%m-%d') END"
         else:
-            # The source holds local wall-clock time; pin it to the clinic's zone, then write UTC.
-            utc = f"timezone('UTC', timezone({quote_literal(time_zone)}, {parsed}))"
-            value = f"CASE WHEN {usable} THEN strftime({utc}, '%Y-%m-%dT%H:%M:%SZ') END"
+            value = f"CASE WHEN {usable} THEN {_iso_utc(_utc(parsed, time_zone))} END"
         return CompiledField(value, f"({present} AND {parsed} IS NULL)", f"does not match the plan's date format {arg}")
     if name == "cents":
         cleaned = f"regexp_replace(trim({raw}), '[$,\\s]', '', 'g')"
         value = f"CASE WHEN {present} THEN try_cast({cleaned} AS DECIMAL(18, 2)) END"
         return CompiledField(value, f"({present} AND {value} IS NULL)", "not a money amount")
+    if name in ("local_datetime", "end_after_minutes"):
+        if not arg:
+            raise UnknownTransformError(f"transform {transform!r} needs a format, e.g. {name}:%Y-%m-%d %H:%M")
+        parts = [quote_ident(a) for a in args] if name == "end_after_minutes" else [raw, *map(quote_ident, args)]
+        joined = " || ' ' || ".join(f"trim({p})" for p in parts)
+        parsed = f"try_strptime({joined}, {quote_literal(arg)})"
+        usable = f"({parsed} IS NOT NULL AND year({parsed}) > {SENTINEL_MAX_YEAR})"
+        moment = _utc(parsed, time_zone)
+        if name == "end_after_minutes":
+            # Added after the conversion to UTC: a visit across a DST change still lasts its minutes.
+            minutes = f"try_cast(trim({raw}) AS INTEGER)"
+            moment = f"({moment} + to_minutes({minutes}))"
+            usable = f"({usable} AND {minutes} IS NOT NULL)"
+        value = f"CASE WHEN {usable} THEN {_iso_utc(moment)} END"
+        return CompiledField(value, f"({value} IS NULL)", f"date and time do not match the plan's format {arg}")
+    if name in ("number", "integer"):
+        sql_type = "DOUBLE" if name == "number" else "BIGINT"
+        value = f"CASE WHEN {present} THEN try_cast(trim({raw}) AS {sql_type}) END"
+        return CompiledField(value, f"({present} AND {value} IS NULL)", f"not a {'whole ' * (name == 'integer')}number")
+    if name == "boolean":
+        flag = f"lower(trim({raw}))"
+        value = (
+            f"CASE WHEN {flag} IN ('y', 'yes', 'true', 't', '1') THEN TRUE "
+            f"WHEN {flag} IN ('n', 'no', 'false', 'f', '0') THEN FALSE END"
+        )
+        return CompiledField(value, f"({present} AND {value} IS NULL)", "not a yes/no value")
+    if name in ("owner_by_email", "from_reference"):
+        lowered = f"lower({trimmed})" if name == "owner_by_email" else trimmed
+        return CompiledField(f"CASE WHEN {present} THEN {lowered} END", "FALSE", "")
     if name == "lookup":
         if not arg:
             raise UnknownTransformError("transform 'lookup' needs a target object, e.g. lookup:sales_account")

@@ -70,7 +70,8 @@ def test_every_fixture_patient_lands_once_linked_to_its_account(resource: Clinic
     accounts = {a["id"]: a for a in snapshot["sales_accounts"]}
     contacts_by_key: dict[str, list[dict[str, Any]]] = {}
     for contact in snapshot["contacts"]:
-        contacts_by_key.setdefault(contact["external_id"], []).append(contact)
+        # Source keys are namespaced by table: patients and referrers can share a number.
+        contacts_by_key.setdefault(contact["external_id"].removeprefix("patients:"), []).append(contact)
     assert set(contacts_by_key) == set(patients)
     for key, found in contacts_by_key.items():
         assert len(found) == 1, f"patient {key} loaded {len(found)} times"
