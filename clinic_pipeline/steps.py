@@ -21,6 +21,7 @@ from clinic_pipeline.freshsales.client import FreshsalesClient
 from clinic_pipeline.load.loader import Loader, LoadResult
 from clinic_pipeline.load.state import open_state
 from clinic_pipeline.mapping.checklist import missing_custom_fields, required_custom_fields, write_checklist
+from clinic_pipeline.mapping.owner_map import OwnerMap, build_owner_map, write_owner_map
 from clinic_pipeline.mapping.plan import MappingPlan, confirm_plan, read_plan, require_confirmed, write_plan
 from clinic_pipeline.mapping.proposer import propose_plan
 from clinic_pipeline.reports.validation import ValidationReport, build_report, validate_object, write_report
@@ -95,6 +96,19 @@ def run_checklist(settings: Settings) -> tuple[Path, Path, int]:
     specs = required_custom_fields(confirmed_plan(settings))
     md, csv_path = write_checklist(specs, settings.plan_dir)
     return md, csv_path, len(specs)
+
+
+def run_owner_map(settings: Settings) -> OwnerMap:
+    plan = confirmed_plan(settings)
+    with FreshsalesClient.from_settings(settings) as client:
+        users = client.owners()
+    with _source(settings) as (_export, con):
+        try:
+            owner_map = build_owner_map(plan, con, users, settings.clinic_fallback_owner_email)
+        except ValueError as exc:
+            raise ConfigurationError(str(exc)) from None
+    write_owner_map(owner_map, settings.plan_dir / "owner_map.json")
+    return owner_map
 
 
 def run_stage(settings: Settings, name: str) -> StageResult:

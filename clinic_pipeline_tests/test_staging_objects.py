@@ -7,9 +7,11 @@ with one name, a check-in shorter than 15 minutes, a free-text lab report, a doc
 
 from __future__ import annotations
 
+from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import duckdb
 import pyarrow.parquet as pq
@@ -190,3 +192,31 @@ def test_staging_children_before_parents_is_refused(tmp_path: Path) -> None:
     export = open_source(str(SAMPLE), con)
     with pytest.raises(FileNotFoundError, match="stage contacts before"):
         stage_object(BY_NAME["appointments"], _orphan_plan(), export, con, staged_dir=tmp_path, quarantine_dir=tmp_path)
+
+
+def test_a_delta_window_stages_only_rows_changed_in_it(
+    staged: tuple[MappingPlan, dict[str, StageResult]], tmp_path: Path
+) -> None:
+    plan, results = staged
+    con = duckdb.connect()
+    export = open_source(str(SAMPLE), con)
+    chicago = ZoneInfo("America/Chicago")
+    window = (datetime(2024, 7, 1, tzinfo=chicago), datetime(2024, 7, 3, tzinfo=chicago))
+    full_dir = results["contacts"].parquet_path.parent
+    delta = {
+        name: stage_object(
+            BY_NAME[name],
+            plan,
+            export,
+            con,
+            staged_dir=tmp_path / "staged",
+            quarantine_dir=tmp_path / "quarantine",
+            window=window,
+            parent_dirs=[full_dir],
+        )
+        for name in ("accounts", "contacts", "appointments", "tasks")
+    }
+    # updated_at 2024-07-02 15:00 and 2024-07-01 09:10 local; the patients they belong to come from the full run.
+    assert set(_rows(delta["appointments"])) == {"appointments:3"}
+    assert set(_rows(delta["tasks"])) == {"appointments:2"}
+    assert delta["contacts"].source_rows == 0 and delta["appointments"].quarantined_rows == 0

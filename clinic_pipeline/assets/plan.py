@@ -52,3 +52,22 @@ def custom_field_checklist(pipeline: ClinicPipelineResource) -> dg.MaterializeRe
             "csv": dg.MetadataValue.path(str(csv_path)),
         }
     )
+
+
+@dg.asset(
+    group_name="plan",
+    deps=[confirmed_mapping],
+    description="Providers/staff → Freshsales users by email (data/plan/owner_map.json); unresolved ones flagged.",
+)
+def owner_map(pipeline: ClinicPipelineResource) -> dg.MaterializeResult:
+    settings = pipeline.settings()
+    with operator_errors():
+        result = steps.run_owner_map(settings)
+    counts = result.counts()
+    metadata: dict[str, dg.MetadataValue] = {
+        status: dg.MetadataValue.int(counts.get(status, 0))
+        for status in ("resolved", "fallback", "no_email", "no_user", "inactive_user")
+    }
+    metadata["staff"] = dg.MetadataValue.int(len(result.entries))
+    metadata["path"] = dg.MetadataValue.path(str(settings.plan_dir / "owner_map.json"))
+    return dg.MaterializeResult(metadata=metadata)

@@ -58,6 +58,10 @@ class ObjectMapping(BaseModel):
     where: RowFilter | None = Field(default=None, description="only rows matching go to this target")
     skip_when: RowFilter | None = Field(default=None, description="rows matching are skipped (soft-deleted)")
     skip_reason: str = "soft-deleted in the source"
+    changed_at: str | None = Field(
+        default=None, description="created/updated timestamp column: what a delta window selects rows by"
+    )
+    changed_at_format: str | None = Field(default=None, description="strptime format of changed_at (local time)")
     duplicates: Literal["keep_flagged", "merge"] | None = Field(
         default=None, description="contacts: what to do with a patient registered twice"
     )

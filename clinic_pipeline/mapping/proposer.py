@@ -586,6 +586,7 @@ def _propose_object(
         else:
             duration = None
     fields = _assign(table, target, key, key_confidence, inventory, threshold, preset)
+    changed = _changed_column(table)
     reasons = [why]
     if key is None:
         reasons.append("no unique non-null column: choose a source key before confirming")
@@ -607,6 +608,8 @@ def _propose_object(
         confidence=round(max(0.0, min(MAX_CONFIDENCE, score)), 2),
         reason="; ".join(r for r in reasons if r),
         skip_when=soft_delete[1] if soft_delete else None,
+        changed_at=changed.name if changed else None,
+        changed_at_format=changed.format if changed else None,
         duplicates="keep_flagged" if target == CONTACT.name else None,
         fields=fields,
     )
@@ -616,6 +619,16 @@ def _propose_object(
         value = _best_column(table, "result_value", ("text", "decimal", "integer"), used)
         return split_unstructured(mapping, value, report_column(table, used | ({value.name} if value else set())))
     return [mapping]
+
+
+def _changed_column(table: TableProfile) -> ColumnProfile | None:
+    """The last-updated (else created) timestamp a delta window selects rows by; None: diffed by content hash."""
+    for name in (table.updated_column, table.created_column):
+        if name:
+            column = table.column(name)
+            if column.format and column.type in ("datetime", "date"):
+                return column
+    return None
 
 
 def _derives_account(line: FieldMapping) -> bool:

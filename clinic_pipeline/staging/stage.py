@@ -15,7 +15,9 @@ patients, shared family emails) before they are written.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
@@ -26,6 +28,7 @@ from clinic_pipeline.staging.objects import BY_TARGET, SOURCE_KEY_FIELD, StagedO
 from clinic_pipeline.staging.transforms import compile_transform, present_sql, quote_ident, quote_literal
 from clinic_pipeline.staging.uniqueness import ALIASES_DIR, disambiguate_account_names, resolve_people
 
+Window = tuple[datetime, datetime]  # [start, end), timezone-aware
 # What Freshsales needs before it accepts a record (freshsales_api.md); `name` of a module record
 # falls back to its source key.
 REQUIRED_ALL: dict[str, tuple[str, ...]] = {
@@ -176,8 +179,27 @@ def _description_sql(parts: list[tuple[str, str]]) -> str:
     return f"nullif(concat_ws(chr(10), {labelled}), '')"
 
 
+def _where_sql(mapping: ObjectMapping, time_zone: str, window: Window | None) -> str:
+    """The mapping's own row filter, and for a delta window the rows created/changed inside it.
+
+    A table without a `changed_at` column is taken whole in every window: the loader's payload hashes
+    then send only what really changed (diffed by content)."""
+    conditions = [_filter_sql(mapping.where)] if mapping.where else []
+    if window is not None and mapping.changed_at and mapping.changed_at_format:
+        parsed = f"try_strptime(trim({quote_ident(mapping.changed_at)}), {quote_literal(mapping.changed_at_format)})"
+        moment = f"timezone({quote_literal(time_zone)}, {parsed})"
+        start, end = (quote_literal(t.astimezone(UTC).isoformat()) for t in window)
+        conditions.append(f"{moment} >= {start}::TIMESTAMPTZ AND {moment} < {end}::TIMESTAMPTZ")
+    return f" WHERE {' AND '.join(conditions)}" if conditions else ""
+
+
 def _direct_select(
-    mapping: ObjectMapping, obj: StagedObject, plan: MappingPlan, time_zone: str, documents_root: Path | None
+    mapping: ObjectMapping,
+    obj: StagedObject,
+    plan: MappingPlan,
+    time_zone: str,
+    documents_root: Path | None,
+    window: Window | None,
 ) -> tuple[str, list[str]]:
     """SELECT of one source table mapped straight onto `obj`, and the field-issue SELECTs over it."""
     if not mapping.source_key:
@@ -209,8 +231,10 @@ def _direct_select(
         sel.columns.append(f"{key} AS {SOURCE_KEY_FIELD}")
     if obj.module and not any(line.target == "name" for line in mapping.mapped_fields()):
         sel.columns.append(f"{key} AS name")
-    where = f" WHERE {_filter_sql(mapping.where)}" if mapping.where else ""
-    select = f"SELECT {', '.join(sel.columns)} FROM source.{quote_ident(table)} {' '.join(sel.joins)}{where}"
+    select = (
+        f"SELECT {', '.join(sel.columns)} FROM source.{quote_ident(table)} {' '.join(sel.joins)}"
+        f"{_where_sql(mapping, time_zone, window)}"
+    )
     return select, sel.issues
 
 
@@ -251,17 +275,20 @@ def _required_sql(target: str, columns: list[str]) -> tuple[str, str]:
     return " AND ".join(checks), "missing required " + ", ".join(wanted)
 
 
-def _parent_checks(columns: list[str], staged_dir: Path) -> list[tuple[str, str]]:
+def _parent_checks(columns: list[str], dirs: Sequence[Path]) -> list[tuple[str, str]]:
     """(condition for an orphan, reason) per link: the parent must be staged (not missing, skipped or quarantined)."""
     checks = []
     for column in columns:
         if not column.startswith("_lookup_"):
             continue
         parent = BY_TARGET[column.removeprefix("_lookup_")]
-        path = staged_dir / f"{parent.name}.parquet"
-        if not path.exists():
-            raise FileNotFoundError(f"{path}: stage {parent.name} before the objects that link to it")
-        keys = f"(SELECT _source_key FROM read_parquet({quote_literal(str(path))}))"
+        paths = [d / f"{parent.name}.parquet" for d in dirs if (d / f"{parent.name}.parquet").exists()]
+        if not paths:
+            raise FileNotFoundError(
+                f"{dirs[0] / parent.name}.parquet: stage {parent.name} before the objects that link to it"
+            )
+        files = "[" + ", ".join(quote_literal(str(p)) for p in paths) + "]"
+        keys = f"(SELECT _source_key FROM read_parquet({files}))"
         checks.append(
             (
                 f"({quote_ident(column)} IS NOT NULL AND {quote_ident(column)} NOT IN {keys})",
@@ -271,18 +298,19 @@ def _parent_checks(columns: list[str], staged_dir: Path) -> list[tuple[str, str]
     return checks
 
 
-def _apply_aliases(con: duckdb.DuckDBPyConnection, columns: list[str], staged_dir: Path) -> None:
+def _apply_aliases(con: duckdb.DuckDBPyConnection, columns: list[str], dirs: Sequence[Path]) -> None:
     """A link to a merged duplicate patient points at the surviving record instead."""
     for column in columns:
         if not column.startswith("_lookup_"):
             continue
-        aliases = staged_dir / ALIASES_DIR / f"{BY_TARGET[column.removeprefix('_lookup_')].name}.parquet"
-        if aliases.exists():
-            col = quote_ident(column)
-            con.execute(
-                f"UPDATE stage_rows SET {col} = a.survivor_key FROM read_parquet({quote_literal(str(aliases))}) a "
-                f"WHERE stage_rows.{col} = a.alias_key"
-            )
+        name = BY_TARGET[column.removeprefix("_lookup_")].name
+        for aliases in (d / ALIASES_DIR / f"{name}.parquet" for d in dirs):
+            if aliases.exists():
+                col = quote_ident(column)
+                con.execute(
+                    f"UPDATE stage_rows SET {col} = a.survivor_key FROM read_parquet({quote_literal(str(aliases))}) a "
+                    f"WHERE stage_rows.{col} = a.alias_key"
+                )
 
 
 def documents_root(export: SourceExport) -> Path | None:
@@ -303,17 +331,22 @@ def stage_object(
     *,
     staged_dir: Path,
     quarantine_dir: Path,
+    window: Window | None = None,
+    parent_dirs: Sequence[Path] = (),
 ) -> StageResult:
+    """Stage `obj`; with a delta `window` only rows created/changed in it. Parents are looked up in
+    `staged_dir` and then `parent_dirs` (a delta partition's parents may come from the full run)."""
     time_zone = export.manifest.time_zone
+    parent_search = (staged_dir, *parent_dirs)
     selects: list[str] = []
     issue_selects: list[str] = []
     taken: dict[str, int] = {}
     for mapping in plan.objects:
         if mapping.target == obj.target:
-            select, issues = _direct_select(mapping, obj, plan, time_zone, documents_root(export))
+            select, issues = _direct_select(mapping, obj, plan, time_zone, documents_root(export), window)
             selects.append(select)
             issue_selects.extend(issues)
-            where = f" WHERE {_filter_sql(mapping.where)}" if mapping.where else ""
+            where = _where_sql(mapping, time_zone, window)
             (rows,) = con.execute(f"SELECT count(*) FROM source.{quote_ident(mapping.source_table)}{where}").fetchone()
             taken[mapping.source_table] = taken.get(mapping.source_table, 0) + int(rows)
         for line in mapping.mapped_fields():
@@ -328,7 +361,7 @@ def stage_object(
 
     con.execute(f"CREATE OR REPLACE TEMP TABLE stage_rows AS {' UNION ALL BY NAME '.join(selects)}")
     columns = _columns(con, "stage_rows")
-    _apply_aliases(con, columns, staged_dir)
+    _apply_aliases(con, columns, parent_search)
     if obj.target == "contact":
         resolve_people(con, plan, staged_dir)
         columns = _columns(con, "stage_rows")
@@ -336,7 +369,7 @@ def stage_object(
         disambiguate_account_names(con)
     required, required_reason = _required_sql(obj.target, columns)
     orphan_cases = " ".join(
-        f"WHEN {cond} THEN {quote_literal(reason)}" for cond, reason in _parent_checks(columns, staged_dir)
+        f"WHEN {cond} THEN {quote_literal(reason)}" for cond, reason in _parent_checks(columns, parent_search)
     )
     con.execute(
         f"""CREATE OR REPLACE TEMP TABLE stage_verdict AS
