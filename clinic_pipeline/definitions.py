@@ -1,19 +1,25 @@
-"""Dagster Definitions: the one place that wires assets, checks and resources."""
+"""Dagster Definitions: the one place that wires assets, checks, jobs, sensors and resources."""
+
+from datetime import datetime
+from typing import Any
 
 import dagster as dg
 
+from clinic_pipeline.assets.delta import delta_definitions
 from clinic_pipeline.assets.inventory import schema_inventory
 from clinic_pipeline.assets.load import loaded_assets
-from clinic_pipeline.assets.plan import confirmed_mapping, custom_field_checklist, mapping_plan
+from clinic_pipeline.assets.plan import confirmed_mapping, custom_field_checklist, mapping_plan, owner_map
 from clinic_pipeline.assets.resources import ClinicPipelineResource
 from clinic_pipeline.assets.staging import staged_assets, staged_checks
 from clinic_pipeline.assets.verify import validation_has_no_discrepancies, validation_report
+from clinic_pipeline.settings import Settings
 
 ALL_ASSETS = [
     schema_inventory,
     mapping_plan,
     confirmed_mapping,
     custom_field_checklist,
+    owner_map,
     *staged_assets.values(),
     *loaded_assets.values(),
     validation_report,
@@ -21,10 +27,34 @@ ALL_ASSETS = [
 ALL_CHECKS = [*staged_checks, validation_has_no_discrepancies]
 
 
-def build_definitions(pipeline: ClinicPipelineResource | None = None) -> dg.Definitions:
+def _cutover_start() -> datetime | None:
+    try:
+        return Settings().cutover_start
+    except ValueError:
+        return None  # an invalid environment is reported by the assets that need it, one line each
+
+
+def build_definitions(
+    pipeline: ClinicPipelineResource | None = None, cutover_start: datetime | None = None
+) -> dg.Definitions:
+    """Everything; the delta group (assets, job, sensor, schedule) only once CUTOVER_START is known."""
+    assets, checks = list(ALL_ASSETS), list(ALL_CHECKS)
+    jobs: list[Any] = []
+    sensors: list[dg.SensorDefinition] = []
+    schedules: list[dg.ScheduleDefinition] = []
+    start = cutover_start or _cutover_start()
+    if start is not None:
+        delta = delta_definitions(start)
+        assets += delta.assets
+        checks += delta.checks
+        jobs.append(delta.job)
+        sensors, schedules = delta.sensors, delta.schedules
     return dg.Definitions(
-        assets=ALL_ASSETS,
-        asset_checks=ALL_CHECKS,
+        assets=assets,
+        asset_checks=checks,
+        jobs=jobs,
+        sensors=sensors,
+        schedules=schedules,
         resources={"pipeline": pipeline or ClinicPipelineResource()},
     )
 

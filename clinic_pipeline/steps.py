@@ -17,6 +17,7 @@ import duckdb
 import pyarrow.parquet as pq
 from pydantic import BaseModel
 
+from clinic_pipeline.delta.windows import count_changes_duckdb, count_changes_sqlite, partition_window
 from clinic_pipeline.freshsales.client import FreshsalesClient
 from clinic_pipeline.load.loader import Loader, LoadResult
 from clinic_pipeline.load.state import open_state
@@ -111,12 +112,42 @@ def run_owner_map(settings: Settings) -> OwnerMap:
     return owner_map
 
 
-def run_stage(settings: Settings, name: str) -> StageResult:
+def staged_dir_for(settings: Settings, partition: str | None) -> Path:
+    """The full run's staged files, or a delta partition's own folder."""
+    return settings.staged_dir if partition is None else settings.staged_dir / "delta" / partition
+
+
+def run_stage(settings: Settings, name: str, *, partition: str | None = None) -> StageResult:
+    """Stage one object: all of it, or for a delta partition the rows created/changed in its window."""
     plan = confirmed_plan(settings)
     with _source(settings) as (export, con):
+        if partition is None:
+            return stage_object(
+                BY_NAME[name], plan, export, con, staged_dir=settings.staged_dir, quarantine_dir=settings.quarantine_dir
+            )
         return stage_object(
-            BY_NAME[name], plan, export, con, staged_dir=settings.staged_dir, quarantine_dir=settings.quarantine_dir
+            BY_NAME[name],
+            plan,
+            export,
+            con,
+            staged_dir=staged_dir_for(settings, partition),
+            quarantine_dir=settings.quarantine_dir / "delta" / partition,
+            window=partition_window(partition),
+            parent_dirs=[settings.staged_dir],
         )
+
+
+def run_count_changes(settings: Settings, window: tuple[datetime, datetime]) -> dict[str, int]:
+    """Source rows per table created/changed in a delta window: the sensor's cheap question."""
+    plan = confirmed_plan(settings)
+    zone = read_inventory(settings.inventory_path).time_zone
+    source = settings.require_source()
+    if source.startswith("sqlite:///"):
+        counts = count_changes_sqlite(Path(source.removeprefix("sqlite:///")), plan, window, zone)
+        if counts is not None:
+            return counts
+    with _source(settings) as (_export, con):
+        return count_changes_duckdb(con, plan, window, zone)
 
 
 def _check_custom_fields(client: FreshsalesClient, plan: MappingPlan, obj: StagedObject) -> None:
@@ -136,7 +167,7 @@ def _check_custom_fields(client: FreshsalesClient, plan: MappingPlan, obj: Stage
 def run_load(settings: Settings, name: str, *, run_id: str, partition: str | None = None) -> LoadResult:
     obj = BY_NAME[name]
     plan = confirmed_plan(settings)
-    staged = settings.staged_dir / f"{obj.name}.parquet"
+    staged = staged_dir_for(settings, partition) / f"{obj.name}.parquet"
     if not staged.exists():
         raise ConfigurationError(f"{staged}: not staged yet; materialize staged_{obj.name} first")
     with FreshsalesClient.from_settings(settings) as client:
@@ -145,7 +176,8 @@ def run_load(settings: Settings, name: str, *, run_id: str, partition: str | Non
             loader = Loader(
                 client, state, run_id=run_id, partition=partition, max_concurrency=settings.freshsales_max_concurrency
             )
-            return loader.load(obj, staged, settings.clinic_data_dir / "load" / "rejected")
+            rejected = settings.clinic_data_dir / "load" / "rejected"
+            return loader.load(obj, staged, rejected if partition is None else rejected / "delta" / partition)
 
 
 def run_validation(settings: Settings) -> ValidationReport:

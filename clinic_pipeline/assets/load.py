@@ -1,4 +1,8 @@
-"""`load` group: `loaded_<object>` in dependency order; all share the Freshsales API pool."""
+"""`load` group: `loaded_<object>` in dependency order; all share the Freshsales API pool.
+
+The same factory builds the delta group's hourly-partitioned `delta_loaded_<object>` assets: one id
+map and one audit log for both, so a record changed during cutover is updated, never created twice.
+"""
 
 import dagster as dg
 
@@ -11,17 +15,26 @@ from clinic_pipeline.staging.objects import STAGED_OBJECTS, StagedObject
 FRESHSALES_POOL = "freshsales_api"
 
 
-def _loaded_asset(obj: StagedObject) -> dg.AssetsDefinition:
+def loaded_asset(
+    obj: StagedObject,
+    staged: dict[str, dg.AssetsDefinition],
+    *,
+    prefix: str = "",
+    group: str = "load",
+    partitions_def: dg.PartitionsDefinition | None = None,
+) -> dg.AssetsDefinition:
     @dg.asset(
-        name=f"loaded_{obj.name}",
-        group_name="load",
-        deps=[staged_assets[obj.name], *(f"loaded_{p}" for p in obj.parents)],
+        name=f"{prefix}loaded_{obj.name}",
+        group_name=group,
+        deps=[staged[obj.name], *(f"{prefix}loaded_{p}" for p in obj.parents)],
         pool=FRESHSALES_POOL,
+        partitions_def=partitions_def,
         description=f"{obj.entity} upserted into Freshsales; the id map rows are this asset's content.",
     )
     def _asset(context: dg.AssetExecutionContext, pipeline: ClinicPipelineResource) -> dg.MaterializeResult:
+        partition = context.partition_key if context.has_partition_key else None
         with operator_errors():
-            result = steps.run_load(pipeline.settings(), obj.name, run_id=context.run_id)
+            result = steps.run_load(pipeline.settings(), obj.name, run_id=context.run_id, partition=partition)
         metadata: dict[str, dg.MetadataValue] = {
             "staged": dg.MetadataValue.int(result.staged),
             "loaded": dg.MetadataValue.int(result.loaded),
@@ -35,4 +48,17 @@ def _loaded_asset(obj: StagedObject) -> dg.AssetsDefinition:
     return _asset
 
 
-loaded_assets = {obj.name: _loaded_asset(obj) for obj in STAGED_OBJECTS}
+def loaded_group(
+    staged: dict[str, dg.AssetsDefinition],
+    *,
+    prefix: str = "",
+    group: str = "load",
+    partitions_def: dg.PartitionsDefinition | None = None,
+) -> dict[str, dg.AssetsDefinition]:
+    return {
+        obj.name: loaded_asset(obj, staged, prefix=prefix, group=group, partitions_def=partitions_def)
+        for obj in STAGED_OBJECTS
+    }
+
+
+loaded_assets = loaded_group(staged_assets)

@@ -1,4 +1,7 @@
-"""`staging` group: one `staged_<object>` Parquet asset per Freshsales object, each with its checks."""
+"""`staging` group: one `staged_<object>` Parquet asset per Freshsales object, each with its checks.
+
+The same factory builds the delta group's hourly-partitioned `delta_staged_<object>` assets.
+"""
 
 import dagster as dg
 import pyarrow.compute as pc
@@ -10,17 +13,26 @@ from clinic_pipeline.assets.resources import ClinicPipelineResource, operator_er
 from clinic_pipeline.staging.objects import STAGED_OBJECTS, StagedObject
 
 
-def _staged_asset(obj: StagedObject) -> dg.AssetsDefinition:
+def staged_asset(
+    obj: StagedObject,
+    parents: dict[str, dg.AssetsDefinition],
+    *,
+    prefix: str = "",
+    group: str = "staging",
+    partitions_def: dg.PartitionsDefinition | None = None,
+) -> dg.AssetsDefinition:
     @dg.asset(
-        name=f"staged_{obj.name}",
-        group_name="staging",
+        name=f"{prefix}staged_{obj.name}",
+        group_name=group,
         # Parents first: links to a parent that was not staged are quarantined as orphans.
-        deps=[confirmed_mapping, *(staged_assets[p] for p in obj.parents)],
+        deps=[confirmed_mapping, *(parents[p] for p in obj.parents)],
+        partitions_def=partitions_def,
         description=f"Freshsales-shaped {obj.entity} records, keyed by source key (data/staged/{obj.name}.parquet).",
     )
-    def _asset(pipeline: ClinicPipelineResource) -> dg.MaterializeResult:
+    def _asset(context: dg.AssetExecutionContext, pipeline: ClinicPipelineResource) -> dg.MaterializeResult:
+        partition = context.partition_key if context.has_partition_key else None
         with operator_errors():
-            result = steps.run_stage(pipeline.settings(), obj.name)
+            result = steps.run_stage(pipeline.settings(), obj.name, partition=partition)
         return dg.MaterializeResult(
             metadata={
                 "source_rows": dg.MetadataValue.int(result.source_rows),
@@ -38,15 +50,16 @@ def _staged_asset(obj: StagedObject) -> dg.AssetsDefinition:
     return _asset
 
 
-def _keys_check(obj: StagedObject, asset: dg.AssetsDefinition) -> dg.AssetChecksDefinition:
+def keys_check(obj: StagedObject, asset: dg.AssetsDefinition) -> dg.AssetChecksDefinition:
     @dg.asset_check(
         asset=asset,
         name="source_keys_unique",
         blocking=True,
         description="Every staged record has a non-empty source key and no key appears twice.",
     )
-    def _check(pipeline: ClinicPipelineResource) -> dg.AssetCheckResult:
-        path = pipeline.settings().staged_dir / f"{obj.name}.parquet"
+    def _check(context: dg.AssetCheckExecutionContext, pipeline: ClinicPipelineResource) -> dg.AssetCheckResult:
+        partition = context.partition_key if context.has_partition_key else None
+        path = steps.staged_dir_for(pipeline.settings(), partition) / f"{obj.name}.parquet"
         keys = pq.read_table(path, columns=["_source_key"]).column(0)
         missing = keys.null_count
         duplicated = len(keys) - missing - len(pc.unique(keys.drop_null()))
@@ -58,7 +71,15 @@ def _keys_check(obj: StagedObject, asset: dg.AssetsDefinition) -> dg.AssetChecks
     return _check
 
 
-staged_assets: dict[str, dg.AssetsDefinition] = {}
-for _obj in STAGED_OBJECTS:
-    staged_assets[_obj.name] = _staged_asset(_obj)
-staged_checks = [_keys_check(obj, staged_assets[obj.name]) for obj in STAGED_OBJECTS]
+def staged_group(
+    *, prefix: str = "", group: str = "staging", partitions_def: dg.PartitionsDefinition | None = None
+) -> dict[str, dg.AssetsDefinition]:
+    """One staged asset per object, parents before children (load order)."""
+    assets: dict[str, dg.AssetsDefinition] = {}
+    for obj in STAGED_OBJECTS:
+        assets[obj.name] = staged_asset(obj, assets, prefix=prefix, group=group, partitions_def=partitions_def)
+    return assets
+
+
+staged_assets = staged_group()
+staged_checks = [keys_check(obj, staged_assets[obj.name]) for obj in STAGED_OBJECTS]
