@@ -9,16 +9,19 @@ from __future__ import annotations
 import functools
 import uuid
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, ParamSpec, TypeVar
 
 import typer
 
 from clinic_pipeline import steps
+from clinic_pipeline.delta.windows import WINDOW, closed_windows, partition_key, partition_window
 from clinic_pipeline.freshsales.errors import FreshsalesError
 from clinic_pipeline.load.loader import LoadFailedError
 from clinic_pipeline.mapping.plan import PlanNotConfirmedError, read_plan
 from clinic_pipeline.mapping.review import render_review
+from clinic_pipeline.mapping.sign_off import SignOffRequiredError
 from clinic_pipeline.settings import ConfigurationError, Settings
 from clinic_pipeline.source.reader import SourceError
 from clinic_pipeline.staging.objects import STAGED_OBJECTS
@@ -36,6 +39,7 @@ OPERATOR_ERRORS = (
     SourceError,
     FreshsalesError,
     LoadFailedError,
+    SignOffRequiredError,
     FileNotFoundError,
     ValueError,
 )
@@ -162,17 +166,31 @@ def checklist() -> None:
 def migrate(
     full: Annotated[bool, typer.Option("--full", help="stage and load every object, then validate")] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="stage and count; send nothing")] = False,
+    sample: Annotated[
+        int | None, typer.Option("--sample", help="load a slice of N records (100-500), read it back and diff it")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="which slice --sample picks")] = 7,
 ) -> None:
-    """Stage every object from the confirmed plan and load it in dependency order."""
-    if full == dry_run:
-        raise typer.BadParameter("choose exactly one of --full or --dry-run")
+    """Migrate: a sample slice first (signed off), then the full run, in dependency order."""
+    if sum((full, dry_run, sample is not None)) != 1:
+        raise typer.BadParameter("choose exactly one of --full, --dry-run or --sample N")
     settings = _settings()
     run_id = f"cli-{uuid.uuid4()}"
+    if sample is not None:
+        outcome = steps.run_sample(settings, size=sample, seed=seed, run_id=run_id)
+        diff = outcome.diff
+        typer.echo(
+            f"sample: {diff.records} records loaded and read back; {diff.matched} of {diff.fields_compared} fields "
+            f"match, {diff.differs} differ, {diff.missing} missing"
+        )
+        typer.echo(f"diff → {diff.html_path} and {diff.csv_path} (private: they hold patient data)")
+        typer.echo("if it is right: clinic-pipeline sign-off --by NAME")
+        return
     for obj in STAGED_OBJECTS:
         staged = steps.run_stage(settings, obj.name)
         typer.echo(
             f"staged {obj.name}: {staged.staged_rows} records, {staged.quarantined_rows} quarantined, "
-            f"{staged.field_issues} field issues"
+            f"{staged.skipped_rows} skipped, {staged.field_issues} field issues"
         )
     if dry_run:
         return
@@ -181,6 +199,42 @@ def migrate(
         counts = ", ".join(f"{k} {v}" for k, v in sorted(result.outcomes.items()))
         typer.echo(f"loaded {obj.name}: {counts}")
     _print_report(steps.run_validation(settings), settings)
+
+
+@app.command("sign-off")
+@_one_line_errors
+def sign_off(by: Annotated[str, typer.Option("--by", help="who accepts the sample diff")]) -> None:
+    """Accept the latest sample diff for the current confirmed plan: the full migration may start."""
+    signed = steps.run_sign_off(_settings(), by)
+    typer.echo(
+        f"sample diff signed off by {signed.signed_by} (plan {signed.plan_hash[:12]}, diff {signed.diff_hash[:12]})"
+    )
+
+
+@app.command()
+@_one_line_errors
+def delta(
+    window: Annotated[
+        list[str] | None, typer.Option("--window", help="run this hourly window (YYYY-MM-DD-HH:00, UTC); repeatable")
+    ] = None,
+) -> None:
+    """List the closed cutover windows with their source changes, or run the given windows."""
+    settings = _settings()
+    if not window:
+        if settings.cutover_start is None:
+            raise ConfigurationError("CUTOVER_START is not set: the delta windows start there")
+        for start in closed_windows(settings.cutover_start, None, datetime.now(UTC)):
+            changed = steps.run_count_changes(settings, (start, start + WINDOW))
+            typer.echo(f"{partition_key(start)}: {sum(changed.values())} changed rows")
+        return
+    run_id = f"cli-delta-{uuid.uuid4()}"
+    for key in window:
+        partition_window(key)  # a clear error for a malformed key before anything moves
+        for obj in STAGED_OBJECTS:
+            staged = steps.run_stage(settings, obj.name, partition=key)
+            result = steps.run_load(settings, obj.name, run_id=run_id, partition=key)
+            counts = ", ".join(f"{k} {v}" for k, v in sorted(result.outcomes.items()))
+            typer.echo(f"{key} {obj.name}: staged {staged.staged_rows}; {counts or 'nothing to send'}")
 
 
 def _print_report(report: steps.ValidationReport, settings: Settings) -> None:

@@ -10,6 +10,7 @@ from clinic_pipeline.assets.inventory import schema_inventory
 from clinic_pipeline.assets.load import loaded_assets
 from clinic_pipeline.assets.plan import confirmed_mapping, custom_field_checklist, mapping_plan, owner_map
 from clinic_pipeline.assets.resources import ClinicPipelineResource
+from clinic_pipeline.assets.sample import sample_diff
 from clinic_pipeline.assets.staging import staged_assets, staged_checks
 from clinic_pipeline.assets.verify import validation_has_no_discrepancies, validation_report
 from clinic_pipeline.settings import Settings
@@ -21,6 +22,7 @@ ALL_ASSETS = [
     custom_field_checklist,
     owner_map,
     *staged_assets.values(),
+    sample_diff,
     *loaded_assets.values(),
     validation_report,
 ]

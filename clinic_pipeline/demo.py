@@ -1,8 +1,8 @@
 """`clinic-pipeline demo`: the whole migration on the built-in sample clinic, through Dagster.
 
-It does, loudly, the two things a person does in a real migration: confirming the mapping plan and,
-in its own sandbox, creating the custom fields from the admin checklist (Freshsales' public API
-cannot create them; the sandbox's test-mode control plays the admin's UI).
+It does, loudly, the three things a person does in a real migration: confirming the mapping plan,
+signing off the sample diff and, in its own sandbox, creating the custom fields from the admin
+checklist (Freshsales' public API cannot create them; the sandbox's test-mode control plays the admin).
 """
 
 from __future__ import annotations
@@ -55,12 +55,24 @@ def create_custom_fields_as_admin(settings: Settings, root_url: str, api_key: st
         for spec in specs:
             response = http.post(
                 f"/_sandbox/settings/{spec.entity}/fields",
-                json={"label": spec.label, "name": spec.name, "type": spec.type},
+                json={"label": spec.label, "name": spec.name, "type": spec.type, "choices": spec.choices},
             )
             if response.status_code not in (200, 201, 409):
                 raise ConfigurationError(
                     f"sandbox refused custom field {spec.entity}.{spec.name}: {response.status_code}"
                 )
+
+
+def sign_off_split() -> tuple[list[str], list[str]]:
+    """(assets up to the sample diff, the full load and what follows it), after the plan is confirmed."""
+    after = [
+        key.to_user_string()
+        for a in ALL_ASSETS
+        for key in a.keys
+        if a.group_names_by_key.get(key) in ("load", "verify") and key.to_user_string() != "sample_diff"
+    ]
+    before = [k for k in ALL_ASSET_KEYS if k not in (*after, "schema_inventory", "mapping_plan")]
+    return before, after
 
 
 def _materialize(selection: list[str], resource: ClinicPipelineResource) -> dg.ExecuteInProcessResult:
@@ -101,8 +113,17 @@ def run_demo(settings: Settings, *, echo: Callable[[str], None], fresh_sandbox: 
         echo("demo: in a real migration a person reviews `clinic-pipeline review-mapping` and confirms it")
         if sandbox_root is not None:
             create_custom_fields_as_admin(run_settings, sandbox_root, api_key, echo)
-        # Everything else, in one run: Dagster orders it by the asset graph, as the UI would.
-        _materialize([k for k in ALL_ASSET_KEYS if k not in ("schema_inventory", "mapping_plan")], resource)
+        # Everything up to the sample diff, then the full load: Dagster orders each run by the asset graph.
+        before, after = sign_off_split()
+        diff = _materialize(before, resource).asset_materializations_for_node("sample_diff")[0].metadata
+        echo(
+            f"demo: sample migration: {diff['records'].value} records read back, {diff['matched'].value} of "
+            f"{diff['fields_compared'].value} fields match ({run_settings.reports_dir / 'sample_diff.html'})"
+        )
+        signed = steps.run_sign_off(run_settings, DEMO_CONFIRMER)
+        echo(f"demo: AUTOMATICALLY SIGNED OFF the sample diff as '{signed.signed_by}'")
+        echo("demo: in a real migration a person reads the diff and runs `clinic-pipeline sign-off --by NAME`")
+        _materialize(after, resource)
         report = ValidationReport.model_validate_json((run_settings.reports_dir / "validation_report.json").read_text())
         for o in report.objects:
             echo(

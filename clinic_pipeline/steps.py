@@ -25,12 +25,15 @@ from clinic_pipeline.mapping.checklist import missing_custom_fields, required_cu
 from clinic_pipeline.mapping.owner_map import OwnerMap, build_owner_map, write_owner_map
 from clinic_pipeline.mapping.plan import MappingPlan, confirm_plan, read_plan, require_confirmed, write_plan
 from clinic_pipeline.mapping.proposer import propose_plan
+from clinic_pipeline.mapping.sign_off import SignOff, record_sign_off, require_sign_off
+from clinic_pipeline.reports.sample_diff import SampleDiff, diff_sample
 from clinic_pipeline.reports.validation import ValidationReport, build_report, validate_object, write_report
 from clinic_pipeline.settings import ConfigurationError, Settings
 from clinic_pipeline.source.inventory import SchemaInventory, build_inventory, read_inventory, write_inventory
 from clinic_pipeline.source.inventory_page import write_inventory_page
 from clinic_pipeline.source.reader import SourceExport, open_source
 from clinic_pipeline.staging.objects import BY_NAME, STAGED_OBJECTS, StagedObject
+from clinic_pipeline.staging.sample import SampleSelection, choose_sample
 from clinic_pipeline.staging.stage import StageResult, stage_object
 
 
@@ -164,10 +167,63 @@ def _check_custom_fields(client: FreshsalesClient, plan: MappingPlan, obj: Stage
         )
 
 
-def run_load(settings: Settings, name: str, *, run_id: str, partition: str | None = None) -> LoadResult:
+def _sample_dir(settings: Settings) -> Path:
+    return settings.clinic_data_dir / "sample" / "staged"
+
+
+def _sign_off_path(settings: Settings) -> Path:
+    return settings.plan_dir / "sign_off.json"
+
+
+class SampleOutcome(BaseModel):
+    plan_hash: str
+    selection: SampleSelection
+    loaded: dict[str, dict[str, int]]
+    diff: SampleDiff
+
+
+def run_sample(settings: Settings, *, size: int, seed: int, run_id: str) -> SampleOutcome:
+    """Stage everything, load a referentially closed slice, read it back and diff it field by field."""
+    plan = confirmed_plan(settings)
+    for obj in STAGED_OBJECTS:
+        run_stage(settings, obj.name)
+    selection = choose_sample(settings.staged_dir, _sample_dir(settings), size=size, seed=seed)
+    loaded = {
+        obj.name: dict(run_load(settings, obj.name, run_id=run_id, sample=True).outcomes) for obj in STAGED_OBJECTS
+    }
+    with FreshsalesClient.from_settings(settings) as client, open_state(settings.state_db_path) as state:
+        diff = diff_sample(client, state, _sample_dir(settings), settings.reports_dir)
+    outcome = SampleOutcome(plan_hash=plan.confirmed_hash or "", selection=selection, loaded=loaded, diff=diff)
+    (settings.reports_dir / "sample_diff.json").write_text(outcome.model_dump_json(indent=2), encoding="utf-8")
+    return outcome
+
+
+def run_sign_off(settings: Settings, by: str) -> SignOff:
+    """Accept the latest sample diff for the current confirmed plan."""
+    plan = confirmed_plan(settings)
+    summary = settings.reports_dir / "sample_diff.json"
+    if not summary.exists():
+        raise ConfigurationError("no sample diff to sign off: run `clinic-pipeline migrate --sample 200` first")
+    outcome = SampleOutcome.model_validate_json(summary.read_text(encoding="utf-8"))
+    if outcome.plan_hash != plan.confirmed_hash:
+        raise ConfigurationError("the sample diff was made with another version of the plan: migrate the sample again")
+    return record_sign_off(
+        _sign_off_path(settings), by=by, plan_hash=outcome.plan_hash, diff_hash=outcome.diff.diff_hash
+    )
+
+
+def run_load(
+    settings: Settings, name: str, *, run_id: str, partition: str | None = None, sample: bool = False
+) -> LoadResult:
+    """Load one object: the sample slice, the full run, or a delta partition. The full run and the
+    delta wait for a signed-off sample diff of the current confirmed plan."""
     obj = BY_NAME[name]
     plan = confirmed_plan(settings)
-    staged = staged_dir_for(settings, partition) / f"{obj.name}.parquet"
+    if sample:
+        staged = _sample_dir(settings) / f"{obj.name}.parquet"
+    else:
+        require_sign_off(_sign_off_path(settings), plan.confirmed_hash or "")
+        staged = staged_dir_for(settings, partition) / f"{obj.name}.parquet"
     if not staged.exists():
         raise ConfigurationError(f"{staged}: not staged yet; materialize staged_{obj.name} first")
     with FreshsalesClient.from_settings(settings) as client:

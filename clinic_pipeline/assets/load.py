@@ -8,11 +8,9 @@ import dagster as dg
 
 from clinic_pipeline import steps
 from clinic_pipeline.assets.resources import ClinicPipelineResource, operator_errors
+from clinic_pipeline.assets.sample import FRESHSALES_POOL, sample_diff
 from clinic_pipeline.assets.staging import staged_assets
 from clinic_pipeline.staging.objects import STAGED_OBJECTS, StagedObject
-
-# The hourly API budget belongs to the Freshsales account, not to a run: one pool for every load.
-FRESHSALES_POOL = "freshsales_api"
 
 
 def loaded_asset(
@@ -22,11 +20,12 @@ def loaded_asset(
     prefix: str = "",
     group: str = "load",
     partitions_def: dg.PartitionsDefinition | None = None,
+    gate: dg.AssetsDefinition | None = None,
 ) -> dg.AssetsDefinition:
     @dg.asset(
         name=f"{prefix}loaded_{obj.name}",
         group_name=group,
-        deps=[staged[obj.name], *(f"{prefix}loaded_{p}" for p in obj.parents)],
+        deps=[staged[obj.name], *(f"{prefix}loaded_{p}" for p in obj.parents), *([gate] if gate else [])],
         pool=FRESHSALES_POOL,
         partitions_def=partitions_def,
         description=f"{obj.entity} upserted into Freshsales; the id map rows are this asset's content.",
@@ -54,11 +53,13 @@ def loaded_group(
     prefix: str = "",
     group: str = "load",
     partitions_def: dg.PartitionsDefinition | None = None,
+    gate: dg.AssetsDefinition | None = None,
 ) -> dict[str, dg.AssetsDefinition]:
     return {
-        obj.name: loaded_asset(obj, staged, prefix=prefix, group=group, partitions_def=partitions_def)
+        obj.name: loaded_asset(obj, staged, prefix=prefix, group=group, partitions_def=partitions_def, gate=gate)
         for obj in STAGED_OBJECTS
     }
 
 
-loaded_assets = loaded_group(staged_assets)
+# The full load follows the sample diff (and refuses to run until it is signed off).
+loaded_assets = loaded_group(staged_assets, gate=sample_diff)

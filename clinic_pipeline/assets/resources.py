@@ -8,6 +8,7 @@ import dagster as dg
 from clinic_pipeline.freshsales.errors import FreshsalesError
 from clinic_pipeline.load.loader import LoadFailedError
 from clinic_pipeline.mapping.plan import PlanNotConfirmedError
+from clinic_pipeline.mapping.sign_off import SignOffRequiredError
 from clinic_pipeline.settings import ConfigurationError, Settings
 from clinic_pipeline.source.reader import SourceError
 
@@ -43,5 +44,6 @@ def operator_errors() -> Iterator[None]:
         FileNotFoundError,
         FreshsalesError,
         LoadFailedError,
+        SignOffRequiredError,
     ) as exc:
         raise dg.Failure(description=str(exc), allow_retries=False) from None

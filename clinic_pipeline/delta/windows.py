@@ -29,7 +29,10 @@ PARTITION_FORMAT = "%Y-%m-%d-%H:%M"  # Dagster's hourly partition keys
 
 
 def partition_window(key: str) -> tuple[datetime, datetime]:
-    start = datetime.strptime(key, PARTITION_FORMAT).replace(tzinfo=UTC)
+    try:
+        start = datetime.strptime(key, PARTITION_FORMAT).replace(tzinfo=UTC)
+    except ValueError:
+        raise ValueError(f"window {key!r} is not an hourly partition key like 2026-11-24-14:00 (UTC)") from None
     return start, start + WINDOW
 
 

@@ -16,11 +16,10 @@ import dagster as dg
 import httpx
 import pytest
 
-from clinic_pipeline import steps
 from clinic_pipeline.assets.resources import ClinicPipelineResource
 from clinic_pipeline.definitions import build_definitions
-from clinic_pipeline.demo import create_custom_fields_as_admin
 from clinic_pipeline.samples import copy_fixture
+from clinic_pipeline_tests.e2e.flow import confirm_and_sign_off, full_load
 
 CUTOVER = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 # Chicago is UTC-6 in November: 08:30 local is 14:30 UTC, 09:10 local is 15:10 UTC.
@@ -73,12 +72,8 @@ def migrated(tmp_path: Path, sandbox: Any) -> tuple[ClinicPipelineResource, dg.D
         freshsales_api_key=sandbox.api_key,
     )
     defs = build_definitions(resource, cutover_start=CUTOVER)
-    settings = resource.settings()
-    assert _materialize(defs, ["schema_inventory", "mapping_plan"]).success
-    steps.run_confirm(settings, "test reviewer")
-    create_custom_fields_as_admin(settings, sandbox.root_url, sandbox.api_key, echo=lambda _: None)
-    full = [k.to_user_string() for k in defs.resolve_asset_graph().get_all_asset_keys() if "delta" not in str(k)]
-    result = _materialize(defs, full)
+    confirm_and_sign_off(resource, sandbox)
+    result = full_load(resource)
     assert result.success, [e.step_key for e in result.get_step_failure_events()]
     return resource, defs, source / "patients.csv"
 

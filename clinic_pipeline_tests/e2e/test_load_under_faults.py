@@ -3,20 +3,12 @@
 from pathlib import Path
 from typing import Any
 
-import dagster as dg
 import httpx
 
 from clinic_pipeline import steps
 from clinic_pipeline.assets.resources import ClinicPipelineResource
-from clinic_pipeline.definitions import ALL_ASSETS, ALL_CHECKS
-from clinic_pipeline.demo import create_custom_fields_as_admin
 from clinic_pipeline.samples import copy_fixture
-
-
-def _materialize(resource: ClinicPipelineResource, selection: list[str] | None = None) -> dg.ExecuteInProcessResult:
-    return dg.materialize(
-        [*ALL_ASSETS, *ALL_CHECKS], selection=selection, resources={"pipeline": resource}, raise_on_error=False
-    )
+from clinic_pipeline_tests.e2e.flow import confirm_and_sign_off, full_load
 
 
 def test_lost_answers_and_throttling_neither_duplicate_nor_lose_records(tmp_path: Path, sandbox: Any) -> None:
@@ -27,16 +19,14 @@ def test_lost_answers_and_throttling_neither_duplicate_nor_lose_records(tmp_path
         freshsales_api_key=sandbox.api_key,
     )
     settings = resource.settings()
-    assert _materialize(resource, ["schema_inventory", "mapping_plan"]).success
-    steps.run_confirm(settings, "test reviewer")
-    create_custom_fields_as_admin(settings, sandbox.root_url, sandbox.api_key, echo=lambda _: None)
+    confirm_and_sign_off(resource, sandbox)
 
     # A reset lands the write and loses the answer: the case the source key exists for.
     faults = {"rate_reset": 0.2, "rate_429": 0.05, "rate_5xx": 0.05, "seed": 7}
     httpx.post(f"{sandbox.root_url}/_sandbox/faults", json=faults, timeout=10).raise_for_status()
-    _materialize(resource)  # may fail part-way: what it confirmed is committed
+    full_load(resource)  # may fail part-way: what it confirmed is committed
     httpx.post(f"{sandbox.root_url}/_sandbox/faults", json={}, timeout=10).raise_for_status()
-    rerun = _materialize(resource)
+    rerun = full_load(resource)
     assert rerun.success, [e.step_key for e in rerun.get_step_failure_events()]
 
     snapshot = httpx.get(f"{sandbox.root_url}/_sandbox/snapshot", timeout=30).json()

@@ -6,23 +6,13 @@ import csv
 from pathlib import Path
 from typing import Any
 
-import dagster as dg
 import httpx
 import pytest
 
 from clinic_pipeline import steps
 from clinic_pipeline.assets.resources import ClinicPipelineResource
-from clinic_pipeline.definitions import ALL_ASSETS, ALL_CHECKS
-from clinic_pipeline.demo import create_custom_fields_as_admin
 from clinic_pipeline.samples import FIXTURE_DIR, copy_fixture
-
-PRE_CONFIRMATION = ["schema_inventory", "mapping_plan"]
-
-
-def _materialize(resource: ClinicPipelineResource, selection: list[str] | None = None) -> dg.ExecuteInProcessResult:
-    return dg.materialize(
-        [*ALL_ASSETS, *ALL_CHECKS], selection=selection, resources={"pipeline": resource}, raise_on_error=False
-    )
+from clinic_pipeline_tests.e2e.flow import PRE_CONFIRMATION, confirm_and_sign_off, full_load, materialize
 
 
 def _snapshot(sandbox: Any) -> dict[str, Any]:
@@ -48,8 +38,8 @@ def resource(tmp_path: Path, sandbox: Any) -> ClinicPipelineResource:
 
 
 def test_nothing_loads_before_the_plan_is_confirmed(resource: ClinicPipelineResource, sandbox: Any) -> None:
-    assert _materialize(resource, PRE_CONFIRMATION).success
-    blocked = _materialize(resource, ["confirmed_mapping", "staged_contacts"])
+    assert materialize(resource, PRE_CONFIRMATION).success
+    blocked = materialize(resource, ["confirmed_mapping", "staged_contacts"])
     assert not blocked.success
     failure = blocked.get_step_failure_events()[0]
     assert "not confirmed" in str(failure.event_specific_data.error.message)
@@ -57,12 +47,9 @@ def test_nothing_loads_before_the_plan_is_confirmed(resource: ClinicPipelineReso
 
 
 def test_every_fixture_patient_lands_once_linked_to_its_account(resource: ClinicPipelineResource, sandbox: Any) -> None:
-    settings = resource.settings()
-    assert _materialize(resource, PRE_CONFIRMATION).success
-    steps.run_confirm(settings, "test reviewer")
-    create_custom_fields_as_admin(settings, sandbox.root_url, sandbox.api_key, echo=lambda _: None)
-
-    first = _materialize(resource)
+    sample = confirm_and_sign_off(resource, sandbox).asset_materializations_for_node("sample_diff")[0].metadata
+    assert sample["differs"].value == sample["missing"].value == sample["records_missing"].value == 0
+    first = full_load(resource)
     assert first.success, [e.step_key for e in first.get_step_failure_events()]
 
     snapshot = _snapshot(sandbox)
@@ -82,9 +69,19 @@ def test_every_fixture_patient_lands_once_linked_to_its_account(resource: Clinic
     report = first.asset_materializations_for_node("validation_report")[0].metadata
     assert report["ok"].value is True
 
-    second = _materialize(resource)
+    second = materialize(resource)  # everything again, sample included: nothing changes
     assert second.success
     assert _snapshot(sandbox) == snapshot
     loaded = second.asset_materializations_for_node("loaded_contacts")[0].metadata
     assert loaded["unchanged"].value == len(patients)
     assert loaded["created"].value == loaded["updated"].value == 0
+
+
+def test_the_full_load_waits_for_a_signed_off_sample(resource: ClinicPipelineResource, sandbox: Any) -> None:
+    assert materialize(resource, PRE_CONFIRMATION).success
+    steps.run_confirm(resource.settings(), "test reviewer")
+    blocked = full_load(resource)
+    assert not blocked.success
+    messages = " ".join(str(e.event_specific_data.error.message) for e in blocked.get_step_failure_events())
+    assert "no signed-off sample diff" in messages
+    assert _snapshot(sandbox)["contacts"] == []
