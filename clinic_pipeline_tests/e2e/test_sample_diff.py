@@ -13,8 +13,8 @@ import pytest
 from clinic_pipeline import steps
 from clinic_pipeline.assets.resources import ClinicPipelineResource
 from clinic_pipeline.mapping.sign_off import SignOffRequiredError
-from clinic_pipeline.settings import ConfigurationError
 from clinic_pipeline.samples import copy_fixture
+from clinic_pipeline.settings import ConfigurationError
 from clinic_pipeline.staging.sample import choose_sample
 from clinic_pipeline_tests.e2e.flow import confirm_and_sign_off
 
