@@ -191,8 +191,22 @@ def run_sample(settings: Settings, *, size: int, seed: int, run_id: str) -> Samp
     loaded = {
         obj.name: dict(run_load(settings, obj.name, run_id=run_id, sample=True).outcomes) for obj in STAGED_OBJECTS
     }
-    with FreshsalesClient.from_settings(settings) as client, open_state(settings.state_db_path) as state:
-        diff = diff_sample(client, state, _sample_dir(settings), settings.reports_dir)
+    inventory = read_inventory(settings.inventory_path)
+    with (
+        FreshsalesClient.from_settings(settings) as client,
+        open_state(settings.state_db_path) as state,
+        _source(settings) as (_export, con),
+    ):
+        diff = diff_sample(
+            client,
+            state,
+            plan,
+            con,
+            inventory,
+            staged_dir=settings.staged_dir,
+            sample_dir=_sample_dir(settings),
+            out_dir=settings.reports_dir,
+        )
     outcome = SampleOutcome(plan_hash=plan.confirmed_hash or "", selection=selection, loaded=loaded, diff=diff)
     (settings.reports_dir / "sample_diff.json").write_text(outcome.model_dump_json(indent=2), encoding="utf-8")
     return outcome

@@ -1,9 +1,12 @@
-"""The sample diff: every sampled record read back from Freshsales and compared field by field.
+"""The sample diff: every sampled record read back from Freshsales and compared with its source row.
 
-Expected values are the staged payload (what the plan's transforms produced), actual values what the
-API answers for the record's id from the id map. Money is compared to the cent, timestamps as
-instants to the second, dates as dates, and links by the parent's Freshsales id. The HTML page and
-the CSV of differences hold values (PHI): both are written 0600. The returned summary holds counts.
+For each plan line of a sampled record, the raw source value (read from the export by table and row)
+is compared with the Freshsales field by `source_compare`'s own type-aware parsers, not by re-running
+the plan's transforms: loss the plan introduced shows up as well as loss on the Freshsales side.
+Links are compared as source keys (the Freshsales parent id mapped back through the id map), owners
+as the provider's email against the owner user's email. The HTML page and the CSV of differences put
+the source column and value beside the Freshsales field and value; both hold PHI and are written
+0600. The returned summary holds counts only.
 """
 
 from __future__ import annotations
@@ -14,23 +17,32 @@ import html
 import io
 import os
 from collections import Counter
-from datetime import date, datetime
-from decimal import Decimal, InvalidOperation
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal
 
+import duckdb
 import pyarrow.parquet as pq
 from pydantic import BaseModel
 
 from clinic_pipeline.freshsales.client import FreshsalesClient
 from clinic_pipeline.freshsales.errors import NotFoundError
 from clinic_pipeline.load.state import StateStore
-from clinic_pipeline.staging.objects import BY_NAME, STAGED_OBJECTS, StagedObject
+from clinic_pipeline.mapping.plan import FieldMapping, MappingPlan, ObjectMapping
+from clinic_pipeline.reports import source_compare as cmp
+from clinic_pipeline.source.inventory import SchemaInventory
+from clinic_pipeline.staging.objects import BY_NAME, BY_TARGET, STAGED_OBJECTS, StagedObject
+from clinic_pipeline.staging.transforms import quote_ident
+from clinic_pipeline.staging.uniqueness import ALIASES_DIR
 
 Verdict = Literal["matched", "differs", "missing"]
 # Freshsales links a child to its parent under these keys (an id, a list of ids, or a list of {id}).
 LINK_KEYS = ("sales_accounts", "sales_account_id", "contact_ids", "targetable_id", "contacts")
 INCLUDES = {"contacts": "sales_accounts", "deals": "contacts,sales_account"}
+MARKER = "\n\n[source "  # the loader's idempotency marker at the end of a description
+KEY_TARGETS = frozenset({"external_id", "cf_source_key"})
+# Files carry no fields Freshsales reads back; their upload is verified by checksum at load time.
+NOT_DIFFED = frozenset({"files"})
 
 
 class FieldTally(BaseModel):
@@ -67,50 +79,61 @@ class SampleDiff(BaseModel):
         return self.differs == 0 and self.missing == 0 and self.records_missing == 0
 
 
-def _decimal(value: Any) -> Decimal | None:
-    try:
-        return Decimal(str(value)).quantize(Decimal("0.01"))
-    except (InvalidOperation, ValueError):
-        return None
+class _Row(BaseModel):
+    object: str
+    source_key: str
+    source_table: str
+    source_column: str
+    source_value: str
+    field: str
+    freshsales_value: str
+    verdict: str
 
 
-def _instant(value: Any) -> datetime | None:
-    try:
-        moment = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return moment.replace(microsecond=0) if moment.tzinfo else None
+class _Context:
+    """What every comparison needs: the source, formats, zone, id maps in both directions, users."""
+
+    def __init__(
+        self,
+        client: FreshsalesClient,
+        state: StateStore,
+        plan: MappingPlan,
+        con: duckdb.DuckDBPyConnection,
+        inventory: SchemaInventory,
+        staged_dir: Path,
+    ) -> None:
+        self.client, self.plan, self.con = client, plan, con
+        self.zone = inventory.time_zone
+        self.formats = {(t.name, c.name): c.format for t in inventory.tables for c in t.columns}
+        self.id_maps = {o.name: state.id_map(o.name) for o in STAGED_OBJECTS}
+        self.keys_by_id = {name: {r.freshsales_id: k for k, r in m.items()} for name, m in self.id_maps.items()}
+        self.users = {int(u.id): (u.email or "").lower() for u in client.owners()}
+        self.aliases = _aliases(staged_dir)
+
+    def source_rows(self, table: str, rows: list[int]) -> dict[int, dict[str, Any]]:
+        result = self.con.execute(
+            f"SELECT * FROM source.{quote_ident(table)} WHERE _source_row IN (SELECT unnest(?))", [rows]
+        )
+        names = [d[0] for d in result.description]
+        return {int(r[names.index("_source_row")]): dict(zip(names, r, strict=True)) for r in result.fetchall()}
+
+    def reference_value(self, table: str, key: str, column: str) -> Any:
+        mapping = next((m for m in self.plan.objects if m.source_table == table and m.source_key), None)
+        if mapping is None:
+            return None
+        found = self.con.execute(
+            f"SELECT {quote_ident(column)} FROM source.{quote_ident(table)} "
+            f"WHERE trim({quote_ident(mapping.source_key or '')}) = ? LIMIT 1",
+            [key],
+        ).fetchone()
+        return found[0] if found else None
 
 
-def same(expected: Any, actual: Any) -> bool:
-    """Equality the way Freshsales round-trips values: cents, instants, dates, numbers, text."""
-    if actual is None:
-        return expected is None
-    if isinstance(expected, Decimal):
-        return _decimal(actual) == expected.quantize(Decimal("0.01"))
-    if isinstance(expected, bool) or isinstance(actual, bool):
-        return str(expected).lower() == str(actual).lower()
-    if isinstance(expected, int | float):
-        try:
-            return float(actual) == float(expected)
-        except (TypeError, ValueError):
-            return False
-    if isinstance(expected, date) and not isinstance(expected, datetime):
-        return str(actual)[:10] == expected.isoformat()
-    text = str(expected)
-    if "T" in text and _instant(text) is not None:
-        return _instant(text) == _instant(actual)
-    return text.strip() == str(actual).strip()
-
-
-def _actual(record: dict[str, Any], field: str) -> Any:
-    if field.startswith("cf_"):
-        return (record.get("custom_field") or {}).get(field)
-    if field == "email" and record.get("email") is None:
-        emails = record.get("emails") or []
-        primary = next((e for e in emails if isinstance(e, dict) and e.get("is_primary")), None)
-        return (primary or (emails[0] if emails else {})).get("value") if emails else None
-    return record.get(field)
+def _aliases(staged_dir: Path) -> dict[str, str]:
+    path = staged_dir / ALIASES_DIR / "contacts.parquet"
+    if not path.exists():
+        return {}
+    return {r["alias_key"]: r["survivor_key"] for r in pq.read_table(path).to_pylist()}
 
 
 def _linked_ids(record: dict[str, Any]) -> set[int]:
@@ -128,48 +151,149 @@ def _linked_ids(record: dict[str, Any]) -> set[int]:
     return ids
 
 
+def _actual(record: dict[str, Any], field: str) -> Any:
+    if field.startswith("cf_"):
+        return (record.get("custom_field") or {}).get(field)
+    if field in ("email", "emails"):
+        # A family member's shared email lives in cf_shared_email by the documented rule.
+        emails = record.get("emails") or []
+        primary = record.get("email") or next((e.get("value") for e in emails if isinstance(e, dict)), None)
+        return primary or (record.get("custom_field") or {}).get("cf_shared_email")
+    value = record.get(field)
+    if field == "description" and isinstance(value, str):
+        return value.split(MARKER)[0]
+    return value
+
+
+def _mapping_for(plan: MappingPlan, obj: StagedObject, table: str) -> ObjectMapping | None:
+    return next((m for m in plan.objects if m.target == obj.target and m.source_table == table), None)
+
+
+def _text(value: Any) -> str:
+    return "" if value is None else str(value)
+
+
+def _compare_line(
+    ctx: _Context, obj: StagedObject, line: FieldMapping, raw: dict[str, Any], record: dict[str, Any], table: str
+) -> tuple[Verdict, Any, Any] | None:
+    """(verdict, source value shown, Freshsales value shown), or None when the line is not comparable."""
+    name, _, arg = (line.transform or "").partition(":")
+    value = raw.get(line.source)
+    if name == "lookup":
+        if cmp.blank(value):
+            return None
+        parent = BY_TARGET[arg].name
+        want = f"{line.references}:{str(value).strip()}" if line.references else None
+        if want is None:
+            return None  # derived parents (one account per value) are compared by their own name
+        want = ctx.aliases.get(want, want)
+        got = {ctx.keys_by_id[parent].get(i) for i in _linked_ids(record)} - {None}
+        return ("matched" if want in got else "differs"), want, ",".join(sorted(str(g) for g in got))
+    if name == "owner_by_email":
+        if cmp.blank(value) or not line.references or not line.via:
+            return None
+        email = _text(ctx.reference_value(line.references, str(value).strip(), line.via)).strip().lower()
+        if email not in ctx.users.values():
+            return None  # no Freshsales user: the owner map lists it, the diff has nothing to compare
+        got = ctx.users.get(int(record["owner_id"])) if record.get("owner_id") else None
+        return ("matched" if got == email else "missing" if got is None else "differs"), email, got
+    if name == "from_reference" or not line.target:
+        return None
+    kind = cmp.kind_of(line.type, line.transform)
+    actual = _actual(record, line.target)
+    if kind == "composite":
+        parts = (
+            [value, *(raw.get(a) for a in line.args)] if name == "local_datetime" else [raw.get(a) for a in line.args]
+        )
+        when = " ".join(_text(p).strip() for p in parts)
+        if name == "end_after_minutes":
+            start = cmp.local_instant(when, (arg,), ctx.zone)
+            minutes = _text(value).strip()
+            if start is None or not minutes.isdigit():
+                return None
+            end = start + timedelta(minutes=int(minutes))
+            got = cmp.instant(actual)
+            ok = got is not None and abs((end - got).total_seconds()) < 1
+            return ("matched" if ok else "missing" if actual is None else "differs"), f"{when} +{minutes} min", actual
+        kind, value = "datetime", when
+        fmt = arg
+    else:
+        fmt = ctx.formats.get((table, line.source))
+    if line.target == "description" and isinstance(actual, str) and "\n" in actual and not cmp.blank(value):
+        ok = f"{line.source}: {str(value).strip()}" in actual
+        return ("matched" if ok else "differs"), value, actual
+    if obj.target == "sales_account" and line.target == "name" and isinstance(actual, str) and not cmp.blank(value):
+        # Same-named accounts get their city appended (staging.uniqueness): still the source's name.
+        ok = actual == str(value).strip() or actual.startswith(f"{str(value).strip()} (")
+        return ("matched" if ok else "differs"), value, actual
+    if cmp.matches(kind, value, actual, fmt, ctx.zone):
+        return "matched", value, actual
+    return ("missing" if actual in (None, "", []) else "differs"), value, actual
+
+
+def _compare_object(ctx: _Context, obj: StagedObject, path: Path, tallies: dict, rows: list[_Row]) -> tuple[int, int]:
+    sampled = pq.read_table(path, columns=["_source_key", "_source_table", "_source_row"]).to_pylist()
+    records = missing_records = 0
+    by_table: dict[str, list[dict[str, Any]]] = {}
+    for row in sampled:
+        by_table.setdefault(row["_source_table"], []).append(row)
+    for table, table_rows in by_table.items():
+        mapping = _mapping_for(ctx.plan, obj, table)
+        raws = ctx.source_rows(table, [int(r["_source_row"]) for r in table_rows])
+        for row in table_rows:
+            key = str(row["_source_key"])
+            records += 1
+            mapped = ctx.id_maps[obj.name].get(key)
+            record = _fetch(ctx.client, obj, mapped.freshsales_id) if mapped else None
+            if record is None:
+                missing_records += 1
+                rows.append(
+                    _Row(
+                        object=obj.name,
+                        source_key=key,
+                        source_table=table,
+                        source_column="",
+                        source_value="",
+                        field="(record)",
+                        freshsales_value="",
+                        verdict="missing",
+                    )
+                )
+                continue
+            if mapping is None or not key.startswith(f"{table}:"):
+                continue  # a derived parent: its existence is what there is to check
+            raw = raws.get(int(row["_source_row"]), {})
+            for line in mapping.mapped_fields():
+                if line.target in KEY_TARGETS:
+                    continue
+                compared = _compare_line(ctx, obj, line, raw, record, table)
+                if compared is None:
+                    continue
+                verdict, shown_source, shown_actual = compared
+                field = line.target or ""
+                tally = tallies.setdefault((obj.name, field), FieldTally(object=obj.name, field=field))
+                setattr(tally, verdict, getattr(tally, verdict) + 1)
+                if verdict != "matched":
+                    rows.append(
+                        _Row(
+                            object=obj.name,
+                            source_key=key,
+                            source_table=table,
+                            source_column=line.source,
+                            source_value=_text(shown_source),
+                            field=field,
+                            freshsales_value=_text(shown_actual),
+                            verdict=verdict,
+                        )
+                    )
+    return records, missing_records
+
+
 def _fetch(client: FreshsalesClient, obj: StagedObject, freshsales_id: int) -> dict[str, Any] | None:
     try:
         return client.get(obj.entity, freshsales_id, include=INCLUDES.get(obj.entity))
     except NotFoundError:
         return None
-
-
-def _compare_object(
-    client: FreshsalesClient, state: StateStore, obj: StagedObject, path: Path, tallies: dict, rows: list
-) -> tuple[int, int]:
-    id_map = state.id_map(obj.name)
-    parents = {BY_NAME[p].target: state.id_map(p) for p in obj.parents}
-    records = missing_records = 0
-    for staged in pq.read_table(path).to_pylist():
-        key = str(staged["_source_key"])
-        mapped = id_map.get(key)
-        records += 1
-        record = _fetch(client, obj, mapped.freshsales_id) if mapped else None
-        if record is None:
-            missing_records += 1
-            rows.append((obj.name, key, "(record)", "present", "missing"))
-            continue
-        for field, expected in staged.items():
-            if expected is None or field in ("_source_key", "_source_table", "_source_row", "_owner_email"):
-                continue
-            tally = tallies.setdefault((obj.name, field), FieldTally(object=obj.name, field=field))
-            if field.startswith("_lookup_"):
-                parent = parents.get(field.removeprefix("_lookup_"), {}).get(str(expected))
-                want = parent.freshsales_id if parent else None
-                ok = want is not None and want in _linked_ids(record)
-                verdict: Verdict = "matched" if ok else "differs"
-                shown_expected, shown_actual = str(want), ",".join(str(i) for i in sorted(_linked_ids(record)))
-            else:
-                actual = _actual(record, field)
-                if field == "description" and actual is not None:
-                    actual = str(actual).split("\n\n[source ")[0]  # the loader's idempotency marker
-                verdict = "missing" if actual is None else "matched" if same(expected, actual) else "differs"
-                shown_expected, shown_actual = str(expected), "" if actual is None else str(actual)
-            setattr(tally, verdict, getattr(tally, verdict) + 1)
-            if verdict != "matched":
-                rows.append((obj.name, key, field, shown_expected, shown_actual))
-    return records, missing_records
 
 
 def _private_write(path: Path, text: str) -> None:
@@ -179,29 +303,40 @@ def _private_write(path: Path, text: str) -> None:
         fh.write(text)
 
 
-def diff_sample(client: FreshsalesClient, state: StateStore, sample_dir: Path, out_dir: Path) -> SampleDiff:
+def diff_sample(
+    client: FreshsalesClient,
+    state: StateStore,
+    plan: MappingPlan,
+    con: duckdb.DuckDBPyConnection,
+    inventory: SchemaInventory,
+    *,
+    staged_dir: Path,
+    sample_dir: Path,
+    out_dir: Path,
+) -> SampleDiff:
+    """`con` has the export open (schema `source`); `staged_dir` holds the full run's alias files."""
+    ctx = _Context(client, state, plan, con, inventory, staged_dir)
     tallies: dict[tuple[str, str], FieldTally] = {}
-    rows: list[tuple[str, str, str, str, str]] = []
+    rows: list[_Row] = []
     records = missing_records = 0
     for obj in STAGED_OBJECTS:
         path = sample_dir / f"{obj.name}.parquet"
-        if path.exists():
-            n, m = _compare_object(client, state, obj, path, tallies, rows)
+        if path.exists() and obj.name not in NOT_DIFFED:
+            n, m = _compare_object(ctx, BY_NAME[obj.name], path, tallies, rows)
             records, missing_records = records + n, missing_records + m
     buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow(["object", "source_key", "field", "expected", "actual"])
-    writer.writerows(rows)
+    writer = csv.DictWriter(buffer, fieldnames=list(_Row.model_fields))
+    writer.writeheader()
+    writer.writerows(r.model_dump() for r in rows)
     csv_text = buffer.getvalue()
     csv_path, html_path = out_dir / "sample_diff.csv", out_dir / "sample_diff.html"
     _private_write(csv_path, csv_text)
     fields = sorted(tallies.values(), key=lambda t: (t.object, t.field))
-    by_object: Counter[str] = Counter()
-    matched_by_object: Counter[str] = Counter()
+    compared: Counter[str] = Counter()
+    matched: Counter[str] = Counter()
     for t in fields:
-        by_object[t.object] += t.compared
-        matched_by_object[t.object] += t.matched
-    rates = {o: matched_by_object[o] / n for o, n in by_object.items() if n}
+        compared[t.object] += t.compared
+        matched[t.object] += t.matched
     result = SampleDiff(
         records=records,
         records_missing=missing_records,
@@ -210,7 +345,7 @@ def diff_sample(client: FreshsalesClient, state: StateStore, sample_dir: Path, o
         differs=sum(t.differs for t in fields),
         missing=sum(t.missing for t in fields),
         fields=fields,
-        match_rate_by_object=rates,
+        match_rate_by_object={o: matched[o] / n for o, n in compared.items() if n},
         diff_hash=hashlib.sha256(csv_text.encode()).hexdigest(),
         html_path=html_path,
         csv_path=csv_path,
@@ -230,24 +365,25 @@ def _rate_chart(rates: dict[str, float]) -> str:
     return f"<svg width='520' height='{18 * len(rates) + 6}' role='img'>{bars}</svg>"
 
 
-def _render_html(result: SampleDiff, rows: list[tuple[str, str, str, str, str]]) -> str:
+def _render_html(result: SampleDiff, rows: list[_Row]) -> str:
     e = html.escape
     field_rows = "".join(
         f"<tr><td>{e(t.object)}</td><td>{e(t.field)}</td><td>{t.matched}</td><td>{t.differs}</td>"
         f"<td>{t.missing}</td><td>{t.match_rate:.1%}</td></tr>"
         for t in result.fields
     )
-    diff_rows = "".join("<tr>" + "".join(f"<td>{e(c)}</td>" for c in row) + "</tr>" for row in rows)
-    chart = _rate_chart(result.match_rate_by_object)
+    columns = list(_Row.model_fields)
+    diff_rows = "".join("<tr>" + "".join(f"<td>{e(str(getattr(r, c)))}</td>" for c in columns) + "</tr>" for r in rows)
+    head = "".join(f"<th>{e(c.replace('_', ' '))}</th>" for c in columns)
     verdict = "all fields match" if result.ok else f"{result.differs + result.missing} differences"
     return (
         "<!doctype html><html><head><meta charset='utf-8'><title>Sample diff</title><style>body{font-family:"
         "sans-serif}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:3px 6px}</style></head><body>"
         f"<h1>Sample migration diff: {e(verdict)}</h1>"
         f"<p>{result.records} records, {result.fields_compared} fields compared, {result.matched} matched.</p>"
-        f"<h2>Match rate per object</h2>{chart}"
+        f"<h2>Match rate per object</h2>{_rate_chart(result.match_rate_by_object)}"
         "<h2>Per field</h2><table><tr><th>object</th><th>field</th><th>matched</th><th>differs</th>"
         f"<th>missing</th><th>rate</th></tr>{field_rows}</table>"
-        "<h2>Differences (contain patient data)</h2><table><tr><th>object</th><th>source key</th><th>field</th>"
-        f"<th>expected</th><th>actual</th></tr>{diff_rows}</table></body></html>"
+        "<h2>Differences: source beside Freshsales (contains patient data)</h2>"
+        f"<table><tr>{head}</tr>{diff_rows}</table></body></html>"
     )

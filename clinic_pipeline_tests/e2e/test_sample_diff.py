@@ -43,15 +43,10 @@ def test_a_changed_record_shows_in_the_diff_with_expected_and_actual(
     assert (diff.differs, diff.missing, diff.records_missing) == (1, 0, 0)
     with diff.csv_path.open(encoding="utf-8") as fh:
         rows = list(csv.DictReader(fh))
-    assert rows == [
-        {
-            "object": "contacts",
-            "source_key": contact["external_id"],
-            "field": "last_name",
-            "expected": contact["last_name"],
-            "actual": "Tampered",
-        }
+    assert [(r["object"], r["source_key"], r["field"], r["freshsales_value"], r["verdict"]) for r in rows] == [
+        ("contacts", contact["external_id"], "last_name", "Tampered", "differs")
     ]
+    assert rows[0]["source_value"].strip() == contact["last_name"] and rows[0]["source_column"] == "last_name"
     for path in (diff.csv_path, diff.html_path):
         assert stat.S_IMODE(path.stat().st_mode) == 0o600
     summary = outcome.model_dump_json(exclude={"diff": {"html_path", "csv_path"}})
