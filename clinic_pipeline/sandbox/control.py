@@ -14,6 +14,8 @@
   custom field in the UI; 201 `{"field": {...}}`, 409 if it exists.
 - `POST /_sandbox/users`: `{"display_name", "email", "role": "admin"|"member", "is_active", "api_key"?}`
   → 201 `{"user": {...}}`; with `api_key`, that key authenticates as the new user.
+- `POST /_sandbox/alterations`: `{"rules": [...]}` makes the sandbox silently alter what it stores
+  (truncate, shift_hours, round, drop, relink; see alterations.py); `{"rules": []}` stops it.
 - `GET|POST /_sandbox/rate_limit`: `{"requests_per_hour", "requests_per_minute", "retry_after"}`
   (null = no budget); POST replaces the configuration and starts fresh windows.
 """
@@ -26,6 +28,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from clinic_pipeline.sandbox import alterations
 from clinic_pipeline.sandbox.errors import ApiError, not_found
 from clinic_pipeline.sandbox.jobs import finish_due_jobs
 from clinic_pipeline.sandbox.modules import ENTITY_KIND, add_field, public_field
@@ -133,6 +136,12 @@ async def _user(sandbox: Sandbox, request: Request, body: Any) -> Response:
     return json_response({"user": user}, 201)
 
 
+async def _alterations(sandbox: Sandbox, request: Request, body: Any) -> Response:
+    rules = alterations.parse(body)
+    sandbox.store.set_setting(alterations.SETTING, rules)
+    return json_response({"rules": rules})
+
+
 async def _rate_limit(sandbox: Sandbox, request: Request, body: Any) -> Response:
     limiter = sandbox.limiter
     if request.method == "POST":
@@ -157,4 +166,5 @@ def control_routes(test_mode: bool) -> list[BaseRoute]:
         Route("/settings/{entity}/fields", _guarded(_field), methods=["POST"]),
         Route("/users", _guarded(_user), methods=["POST"]),
         Route("/rate_limit", _guarded(_rate_limit), methods=["GET", "POST"]),
+        Route("/alterations", _guarded(_alterations), methods=["POST"]),
     ]

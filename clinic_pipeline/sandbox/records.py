@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from clinic_pipeline.sandbox import alterations
 from clinic_pipeline.sandbox.entities import Context, now_iso, validate
 from clinic_pipeline.sandbox.errors import ApiError, not_found
 from clinic_pipeline.sandbox.modules import validate_module_record
@@ -26,7 +27,7 @@ def create(ctx: Context, kind: str, data: Any) -> Record:
     record.update(id=ctx.store.next_id(), created_at=stamp, updated_at=stamp, is_deleted=False)
     if "creater_id" not in record:
         record["creater_id"] = ctx.user_id
-    return ctx.store.put(kind, record)
+    return ctx.store.put(kind, alterations.apply(ctx.store, kind, record))
 
 
 def fetch(ctx: Context, kind: str, rid: int) -> Record:
@@ -40,7 +41,7 @@ def update(ctx: Context, kind: str, rid: int, data: Any) -> Record:
     old = fetch(ctx, kind, rid)
     record = _validate(ctx, kind, data, old)
     record["updated_at"] = now_iso()
-    return ctx.store.put(kind, record)
+    return ctx.store.put(kind, alterations.apply(ctx.store, kind, record))
 
 
 def soft_delete(ctx: Context, kind: str, rid: int) -> None:

@@ -12,11 +12,13 @@ import pytest
 
 from clinic_pipeline import steps
 from clinic_pipeline.assets.resources import ClinicPipelineResource
+from clinic_pipeline.demo import create_custom_fields_as_admin, sign_off_split
 from clinic_pipeline.mapping.sign_off import SignOffRequiredError
-from clinic_pipeline.samples import copy_fixture
+from clinic_pipeline.reports.source_compare import expected_empty
+from clinic_pipeline.samples import FIXTURE_DIR, copy_fixture
 from clinic_pipeline.settings import ConfigurationError
 from clinic_pipeline.staging.sample import choose_sample
-from clinic_pipeline_tests.e2e.flow import confirm_and_sign_off
+from clinic_pipeline_tests.e2e.flow import confirm_and_sign_off, materialize
 
 
 @pytest.fixture
@@ -70,3 +72,51 @@ def test_a_corrected_plan_needs_a_new_sample_and_sign_off(resource: ClinicPipeli
         steps.run_load(settings, "accounts", run_id="test")
     with pytest.raises(ConfigurationError, match="another version of the plan"):
         steps.run_sign_off(settings, "test reviewer")
+
+
+def test_what_the_sandbox_silently_alters_is_named_field_by_field(
+    resource: ClinicPipelineResource, sandbox: Any
+) -> None:
+    rules = [
+        {"kind": "contact", "field": "last_name", "action": "truncate", "length": 3},
+        {"kind": "contact", "field": "cf_date_of_birth", "action": "drop"},
+        {"kind": "contact", "field": "cf_source_updated_at", "action": "shift_hours", "hours": 1},
+    ]
+    httpx.post(f"{sandbox.root_url}/_sandbox/alterations", json={"rules": rules}, timeout=10).raise_for_status()
+    settings = resource.settings()
+    try:
+        confirm_and_sign_off(resource, sandbox)
+    finally:
+        httpx.post(f"{sandbox.root_url}/_sandbox/alterations", json={"rules": []}, timeout=10).raise_for_status()
+    diff = steps.run_sample(settings, size=100, seed=7, run_id="test-sample").diff
+    by_field = {t.field: t for t in diff.fields if t.object == "contacts"}
+    with (FIXTURE_DIR / "patients.csv").open(encoding="utf-8-sig", newline="") as fh:
+        patients = list(csv.DictReader(fh))
+    longer = sum(len(row["last_name"].strip()) > 3 for row in patients)
+    dated = sum(not expected_empty("date", row["dob"], "%Y-%m-%d", "UTC") for row in patients)
+    assert by_field["last_name"].differs == longer > 0  # names of 3 letters or fewer survive truncation
+    assert by_field["cf_date_of_birth"].missing == dated > 0
+    assert by_field["cf_source_updated_at"].differs == by_field["cf_source_updated_at"].compared > 0
+    untouched = [t for t in diff.fields if t.field not in ("last_name", "cf_date_of_birth", "cf_source_updated_at")]
+    assert untouched and all(t.differs == t.missing == 0 for t in untouched)
+
+
+def test_a_plan_that_loses_information_is_caught(resource: ClinicPipelineResource, sandbox: Any) -> None:
+    settings = resource.settings()
+    assert materialize(resource, ["schema_inventory", "mapping_plan"]).success
+    # A reviewer "fixes" the birth date format to day-first: every date is read wrong or dropped.
+    plan_text = settings.plan_path.read_text(encoding="utf-8")
+    assert "parse_date:%Y-%m-%d" in plan_text
+    settings.plan_path.write_text(plan_text.replace("parse_date:%Y-%m-%d", "parse_date:%Y-%d-%m"), encoding="utf-8")
+    steps.run_confirm(settings, "hasty reviewer")
+    create_custom_fields_as_admin(settings, sandbox.root_url, sandbox.api_key, echo=lambda _: None)
+    result = materialize(resource, sign_off_split()[0])
+    assert result.success
+    diff = steps.run_sample(settings, size=100, seed=7, run_id="test-sample").diff
+    dob = next(t for t in diff.fields if t.field == "cf_date_of_birth")
+    with (FIXTURE_DIR / "patients.csv").open(encoding="utf-8-sig", newline="") as fh:
+        dates = [
+            r["dob"].strip() for r in csv.DictReader(fh) if not expected_empty("date", r["dob"], "%Y-%m-%d", "UTC")
+        ]
+    misread = sum(d[5:7] != d[8:10] for d in dates)  # only a day equal to its month survives the swap
+    assert dob.differs + dob.missing == misread > 0
