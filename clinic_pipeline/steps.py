@@ -22,7 +22,7 @@ from clinic_pipeline.freshsales.client import FreshsalesClient
 from clinic_pipeline.load.loader import Loader, LoadResult
 from clinic_pipeline.load.state import open_state
 from clinic_pipeline.mapping.checklist import missing_custom_fields, required_custom_fields, write_checklist
-from clinic_pipeline.mapping.owner_map import OwnerMap, build_owner_map, write_owner_map
+from clinic_pipeline.mapping.owner_map import OwnerMap, build_owner_map, unresolved, write_owner_map
 from clinic_pipeline.mapping.plan import MappingPlan, confirm_plan, read_plan, require_confirmed, write_plan
 from clinic_pipeline.mapping.proposer import propose_plan
 from clinic_pipeline.mapping.sign_off import SignOff, record_sign_off, require_sign_off
@@ -111,7 +111,16 @@ def run_owner_map(settings: Settings) -> OwnerMap:
             owner_map = build_owner_map(plan, con, users, settings.clinic_fallback_owner_email)
         except ValueError as exc:
             raise ConfigurationError(str(exc)) from None
-    write_owner_map(owner_map, settings.plan_dir / "owner_map.json")
+    _parquet, listing = write_owner_map(owner_map, settings.plan_dir)
+    missing = unresolved(owner_map)
+    owned = any(f.transform == "owner_by_email" for o in plan.objects for f in o.fields)
+    if missing and owned:
+        keys = ", ".join(f"{e.source_key} ({e.status})" for e in missing[:10])
+        more = f" and {len(missing) - 10} more" if len(missing) > 10 else ""
+        raise ConfigurationError(
+            f"{len(missing)} providers/staff have no active Freshsales user, so their records would land "
+            f"ownerless: {keys}{more}. Create the users, or set CLINIC_FALLBACK_OWNER_EMAIL (see {listing})"
+        )
     return owner_map
 
 

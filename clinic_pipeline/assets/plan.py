@@ -57,7 +57,8 @@ def custom_field_checklist(pipeline: ClinicPipelineResource) -> dg.MaterializeRe
 @dg.asset(
     group_name="plan",
     deps=[confirmed_mapping],
-    description="Providers/staff → Freshsales users by email (data/plan/owner_map.json); unresolved ones flagged.",
+    description="Providers/staff → Freshsales users by email (data/plan/owner_map.parquet + .md); fails, "
+    "listing them, while staff whose records need an owner have no active user and no fallback is set.",
 )
 def owner_map(pipeline: ClinicPipelineResource) -> dg.MaterializeResult:
     settings = pipeline.settings()
@@ -66,8 +67,9 @@ def owner_map(pipeline: ClinicPipelineResource) -> dg.MaterializeResult:
     counts = result.counts()
     metadata: dict[str, dg.MetadataValue] = {
         status: dg.MetadataValue.int(counts.get(status, 0))
-        for status in ("resolved", "fallback", "no_email", "no_user", "inactive_user")
+        for status in ("resolved", "no_email", "no_user", "inactive_user")
     }
     metadata["staff"] = dg.MetadataValue.int(len(result.entries))
-    metadata["path"] = dg.MetadataValue.path(str(settings.plan_dir / "owner_map.json"))
+    metadata["fallback_owner_used"] = dg.MetadataValue.bool(result.fallback_owner_id is not None)
+    metadata["path"] = dg.MetadataValue.path(str(settings.plan_dir / "owner_map.md"))
     return dg.MaterializeResult(metadata=metadata)

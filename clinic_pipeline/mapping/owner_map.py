@@ -7,27 +7,28 @@ owner email the same way; this map is the reviewable, countable version of that 
 
 from __future__ import annotations
 
-import json
 import os
 from collections import Counter
 from pathlib import Path
 from typing import Literal
 
 import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
 from pydantic import BaseModel
 
 from clinic_pipeline.freshsales.models import Owner
 from clinic_pipeline.mapping.plan import MappingPlan
 from clinic_pipeline.staging.transforms import quote_ident
 
-OwnerStatus = Literal["resolved", "inactive_user", "no_user", "no_email", "fallback"]
+OwnerStatus = Literal["resolved", "inactive_user", "no_user", "no_email"]
 
 
 class OwnerEntry(BaseModel):
     source_table: str
     source_key: str
     status: OwnerStatus
-    user_id: int | None = None
+    user_id: int | None = None  # the fallback owner's id when the status is not `resolved` and one is set
 
 
 class OwnerMap(BaseModel):
@@ -68,18 +69,62 @@ def build_owner_map(
             entries.append(OwnerEntry(source_table=table, source_key=key, status="resolved", user_id=int(user.id)))
             continue
         status: OwnerStatus = "no_email" if email is None else "inactive_user" if user is not None else "no_user"
-        if fallback is not None:
-            entries.append(OwnerEntry(source_table=table, source_key=key, status="fallback", user_id=int(fallback.id)))
-        else:
-            entries.append(OwnerEntry(source_table=table, source_key=key, status=status))
+        entries.append(
+            OwnerEntry(
+                source_table=table,
+                source_key=key,
+                status=status,
+                user_id=int(fallback.id) if fallback is not None else None,
+            )
+        )
     return OwnerMap(entries=entries, fallback_owner_id=int(fallback.id) if fallback else None)
 
 
-def write_owner_map(owner_map: OwnerMap, path: Path) -> Path:
-    """Source keys and user ids only; private like every other file under data/."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path.with_suffix(".tmp"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        json.dump(owner_map.model_dump(mode="json"), fh, indent=2)
-    os.replace(path.with_suffix(".tmp"), path)
-    return path
+def unresolved(owner_map: OwnerMap) -> list[OwnerEntry]:
+    return [e for e in owner_map.entries if e.user_id is None]
+
+
+def write_owner_map(owner_map: OwnerMap, out_dir: Path) -> tuple[Path, Path]:
+    """`owner_map.parquet` (source key → user id, status) and a readable `owner_map.md` listing every
+    unresolved staff member with the reason. Keys and ids only; private like everything under data/."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    table = pa.Table.from_pylist(
+        [e.model_dump() for e in owner_map.entries],
+        schema=pa.schema(
+            [
+                ("source_table", pa.string()),
+                ("source_key", pa.string()),
+                ("status", pa.string()),
+                ("user_id", pa.int64()),
+            ]
+        ),
+    )
+    parquet_path, md_path = out_dir / "owner_map.parquet", out_dir / "owner_map.md"
+    tmp = parquet_path.with_suffix(".tmp")
+    pq.write_table(table, tmp)
+    os.chmod(tmp, 0o600)
+    os.replace(tmp, parquet_path)
+    reasons = {
+        "no_email": "no email in the source",
+        "no_user": "no Freshsales user with that email",
+        "inactive_user": "the Freshsales user is inactive",
+    }
+    counts = owner_map.counts()
+    lines = [
+        "# Owner map: providers and staff → Freshsales users",
+        "",
+        *(f"- {status}: {counts[status]}" for status in sorted(counts)),
+        "",
+        "## Unresolved" + (" (assigned to the fallback owner)" if owner_map.fallback_owner_id else ""),
+        "",
+        "| source table | source key | reason |",
+        "|---|---|---|",
+        *(
+            f"| {e.source_table} | {e.source_key} | {reasons.get(e.status, e.status)} |"
+            for e in owner_map.entries
+            if e.status not in ("resolved",)
+        ),
+    ]
+    md_path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    os.chmod(md_path, 0o600)
+    return parquet_path, md_path
