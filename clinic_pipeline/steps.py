@@ -7,6 +7,7 @@ summary (counts, paths, hashes: never record values) for asset metadata and term
 from __future__ import annotations
 
 import shutil
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -33,6 +34,7 @@ from clinic_pipeline.source.inventory import SchemaInventory, build_inventory, r
 from clinic_pipeline.source.inventory_page import write_inventory_page
 from clinic_pipeline.source.reader import SourceExport, open_source
 from clinic_pipeline.staging.objects import BY_NAME, STAGED_OBJECTS, StagedObject
+from clinic_pipeline.staging.quality import QualityResult, run_quality_checks
 from clinic_pipeline.staging.sample import SampleSelection, choose_sample
 from clinic_pipeline.staging.stage import StageResult, stage_object
 
@@ -147,6 +149,25 @@ def run_stage(settings: Settings, name: str, *, partition: str | None = None) ->
             window=partition_window(partition),
             parent_dirs=[settings.staged_dir],
         )
+
+
+def run_quality(settings: Settings, name: str, *, partition: str | None = None) -> list[QualityResult]:
+    """The object's quality suite; a delta partition's links may point at parents of the full run."""
+    obj = BY_NAME[name]
+    folder = staged_dir_for(settings, partition)
+    parents: dict[str, Path] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for parent in (BY_NAME[p] for p in obj.parents):
+            files = [d / f"{parent.name}.parquet" for d in {folder, settings.staged_dir}]
+            files = [f for f in files if f.exists()]
+            if len(files) == 1:
+                parents[parent.target] = files[0]
+            elif files:
+                keys = Path(tmp) / f"{parent.name}.parquet"
+                listing = ", ".join(f"'{f}'" for f in files)
+                duckdb.execute(f"COPY (SELECT _source_key FROM read_parquet([{listing}])) TO '{keys}' (FORMAT parquet)")
+                parents[parent.target] = keys
+        return run_quality_checks(obj, folder / f"{obj.name}.parquet", parent_keys=parents)
 
 
 def run_count_changes(settings: Settings, window: tuple[datetime, datetime]) -> dict[str, int]:

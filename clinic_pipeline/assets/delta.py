@@ -14,7 +14,7 @@ import dagster as dg
 from clinic_pipeline import steps
 from clinic_pipeline.assets.load import loaded_group
 from clinic_pipeline.assets.resources import ClinicPipelineResource
-from clinic_pipeline.assets.staging import keys_check, staged_group
+from clinic_pipeline.assets.staging import quality_checks, staged_group
 from clinic_pipeline.delta.windows import WINDOW, closed_windows, partition_key
 from clinic_pipeline.staging.objects import STAGED_OBJECTS
 
@@ -69,5 +69,5 @@ def delta_definitions(cutover_start: datetime) -> DeltaDefinitions:
         return dg.SensorResult(skip_reason=reason, cursor=cursor)
 
     schedule = dg.build_schedule_from_partitioned_job(job, minute_of_hour=10, name="delta_hourly_schedule")
-    checks = [keys_check(obj, staged[obj.name]) for obj in STAGED_OBJECTS]
+    checks = [check for obj in STAGED_OBJECTS for check in quality_checks(obj, staged[obj.name])]
     return DeltaDefinitions([*staged.values(), *loaded.values()], checks, job, [delta_window_sensor], [schedule])

@@ -4,13 +4,12 @@ The same factory builds the delta group's hourly-partitioned `delta_staged_<obje
 """
 
 import dagster as dg
-import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from clinic_pipeline import steps
 from clinic_pipeline.assets.plan import confirmed_mapping
 from clinic_pipeline.assets.resources import ClinicPipelineResource, operator_errors
 from clinic_pipeline.staging.objects import STAGED_OBJECTS, StagedObject
+from clinic_pipeline.staging.quality import QualityResult
 
 
 def staged_asset(
@@ -50,25 +49,55 @@ def staged_asset(
     return _asset
 
 
-def keys_check(obj: StagedObject, asset: dg.AssetsDefinition) -> dg.AssetChecksDefinition:
+def _metadata(results: list[QualityResult]) -> dict[str, dg.MetadataValue]:
+    metadata: dict[str, dg.MetadataValue] = {}
+    for r in results:
+        metadata[r.name] = dg.MetadataValue.json({"passed": r.passed, **r.observed})
+    return metadata
+
+
+def quality_checks(obj: StagedObject, asset: dg.AssetsDefinition) -> list[dg.AssetChecksDefinition]:
+    """The object's Great Expectations suite as two checks: what must hold before a record moves
+    (blocking: the load of this object and its dependents waits), and what is only reported."""
+
     @dg.asset_check(
         asset=asset,
-        name="source_keys_unique",
+        name="quality_blocking",
         blocking=True,
-        description="Every staged record has a non-empty source key and no key appears twice.",
+        description="Source keys present and unique, the fields Freshsales requires, links to staged parents.",
     )
-    def _check(context: dg.AssetCheckExecutionContext, pipeline: ClinicPipelineResource) -> dg.AssetCheckResult:
+    def _blocking(context: dg.AssetCheckExecutionContext, pipeline: ClinicPipelineResource) -> dg.AssetCheckResult:
         partition = context.partition_key if context.has_partition_key else None
-        path = steps.staged_dir_for(pipeline.settings(), partition) / f"{obj.name}.parquet"
-        keys = pq.read_table(path, columns=["_source_key"]).column(0)
-        missing = keys.null_count
-        duplicated = len(keys) - missing - len(pc.unique(keys.drop_null()))
+        with operator_errors():
+            results = [r for r in steps.run_quality(pipeline.settings(), obj.name, partition=partition) if r.blocking]
+        failed = [r.name for r in results if not r.passed]
         return dg.AssetCheckResult(
-            passed=missing == 0 and duplicated == 0,
-            metadata={"missing": dg.MetadataValue.int(missing), "duplicated": dg.MetadataValue.int(duplicated)},
+            passed=not failed,
+            description=f"failed: {', '.join(failed)}" if failed else "every blocking check passed",
+            metadata=_metadata(results),
         )
 
-    return _check
+    @dg.asset_check(
+        asset=asset,
+        name="quality_warnings",
+        blocking=False,
+        description="Email syntax, amounts (non-negative, whole cents), date ranges, population per field.",
+    )
+    def _warnings(context: dg.AssetCheckExecutionContext, pipeline: ClinicPipelineResource) -> dg.AssetCheckResult:
+        partition = context.partition_key if context.has_partition_key else None
+        with operator_errors():
+            results = [
+                r for r in steps.run_quality(pipeline.settings(), obj.name, partition=partition) if not r.blocking
+            ]
+        failed = [r.name for r in results if not r.passed]
+        return dg.AssetCheckResult(
+            passed=not failed,
+            severity=dg.AssetCheckSeverity.WARN,
+            description=f"warnings: {', '.join(failed)}" if failed else "no warnings",
+            metadata=_metadata(results),
+        )
+
+    return [_blocking, _warnings]
 
 
 def staged_group(
@@ -82,4 +111,4 @@ def staged_group(
 
 
 staged_assets = staged_group()
-staged_checks = [keys_check(obj, staged_assets[obj.name]) for obj in STAGED_OBJECTS]
+staged_checks = [check for obj in STAGED_OBJECTS for check in quality_checks(obj, staged_assets[obj.name])]

@@ -37,7 +37,7 @@ REQUIRED_ALL: dict[str, tuple[str, ...]] = {
     "appointment": ("title", "from_date", "end_date"),
     "task": ("title", "due_date"),
     "note": ("description",),
-    "file": ("file_path",),
+    "file": ("file_path", "file_name"),
 }
 REQUIRED_ANY: dict[str, tuple[str, ...]] = {"contact": ("first_name", "last_name", "email")}
 # Freshsales contacts take the primary address as `email`; plans may name the list field.
