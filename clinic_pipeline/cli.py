@@ -103,12 +103,24 @@ def sandbox_command(
 @_one_line_errors
 def sample_data(
     out: Annotated[Path | None, typer.Option(help="where to write it (default: CLINIC_DATA_DIR/source/clinic)")] = None,
+    patients: Annotated[int, typer.Option(help="patients; every other table scales with it")] = 2000,
+    seed: Annotated[int, typer.Option(help="the same seed gives byte-identical output")] = 7,
+    fmt: Annotated[str, typer.Option("--format", help="csv (a folder of CSV files) or sqlite (one database)")] = "csv",
+    large_documents: Annotated[int, typer.Option(help="sparse documents over 25 MB to add")] = 0,
 ) -> None:
-    """Write the built-in sample clinic export."""
-    from clinic_pipeline.samples import copy_fixture
+    """Generate a realistic, messy sample clinic export (deterministic for a seed)."""
+    from clinic_pipeline.samples.generator import generate_clinic
 
-    dest = copy_fixture(out or _settings().clinic_data_dir / "source" / "clinic")
-    typer.echo(f"sample export written to {dest}")
+    if fmt not in ("csv", "sqlite"):
+        raise typer.BadParameter("--format is csv or sqlite")
+    dest = out or _settings().clinic_data_dir / "source" / "clinic"
+    result = generate_clinic(
+        dest, patients=patients, seed=seed, fmt="csv" if fmt == "csv" else "sqlite", large_documents=large_documents
+    )
+    typer.echo(
+        f"{result.total_records} records in {len(result.row_counts)} tables written in {result.seconds:.1f} s; "
+        f"CLINIC_SOURCE={result.source_spec}"
+    )
 
 
 @app.command()

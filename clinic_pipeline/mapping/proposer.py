@@ -505,7 +505,7 @@ def _table_target(
         system = ", ".join(sorted(words & SYSTEM_TABLE_WORDS))
         reason = f"not migrated: looks like the software's own table ({system}), not clinic data"
         return _not_migrated(table, reason, 0.8), None, 0.0, ""
-    rebuild = sorted(words & set(REBUILD_TABLE_WORDS))
+    rebuild = [w for w in REBUILD_TABLE_WORDS if w in words]  # in the vocabulary's order of priority
     if rebuild:
         return _not_migrated(table, f"not migrated: {REBUILD_TABLE_WORDS[rebuild[0]]}", 0.85), None, 0.0, ""
     concept, score, why = _table_concept(table, _field_hits(table))

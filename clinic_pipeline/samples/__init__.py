@@ -1,4 +1,4 @@
-"""Sample clinic exports: the small built-in fixture (a realistic generator comes later)."""
+"""Sample clinic exports: the small built-in fixture, and the generator of realistic ones (`generator`)."""
 
 from __future__ import annotations
 
