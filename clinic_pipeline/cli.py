@@ -206,6 +206,7 @@ def migrate(
         )
     if dry_run:
         return
+    steps.run_freshsales_schema(settings)
     for obj in STAGED_OBJECTS:
         result = steps.run_load(settings, obj.name, run_id=run_id)
         counts = ", ".join(f"{k} {v}" for k, v in sorted(result.outcomes.items()))

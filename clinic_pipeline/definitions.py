@@ -8,7 +8,13 @@ import dagster as dg
 from clinic_pipeline.assets.delta import delta_definitions
 from clinic_pipeline.assets.inventory import schema_inventory
 from clinic_pipeline.assets.load import loaded_assets
-from clinic_pipeline.assets.plan import confirmed_mapping, custom_field_checklist, mapping_plan, owner_map
+from clinic_pipeline.assets.plan import (
+    confirmed_mapping,
+    custom_field_checklist,
+    freshsales_schema,
+    mapping_plan,
+    owner_map,
+)
 from clinic_pipeline.assets.resources import ClinicPipelineResource
 from clinic_pipeline.assets.sample import sample_diff
 from clinic_pipeline.assets.staging import staged_assets, staged_checks
@@ -21,6 +27,7 @@ ALL_ASSETS = [
     confirmed_mapping,
     custom_field_checklist,
     owner_map,
+    freshsales_schema,
     *staged_assets.values(),
     sample_diff,
     *loaded_assets.values(),

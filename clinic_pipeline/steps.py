@@ -21,8 +21,15 @@ from pydantic import BaseModel
 from clinic_pipeline.delta.windows import count_changes_duckdb, count_changes_sqlite, partition_window
 from clinic_pipeline.freshsales.client import FreshsalesClient
 from clinic_pipeline.load.loader import Loader, LoadResult
+from clinic_pipeline.load.modules import (
+    ModuleFieldSpec,
+    ModulesResult,
+    SchemaError,
+    ensure_custom_modules,
+    verify_custom_fields,
+)
 from clinic_pipeline.load.state import open_state
-from clinic_pipeline.mapping.checklist import missing_custom_fields, required_custom_fields, write_checklist
+from clinic_pipeline.mapping.checklist import module_custom_fields, required_custom_fields, write_checklist
 from clinic_pipeline.mapping.owner_map import OwnerMap, build_owner_map, unresolved, write_owner_map
 from clinic_pipeline.mapping.plan import MappingPlan, confirm_plan, read_plan, require_confirmed, write_plan
 from clinic_pipeline.mapping.proposer import propose_plan
@@ -33,7 +40,7 @@ from clinic_pipeline.settings import ConfigurationError, Settings
 from clinic_pipeline.source.inventory import SchemaInventory, build_inventory, read_inventory, write_inventory
 from clinic_pipeline.source.inventory_page import write_inventory_page
 from clinic_pipeline.source.reader import SourceExport, open_source
-from clinic_pipeline.staging.objects import BY_NAME, STAGED_OBJECTS, StagedObject
+from clinic_pipeline.staging.objects import BY_NAME, SOURCE_KEY_FIELD, STAGED_OBJECTS
 from clinic_pipeline.staging.quality import QualityResult, run_quality_checks
 from clinic_pipeline.staging.sample import SampleSelection, choose_sample
 from clinic_pipeline.staging.stage import StageResult, stage_object
@@ -183,18 +190,36 @@ def run_count_changes(settings: Settings, window: tuple[datetime, datetime]) -> 
         return count_changes_duckdb(con, plan, window, zone)
 
 
-def _check_custom_fields(client: FreshsalesClient, plan: MappingPlan, obj: StagedObject) -> None:
-    required = [s for s in required_custom_fields(plan) if s.entity == obj.entity]
-    if not required:
-        return
-    present = {obj.entity: {f.name for f in client.field_definitions(obj.entity)}}
-    missing = missing_custom_fields(required, present)
-    if missing:
-        names = ", ".join(s.name for s in missing)
+def run_freshsales_schema(settings: Settings) -> ModulesResult:
+    """Before any record moves: create the plan's custom modules and their fields through the API, and
+    verify the custom fields only an admin can create (contacts, accounts, deals) exist with their types."""
+    plan = confirmed_plan(settings)
+    modules = {
+        name: [
+            ModuleFieldSpec(name=s.name, label=s.label, type=s.type, choices=s.choices)  # type: ignore[arg-type]
+            for s in specs
+            if s.name != SOURCE_KEY_FIELD
+        ]
+        for name, specs in module_custom_fields(plan).items()
+    }
+    for obj in STAGED_OBJECTS:
+        if obj.module and plan.objects_for(obj.target):
+            modules.setdefault(obj.module, [])
+    required: dict[str, list[tuple[str, str]]] = {}
+    for spec in required_custom_fields(plan):
+        required.setdefault(spec.entity, []).append((spec.name, spec.type))
+    with FreshsalesClient.from_settings(settings) as client:
+        try:
+            result = ensure_custom_modules(client, modules)
+        except SchemaError as exc:
+            raise ConfigurationError(str(exc)) from None
+        problems = verify_custom_fields(client, required)
+    if problems:
         raise ConfigurationError(
-            f"Freshsales {obj.entity} lacks custom fields the plan needs: {names} "
-            "(create them from data/plan/custom_field_checklist.md, then re-run)"
+            f"Freshsales lacks {len(problems)} custom fields the plan needs ({'; '.join(problems[:10])}"
+            f"{' …' if len(problems) > 10 else ''}): an admin creates them from data/plan/custom_field_checklist.md"
         )
+    return result
 
 
 def _sample_dir(settings: Settings) -> Path:
@@ -217,6 +242,7 @@ def run_sample(settings: Settings, *, size: int, seed: int, run_id: str) -> Samp
     plan = confirmed_plan(settings)
     for obj in STAGED_OBJECTS:
         run_stage(settings, obj.name)
+    run_freshsales_schema(settings)
     selection = choose_sample(settings.staged_dir, _sample_dir(settings), size=size, seed=seed)
     loaded = {
         obj.name: dict(run_load(settings, obj.name, run_id=run_id, sample=True).outcomes) for obj in STAGED_OBJECTS
@@ -270,14 +296,12 @@ def run_load(
         staged = staged_dir_for(settings, partition) / f"{obj.name}.parquet"
     if not staged.exists():
         raise ConfigurationError(f"{staged}: not staged yet; materialize staged_{obj.name} first")
-    with FreshsalesClient.from_settings(settings) as client:
-        _check_custom_fields(client, plan, obj)
-        with open_state(settings.state_db_path) as state:
-            loader = Loader(
-                client, state, run_id=run_id, partition=partition, max_concurrency=settings.freshsales_max_concurrency
-            )
-            rejected = settings.clinic_data_dir / "load" / "rejected"
-            return loader.load(obj, staged, rejected if partition is None else rejected / "delta" / partition)
+    with FreshsalesClient.from_settings(settings) as client, open_state(settings.state_db_path) as state:
+        loader = Loader(
+            client, state, run_id=run_id, partition=partition, max_concurrency=settings.freshsales_max_concurrency
+        )
+        rejected = settings.clinic_data_dir / "load" / "rejected"
+        return loader.load(obj, staged, rejected if partition is None else rejected / "delta" / partition)
 
 
 def run_validation(settings: Settings) -> ValidationReport:

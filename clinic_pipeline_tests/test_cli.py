@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from clinic_pipeline.demo import create_custom_fields_as_admin
-from clinic_pipeline.samples import FIXTURE_DIR
+from clinic_pipeline.samples import FIXTURE_DIR, copy_fixture
 from clinic_pipeline.settings import Settings
 
 API_KEY_MARKER = "demo-sandbox-key"
@@ -70,8 +70,8 @@ def test_step_by_step_commands_migrate_into_a_running_sandbox(tmp_path: Path, sa
         "FRESHSALES_BASE_URL": sandbox.base_url,
         "FRESHSALES_API_KEY": sandbox.api_key,
     }
+    copy_fixture(tmp_path / "export")
     for args in (
-        ["sample-data", "--out", str(tmp_path / "export")],
         ["inventory"],
         ["propose-mapping"],
         ["review-mapping"],
@@ -85,13 +85,19 @@ def test_step_by_step_commands_migrate_into_a_running_sandbox(tmp_path: Path, sa
     page = tmp_path / "data" / "inventory" / "schema_inventory.md"
     assert "patients" in page.read_text(encoding="utf-8")
 
-    refused = _run(["migrate", "--full"], env, tmp_path)
+    refused = _run(["migrate", "--sample", "100"], env, tmp_path)
     assert refused.returncode == 1
-    assert "lacks custom fields the plan needs" in refused.stderr
+    assert "custom fields the plan needs" in refused.stderr
     assert sandbox.api_key not in refused.stdout + refused.stderr
 
     settings = Settings(clinic_data_dir=tmp_path / "data", clinic_source=str(tmp_path / "export"))
     create_custom_fields_as_admin(settings, sandbox.root_url, sandbox.api_key, echo=lambda _: None)
+    unsigned = _run(["migrate", "--full"], env, tmp_path)
+    assert unsigned.returncode == 1 and "no signed-off sample diff" in unsigned.stderr
+    sample = _run(["migrate", "--sample", "100"], env, tmp_path)
+    assert sample.returncode == 0, sample.stderr[-2000:]
+    assert "0 differ, 0 missing" in sample.stdout
+    assert _run(["sign-off", "--by", "Dr. Reviewer"], env, tmp_path).returncode == 0
     full = _run(["migrate", "--full"], env, tmp_path)
     assert full.returncode == 0, full.stderr[-2000:]
     assert "validated contacts: 25/25 found once in Freshsales" in full.stdout
@@ -102,3 +108,16 @@ def test_step_by_step_commands_migrate_into_a_running_sandbox(tmp_path: Path, sa
     assert status.returncode == 0
     assert "plan: confirmed by Dr. Reviewer" in status.stdout
     assert "contacts: staged 25, quarantined 0, in id map 25" in status.stdout
+
+
+def test_sample_data_generates_a_clinic_deterministically(tmp_path: Path) -> None:
+    env = _clean_env(tmp_path)
+    for name in ("a", "b"):
+        result = _run(["sample-data", "--out", str(tmp_path / name), "--patients", "40", "--seed", "3"], env, tmp_path)
+        assert result.returncode == 0, result.stderr
+        assert f"CLINIC_SOURCE={tmp_path / name}" in result.stdout
+    files = sorted(p.relative_to(tmp_path / "a") for p in (tmp_path / "a").rglob("*") if p.is_file())
+    assert len(files) > 15
+    assert all((tmp_path / "a" / f).read_bytes() == (tmp_path / "b" / f).read_bytes() for f in files)
+    bad = _run(["sample-data", "--out", str(tmp_path / "c"), "--format", "xls"], env, tmp_path)
+    assert bad.returncode != 0 and "csv or sqlite" in bad.stderr

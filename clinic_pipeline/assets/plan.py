@@ -73,3 +73,21 @@ def owner_map(pipeline: ClinicPipelineResource) -> dg.MaterializeResult:
     metadata["fallback_owner_used"] = dg.MetadataValue.bool(result.fallback_owner_id is not None)
     metadata["path"] = dg.MetadataValue.path(str(settings.plan_dir / "owner_map.md"))
     return dg.MaterializeResult(metadata=metadata)
+
+
+@dg.asset(
+    group_name="plan",
+    deps=[custom_field_checklist],
+    description="Custom modules and their fields created through the API; the admin's custom fields on "
+    "contacts, accounts and deals read back and verified. Fails, listing what is missing, until they exist.",
+)
+def freshsales_schema(pipeline: ClinicPipelineResource) -> dg.MaterializeResult:
+    with operator_errors():
+        result = steps.run_freshsales_schema(pipeline.settings())
+    return dg.MaterializeResult(
+        metadata={
+            "modules_created": dg.MetadataValue.int(len(result.modules_created)),
+            "module_fields_created": dg.MetadataValue.int(len(result.fields_created)),
+            "module_fields_present": dg.MetadataValue.int(len(result.fields_present)),
+        }
+    )

@@ -3,7 +3,7 @@
 import dagster as dg
 
 from clinic_pipeline import steps
-from clinic_pipeline.assets.plan import owner_map
+from clinic_pipeline.assets.plan import freshsales_schema, owner_map
 from clinic_pipeline.assets.resources import ClinicPipelineResource, operator_errors
 from clinic_pipeline.assets.staging import staged_assets
 
@@ -18,7 +18,7 @@ class SampleConfig(dg.Config):
 
 @dg.asset(
     group_name="verify",
-    deps=[*staged_assets.values(), owner_map],
+    deps=[*staged_assets.values(), owner_map, freshsales_schema],
     pool=FRESHSALES_POOL,
     description="Loads a referentially closed slice, reads it back and diffs it field by field "
     "(data/reports/sample_diff.html, 0600). The full load waits for `clinic-pipeline sign-off --by NAME`.",

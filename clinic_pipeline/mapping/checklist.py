@@ -1,7 +1,8 @@
 """What the Freshsales admin must create before any record moves, and the check that it exists.
 
 Custom fields on contacts, accounts and deals cannot be created through the public API: the admin
-creates them in the UI from this checklist, and `missing_custom_fields` reads the definitions back.
+creates them in the UI from this checklist, and `load.modules.verify_custom_fields` reads the definitions
+back before any record moves.
 """
 
 from __future__ import annotations
@@ -55,7 +56,8 @@ def plan_custom_fields(plan: MappingPlan) -> list[CustomFieldSpec]:
         if obj is None:
             continue
         for field in mapping.mapped_fields():
-            if field.target and field.target.startswith("cf_"):
+            # A link to the contact (`cf_contact` on module records) is the tool's own field, not the plan's.
+            if field.target and field.target.startswith("cf_") and field.type != "lookup":
                 specs[(obj.entity, field.target)] = CustomFieldSpec(
                     entity=obj.entity,
                     name=field.target,
@@ -102,8 +104,3 @@ def write_checklist(specs: list[CustomFieldSpec], out_dir: Path) -> tuple[Path, 
     ]
     md_path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return md_path, csv_path
-
-
-def missing_custom_fields(required: list[CustomFieldSpec], present: dict[str, set[str]]) -> list[CustomFieldSpec]:
-    """`present`: entity → the custom field names its definitions hold."""
-    return [s for s in required if s.name not in present.get(s.entity, set())]

@@ -1,0 +1,367 @@
+"""One-command rollback: undo what migration runs did to Freshsales, driven by the audit log.
+
+Objects go in reverse dependency order (children before their parents). Per record the runs touched:
+- a record a run created is moved to the Recycle Bin (`bulk_destroy`, 100 ids a call, or one DELETE)
+  and then forgotten, so not even the bin keeps it;
+- a record that existed before the migration (the loader kept its before-image when it adopted it) is
+  put back to that image;
+- a create whose answer was lost and that no later run reconciled is looked up by its source key and,
+  if it landed, deleted like the others.
+Then its id-map row goes. Every action is audited under the rollback's run id (op delete / restore,
+outcome deleted / restored / failed), so a rollback that died half-way, re-run, only does what is
+left: a record whose last audit event is a finished rollback action is not touched again, and a
+404 from a delete means an earlier attempt already did it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+import duckdb
+from pydantic import BaseModel, Field
+
+from clinic_pipeline.freshsales.client import MAX_BULK_ITEMS, FreshsalesClient
+from clinic_pipeline.freshsales.errors import FreshsalesError, NotFoundError
+from clinic_pipeline.load.state import AuditEntry, StateStore
+from clinic_pipeline.staging.objects import SOURCE_KEY_FIELD, STAGED_OBJECTS, StagedObject
+
+log = logging.getLogger(__name__)
+
+# Audit outcomes of a migration run that mean "the record is in Freshsales because of us" when no
+# before-image was kept: adopted/found_existing rows without one are records an earlier run created
+# but could not commit.
+CREATED_OUTCOMES = ("created",)
+ADOPTED_OUTCOMES = ("adopted", "found_existing")
+ROLLBACK_OPS = ("delete", "restore")
+# Entities whose records can be deleted many at a time (sandbox and Freshsales: views + bulk_destroy).
+BULK_DESTROY_ENTITIES = frozenset({"contacts", "sales_accounts", "deals"})
+# Freshsales removes a note for good on DELETE: there is no bin and no /forget for notes.
+NO_RECYCLE_BIN = frozenset({"notes"})
+# No delete operation exists in the API for uploaded documents: they are listed for an admin instead.
+UNDELETABLE = frozenset({"documents"})
+# Keys the server sets or derives: sending them back is refused or ignored, so a restore leaves them out.
+SERVER_MANAGED = frozenset(
+    {
+        "id",
+        "created_at",
+        "updated_at",
+        "is_deleted",
+        "display_name",
+        "creater_id",
+        "updater_id",
+        "avatar",
+        "links",
+        "recent_note",
+        "last_seen",
+        "lead_score",
+        "last_contacted",
+        "last_contacted_mode",
+        "last_contacted_sales_activity_mode",
+        "last_contacted_via_sales_activity",
+        "last_assigned_at",
+        "last_activity_date",
+        "web_form_ids",
+        "open_deals_amount",
+        "won_deals_amount",
+        "open_deals_count",
+        "won_deals_count",
+    }
+)
+
+
+class ObjectRollback(BaseModel):
+    """Counts for one object; never values."""
+
+    deleted: int = 0
+    restored: int = 0
+    already_done: int = 0  # finished by an earlier rollback run
+    failed: int = 0
+    # Left for an admin: documents (the API has no delete for them) and lost creates of objects whose
+    # key cannot be searched for (description markers).
+    unsupported: int = 0
+
+
+class RollbackResult(BaseModel):
+    rollback_run_id: str
+    run_ids: list[str] | None  # None: every migration run
+    objects: dict[str, ObjectRollback] = Field(default_factory=dict)
+
+    @property
+    def failed(self) -> int:
+        return sum(o.failed for o in self.objects.values())
+
+    @property
+    def complete(self) -> bool:
+        """Nothing failed: a re-run would find nothing left to do (documents aside)."""
+        return self.failed == 0
+
+
+@dataclass(frozen=True)
+class _Action:
+    source_key: str | None
+    freshsales_id: int
+    before_image: dict[str, Any] | None  # None: we created it, delete it
+
+
+@dataclass(frozen=True)
+class _Done:
+    action: _Action
+    op: str
+    outcome: str
+    http_status: int | None
+
+
+def _con(state: StateStore) -> duckdb.DuckDBPyConnection:
+    # The state store has no public query accessor yet (asked for in the rollback report).
+    return state._con
+
+
+# Migration-run rows that can start a rollback action for a record: a creation, an adoption, or any
+# row carrying a before-image.
+_TOUCHED = """
+    a.object = $object
+    AND a.freshsales_id IS NOT NULL
+    AND NOT list_contains($rollback_ops::VARCHAR[], a.op)
+    AND ($all_runs OR list_contains($run_ids::VARCHAR[], a.run_id))
+    AND (list_contains($created::VARCHAR[], a.outcome) OR list_contains($adopted::VARCHAR[], a.outcome)
+         OR a.before_image IS NOT NULL)
+"""
+
+_PLAN_SQL = f"""
+WITH touched AS (
+    SELECT a.seq, a.source_key, a.freshsales_id, a.before_image,
+           list_contains($created::VARCHAR[], a.outcome)
+           OR (a.before_image IS NULL AND list_contains($adopted::VARCHAR[], a.outcome))
+           -- an adoption after a create whose answer was lost: our own record, whatever its image says
+           OR EXISTS (
+               SELECT 1 FROM audit_log u
+               WHERE u.object = a.object AND u.source_key = a.source_key AND u.op = 'create'
+                 AND u.outcome = 'unknown' AND u.seq < a.seq
+           ) AS ours
+    FROM audit_log a
+    WHERE {_TOUCHED}
+),
+done AS (
+    SELECT freshsales_id, max(seq) AS done_seq
+    FROM audit_log
+    WHERE object = $object AND ((op = 'delete' AND outcome = 'deleted') OR (op = 'restore' AND outcome = 'restored'))
+    GROUP BY freshsales_id
+)
+SELECT t.source_key, t.freshsales_id, CASE WHEN t.ours THEN NULL ELSE t.before_image END
+FROM touched t LEFT JOIN done d USING (freshsales_id)
+WHERE t.seq > coalesce(d.done_seq, -1)
+-- the earliest event since the last finished rollback decides: it holds the state before we touched it
+QUALIFY row_number() OVER (PARTITION BY t.freshsales_id ORDER BY t.seq) = 1
+ORDER BY t.freshsales_id
+"""
+
+_TOUCHED_COUNT_SQL = f"SELECT count(DISTINCT a.freshsales_id) FROM audit_log a WHERE {_TOUCHED}"
+
+# Creates whose answer was lost and that no later row gave an id (a reconciliation: then the plan
+# above has it; or a finished delete): the record may exist without the state knowing its id. A delete
+# of one that failed earlier in a rollback left its id behind (`known_id`).
+_UNRECONCILED_SQL = """
+SELECT a.source_key, max(f.freshsales_id) AS known_id
+FROM audit_log a
+LEFT JOIN audit_log f
+    ON f.object = a.object AND f.source_key = a.source_key AND f.seq > a.seq AND f.op = 'delete'
+   AND f.outcome = 'failed'
+WHERE a.object = $object AND a.op = 'create' AND a.outcome = 'unknown' AND a.source_key IS NOT NULL
+  AND ($all_runs OR list_contains($run_ids::VARCHAR[], a.run_id))
+  AND NOT EXISTS (
+      SELECT 1 FROM audit_log b
+      WHERE b.object = a.object AND b.source_key = a.source_key AND b.freshsales_id IS NOT NULL AND b.seq > a.seq
+        AND NOT (b.op = 'delete' AND b.outcome = 'failed')
+  )
+GROUP BY a.source_key
+ORDER BY a.source_key
+"""
+# Where the source key can be searched for (`filtered_search` is_in); description markers cannot.
+SEARCHABLE_KEY_FIELDS = frozenset({"external_id", SOURCE_KEY_FIELD})
+
+# An id-map row is stale once a finished rollback action on its record is newer than its last load.
+_FORGET_MAPPED_SQL = """
+DELETE FROM id_map m
+WHERE m.object = $object AND EXISTS (
+    SELECT 1 FROM audit_log r
+    WHERE r.object = m.object AND r.freshsales_id = m.freshsales_id AND r.ts >= m.loaded_at
+      AND ((r.op = 'delete' AND r.outcome = 'deleted') OR (r.op = 'restore' AND r.outcome = 'restored'))
+)
+"""
+
+
+def _params(obj: StagedObject, run_ids: Sequence[str] | None) -> dict[str, Any]:
+    return {
+        "object": obj.name,
+        "created": list(CREATED_OUTCOMES),
+        "adopted": list(ADOPTED_OUTCOMES),
+        "rollback_ops": list(ROLLBACK_OPS),
+        "all_runs": run_ids is None,
+        "run_ids": list(run_ids or []),
+    }
+
+
+def _plan(state: StateStore, obj: StagedObject, run_ids: Sequence[str] | None) -> tuple[list[_Action], int]:
+    """(actions left to do, records a previous rollback already finished) for one object."""
+    params = _params(obj, run_ids)
+    rows = _con(state).execute(_PLAN_SQL, params).fetchall()
+    actions = [_Action(r[0], int(r[1]), json.loads(r[2]) if r[2] is not None else None) for r in rows]
+    touched = _con(state).execute(_TOUCHED_COUNT_SQL, params).fetchone()
+    return actions, (int(touched[0]) if touched else 0) - len(actions)
+
+
+def restorable(before: dict[str, Any], current: dict[str, Any]) -> dict[str, Any]:
+    """The PUT body that puts `current` back to `before`: settable fields only; fields the migration
+    filled that were absent before are cleared; nested objects (links, side-loads) are left out."""
+    body: dict[str, Any] = {}
+    for key in sorted(before.keys() | current.keys()):
+        if key in SERVER_MANAGED or key == "custom_field" or key.startswith("_"):
+            continue
+        value = before.get(key)
+        if isinstance(value, dict) or isinstance(current.get(key), dict):
+            continue
+        body[key] = value
+    custom_before = before.get("custom_field") or {}
+    custom_now = current.get("custom_field") or {}
+    if custom_before or custom_now:
+        body["custom_field"] = {k: custom_before.get(k) for k in sorted(custom_before.keys() | custom_now.keys())}
+    return body
+
+
+def _chunks(items: Sequence[_Action], size: int) -> Iterator[Sequence[_Action]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+class _Rollback:
+    def __init__(self, client: FreshsalesClient, state: StateStore, run_id: str, pool: ThreadPoolExecutor) -> None:
+        self._client = client
+        self._state = state
+        self._run_id = run_id
+        self._pool = pool
+
+    def object(self, obj: StagedObject, run_ids: Sequence[str] | None) -> ObjectRollback:
+        counts = ObjectRollback()
+        actions, counts.already_done = _plan(self._state, obj, run_ids)
+        deletes = [a for a in actions if a.before_image is None]
+        deletes += self._unreconciled(obj, run_ids, {a.freshsales_id for a in actions}, counts)
+        restores = [a for a in actions if a.before_image is not None]
+        if deletes and obj.entity in UNDELETABLE:
+            counts.unsupported += len(deletes)
+            deletes = []
+        # Deletes first: a restored email or name may be held by a record the run created.
+        for chunk in _chunks(deletes, MAX_BULK_ITEMS):
+            self._commit(obj, self._delete_chunk(obj, chunk), counts)
+        for chunk in _chunks(restores, MAX_BULK_ITEMS):
+            self._commit(obj, list(self._pool.map(lambda a: self._restore(obj, a), chunk)), counts)
+        # Also when nothing was left to do: a rollback that died between its audit commit and the
+        # id-map cleanup leaves rows this clears.
+        _con(self._state).execute(_FORGET_MAPPED_SQL, {"object": obj.name}).fetchall()
+        return counts
+
+    def _unreconciled(
+        self, obj: StagedObject, run_ids: Sequence[str] | None, planned: set[int], counts: ObjectRollback
+    ) -> list[_Action]:
+        """Records created by a request whose answer was lost, found by their source key. The loader
+        searches before it creates, so a record holding one of these keys is one of ours."""
+        params = {k: v for k, v in _params(obj, run_ids).items() if k in ("object", "all_runs", "run_ids")}
+        rows = _con(self._state).execute(_UNRECONCILED_SQL, params).fetchall()
+        actions = [_Action(key, int(known), None) for key, known in rows if known is not None]
+        keys = [key for key, known in rows if known is None]
+        if keys and obj.key_field in SEARCHABLE_KEY_FIELDS:
+            try:
+                found = self._client.find_by_keys(obj.entity, obj.key_field, keys)
+            except FreshsalesError as exc:
+                log.warning("%s: could not look up %d lost creates (%s)", obj.name, len(keys), exc.status)
+                counts.failed += len(keys)
+                found = {}
+            actions += [_Action(key, int(record["id"]), None) for key, record in sorted(found.items())]
+        elif keys:
+            counts.unsupported += len(keys)  # no searchable key (description markers): an admin checks these
+        return [a for a in actions if a.freshsales_id not in planned]
+
+    def _commit(self, obj: StagedObject, done: list[_Done], counts: ObjectRollback) -> None:
+        audit = [AuditEntry(d.op, d.outcome, d.action.source_key, d.action.freshsales_id, d.http_status) for d in done]
+        self._state.record_batch(obj=obj.name, run_id=self._run_id, partition=None, mapped=[], audit=audit)
+        _con(self._state).execute(_FORGET_MAPPED_SQL, {"object": obj.name}).fetchall()
+        for d in done:
+            if d.outcome == "failed":
+                counts.failed += 1
+            elif d.op == "delete":
+                counts.deleted += 1
+            else:
+                counts.restored += 1
+
+    def _delete_chunk(self, obj: StagedObject, chunk: Sequence[_Action]) -> list[_Done]:
+        in_bin = False
+        if obj.entity in BULK_DESTROY_ENTITIES or obj.module is not None:
+            try:
+                self._client.bulk_destroy(obj.entity, [a.freshsales_id for a in chunk])
+                in_bin = True
+            except FreshsalesError as exc:
+                # All-or-nothing: one id already in the bin (a resumed rollback) or a lost answer
+                # refuses the whole call, so each record is then deleted on its own.
+                log.info(
+                    "%s: bulk_destroy of %d ids refused (%s); deleting one by one", obj.name, len(chunk), exc.status
+                )
+        return list(self._pool.map(lambda a: self._delete_one(obj, a, in_bin), chunk))
+
+    def _delete_one(self, obj: StagedObject, action: _Action, in_bin: bool) -> _Done:
+        steps: list[Callable[[str, int], None]] = [] if in_bin else [self._client.delete]
+        if obj.entity not in NO_RECYCLE_BIN:
+            steps.append(self._client.forget)
+        for step in steps:
+            try:
+                step(obj.entity, action.freshsales_id)
+            except NotFoundError:
+                continue  # gone already: an earlier attempt did this step
+            except FreshsalesError as exc:
+                return _Done(action, "delete", "failed", exc.status)
+        return _Done(action, "delete", "deleted", 200)
+
+    def _restore(self, obj: StagedObject, action: _Action) -> _Done:
+        assert action.before_image is not None
+        try:
+            current = self._client.get(obj.entity, action.freshsales_id)
+            self._client.update(obj.entity, action.freshsales_id, restorable(action.before_image, current))
+        except FreshsalesError as exc:
+            return _Done(action, "restore", "failed", exc.status)
+        return _Done(action, "restore", "restored", 200)
+
+
+def rollback(
+    client: FreshsalesClient,
+    state: StateStore,
+    *,
+    run_ids: Sequence[str] | None,
+    rollback_run_id: str,
+    max_concurrency: int = 4,
+) -> RollbackResult:
+    """Undo the given migration runs (None: all of them) in Freshsales and in the id map.
+
+    Failures are counted and audited, not raised: re-run with a new or the same rollback run id to
+    finish (`RollbackResult.complete` says whether anything is left)."""
+    if run_ids is not None and rollback_run_id in run_ids:
+        raise ValueError("a rollback run cannot roll itself back")
+    result = RollbackResult(rollback_run_id=rollback_run_id, run_ids=list(run_ids) if run_ids is not None else None)
+    with ThreadPoolExecutor(max_workers=max_concurrency) as pool:
+        worker = _Rollback(client, state, rollback_run_id, pool)
+        for obj in reversed(STAGED_OBJECTS):
+            counts = worker.object(obj, run_ids)
+            if counts != ObjectRollback():
+                result.objects[obj.name] = counts
+                log.info(
+                    "rollback %s: %d deleted, %d restored, %d already done, %d failed, %d unsupported",
+                    obj.name,
+                    counts.deleted,
+                    counts.restored,
+                    counts.already_done,
+                    counts.failed,
+                    counts.unsupported,
+                )
+    return result
