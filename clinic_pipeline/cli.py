@@ -205,6 +205,7 @@ def migrate(
             f"{staged.skipped_rows} skipped, {staged.field_issues} field issues"
         )
     if dry_run:
+        typer.echo(steps.run_estimate(settings).table())
         return
     steps.run_freshsales_schema(settings)
     for obj in STAGED_OBJECTS:
@@ -212,6 +213,29 @@ def migrate(
         counts = ", ".join(f"{k} {v}" for k, v in sorted(result.outcomes.items()))
         typer.echo(f"loaded {obj.name}: {counts}")
     _print_report(steps.run_validation(settings), settings)
+
+
+@app.command("rollback")
+@_one_line_errors
+def rollback_command(
+    run: Annotated[list[str] | None, typer.Option("--run", help="a migration run id to undo; repeatable")] = None,
+    all_runs: Annotated[bool, typer.Option("--all", help="undo every migration run")] = False,
+) -> None:
+    """Undo migration runs in reverse load order: delete what they created, restore what they changed."""
+    if bool(run) == all_runs:
+        raise typer.BadParameter("give --run RUN_ID (repeatable) or --all")
+    result = steps.run_rollback(
+        _settings(), None if all_runs else list(run or []), rollback_run_id=f"cli-rollback-{uuid.uuid4()}"
+    )
+    for name, counts in result.objects.items():
+        typer.echo(
+            f"{name}: {counts.deleted} deleted, {counts.restored} restored, {counts.already_done} already done, "
+            f"{counts.failed} failed, {counts.unsupported} not supported"
+        )
+    if not result.complete:
+        typer.echo(f"error: {result.failed} records could not be rolled back: run the same command again", err=True)
+        raise typer.Exit(code=1)
+    typer.echo(f"rollback {result.rollback_run_id} complete")
 
 
 @app.command("sign-off")

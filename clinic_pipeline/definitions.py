@@ -16,6 +16,7 @@ from clinic_pipeline.assets.plan import (
     owner_map,
 )
 from clinic_pipeline.assets.resources import ClinicPipelineResource
+from clinic_pipeline.assets.rollback import rollback_job
 from clinic_pipeline.assets.sample import sample_diff
 from clinic_pipeline.assets.staging import staged_assets, staged_checks
 from clinic_pipeline.assets.verify import validation_has_no_discrepancies, validation_report
@@ -48,7 +49,7 @@ def build_definitions(
 ) -> dg.Definitions:
     """Everything; the delta group (assets, job, sensor, schedule) only once CUTOVER_START is known."""
     assets, checks = list(ALL_ASSETS), list(ALL_CHECKS)
-    jobs: list[Any] = []
+    jobs: list[Any] = [rollback_job]
     sensors: list[dg.SensorDefinition] = []
     schedules: list[dg.ScheduleDefinition] = []
     start = cutover_start or _cutover_start()

@@ -33,6 +33,12 @@ class Settings(BaseSettings):
     freshsales_max_concurrency: int = Field(default=4, gt=0, le=32)
     freshsales_timeout_seconds: float = Field(default=30.0, gt=0)
     mapping_review_threshold: float = Field(default=0.75, ge=0, le=1)
+    freshsales_max_file_bytes: int = Field(
+        default=150 * 1024 * 1024, gt=0, description="per-file upload limit (Freshsales documents 150 MB)"
+    )
+    clinic_documents_base_url: str | None = Field(
+        default=None, description="where the clinic hosts its documents: larger files become links there"
+    )
 
     @field_validator("freshsales_base_url")
     @classmethod

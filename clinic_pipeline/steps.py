@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -20,27 +21,30 @@ from pydantic import BaseModel
 
 from clinic_pipeline.delta.windows import count_changes_duckdb, count_changes_sqlite, partition_window
 from clinic_pipeline.freshsales.client import FreshsalesClient
+from clinic_pipeline.load.estimate import DryRunEstimate, RateLimits, estimate
+from clinic_pipeline.load.files import load_files
 from clinic_pipeline.load.loader import Loader, LoadResult
 from clinic_pipeline.load.modules import (
-    ModuleFieldSpec,
     ModulesResult,
     SchemaError,
     ensure_custom_modules,
+    module_specs,
     verify_custom_fields,
 )
-from clinic_pipeline.load.state import open_state
+from clinic_pipeline.load.rollback import RollbackResult, rollback
+from clinic_pipeline.load.state import StateStore, open_state
 from clinic_pipeline.mapping.checklist import module_custom_fields, required_custom_fields, write_checklist
 from clinic_pipeline.mapping.owner_map import OwnerMap, build_owner_map, unresolved, write_owner_map
 from clinic_pipeline.mapping.plan import MappingPlan, confirm_plan, read_plan, require_confirmed, write_plan
 from clinic_pipeline.mapping.proposer import propose_plan
 from clinic_pipeline.mapping.sign_off import SignOff, record_sign_off, require_sign_off
 from clinic_pipeline.reports.sample_diff import SampleDiff, diff_sample
-from clinic_pipeline.reports.validation import ValidationReport, build_report, validate_object, write_report
+from clinic_pipeline.reports.validation import ValidationReport, validate_migration, write_report
 from clinic_pipeline.settings import ConfigurationError, Settings
 from clinic_pipeline.source.inventory import SchemaInventory, build_inventory, read_inventory, write_inventory
 from clinic_pipeline.source.inventory_page import write_inventory_page
 from clinic_pipeline.source.reader import SourceExport, open_source
-from clinic_pipeline.staging.objects import BY_NAME, SOURCE_KEY_FIELD, STAGED_OBJECTS
+from clinic_pipeline.staging.objects import BY_NAME, FILES, STAGED_OBJECTS
 from clinic_pipeline.staging.quality import QualityResult, run_quality_checks
 from clinic_pipeline.staging.sample import SampleSelection, choose_sample
 from clinic_pipeline.staging.stage import StageResult, stage_object
@@ -194,14 +198,7 @@ def run_freshsales_schema(settings: Settings) -> ModulesResult:
     """Before any record moves: create the plan's custom modules and their fields through the API, and
     verify the custom fields only an admin can create (contacts, accounts, deals) exist with their types."""
     plan = confirmed_plan(settings)
-    modules = {
-        name: [
-            ModuleFieldSpec(name=s.name, label=s.label, type=s.type, choices=s.choices)  # type: ignore[arg-type]
-            for s in specs
-            if s.name != SOURCE_KEY_FIELD
-        ]
-        for name, specs in module_custom_fields(plan).items()
-    }
+    modules = module_specs(module_custom_fields(plan))
     for obj in STAGED_OBJECTS:
         if obj.module and plan.objects_for(obj.target):
             modules.setdefault(obj.module, [])
@@ -296,33 +293,81 @@ def run_load(
         staged = staged_dir_for(settings, partition) / f"{obj.name}.parquet"
     if not staged.exists():
         raise ConfigurationError(f"{staged}: not staged yet; materialize staged_{obj.name} first")
+    rejected = settings.clinic_data_dir / "load" / "rejected"
+    if partition is not None:
+        rejected = rejected / "delta" / partition
     with FreshsalesClient.from_settings(settings) as client, open_state(settings.state_db_path) as state:
+        if obj.name == FILES.name:
+            return _load_files(settings, client, state, staged, run_id=run_id, partition=partition, rejected=rejected)
         loader = Loader(
             client, state, run_id=run_id, partition=partition, max_concurrency=settings.freshsales_max_concurrency
         )
-        rejected = settings.clinic_data_dir / "load" / "rejected"
-        return loader.load(obj, staged, rejected if partition is None else rejected / "delta" / partition)
+        return loader.load(obj, staged, rejected)
+
+
+def _load_files(
+    settings: Settings,
+    client: FreshsalesClient,
+    state: StateStore,
+    staged: Path,
+    *,
+    run_id: str,
+    partition: str | None,
+    rejected: Path,
+) -> LoadResult:
+    """Documents stream from disk one upload each; the result in the loader's terms for the asset metadata."""
+    if _row_count(staged) == 0:
+        return LoadResult(FILES.name)  # the export has no documents: nothing to attach
+    files = load_files(
+        client,
+        state,
+        staged,
+        run_id=run_id,
+        partition=partition,
+        max_file_bytes=settings.freshsales_max_file_bytes,
+        link_base_url=settings.clinic_documents_base_url,
+        rejected_dir=rejected,
+    )
+    outcomes: Counter[str] = Counter()
+    for (_op, outcome), count in files.counts.items():
+        outcomes[outcome] += count
+    return LoadResult(FILES.name, staged=files.staged, outcomes=outcomes, rejected_path=files.rejected_path)
+
+
+def run_estimate(settings: Settings) -> DryRunEstimate:
+    """What a full load would send, from the staged files and the id map: zero API calls."""
+    staged = {o.name: settings.staged_dir / f"{o.name}.parquet" for o in STAGED_OBJECTS}
+    limits = RateLimits(
+        hourly=settings.freshsales_requests_per_hour, per_minute=settings.freshsales_requests_per_minute
+    )
+    with open_state(settings.state_db_path) as state:
+        return estimate(state, staged, plan_limits=limits)
+
+
+def run_rollback(settings: Settings, run_ids: list[str] | None, *, rollback_run_id: str) -> RollbackResult:
+    """Undo the given runs (None: every run): delete what they created, restore what they changed."""
+    if not settings.state_db_path.exists():
+        raise ConfigurationError(f"{settings.state_db_path}: no migration state, nothing to roll back")
+    with FreshsalesClient.from_settings(settings) as client, open_state(settings.state_db_path) as state:
+        return rollback(
+            client,
+            state,
+            run_ids=run_ids,
+            rollback_run_id=rollback_run_id,
+            max_concurrency=settings.freshsales_max_concurrency,
+        )
 
 
 def run_validation(settings: Settings) -> ValidationReport:
-    results = []
+    """Freshsales read back against what was staged and loaded, full run and delta partitions together."""
     with FreshsalesClient.from_settings(settings) as client, open_state(settings.state_db_path) as state:
-        for obj in STAGED_OBJECTS:
-            staged = settings.staged_dir / f"{obj.name}.parquet"
-            if _row_count(staged) == 0:
-                continue
-            quarantine = settings.quarantine_dir / f"{obj.name}.parquet"
-            results.append(
-                validate_object(
-                    client,
-                    state,
-                    obj,
-                    staged_path=staged,
-                    quarantined=_row_count(quarantine),
-                    link_parent=BY_NAME[obj.parents[0]] if obj.parents else None,
-                )
-            )
-        report = build_report(results, state.audit_counts())
+        report = validate_migration(
+            client,
+            state,
+            staged_dir=settings.staged_dir,
+            quarantine_dir=settings.quarantine_dir,
+            rejected_dir=settings.clinic_data_dir / "load" / "rejected",
+        )
     write_report(report, settings.reports_dir)
     return report
 

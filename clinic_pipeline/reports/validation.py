@@ -1,63 +1,365 @@
 """Validation report: what Freshsales holds, read back over the API, against what we staged and loaded.
 
-Counts, ids and hashes only: this report is meant for operators and must not carry PHI.
+Per object: source rows (staged + quarantined + skipped, from the staging files), the id map, the
+Freshsales count from the cheapest call the API offers, source keys found once / missing /
+duplicated, field population and owner rates, and parent links, the last three on a bounded,
+deterministic sample read back. The API calls are O(objects + sampled records), never O(records).
+
+How each object is read back:
+- keyed objects (contacts `external_id`, accounts/deals/custom module records `cf_source_key`):
+  `filtered_search` `is_in` on the sampled keys, 50 a call; the search answers are the records read back;
+- appointments and tasks (their key is a description marker): `GET /<entity>/:id` from the id map;
+- notes and files (no read by id, no list): the parent contact's side-loaded notes / document
+  associations, one call per distinct parent of the sample.
+
+Counts, rates, field names and reasons only: the report is meant for operators and carries no PHI.
 """
 
 from __future__ import annotations
 
+import hashlib
 import html
 import json
-from collections import Counter
-from collections.abc import Sequence
+import re
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
+import duckdb
+import pyarrow as pa
 import pyarrow.parquet as pq
-from pydantic import BaseModel
+from pydantic import BaseModel, Field, computed_field
 
 from clinic_pipeline.freshsales.client import FreshsalesClient
+from clinic_pipeline.freshsales.errors import NotFoundError, ViewNotFoundError
 from clinic_pipeline.load.state import StateStore
-from clinic_pipeline.staging.objects import StagedObject
+from clinic_pipeline.reports.charts import bar_chart
+from clinic_pipeline.staging.objects import BY_NAME, DESCRIPTION_MARKER, STAGED_OBJECTS, StagedObject
 
-DEFAULT_VIEWS = {"contacts": ("All Contacts",), "sales_accounts": ("All Accounts",)}
-# Reading a link back costs one call per record: check every record of a small load, a sample of a large one.
-LINK_CHECK_LIMIT = 500
+SAMPLE_SIZE = 200  # keyed objects: 4 searches read back 200 records
+BY_ID_SAMPLE_SIZE = 100  # objects read one request per record (or per parent)
 KEYS_PER_SEARCH = 50  # leaves room in a 100-record page for duplicates to show up
+POPULATION_TOLERANCE = 0.01  # one percentage point
+DEFAULT_VIEWS = {"contacts": ("All Contacts",), "sales_accounts": ("All Accounts",)}
+DEAL_VIEWS = ("Open Deals", "Won Deals", "Lost Deals")  # no "All Deals" view exists
+ACTIVITY_FILTERS = {"tasks": ("open", "completed"), "appointments": ("past", "upcoming")}
+SIDE_LOADED = frozenset({"notes", "documents"})  # read through the parent contact
+# A file's staged columns (local path, name, checksum) feed the upload; Freshsales keeps no such fields.
+PRESENCE_ONLY = frozenset({"documents"})
+LOADED_OUTCOMES = frozenset({"created", "updated", "unchanged", "adopted"})
+MARKER = re.compile(r"\[source ([0-9a-f]{16})\]")
+
+
+class FieldPopulation(BaseModel):
+    field: str
+    staged_rate: float  # over every staged record
+    sample_staged_rate: float | None = None  # over the sampled records found in Freshsales
+    freshsales_rate: float | None = None  # the same records, read back
+    values_lost: int = 0  # sampled records with a staged value and none in Freshsales
+
+    @property
+    def drop(self) -> float:
+        if self.sample_staged_rate is None or self.freshsales_rate is None:
+            return 0.0
+        return self.sample_staged_rate - self.freshsales_rate
 
 
 class ObjectValidation(BaseModel):
     object: str
+    source_rows: int = 0  # staged + quarantined + skipped
     staged: int
     quarantined: int
+    skipped: int = 0
     in_id_map: int
-    freshsales_total: int
+    not_loaded: int = 0  # staged but not in the id map: held back, rejected or failed
+    freshsales_total: int | None  # None where the API has no way to count (notes, files)
+    count_method: str = ""
+    keys_checked: int = 0
     keys_found_once: int
     keys_missing: int
     keys_duplicated: int
+    missing_loaded: int = 0  # checked records the id map says were loaded, absent from Freshsales
+    sampled: int = 0  # records read back and compared
+    owner_rate_staged: float | None = None
+    owner_rate_freshsales: float | None = None
     links_checked: int = 0
     links_broken: int = 0
+    requests: int = 0
+    population: list[FieldPopulation] = Field(default_factory=list)
+    quarantine_reasons: dict[str, int] = Field(default_factory=dict)
+    not_loaded_reasons: dict[str, int] = Field(default_factory=dict)  # held-back reasons, rejections by status
+    source_tables: dict[str, int] = Field(default_factory=dict)
+    load_outcomes: dict[str, int] = Field(default_factory=dict)  # op/outcome from the audit log
+    stale_in_id_map: int = 0  # id-map rows whose key is no longer staged
 
 
 class ValidationReport(BaseModel):
     objects: list[ObjectValidation]
     audit: dict[str, int]
-    discrepancies: list[str]
+    discrepancies: list[str]  # each one makes the report fail
+    warnings: list[str] = Field(default_factory=list)  # listed, explained, not failing
+    requests_used: int | None = None
+    tolerance: float = POPULATION_TOLERANCE
+    generated_at: str = ""
 
+    @computed_field  # type: ignore[prop-decorator]
     @property
     def ok(self) -> bool:
         return not self.discrepancies
 
 
-def _keys_in_freshsales(client: FreshsalesClient, obj: StagedObject, keys: Sequence[str]) -> Counter[str]:
-    seen: Counter[str] = Counter()
-    wanted = set(keys)
+# ---- staged side (DuckDB over the Parquet files) ----------------------------------------------
+
+
+def _quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _paths_sql(paths: Sequence[Path]) -> str:
+    return "[" + ", ".join("'" + str(p).replace("'", "''") + "'" for p in paths) + "]"
+
+
+def _open_staged(con: duckdb.DuckDBPyConnection, paths: Sequence[Path]) -> list[str]:
+    """View `staged`: one row per source key, the latest file's version (paths oldest first)."""
+    ranks = pa.table({"filename": [str(p) for p in paths], "file_rank": list(range(len(paths)))})
+    con.register("staged_files", ranks)
+    con.execute(
+        f"""CREATE TEMP VIEW staged AS
+        SELECT * EXCLUDE (filename, file_rank) FROM (
+            SELECT s.*, f.file_rank FROM read_parquet({_paths_sql(paths)}, union_by_name = true, filename = true) s
+            JOIN staged_files f USING (filename)
+        ) QUALIFY row_number() OVER (PARTITION BY _source_key ORDER BY file_rank DESC) = 1"""
+    )
+    return [r[0] for r in con.execute("DESCRIBE staged").fetchall()]
+
+
+def _staged_rates(con: duckdb.DuckDBPyConnection, fields: Sequence[str]) -> tuple[int, dict[str, float]]:
+    if not fields:
+        return int(con.execute("SELECT count(*) FROM staged").fetchall()[0][0]), {}
+    counts = ", ".join(f"count({_quote(f)})" for f in fields)
+    row = con.execute(f"SELECT count(*), {counts} FROM staged").fetchall()[0]
+    total = int(row[0])
+    return total, {f: (int(n) / total if total else 0.0) for f, n in zip(fields, row[1:], strict=True)}
+
+
+def _quarantine(con: duckdb.DuckDBPyConnection, files: Sequence[Path]) -> tuple[int, dict[str, int]]:
+    """Quarantined source keys that were not staged since (a fixed row staged by a later delta)."""
+    if not files:
+        return 0, {}
+    rows = con.execute(
+        f"""SELECT coalesce(reason, 'unspecified'),
+            count(DISTINCT _source_key) + count(*) FILTER (WHERE _source_key IS NULL)
+        FROM read_parquet({_paths_sql(files)}, union_by_name = true)
+        WHERE _source_key IS NULL OR _source_key NOT IN (SELECT _source_key FROM staged)
+        GROUP BY ALL ORDER BY 2 DESC, 1"""
+    ).fetchall()
+    reasons = {str(r[0]): int(r[1]) for r in rows}
+    return sum(reasons.values()), reasons
+
+
+def _reconciliation(con: duckdb.DuckDBPyConnection, files: Sequence[Path]) -> tuple[int, dict[str, int]]:
+    """(rows skipped, source rows per source table) from the staging reconciliation files."""
+    if not files:
+        return 0, {}
+    rows = con.execute(
+        f"""SELECT source_table, sum(source_rows), sum(skipped)
+        FROM read_parquet({_paths_sql(files)}, union_by_name = true) GROUP BY ALL ORDER BY 1"""
+    ).fetchall()
+    return sum(int(r[2]) for r in rows), {str(r[0]): int(r[1]) for r in rows}
+
+
+def _not_loaded_reasons(con: duckdb.DuckDBPyConnection, files: Sequence[Path]) -> dict[str, int]:
+    """Why staged records are not in the id map, from the loader's latest rejected lists. The API's
+    rejection messages may quote values, so rejections are told by HTTP status only; held-back
+    reasons are the loader's own words (a parent or owner that did not resolve)."""
+    if not files:
+        return {}
+    rows = con.execute(
+        f"""SELECT CASE WHEN outcome = 'held_back' THEN 'held back: ' || coalesce(reason::VARCHAR, 'no reason')
+                ELSE outcome::VARCHAR || ' (HTTP ' || coalesce(http_status::VARCHAR, 'none') || ')' END,
+            count(DISTINCT source_key)
+        FROM read_json({_paths_sql(files)}, format = 'newline_delimited', union_by_name = true)
+        WHERE source_key::VARCHAR IN (SELECT _source_key FROM staged)
+            AND source_key::VARCHAR NOT IN (SELECT _source_key FROM id_map)
+        GROUP BY ALL ORDER BY 2 DESC, 1"""
+    ).fetchall()
+    return {str(r[0]): int(r[1]) for r in rows}
+
+
+def _sample(con: duckdb.DuckDBPyConnection, size: int, *, loaded_only: bool) -> list[dict[str, Any]]:
+    """A deterministic sample (by key hash), with the record's Freshsales id where the id map has one."""
+    join = "JOIN" if loaded_only else "LEFT JOIN"
+    return (
+        con.sql(
+            f"""SELECT s.*, m.freshsales_id AS _freshsales_id FROM staged s {join} id_map m USING (_source_key)
+        ORDER BY md5(s._source_key) LIMIT {int(size)}"""
+        )
+        .to_arrow_table()
+        .to_pylist()
+    )
+
+
+# ---- Freshsales side --------------------------------------------------------------------------
+
+
+def _present(value: Any) -> bool:
+    return value is not None and value != "" and value != [] and value != {}
+
+
+def _fs_value(record: dict[str, Any], field: str) -> Any:
+    if field.startswith("cf_"):
+        return (record.get("custom_field") or {}).get(field)
+    if field in ("email", "emails"):
+        return record.get("email") or record.get("emails")
+    return record.get(field)
+
+
+def _as_int(value: Any) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.isdigit():
+        return int(value)
+    return None
+
+
+def _linked_ids(record: dict[str, Any], parent_target: str) -> set[int]:
+    """Every id the record links to where a link to `parent_target` can live."""
+    found: list[Any] = []
+    if parent_target == "sales_account":
+        found += [a.get("id") for a in record.get("sales_accounts") or [] if isinstance(a, dict)]
+        found.append(record.get("sales_account_id"))
+    else:
+        found += list(record.get("contact_ids") or [])
+        if record.get("targetable_type") == "Contact":
+            found.append(record.get("targetable_id"))
+        found += [
+            a.get("attendee_id")
+            for a in record.get("appointment_attendees") or []
+            if isinstance(a, dict) and a.get("attendee_type") == "Contact"
+        ]
+        # Custom module records link by a lookup custom field holding the contact's id.
+        found += list((record.get("custom_field") or {}).values())
+    return {i for i in map(_as_int, found) if i is not None}
+
+
+def marker_of(source_key: str) -> str:
+    """The hash the loader writes into an activity's or note's description (objects.py)."""
+    return hashlib.sha256(source_key.encode()).hexdigest()[:16]
+
+
+def _markers(record: dict[str, Any]) -> set[str]:
+    return set(MARKER.findall(str(record.get("description") or "")))
+
+
+def _activity_total(client: FreshsalesClient, entity: str, filter_name: str) -> int:
+    # The client's list_tasks/list_appointments page to the end (O(records)); a one-record page's
+    # meta.total is all a count needs, and the client has no public call for it yet.
+    body = client._get(f"/{entity}", f"/{entity}", {"filter": filter_name, "page": 1, "per_page": 1})
+    meta = body.get("meta") if isinstance(body, dict) else None
+    return int((meta or {}).get("total") or 0)
+
+
+def _count(client: FreshsalesClient, obj: StagedObject) -> tuple[int | None, str]:
+    """Records of this kind in Freshsales, and how they were counted."""
+    if obj.entity in ACTIVITY_FILTERS:
+        filters = ACTIVITY_FILTERS[obj.entity]
+        total = sum(_activity_total(client, obj.entity, f) for f in filters)
+        return total, f"GET /{obj.entity}?filter={'+'.join(filters)} meta.total"
+    if obj.entity in SIDE_LOADED:
+        return None, "no list endpoint in the API: id map and audit log, presence checked on the sample"
+    if obj.entity == "deals":
+        views = {v.name: v for v in client.filters("deals")}
+        missing = [n for n in DEAL_VIEWS if n not in views]
+        if missing:
+            return None, f"deal views missing: {', '.join(missing)}"
+        return sum(client.count("deals", views[n].id) for n in DEAL_VIEWS), "views " + " + ".join(DEAL_VIEWS)
+    try:
+        view = client.find_view(obj.entity, *DEFAULT_VIEWS.get(obj.entity, ()))
+    except ViewNotFoundError:
+        return None, "no view listing every record"
+    return client.count(obj.entity, view.id), f"view {view.name!r} meta.total"
+
+
+# Per sampled key: the Freshsales records that carry it (empty: missing).
+Found = dict[str, list[dict[str, Any]]]
+
+
+def _by_key_search(client: FreshsalesClient, obj: StagedObject, keys: Sequence[str]) -> Found:
+    found: dict[str, list[dict[str, Any]]] = {k: [] for k in keys}
     for start in range(0, len(keys), KEYS_PER_SEARCH):
         chunk = list(keys[start : start + KEYS_PER_SEARCH])
+        # The API may compare case-insensitively: map answers back onto the staged spelling.
+        by_fold = {k.casefold(): k for k in chunk}
         rule = [{"attribute": obj.key_field, "operator": "is_in", "value": chunk}]
         for record in client.filtered_search(obj.entity, rule):
-            key = record.get(obj.key_field) or (record.get("custom_field") or {}).get(obj.key_field)
-            if key in wanted:
-                seen[str(key)] += 1
-    return seen
+            value = _fs_value(record, obj.key_field)
+            key = by_fold.get(str(value).casefold()) if value is not None else None
+            if key is not None:
+                found[key].append(record)
+    return found
+
+
+def _by_id(client: FreshsalesClient, obj: StagedObject, rows: Sequence[dict[str, Any]]) -> Found:
+    found: dict[str, list[dict[str, Any]]] = {}
+    for row in rows:
+        key = row["_source_key"]
+        try:
+            record = client.get(obj.entity, int(row["_freshsales_id"]))
+        except NotFoundError:
+            record = None
+        # The id must still hold our record: not deleted, and carrying this key's marker.
+        ours = record is not None and not record.get("is_deleted") and marker_of(key) in _markers(record)
+        found[key] = [record] if ours and record is not None else []
+    return found
+
+
+def _by_parent(
+    client: FreshsalesClient, obj: StagedObject, rows: Sequence[dict[str, Any]], parent_ids: dict[str, int]
+) -> Found:
+    """Notes and files: read the parent contact's side-loaded list once per distinct parent."""
+    lookup = f"_lookup_{BY_NAME[obj.parents[0]].target}"
+    by_parent: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    found: dict[str, list[dict[str, Any]]] = {}
+    for row in rows:
+        parent = parent_ids.get(str(row.get(lookup)))
+        if parent is None:
+            found[row["_source_key"]] = []
+        else:
+            by_parent[parent].append(row)
+    parent_entity = BY_NAME[obj.parents[0]].entity
+    for parent, children in by_parent.items():
+        try:
+            if obj.entity == "notes":
+                listed = client.get(parent_entity, parent, include="notes").get("notes") or []
+            else:
+                listed = client.document_associations(parent_entity, parent)
+        except NotFoundError:
+            listed = []
+        for row in children:
+            if obj.entity == "notes":
+                wanted = marker_of(row["_source_key"])
+                hits = [n for n in listed if wanted in _markers(n)]
+            else:
+                hits = [d for d in listed if _as_int(d.get("id")) == int(row["_freshsales_id"])]
+            found[row["_source_key"]] = hits
+    return found
+
+
+# ---- one object -------------------------------------------------------------------------------
+
+
+def _staged_files(staged_path: Path | Sequence[Path]) -> list[Path]:
+    paths = [staged_path] if isinstance(staged_path, Path) else list(staged_path)
+    return [p for p in paths if p.exists()]
+
+
+def _rate(hits: int, total: int) -> float | None:
+    return hits / total if total else None
 
 
 def validate_object(
@@ -65,79 +367,416 @@ def validate_object(
     state: StateStore,
     obj: StagedObject,
     *,
-    staged_path: Path,
-    quarantined: int,
+    staged_path: Path | Sequence[Path],
+    quarantined: int | None = None,
+    quarantine_files: Sequence[Path] = (),
+    reconciliation_files: Sequence[Path] = (),
+    rejected_files: Sequence[Path] = (),
     link_parent: StagedObject | None = None,
+    sample_size: int = SAMPLE_SIZE,
+    by_id_sample_size: int = BY_ID_SAMPLE_SIZE,
 ) -> ObjectValidation:
-    staged_keys = pq.read_table(staged_path, columns=["_source_key"]).column(0).to_pylist()
+    """Validate one object. `staged_path`: the full run's file, or it and the delta partitions' files
+    (oldest first). `quarantined` is used when no quarantine files are given. `rejected_files`: the
+    loader's rejected/held-back lists, for the reasons of staged records not loaded. `link_parent`:
+    check links to that parent only (default: every parent of the object)."""
+    before = client.stats["requests"]
+    paths = _staged_files(staged_path)
+    if not paths:
+        raise FileNotFoundError(f"{obj.name}: no staged file to validate")
     id_map = state.id_map(obj.name)
-    view = client.find_view(obj.entity, *DEFAULT_VIEWS.get(obj.entity, ()))
-    total = client.count(obj.entity, view.id)
-    seen = _keys_in_freshsales(client, obj, staged_keys)
+    parents = [link_parent] if link_parent is not None else [BY_NAME[p] for p in obj.parents]
+    parent_maps = {p.target: {k: r.freshsales_id for k, r in state.id_map(p.name).items()} for p in parents}
+    con = duckdb.connect()
+    try:
+        columns = _open_staged(con, paths)
+        con.register(
+            "id_map",
+            pa.table(
+                {
+                    "_source_key": pa.array(list(id_map), pa.string()),
+                    "freshsales_id": pa.array([r.freshsales_id for r in id_map.values()], pa.int64()),
+                }
+            ),
+        )
+        fields = [c for c in columns if not c.startswith("_")]
+        staged, staged_rates = _staged_rates(con, fields)
+        loaded_staged, owner_staged = con.execute(
+            "SELECT count(m._source_key), count(*) FILTER (WHERE m._source_key IS NOT NULL "
+            + ("AND s._owner_email IS NOT NULL" if "_owner_email" in columns else "AND FALSE")
+            + ") FROM staged s LEFT JOIN id_map m USING (_source_key)"
+        ).fetchall()[0]
+        if quarantine_files:
+            quarantined, reasons = _quarantine(con, quarantine_files)
+        else:
+            reasons = {}
+        skipped, tables = _reconciliation(con, reconciliation_files)
+        unloaded = _not_loaded_reasons(con, [p for p in rejected_files if p.exists() and p.stat().st_size])
+        by_key = obj.key_field != DESCRIPTION_MARKER and obj.entity not in SIDE_LOADED
+        sample = _sample(con, sample_size if by_key else by_id_sample_size, loaded_only=not by_key)
+    finally:
+        con.close()
+
+    total, method = _count(client, obj)
+    if by_key:
+        read = _by_key_search(client, obj, [r["_source_key"] for r in sample])
+    elif obj.entity in SIDE_LOADED:
+        read = _by_parent(client, obj, sample, parent_maps.get(BY_NAME[obj.parents[0]].target, {}))
+    else:
+        read = _by_id(client, obj, sample)
+
+    hits = Counter({k: len(v) for k, v in read.items()})
     result = ObjectValidation(
         object=obj.name,
-        staged=len(staged_keys),
-        quarantined=quarantined,
+        staged=staged,
+        quarantined=quarantined or 0,
+        skipped=skipped,
+        source_rows=staged + (quarantined or 0) + skipped,
         in_id_map=len(id_map),
+        not_loaded=staged - int(loaded_staged),
+        stale_in_id_map=len(id_map) - int(loaded_staged),
         freshsales_total=total,
-        keys_found_once=sum(1 for k in staged_keys if seen[k] == 1),
-        keys_missing=sum(1 for k in staged_keys if seen[k] == 0),
-        keys_duplicated=sum(1 for k in staged_keys if seen[k] > 1),
+        count_method=method,
+        keys_checked=len(sample),
+        keys_found_once=sum(1 for r in sample if hits[r["_source_key"]] == 1),
+        keys_missing=sum(1 for r in sample if hits[r["_source_key"]] == 0),
+        keys_duplicated=sum(1 for r in sample if hits[r["_source_key"]] > 1),
+        missing_loaded=sum(1 for r in sample if hits[r["_source_key"]] == 0 and r["_freshsales_id"] is not None),
+        owner_rate_staged=_rate(int(owner_staged), int(loaded_staged)) if "_owner_email" in columns else None,
+        quarantine_reasons=reasons,
+        not_loaded_reasons=unloaded,
+        source_tables=tables,
     )
-    if link_parent is not None:
-        parent_ids = {row.freshsales_id for row in state.id_map(link_parent.name).values()}
-        checked = broken = 0
-        for row in sorted(id_map.values(), key=lambda r: r.source_key)[:LINK_CHECK_LIMIT]:
-            record = client.get(obj.entity, row.freshsales_id, include=link_parent.entity)
-            linked = {int(a["id"]) for a in record.get(link_parent.entity) or []}
-            checked += 1
-            broken += not (linked & parent_ids)
-        result.links_checked, result.links_broken = checked, broken
+    compared = [(r, read[r["_source_key"]][0]) for r in sample if hits[r["_source_key"]] >= 1]
+    compared = [(r, _with_links(client, obj, rec, parents)) for r, rec in compared]
+    result.sampled = len(compared)
+    result.population = _population([] if obj.entity in PRESENCE_ONLY else fields, staged_rates, compared)
+    if obj.entity not in SIDE_LOADED:
+        result.owner_rate_freshsales = _rate(sum(_present(rec.get("owner_id")) for _, rec in compared), len(compared))
+    result.links_checked, result.links_broken = _links(obj, compared, parents, parent_maps)
+    result.requests = client.stats["requests"] - before
     return result
 
 
-def build_report(objects: list[ObjectValidation], audit: dict[tuple[str, str, str], int]) -> ValidationReport:
+def _with_links(
+    client: FreshsalesClient, obj: StagedObject, record: dict[str, Any], parents: Sequence[StagedObject]
+) -> dict[str, Any]:
+    """Search answers may leave a contact's accounts out: read those few by id with the side-load."""
+    if (
+        obj.entity == "contacts"
+        and any(p.target == "sales_account" for p in parents)
+        and "sales_accounts" not in record
+    ):
+        return client.get(obj.entity, int(record["id"]), include="sales_accounts")
+    return record
+
+
+def _population(
+    fields: Sequence[str], staged_rates: dict[str, float], compared: Sequence[tuple[dict[str, Any], dict[str, Any]]]
+) -> list[FieldPopulation]:
+    out = []
+    for field in fields:
+        staged_hits = [_present(row.get(field)) for row, _ in compared]
+        fs_hits = [_present(_fs_value(rec, field)) for _, rec in compared]
+        out.append(
+            FieldPopulation(
+                field=field,
+                staged_rate=staged_rates[field],
+                sample_staged_rate=_rate(sum(staged_hits), len(compared)),
+                freshsales_rate=_rate(sum(fs_hits), len(compared)),
+                values_lost=sum(s and not f for s, f in zip(staged_hits, fs_hits, strict=True)),
+            )
+        )
+    return out
+
+
+def _links(
+    obj: StagedObject,
+    compared: Sequence[tuple[dict[str, Any], dict[str, Any]]],
+    parents: Sequence[StagedObject],
+    parent_maps: dict[str, dict[str, int]],
+) -> tuple[int, int]:
+    """(children checked, children with a missing or wrong parent link) on the sample."""
+    if obj.entity in SIDE_LOADED:
+        # Found under the expected parent's own list: the link is what found them.
+        return len(compared), 0
+    checked = broken = 0
+    for row, record in compared:
+        wanted = [(p.target, row.get(f"_lookup_{p.target}")) for p in parents]
+        wanted = [(target, key) for target, key in wanted if key is not None]
+        if not wanted:
+            continue
+        checked += 1
+        for target, key in wanted:
+            parent_id = parent_maps[target].get(str(key))
+            if parent_id is None or parent_id not in _linked_ids(record, target):
+                broken += 1
+                break
+    return checked, broken
+
+
+# ---- the whole migration ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ObjectFiles:
+    """One object's files from the full run and every delta partition, oldest first."""
+
+    staged: list[Path]
+    quarantine: list[Path]
+    reconciliation: list[Path]
+    rejected: list[Path]
+
+
+def object_files(obj: StagedObject, staged_dir: Path, quarantine_dir: Path, rejected_dir: Path | None) -> ObjectFiles:
+    def with_deltas(folder: Path | None, name: str) -> list[Path]:
+        if folder is None:
+            return []
+        return [p for p in [folder / name, *sorted((folder / "delta").glob(f"*/{name}"))] if p.exists()]
+
+    return ObjectFiles(
+        staged=with_deltas(staged_dir, f"{obj.name}.parquet"),
+        quarantine=with_deltas(quarantine_dir, f"{obj.name}.parquet"),
+        reconciliation=with_deltas(quarantine_dir, f"{obj.name}_reconciliation.parquet"),
+        rejected=with_deltas(rejected_dir, f"{obj.name}.jsonl"),
+    )
+
+
+def validate_migration(
+    client: FreshsalesClient,
+    state: StateStore,
+    *,
+    staged_dir: Path,
+    quarantine_dir: Path,
+    rejected_dir: Path | None = None,
+    objects: Iterable[StagedObject] = STAGED_OBJECTS,
+    sample_size: int = SAMPLE_SIZE,
+    by_id_sample_size: int = BY_ID_SAMPLE_SIZE,
+    tolerance: float = POPULATION_TOLERANCE,
+) -> ValidationReport:
+    """Every object with staged records (full run and delta partitions), then the report.
+    `rejected_dir`: where the loader writes `<object>.jsonl` (held back and rejected records)."""
+    before = client.stats["requests"]
+    results = []
+    for obj in objects:
+        files = object_files(obj, staged_dir, quarantine_dir, rejected_dir)
+        if not any(pq.ParquetFile(p).metadata.num_rows for p in files.staged):
+            continue
+        results.append(
+            validate_object(
+                client,
+                state,
+                obj,
+                staged_path=files.staged,
+                quarantine_files=files.quarantine,
+                reconciliation_files=files.reconciliation,
+                rejected_files=files.rejected,
+                sample_size=sample_size,
+                by_id_sample_size=by_id_sample_size,
+            )
+        )
+    return build_report(
+        results, state.audit_counts(), requests_used=client.stats["requests"] - before, tolerance=tolerance
+    )
+
+
+def _pct(rate: float | None) -> str:
+    return "n/a" if rate is None else f"{rate * 100:.1f}%"
+
+
+def _object_findings(o: ObjectValidation, tolerance: float) -> tuple[list[str], list[str]]:
     problems: list[str] = []
+    notes: list[str] = []
+    if o.freshsales_total is not None and o.freshsales_total != o.in_id_map:
+        more = o.freshsales_total > o.in_id_map
+        why = "created outside this migration or duplicated" if more else "deleted or never created"
+        problems.append(
+            f"{o.object}: Freshsales counts {o.freshsales_total} records, the id map {o.in_id_map} "
+            f"({o.freshsales_total - o.in_id_map:+d}: {why})"
+        )
+    if o.missing_loaded:
+        problems.append(
+            f"{o.object}: {o.missing_loaded} of {o.keys_checked} checked records are in the id map "
+            "but not in Freshsales"
+        )
+    if o.keys_duplicated:
+        problems.append(f"{o.object}: {o.keys_duplicated} source keys held by more than one Freshsales record")
+    if o.links_broken:
+        problems.append(
+            f"{o.object}: {o.links_broken} of {o.links_checked} sampled records lack their parent link "
+            "or point elsewhere"
+        )
+    for f in o.population:
+        if f.drop > tolerance:
+            problems.append(
+                f"{o.object}.{f.field}: populated in {_pct(f.sample_staged_rate)} of the sampled staged records, "
+                f"{_pct(f.freshsales_rate)} in Freshsales ({f.values_lost} values lost)"
+            )
+        elif f.values_lost:
+            notes.append(f"{o.object}.{f.field}: {f.values_lost} sampled values lost (within tolerance)")
+    if (
+        o.owner_rate_staged is not None
+        and o.owner_rate_freshsales is not None
+        and o.owner_rate_staged - o.owner_rate_freshsales > tolerance
+    ):
+        problems.append(
+            f"{o.object}: owner on {_pct(o.owner_rate_staged)} of the loaded staged records, "
+            f"{_pct(o.owner_rate_freshsales)} of the sampled Freshsales records"
+        )
+    if o.not_loaded:
+        outcomes = ", ".join(f"{k} {v}" for k, v in o.load_outcomes.items() if k.split("/")[-1] not in LOADED_OUTCOMES)
+        why = ", ".join(f"{k} {v}" for k, v in o.not_loaded_reasons.items())
+        notes.append(
+            f"{o.object}: {o.not_loaded} staged records not loaded ({why or 'no rejected list'}; "
+            f"audit: {outcomes or 'no outcome'})"
+        )
+    if o.keys_missing > o.missing_loaded:
+        notes.append(
+            f"{o.object}: {o.keys_missing - o.missing_loaded} checked keys absent from Freshsales and from the "
+            "id map (not loaded, see above)"
+        )
+    if o.stale_in_id_map:
+        notes.append(f"{o.object}: {o.stale_in_id_map} id-map records are no longer staged (removed from the source?)")
+    if o.freshsales_total is None:
+        notes.append(f"{o.object}: not counted in Freshsales ({o.count_method})")
+    if o.quarantined:
+        reasons = ", ".join(f"{k} {v}" for k, v in o.quarantine_reasons.items())
+        notes.append(f"{o.object}: {o.quarantined} quarantined" + (f" ({reasons})" if reasons else ""))
+    return problems, notes
+
+
+def build_report(
+    objects: list[ObjectValidation],
+    audit: dict[tuple[str, str, str], int],
+    *,
+    requests_used: int | None = None,
+    tolerance: float = POPULATION_TOLERANCE,
+) -> ValidationReport:
+    outcomes: dict[str, dict[str, int]] = defaultdict(dict)
+    for (obj, op, outcome), n in sorted(audit.items()):
+        outcomes[obj][f"{op}/{outcome}"] = n
+    problems: list[str] = []
+    warnings: list[str] = []
+    finished = []
     for o in objects:
-        if o.keys_missing:
-            problems.append(f"{o.object}: {o.keys_missing} staged records not found in Freshsales")
-        if o.keys_duplicated:
-            problems.append(f"{o.object}: {o.keys_duplicated} source keys held by more than one Freshsales record")
-        if o.in_id_map != o.staged:
-            problems.append(f"{o.object}: id map holds {o.in_id_map} records, {o.staged} were staged")
-        if o.links_broken:
-            problems.append(f"{o.object}: {o.links_broken} of {o.links_checked} checked records lack their parent link")
+        o = o.model_copy(update={"load_outcomes": outcomes.get(o.object, {})})
+        found, noted = _object_findings(o, tolerance)
+        problems += found
+        warnings += noted
+        finished.append(o)
     return ValidationReport(
-        objects=objects,
+        objects=finished,
         audit={"/".join(k): v for k, v in sorted(audit.items())},
         discrepancies=problems,
+        warnings=warnings,
+        requests_used=requests_used,
+        tolerance=tolerance,
+        generated_at=datetime.now(UTC).isoformat(timespec="seconds"),
     )
+
+
+# ---- output -----------------------------------------------------------------------------------
 
 
 def write_report(report: ValidationReport, out_dir: Path) -> tuple[Path, Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
     json_path = out_dir / "validation_report.json"
-    json_path.write_text(json.dumps(report.model_dump(mode="json") | {"ok": report.ok}, indent=2))
+    json_path.write_text(json.dumps(report.model_dump(mode="json"), indent=2), encoding="utf-8")
     html_path = out_dir / "validation_report.html"
-    html_path.write_text(_render_html(report))
+    html_path.write_text(render_html(report), encoding="utf-8")
     return json_path, html_path
 
 
-def _render_html(report: ValidationReport) -> str:
-    columns = list(ObjectValidation.model_fields)
-    head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
-    rows = "".join(
-        "<tr>" + "".join(f"<td>{html.escape(str(getattr(o, c)))}</td>" for c in columns) + "</tr>"
-        for o in report.objects
+SUMMARY_COLUMNS: tuple[tuple[str, Callable[[ObjectValidation], Any]], ...] = (
+    ("object", lambda o: o.object),
+    ("source rows", lambda o: o.source_rows),
+    ("staged", lambda o: o.staged),
+    ("quarantined", lambda o: o.quarantined),
+    ("skipped", lambda o: o.skipped),
+    ("not loaded", lambda o: o.not_loaded),
+    ("id map", lambda o: o.in_id_map),
+    ("Freshsales", lambda o: "n/a" if o.freshsales_total is None else o.freshsales_total),
+    ("keys checked", lambda o: o.keys_checked),
+    ("found once", lambda o: o.keys_found_once),
+    ("missing", lambda o: o.keys_missing),
+    ("duplicated", lambda o: o.keys_duplicated),
+    ("owner staged", lambda o: _pct(o.owner_rate_staged)),
+    ("owner Freshsales", lambda o: _pct(o.owner_rate_freshsales)),
+    ("links broken", lambda o: f"{o.links_broken}/{o.links_checked}"),
+    ("requests", lambda o: o.requests),
+)
+
+
+def _table(head: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
+    cells = "".join(f"<th>{html.escape(str(h))}</th>" for h in head)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row) + "</tr>" for row in rows)
+    return f"<table><tr>{cells}</tr>{body}</table>"
+
+
+def _items(lines: Sequence[str]) -> str:
+    return "<ul>" + ("".join(f"<li>{html.escape(x)}</li>" for x in lines) or "<li>none</li>") + "</ul>"
+
+
+def _object_section(o: ObjectValidation) -> str:
+    fields = [f.field for f in o.population]
+    chart = (
+        bar_chart(
+            f"{o.object}: field population",
+            fields,
+            {
+                "staged (all)": [f.staged_rate for f in o.population],
+                "staged (sample)": [f.sample_staged_rate for f in o.population],
+                "Freshsales (sample)": [f.freshsales_rate for f in o.population],
+            },
+            percent=True,
+        )
+        if fields
+        else ""
     )
-    problems = "".join(f"<li>{html.escape(p)}</li>" for p in report.discrepancies) or "<li>none</li>"
-    audit = "".join(f"<tr><td>{html.escape(k)}</td><td>{v}</td></tr>" for k, v in report.audit.items())
+    population = _table(
+        ("field", "staged (all)", "staged (sample)", "Freshsales (sample)", "values lost"),
+        (
+            (f.field, _pct(f.staged_rate), _pct(f.sample_staged_rate), _pct(f.freshsales_rate), f.values_lost)
+            for f in o.population
+        ),
+    )
+    reasons = _table(("quarantine reason", "records"), o.quarantine_reasons.items())
+    unloaded = _table(("not loaded: reason", "records"), o.not_loaded_reasons.items())
+    outcomes = _table(("load op/outcome (audit log)", "records"), o.load_outcomes.items())
+    tables = _table(("source table", "rows"), o.source_tables.items())
+    return (
+        f"<h3>{html.escape(o.object)}</h3><p>Freshsales count: {html.escape(o.count_method)}; "
+        f"{o.sampled} records read back and compared.</p>{chart}{population}{tables}{reasons}{unloaded}{outcomes}"
+    )
+
+
+def render_html(report: ValidationReport) -> str:
+    names = [o.object for o in report.objects]
+    counts = bar_chart(
+        "Records: source vs Freshsales",
+        names,
+        {
+            "source rows": [float(o.source_rows) for o in report.objects],
+            "staged": [float(o.staged) for o in report.objects],
+            "id map": [float(o.in_id_map) for o in report.objects],
+            "Freshsales": [None if o.freshsales_total is None else float(o.freshsales_total) for o in report.objects],
+        },
+    )
+    summary = _table([c for c, _ in SUMMARY_COLUMNS], ([get(o) for _, get in SUMMARY_COLUMNS] for o in report.objects))
     verdict = "PASS" if report.ok else "FAIL"
+    requests = "n/a" if report.requests_used is None else str(report.requests_used)
     return (
         "<!doctype html><html><head><meta charset='utf-8'><title>Validation report</title>"
-        "<style>body{font-family:sans-serif}table{border-collapse:collapse}td,th{border:1px solid #ccc;"
-        "padding:4px 8px}</style></head><body>"
-        f"<h1>Validation report: {verdict}</h1><h2>Objects</h2><table><tr>{head}</tr>{rows}</table>"
-        f"<h2>Discrepancies</h2><ul>{problems}</ul>"
-        f"<h2>Audit log (object/op/outcome)</h2><table>{audit}</table></body></html>"
+        "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse;margin:1em 0}"
+        "td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}td:first-child,th:first-child{text-align:left}"
+        ".FAIL{color:#b00}.PASS{color:#070}</style></head><body>"
+        f"<h1>Validation report: <span class='{verdict}'>{verdict}</span></h1>"
+        f"<p>Generated {html.escape(report.generated_at)}; {requests} API requests; population tolerance "
+        f"{report.tolerance * 100:.1f} points. Counts and rates only.</p>"
+        f"<h2>Discrepancies ({len(report.discrepancies)})</h2>{_items(report.discrepancies)}"
+        f"<h2>Explained differences and notes ({len(report.warnings)})</h2>{_items(report.warnings)}"
+        f"<h2>Objects</h2>{counts}{summary}"
+        f"<h2>Per object</h2>{''.join(_object_section(o) for o in report.objects)}"
+        f"<h2>Audit log (object/op/outcome)</h2>{_table(('entry', 'count'), report.audit.items())}"
+        "</body></html>"
     )
