@@ -7,6 +7,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import httpx
+
 from clinic_pipeline.demo import create_custom_fields_as_admin
 from clinic_pipeline.samples import FIXTURE_DIR, copy_fixture
 from clinic_pipeline.settings import Settings
@@ -92,6 +94,7 @@ def test_step_by_step_commands_migrate_into_a_running_sandbox(tmp_path: Path, sa
 
     settings = Settings(clinic_data_dir=tmp_path / "data", clinic_source=str(tmp_path / "export"))
     create_custom_fields_as_admin(settings, sandbox.root_url, sandbox.api_key, echo=lambda _: None)
+    before = httpx.get(f"{sandbox.root_url}/_sandbox/snapshot", timeout=30).json()
     unsigned = _run(["migrate", "--full"], env, tmp_path)
     assert unsigned.returncode == 1 and "no signed-off sample diff" in unsigned.stderr
     sample = _run(["migrate", "--sample", "100"], env, tmp_path)
@@ -108,6 +111,12 @@ def test_step_by_step_commands_migrate_into_a_running_sandbox(tmp_path: Path, sa
     assert status.returncode == 0
     assert "plan: confirmed by Dr. Reviewer" in status.stdout
     assert "contacts: staged 25, quarantined 0, in id map 25" in status.stdout
+
+    assert _run(["rollback"], env, tmp_path).returncode != 0  # --run RUN_ID or --all, never a guess
+    undone = _run(["rollback", "--all"], env, tmp_path)
+    assert undone.returncode == 0, undone.stderr[-2000:]
+    assert "contacts: 25 deleted" in undone.stdout
+    assert httpx.get(f"{sandbox.root_url}/_sandbox/snapshot", timeout=30).json() == before
 
 
 def test_sample_data_generates_a_clinic_deterministically(tmp_path: Path) -> None:
