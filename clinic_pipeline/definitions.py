@@ -19,7 +19,11 @@ from clinic_pipeline.assets.resources import ClinicPipelineResource
 from clinic_pipeline.assets.rollback import rollback_job
 from clinic_pipeline.assets.sample import sample_diff
 from clinic_pipeline.assets.staging import staged_assets, staged_checks
-from clinic_pipeline.assets.verify import validation_has_no_discrepancies, validation_report
+from clinic_pipeline.assets.verify import (
+    validation_has_no_discrepancies,
+    validation_report,
+    workflow_rebuild_reference,
+)
 from clinic_pipeline.settings import Settings
 
 ALL_ASSETS = [
@@ -33,6 +37,7 @@ ALL_ASSETS = [
     sample_diff,
     *loaded_assets.values(),
     validation_report,
+    workflow_rebuild_reference,
 ]
 ALL_CHECKS = [*staged_checks, validation_has_no_discrepancies]
 

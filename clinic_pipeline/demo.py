@@ -13,19 +13,24 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import dagster as dg
+import duckdb
 import httpx
 
 from clinic_pipeline import steps
 from clinic_pipeline.assets.resources import ClinicPipelineResource
 from clinic_pipeline.definitions import ALL_ASSETS, ALL_CHECKS
 from clinic_pipeline.mapping.checklist import required_custom_fields
+from clinic_pipeline.mapping.owner_map import staff_emails
 from clinic_pipeline.reports.validation import ValidationReport
-from clinic_pipeline.samples import copy_fixture
+from clinic_pipeline.samples.generator import generate_clinic
 from clinic_pipeline.settings import ConfigurationError, Settings
+from clinic_pipeline.source.reader import open_source
 
 ALL_ASSET_KEYS = [key.to_user_string() for a in ALL_ASSETS for key in a.keys]
 DEMO_API_KEY = "demo-sandbox-key"
 DEMO_CONFIRMER = "clinic-pipeline demo (automatic)"
+DEMO_PATIENTS = 300  # a few thousand records: the whole migration in about a minute
+DEMO_SEED = 7
 
 
 @contextmanager
@@ -93,18 +98,49 @@ def _materialize(selection: list[str], resource: ClinicPipelineResource) -> dg.E
     return result
 
 
+def invite_staff_as_admin(settings: Settings, root_url: str, echo: Callable[[str], None]) -> str:
+    """Plays the admin inviting the clinic's staff: one sandbox user per provider email. Returns the
+    sandbox admin's email, the fallback owner for staff without one."""
+    plan = steps.confirmed_plan(settings)
+    con = duckdb.connect()
+    try:
+        open_source(settings.require_source(), con)
+        emails = sorted({email for _table, _key, email in staff_emails(plan, con) if email})
+    finally:
+        con.close()
+    echo(f"demo: ACTING AS THE FRESHSALES ADMIN: inviting {len(emails)} staff members as users")
+    with httpx.Client(base_url=root_url, timeout=30) as http:
+        for email in emails:
+            body = {"display_name": email.split("@")[0], "email": email, "role": "member"}
+            response = http.post("/_sandbox/users", json=body)
+            if response.status_code not in (201, 409):
+                raise ConfigurationError(f"sandbox refused a staff user: {response.status_code}")
+        users = http.get("/_sandbox/snapshot").json()["users"]
+    return next(u["email"] for u in users if u.get("role") == "admin" and u.get("is_active"))
+
+
 def run_demo(settings: Settings, *, echo: Callable[[str], None], fresh_sandbox: bool = True) -> None:
-    source = copy_fixture(settings.clinic_data_dir / "source" / "clinic")
-    echo(f"demo: sample clinic export written to {source}")
-    for generated in (settings.plan_dir, settings.staged_dir, settings.quarantine_dir, settings.state_db_path.parent):
+    source = settings.clinic_data_dir / "source" / "clinic"
+    for generated in (
+        source,
+        settings.plan_dir,
+        settings.staged_dir,
+        settings.quarantine_dir,
+        settings.state_db_path.parent,
+        settings.clinic_data_dir / "sample",
+        settings.clinic_data_dir / "load",
+    ):
         if generated.exists():
             shutil.rmtree(generated)
+    clinic = generate_clinic(source, patients=DEMO_PATIENTS, seed=DEMO_SEED)
+    echo(f"demo: sample clinic export generated in {source} ({clinic.total_records} records, {DEMO_PATIENTS} patients)")
     with _freshsales(settings, fresh_sandbox, echo) as (base_url, api_key, sandbox_root):
         resource = ClinicPipelineResource(
-            clinic_source=str(source),
+            clinic_source=clinic.source_spec,
             clinic_data_dir=str(settings.clinic_data_dir),
             freshsales_base_url=base_url,
             freshsales_api_key=api_key,
+            clinic_fallback_owner_email=settings.clinic_fallback_owner_email,
         )
         run_settings = resource.settings()
         _materialize(["schema_inventory", "mapping_plan"], resource)
@@ -113,6 +149,14 @@ def run_demo(settings: Settings, *, echo: Callable[[str], None], fresh_sandbox: 
         echo("demo: in a real migration a person reviews `clinic-pipeline review-mapping` and confirms it")
         if sandbox_root is not None:
             create_custom_fields_as_admin(run_settings, sandbox_root, api_key, echo)
+            admin = invite_staff_as_admin(run_settings, sandbox_root, echo)
+            if not run_settings.clinic_fallback_owner_email:
+                resource = resource.model_copy(update={"clinic_fallback_owner_email": admin})
+                run_settings = resource.settings()
+                echo(
+                    f"demo: FALLBACK OWNER set to the sandbox admin ({admin}) for staff without an email or user: "
+                    "in a real migration the operator decides (CLINIC_FALLBACK_OWNER_EMAIL)"
+                )
         # Everything up to the sample diff, then the full load: Dagster orders each run by the asset graph.
         before, after = sign_off_split()
         diff = _materialize(before, resource).asset_materializations_for_node("sample_diff")[0].metadata

@@ -38,6 +38,7 @@ from clinic_pipeline.mapping.owner_map import OwnerMap, build_owner_map, unresol
 from clinic_pipeline.mapping.plan import MappingPlan, confirm_plan, read_plan, require_confirmed, write_plan
 from clinic_pipeline.mapping.proposer import propose_plan
 from clinic_pipeline.mapping.sign_off import SignOff, record_sign_off, require_sign_off
+from clinic_pipeline.reports.rebuild import RebuildReference, build_rebuild_reference
 from clinic_pipeline.reports.sample_diff import SampleDiff, diff_sample
 from clinic_pipeline.reports.validation import ValidationReport, validate_migration, write_report
 from clinic_pipeline.settings import ConfigurationError, Settings
@@ -332,6 +333,13 @@ def _load_files(
     for (_op, outcome), count in files.counts.items():
         outcomes[outcome] += count
     return LoadResult(FILES.name, staged=files.staged, outcomes=outcomes, rejected_path=files.rejected_path)
+
+
+def run_rebuild_reference(settings: Settings) -> RebuildReference:
+    """The source's workflow rules and reports as a rebuild reference for the Freshsales admin."""
+    plan = confirmed_plan(settings)
+    with _source(settings) as (export, con):
+        return build_rebuild_reference(plan, export, con, settings.reports_dir)
 
 
 def run_estimate(settings: Settings) -> DryRunEstimate:

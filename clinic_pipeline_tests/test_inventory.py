@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import csv
+import json
+import re
 import sqlite3
 from pathlib import Path
 
@@ -10,7 +12,14 @@ import duckdb
 import pytest
 
 from clinic_pipeline.samples import FIXTURE_DIR, copy_fixture
-from clinic_pipeline.source.inventory import SchemaInventory, build_inventory, read_inventory, write_inventory
+from clinic_pipeline.source.inventory import (
+    SchemaInventory,
+    ValueType,
+    build_inventory,
+    mask_example,
+    read_inventory,
+    write_inventory,
+)
 from clinic_pipeline.source.reader import open_source
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -147,3 +156,104 @@ def test_inventory_json_round_trips_and_holds_no_phi(fixture_inventory: SchemaIn
 def test_missing_inventory_file_says_what_to_run(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="clinic-pipeline inventory"):
         read_inventory(tmp_path / "none.json")
+
+
+def test_min_and_max_of_ordered_columns(fixture_inventory: SchemaInventory) -> None:
+    patients = fixture_inventory.table("patients")
+    created = patients.column("created_at")
+    assert (created.min_value, created.max_value) == ("2019-02-11 09:15:00", "2023-11-30 17:30:00")
+    dob = patients.column("dob")
+    assert (dob.min_value, dob.max_value) == ("1948", "2010")  # a birth date shows its year only
+    for unordered in ("patient_id", "first_name", "email", "phone", "zip", "gender"):
+        assert patients.column(unordered).min_value is None and patients.column(unordered).max_value is None
+
+    spreadsheet = _inventory(str(FIXTURES / "spreadsheet_export")).table("patient_list")
+    balance = spreadsheet.column("Balance")
+    assert (balance.type, balance.min_value, balance.max_value) == ("money", "0.00", "2400.00")
+    assert (spreadsheet.column("D.O.B.").min_value, spreadsheet.column("D.O.B.").max_value) == ("1949", "2001")
+    assert spreadsheet.column("Date Added").min_value == "2021-03-15 09:30:00"  # parsed with %I:%M %p, not text order
+
+
+def test_numbers_and_sentinel_dates_in_ranges(tmp_path: Path) -> None:
+    folder = tmp_path / "visits"
+    folder.mkdir()
+    (folder / "visits.csv").write_text(
+        "visit_id,member_number,minutes,fee,visit_date,last_seen\n"
+        'V-1,100200300,30,"$1,250.00",03/04/2024,1900-01-01\n'
+        "V-2,100200300,5,($20.50),12/31/2023,2024-02-01\n"
+        "V-3,900800700,120,$0.99,01/15/2024,2023-06-30\n"
+        "V-4,900800700,45,$15.00,0000-00-00,2024-01-09\n",
+        encoding="utf-8",
+    )
+    table = _inventory(str(folder)).table("visits")
+    minutes, fee = table.column("minutes"), table.column("fee")
+    assert (minutes.type, minutes.min_value, minutes.max_value) == ("integer", "5", "120")  # numeric, not text order
+    assert (fee.type, fee.min_value, fee.max_value) == ("money", "-20.50", "1250.00")  # (x) is negative
+    visit = table.column("visit_date")
+    assert (visit.min_value, visit.max_value) == ("2023-12-31", "2024-03-04")
+    assert table.column("last_seen").min_value == "2023-06-30"  # 1900-01-01 is a sentinel, not a value
+    member = table.column("member_number")
+    assert member.type == "integer" and member.min_value is None  # a personal number's extremes identify someone
+    assert all(set(e) <= set("*") for e in member.examples)
+
+
+def test_examples_are_masked_and_hold_no_raw_personal_value(fixture_inventory: SchemaInventory) -> None:
+    patients = fixture_inventory.table("patients")
+    with (FIXTURE_DIR / "patients.csv").open(encoding="utf-8", newline="") as fh:
+        raw = list(csv.DictReader(fh))
+    for column in ("patient_id", "first_name", "last_name", "dob", "email", "phone", "address", "city", "zip"):
+        examples = patients.column(column).examples
+        assert 1 <= len(examples) <= 3 and "*" in "".join(examples), column
+        values = {row[column].strip() for row in raw if len(row[column].strip()) > 2}
+        assert not any(v in e for v in values for e in examples), f"{column} example holds a raw value"
+    assert all(re.fullmatch(r"[a-z]\**(\.\**)?@e\*+\.(com|org|net)", e) for e in patients.column("email").examples)
+    assert all(re.fullmatch(r"\d{4}-\*\*-\*\*", e) for e in patients.column("dob").examples)
+    assert all(re.fullmatch(r"\d{3}\*\*", e) for e in patients.column("zip").examples)
+    assert all(re.search(r"\d{2}$", e) and re.match(r"\D*\d", e) for e in patients.column("phone").examples)
+    # Pick-list values are not about one person: shown as they are.
+    gender = patients.column("gender")
+    assert gender.examples and set(gender.examples) <= set(gender.categories or [])
+    assert patients.column("created_at").examples[0].endswith("-** **:**:**")
+
+
+@pytest.mark.parametrize(
+    ("value", "column", "value_type", "value_format", "expected"),
+    [
+        ("John Doe", "patient_name", "text", None, "J*** D**"),
+        ("john@gmail.com", "email", "email", None, "j***@g****.com"),
+        ("(555) 123-4567", "phone", "phone", None, "(5**) ***-**67"),
+        ("1984-03-02", "dob", "date", "%Y-%m-%d", "1984-**-**"),
+        ("03/02/1984 10:15 AM", "registered", "datetime", "%m/%d/%Y %I:%M %p", "**/**/1984 **:** **"),
+        ("02139", "zip", "zip", None, "021**"),
+        ("MRN0042", "chart_no", "id", None, "MRN****"),
+        ("123-45-6789", "ssn", "text", None, "***-**-****"),
+        ("E11.9", "icd10_code", "text", None, "E11.9"),
+        ("ICD10:E11.9", "diagnosis", "text", None, "ICD10:E11.9"),
+        ("99213", "cpt", "integer", None, "99213"),
+        ("$1,250.00", "amount_billed", "money", None, "$1,250.00"),
+        ("Patient reports pain in the left knee", "visit_notes", "text", None, "[free text, 37 characters]"),
+    ],
+)
+def test_mask_example_shapes(
+    value: str, column: str, value_type: ValueType, value_format: str | None, expected: str
+) -> None:
+    personal = column in ("patient_name", "email", "phone", "dob", "zip", "chart_no", "ssn")
+    assert mask_example(value, column=column, value_type=value_type, value_format=value_format, personal=personal) == (
+        expected
+    )
+
+
+def test_examples_and_ranges_are_in_the_json_file_without_raw_values(
+    fixture_inventory: SchemaInventory, tmp_path: Path
+) -> None:
+    path = tmp_path / "schema_inventory.json"
+    write_inventory(fixture_inventory, path)
+    columns = {c["name"]: c for c in json.loads(path.read_text(encoding="utf-8"))["tables"][0]["columns"]}
+    assert columns["dob"]["min_value"] == "1948" and len(columns["email"]["examples"]) == 3
+    text = path.read_text(encoding="utf-8")
+    with (FIXTURE_DIR / "patients.csv").open(encoding="utf-8", newline="") as fh:
+        for row in csv.DictReader(fh):
+            for column in ("first_name", "last_name", "email", "phone"):
+                value = row[column].strip()
+                if len(value) > 2 and value.lower() not in ("n/a", "none@none.com", "000-000-0000"):
+                    assert value not in text, f"{column} value leaked into the inventory"

@@ -143,7 +143,7 @@ def test_missing_source_names_the_path(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    "spec", ["postgresql://clinic:s3cret@db.example.com/emr", "mysql://root:s3cret@localhost/openemr"]
+    "spec", ["mssql://sa:s3cret@db.example.com/emr", "sqlserver://sa:s3cret@localhost/openemr"]
 )
 def test_database_urls_not_supported_yet_and_never_echo_credentials(spec: str) -> None:
     with pytest.raises(SourceError, match="not supported yet") as info:

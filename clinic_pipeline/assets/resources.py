@@ -20,6 +20,7 @@ class ClinicPipelineResource(dg.ConfigurableResource):
     clinic_data_dir: str | None = None
     freshsales_base_url: str | None = None
     freshsales_api_key: str | None = None
+    clinic_fallback_owner_email: str | None = None
 
     def settings(self) -> Settings:
         fields = {
@@ -27,6 +28,7 @@ class ClinicPipelineResource(dg.ConfigurableResource):
             "clinic_data_dir": self.clinic_data_dir,
             "freshsales_base_url": self.freshsales_base_url,
             "freshsales_api_key": self.freshsales_api_key,
+            "clinic_fallback_owner_email": self.clinic_fallback_owner_email,
         }
         overrides = {k: v for k, v in fields.items() if v is not None}
         return Settings(**overrides)

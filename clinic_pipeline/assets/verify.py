@@ -4,6 +4,7 @@ import dagster as dg
 
 from clinic_pipeline import steps
 from clinic_pipeline.assets.load import loaded_assets
+from clinic_pipeline.assets.plan import confirmed_mapping
 from clinic_pipeline.assets.resources import ClinicPipelineResource, operator_errors
 from clinic_pipeline.reports.validation import ValidationReport
 
@@ -34,4 +35,26 @@ def validation_has_no_discrepancies(pipeline: ClinicPipelineResource) -> dg.Asse
     report = ValidationReport.model_validate_json(path.read_text())
     return dg.AssetCheckResult(
         passed=report.ok, metadata={"discrepancies": dg.MetadataValue.int(len(report.discrepancies))}
+    )
+
+
+@dg.asset(
+    group_name="verify",
+    deps=[confirmed_mapping],
+    description="Workflow/automation rules and report definitions, not migrated, exported as a rebuild "
+    "reference for the admin (JSON + Markdown + HTML in data/reports, 0600).",
+)
+def workflow_rebuild_reference(pipeline: ClinicPipelineResource) -> dg.MaterializeResult:
+    with operator_errors():
+        result = steps.run_rebuild_reference(pipeline.settings())
+    return dg.MaterializeResult(
+        metadata={
+            "workflow_rules": dg.MetadataValue.int(result.workflow_rules),
+            "active_rules": dg.MetadataValue.int(result.active_rules),
+            "manual_review": dg.MetadataValue.int(result.manual_review),
+            "actions_not_built_in": dg.MetadataValue.int(result.not_native_actions),
+            "reports": dg.MetadataValue.int(result.reports),
+            "markdown": dg.MetadataValue.path(str(result.markdown_path)),
+            "json": dg.MetadataValue.path(str(result.json_path)),
+        }
     )

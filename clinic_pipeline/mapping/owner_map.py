@@ -39,7 +39,7 @@ class OwnerMap(BaseModel):
         return dict(Counter(e.status for e in self.entries))
 
 
-def _staff_emails(plan: MappingPlan, con: duckdb.DuckDBPyConnection) -> list[tuple[str, str, str | None]]:
+def staff_emails(plan: MappingPlan, con: duckdb.DuckDBPyConnection) -> list[tuple[str, str, str | None]]:
     """(table, source key, lower-cased email or None) for every row of the plan's provider/user tables."""
     rows: list[tuple[str, str, str | None]] = []
     for mapping in plan.objects:
@@ -63,7 +63,7 @@ def build_owner_map(
     if fallback_email and (fallback is None or not fallback.is_active):
         raise ValueError("CLINIC_FALLBACK_OWNER_EMAIL is not an active Freshsales user")
     entries = []
-    for table, key, email in _staff_emails(plan, con):
+    for table, key, email in staff_emails(plan, con):
         user = by_email.get(email) if email else None
         if user is not None and user.is_active:
             entries.append(OwnerEntry(source_table=table, source_key=key, status="resolved", user_id=int(user.id)))

@@ -61,6 +61,7 @@ from clinic_pipeline.mapping.synonyms import (
     normalise,
     variants,
 )
+from clinic_pipeline.reports.freshsales_workflows import WORKFLOW_ROLES
 from clinic_pipeline.source.inventory import ColumnProfile, SchemaInventory, TableProfile
 
 NAME_WEIGHT = 0.65
@@ -506,6 +507,8 @@ def _table_target(
         reason = f"not migrated: looks like the software's own table ({system}), not clinic data"
         return _not_migrated(table, reason, 0.8), None, 0.0, ""
     rebuild = [w for w in REBUILD_TABLE_WORDS if w in words]  # in the vocabulary's order of priority
+    if not rebuild and _holds_rules(table):
+        rebuild = ["rules"]
     if rebuild:
         return _not_migrated(table, f"not migrated: {REBUILD_TABLE_WORDS[rebuild[0]]}", 0.85), None, 0.0, ""
     concept, score, why = _table_concept(table, _field_hits(table))
@@ -522,6 +525,12 @@ def _table_target(
             why,
         )
     return None, concept, score, why
+
+
+def _holds_rules(table: TableProfile) -> bool:
+    """A trigger column and an action column: automation rules, whatever the table is called."""
+    names = {normalise(c.name) for c in table.columns}
+    return all(any(n in WORKFLOW_ROLES[role] for n in names) for role in ("trigger", "actions"))
 
 
 def _field_hits(table: TableProfile) -> set[str]:

@@ -1,13 +1,17 @@
 """Schema inventory: every table and column of the export profiled in DuckDB, without its values.
 
 The inventory is an operator artifact and the proposer's only input, so it carries shapes, counts and
-rates, never a cell value (PHI). The one exception is the distinct values of clearly categorical
-columns (few values that repeat, not a name/contact/address/date/id column): pick-list mapping needs
-them and a status or a clinic location is not about one person.
+rates, never a raw cell value about a person (PHI). Exceptions: the distinct values of clearly
+categorical columns (few values that repeat, not a name/contact/address/date/id column), which
+pick-list mapping needs and which are not about one person; min/max of ordered columns (year only for
+birth and death dates, none for personal or id columns); and up to three masked examples per column
+(`examples`: see "masked examples" below). These live in the inventory files only, never in Dagster metadata.
 
 Types are decided from value shapes; the column name only breaks ties between shapes that look alike
 (a 5-digit id vs a ZIP code, a 10-digit id vs a phone number). Each table is profiled in one
-aggregate query over all its columns; inferred relationships in one more query for the whole export.
+aggregate query over all its columns (examples are picked there too, by value hash: deterministic, so
+the fingerprint of the same data stays the same), plus one query for the min/max of its ordered
+columns once their types are known; inferred relationships in one more query for the whole export.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from datetime import datetime
 from pathlib import Path
 from typing import Literal
 
@@ -154,6 +159,11 @@ class ColumnProfile(BaseModel):
     unique: bool
     hints: list[str] = Field(default_factory=list)
     categories: list[str] | None = Field(default=None, description="only for clearly categorical columns")
+    min_value: str | None = Field(
+        default=None, description="ordered types (numbers, money, dates, datetimes); year only for birth/death dates"
+    )
+    max_value: str | None = None
+    examples: list[str] = Field(default_factory=list, description="up to 3 values, masked unless not personal")
 
 
 class TableProfile(BaseModel):
@@ -193,7 +203,11 @@ class SchemaInventory(BaseModel):
 
     @property
     def fingerprint(self) -> str:
-        """sha256 of the canonical JSON of the whole inventory: what a plan's `source_fingerprint` holds."""
+        """sha256 of the canonical JSON of the whole inventory: what a plan's `source_fingerprint` holds.
+
+        It covers the ranges and masked examples too: they are deterministic for the same data (examples
+        are chosen by value hash), so the same export always gives the same fingerprint.
+        """
         return _sha256(self.model_dump(mode="json"))
 
     @property
@@ -255,11 +269,17 @@ def _aggregates() -> dict[str, str]:
     return aggs
 
 
-def _profile_counts(con: duckdb.DuckDBPyConnection, table: str, columns: list[str]) -> list[dict[str, int]]:
+EXAMPLES = 3
+
+
+def _profile_counts(
+    con: duckdb.DuckDBPyConnection, table: str, columns: list[str]
+) -> list[tuple[dict[str, int], list[str]]]:
     """One scan of the table, unpivoted to (column, value) so each aggregate is written once for all columns.
 
     Values are grouped first: the costly shape tests (regexes, strptime per format) then run once per
-    distinct value rather than once per row, and each counts with its number of rows.
+    distinct value rather than once per row, and each counts with its number of rows. The same pass
+    picks each column's example values (raw: masked by the caller before they are kept anywhere).
     """
     if not columns:
         return []
@@ -272,11 +292,18 @@ def _profile_counts(con: duckdb.DuckDBPyConnection, table: str, columns: list[st
         f"g AS (SELECT col, r, count(*) AS cnt FROM u GROUP BY col, r), "
         f"s AS (SELECT col, r, cnt, trim(r) AS t, (r IS NULL OR trim(r) = '' OR lower(trim(r)) IN {null_like}) AS n "
         f"FROM g) "
-        f"SELECT col, {', '.join(aggs.values())} FROM s GROUP BY col"
+        # Distinct values ranked by hash: a spread-out sample that is the same on every run.
+        f"SELECT col, {', '.join(aggs.values())}, min_by(t, hash(t), {EXAMPLES}) FILTER (WHERE NOT n) "
+        f"FROM s GROUP BY col"
     )
     by_column = {row[0]: row[1:] for row in con.execute(query).fetchall()}
-    empty = (0,) * len(aggs)  # a table without rows unpivots to nothing
-    return [{key: int(value or 0) for key, value in zip(aggs, by_column.get(c, empty), strict=True)} for c in columns]
+    empty = (0,) * len(aggs) + (None,)  # a table without rows unpivots to nothing
+    profiled = []
+    for column in columns:
+        *counts, examples = by_column.get(column, empty)
+        values = {key: int(value or 0) for key, value in zip(aggs, counts, strict=True)}
+        profiled.append((values, list(examples or [])))
+    return profiled
 
 
 def _best_format(c: dict[str, int], kind: str, formats: tuple[str, ...], preferred: str | None) -> tuple[str, int]:
@@ -399,6 +426,130 @@ def _categories(con: duckdb.DuckDBPyConnection, table: str, column: str) -> list
     return [r[0] for r in rows]
 
 
+# ---------------------------------------------------------------- masked examples
+# Shapes stay visible (which is what a person checking the mapping needs), the person does not: first
+# letters and lengths of names, the e-mail's top-level domain, a phone's first and last two digits,
+# a date's year, a ZIP's first three digits. Codes (ICD-10, CPT, ...), pick-list values, flags,
+# amounts and times are not about one person and are shown as they are; free text by its length only.
+
+_CODE_NAME = re.compile(r"icd|cpt|hcpcs|loinc|snomed|ndc|diag|dx|procedure|proc_?code|code", re.IGNORECASE)
+_CODE_VALUE = re.compile(r"[A-Za-z0-9]{1,10}([.:\-][A-Za-z0-9]{1,8}){0,3}")
+_FREE_TEXT_NAME = re.compile(
+    r"note|comment|memo|descr|remark|report|text|message|reason|instruction|history|narrative|body", re.IGNORECASE
+)
+_FREE_TEXT_LENGTH = 40
+_FREE_TEXT_WORDS = 4
+_DATE_DIRECTIVE = re.compile(r"%([a-zA-Z%])")
+_DIRECTIVE_WIDTH = {"f": 6, "z": 5, "b": 3, "a": 3, "B": 3, "A": 3, "p": 2, "%": 1}
+
+
+def _mask_word(word: str) -> str:
+    """`Renée` → `R****`, `O'Brien` → `O*'****`, `123` → `***`: a first letter and the length, never a digit."""
+    head = word[0] if word[0].isalpha() else ("*" if word[0].isalnum() else word[0])
+    return head + "".join("*" if ch.isalnum() else ch for ch in word[1:])
+
+
+def _mask_words(value: str) -> str:
+    return " ".join(_mask_word(w) for w in value.split())
+
+
+def _mask_email(value: str) -> str:
+    local, _, domain = value.rpartition("@")
+    labels = domain.split(".")
+    masked = [_mask_word(label) if label else label for label in labels[:-1]] + labels[-1:]
+    return f"{_mask_word(local) if local else ''}@{'.'.join(masked)}"
+
+
+def _mask_phone(value: str) -> str:
+    """`(555) 123-4567` → `(5**) ***-**67`: enough to see the format, not enough to dial."""
+    digits = [i for i, ch in enumerate(value) if ch.isdigit()]
+    keep = {digits[0], *digits[-2:]} if len(digits) >= 7 else set()
+    return "".join(ch if not ch.isdigit() or i in keep else "*" for i, ch in enumerate(value))
+
+
+def _mask_date(value: str, fmt: str | None) -> str:
+    """`1984-03-02` → `1984-**-**`: the value's layout with every part but the year starred."""
+    try:
+        parsed = datetime.strptime(value, fmt) if fmt else None
+    except ValueError:
+        parsed = None
+    if parsed is None:
+        return re.sub(r"\d", "*", value)
+
+    def part(match: re.Match[str]) -> str:
+        code = match.group(1)
+        if code == "Y":
+            return f"{parsed.year:04d}"
+        if code == "y":
+            return f"{parsed.year % 100:02d}"
+        return "*" * _DIRECTIVE_WIDTH.get(code, 2)
+
+    return _DATE_DIRECTIVE.sub(part, fmt or "")
+
+
+def _mask_zip(value: str) -> str:
+    digits = 0
+    out = []
+    for ch in value:
+        digits += ch.isdigit()
+        out.append(ch if not ch.isdigit() or digits <= 3 else "*")
+    return "".join(out)
+
+
+def _mask_id(value: str) -> str:
+    """`P-1001` → `P-****`, `MRN0042` → `MRN****`: a short letter prefix is the vendor's, the number the person's."""
+    prefix = re.match(r"[A-Za-z]{1,4}(?=[^A-Za-z]|$)", value)
+    keep = prefix.end() if prefix else 0
+    return value[:keep] + "".join("*" if ch.isalnum() else ch for ch in value[keep:])
+
+
+def _is_free_text(column: str, value: str) -> bool:
+    return (
+        bool(_FREE_TEXT_NAME.search(column))
+        or len(value) > _FREE_TEXT_LENGTH
+        or (len(value.split()) > _FREE_TEXT_WORDS)
+    )
+
+
+def mask_example(value: str, *, column: str, value_type: ValueType, value_format: str | None, personal: bool) -> str:
+    """One example value as the inventory may show it (see the section comment)."""
+    if value_type == "email" or (personal and "@" in value):
+        return _mask_email(value)
+    if value_type == "phone":
+        return _mask_phone(value)
+    if value_type in ("date", "datetime"):
+        return _mask_date(value, value_format)
+    if value_type == "zip":
+        return _mask_zip(value)
+    if value_type == "id" or (personal and value_type in ("integer", "decimal", "money")):
+        return _mask_id(value)
+    if value_type in ("integer", "decimal", "money", "boolean", "time"):
+        return value
+    if not personal and _CODE_NAME.search(column) and _CODE_VALUE.fullmatch(value):
+        return value
+    if _is_free_text(column, value):
+        return f"[free text, {len(value)} characters]"
+    return _mask_words(value)
+
+
+def mask_examples(
+    values: list[str],
+    *,
+    column: str,
+    value_type: ValueType,
+    value_format: str | None,
+    categorical: bool,
+    personal: bool,
+) -> list[str]:
+    """Masked examples, without repeats (two names may mask alike). Pick-list values are shown as they are."""
+    masked = (
+        value if categorical else mask_example(value, column=column, value_type=value_type, value_format=value_format,
+                                               personal=personal)
+        for value in values
+    )  # fmt: skip
+    return list(dict.fromkeys(masked))
+
+
 def _profile_column(name: str, c: dict[str, int], rows: int, preferred_date: str | None) -> ColumnProfile:
     vtype, fmt, matched = _infer_type(name, c, preferred_date)
     sentinels = _sentinels(vtype, c)
@@ -422,10 +573,57 @@ def _profile_column(name: str, c: dict[str, int], rows: int, preferred_date: str
 
 
 _KEYLESS_TYPES = ("date", "datetime", "time", "boolean", "decimal", "money")
+_ORDERED_TYPES = ("integer", "decimal", "money", "date", "datetime")
+# Dates of a person's life (not of a visit): only the year is shown, as HIPAA's Safe Harbor allows.
+_LIFE_DATE_NAME = re.compile(r"birth|dob|death|deceased", re.IGNORECASE)
 
 
 def _key_rank(column: ColumnProfile) -> tuple[bool, bool, int]:
     return (column.type != "id", not _id_name(column.name), column.max_length)
+
+
+def _ordered_expression(column: ColumnProfile) -> str | None:
+    """SQL for the column's value in its inferred type, rendered back as canonical text by min/max."""
+    t = f"trim({quote_ident(column.name)})"
+    personal = _personal_name(column.name) or _id_name(column.name)
+    if column.type in ("integer", "decimal", "money") and personal:
+        return None  # a member number's or SSN's extremes are one person's identifier
+    if column.type == "integer":
+        return f"try_cast({t} AS HUGEINT)"
+    if column.type == "decimal":
+        return f"try_cast({t} AS DOUBLE)"
+    if column.type == "money":
+        sign = f"CASE WHEN regexp_matches({t}, '^\\(|-') THEN -1 ELSE 1 END"
+        return f"try_cast(regexp_replace({t}, '[$,\\s()+-]', '', 'g') AS DECIMAL(38, 2)) * {sign}"
+    if column.type in ("date", "datetime") and column.format:
+        sentinels = _in_list(DATE_SENTINELS)
+        parsed = f"try_strptime({t}, {_lit(column.format)})"
+        if "%z" in column.format:
+            parsed = f"timezone('UTC', {parsed})"  # offsets differ per value: compare and show in UTC
+        return f"CASE WHEN lower({t}) NOT IN {sentinels} THEN {parsed} END"
+    return None
+
+
+def _render_extreme(column: ColumnProfile, value: object) -> str | None:
+    if value is None:
+        return None
+    if column.type in ("date", "datetime"):
+        if _LIFE_DATE_NAME.search(re.sub(r"[^a-z]", "", column.name.lower())):  # `D.O.B.` too
+            return f"{value:%Y}"
+        return f"{value:%Y-%m-%d}" if column.type == "date" else f"{value:%Y-%m-%d %H:%M:%S}"
+    return str(value)
+
+
+def _set_ranges(con: duckdb.DuckDBPyConnection, table: str, profiles: list[ColumnProfile]) -> None:
+    """min/max of every ordered column in one more scan, now that the types (and date formats) are known."""
+    ordered = [(p, expr) for p in profiles if p.type in _ORDERED_TYPES and (expr := _ordered_expression(p))]
+    if not ordered:
+        return
+    selects = ", ".join(f"min({expr}), max({expr})" for _, expr in ordered)
+    row = con.execute(f"SELECT {selects} FROM {VIEW_SCHEMA}.{quote_ident(table)}").fetchone() or ()
+    for k, (profile, _) in enumerate(ordered):
+        profile.min_value = _render_extreme(profile, row[2 * k])
+        profile.max_value = _render_extreme(profile, row[2 * k + 1])
 
 
 def _profile_table(
@@ -433,11 +631,20 @@ def _profile_table(
 ) -> TableProfile:
     data_columns = [c for c in columns if c != ROW_COLUMN]
     profiles = []
-    for column, counts in zip(data_columns, _profile_counts(con, name, data_columns), strict=True):
+    for column, (counts, examples) in zip(data_columns, _profile_counts(con, name, data_columns), strict=True):
         profile = _profile_column(column, counts, row_count, date_fmt)
         if _is_categorical(column, profile.type, counts):
             profile.categories = _categories(con, name, column)
+        profile.examples = mask_examples(
+            examples,
+            column=column,
+            value_type=profile.type,
+            value_format=profile.format,
+            categorical=profile.categories is not None,
+            personal=_personal_name(column) or _id_name(column),
+        )
         profiles.append(profile)
+    _set_ranges(con, name, profiles)
     keys = sorted((p for p in profiles if p.unique and p.type not in _KEYLESS_TYPES), key=_key_rank)
     stamps = [p for p in profiles if p.type in ("datetime", "date")]
     created = next((p.name for p in stamps if _CREATED_NAME.search(p.name)), None)
@@ -477,6 +684,7 @@ def _name_affinity(column: str, ref_table: str, ref_column: str) -> bool:
 
 
 _FK_TYPES = ("id", "integer", "text", "email")
+MIN_COVERAGE = 0.9  # share of a column's distinct values found in the key, for an inferred relationship
 
 
 def _inferred_relationships(con: duckdb.DuckDBPyConnection, tables: list[TableProfile]) -> list[Relationship]:
@@ -491,7 +699,9 @@ def _inferred_relationships(con: duckdb.DuckDBPyConnection, tables: list[TablePr
                 for column in table.columns:
                     if (table.name, column.name) == (ref.name, key.name) or column.type not in _FK_TYPES:
                         continue
-                    if column.distinct_count == 0 or column.distinct_count > key.distinct_count:
+                    # Orphans (appointments of deleted patients) add values the key lacks: allow what the
+                    # coverage threshold below allows, no more.
+                    if column.distinct_count == 0 or column.distinct_count * MIN_COVERAGE > key.distinct_count:
                         continue
                     affinity = _name_affinity(column.name, ref.name, key.name)
                     # Small integers are contained in any 1..N key: only trust them when the names agree.
@@ -513,7 +723,7 @@ def _inferred_relationships(con: duckdb.DuckDBPyConnection, tables: list[TablePr
         table, column, ref, key, affinity = pairs[pair]
         coverage = hits / total if total else 0.0
         # Orphans are normal (deleted patients), so containment need not be total.
-        if coverage >= 0.9 and (affinity or total >= 3):
+        if coverage >= MIN_COVERAGE and (affinity or total >= 3):
             found.append(
                 Relationship(
                     table=table.name,

@@ -1,8 +1,8 @@
 """The schema inventory as a Markdown page for the operator: the same facts as the JSON, readable.
 
 It is rendered from the `SchemaInventory` alone, so it can show nothing the inventory does not hold:
-shapes, counts and rates, and the values of categorical columns (the inventory's one exception to
-"no cell values"). Every name and value is escaped: a column called `Amt | Billed` or a category with
+shapes, counts and rates, the values of categorical columns, the min/max of ordered columns and the
+masked examples. Every name and value is escaped: a column called `Amt | Billed` or a category with
 `*` must not break the table or turn into formatting.
 """
 
@@ -155,7 +155,20 @@ def _table_section(table: TableProfile) -> list[str]:
     if categorical:
         lines += ["", "Values of categorical columns (pick-list candidates):", ""]
         lines += [f"- {_code(c.name)}: {', '.join(_text(v) for v in c.categories or [])}" for c in categorical]
+    described = [c for c in table.columns if c.min_value is not None or c.examples]
+    if described:
+        lines += ["", "Ranges and examples (masked: names, contacts, ids and dates keep their shape only):", ""]
+        lines += [f"- {_code(c.name)}: {_range_and_examples(c)}" for c in described]
     return [*lines, ""]
+
+
+def _range_and_examples(column: ColumnProfile) -> str:
+    parts = []
+    if column.min_value is not None:
+        parts.append(f"from {_text(column.min_value)} to {_text(column.max_value or column.min_value)}")
+    if column.examples:
+        parts.append("e.g. " + ", ".join(_text(v) for v in column.examples))
+    return "; ".join(parts)
 
 
 def render_inventory_page(inv: SchemaInventory) -> str:

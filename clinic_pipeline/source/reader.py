@@ -9,7 +9,7 @@ sentinels remain visible for the typed layer (`try_cast`/`try_strptime`) instead
 Supported now: a folder or `.zip` of CSV / Parquet / JSON files (one table each; `documents/` and
 `manifest.json` are not tables), a single such file, `sqlite:///file.db` (read with Python's sqlite3:
 DuckDB's sqlite extension cannot be downloaded offline), `duckdb:///file.duckdb` and a mysqldump
-`.sql` file (`mysql_dump`). PostgreSQL/MySQL URLs raise `SourceError` until their reader lands.
+`.sql` file (`mysql_dump`), and live PostgreSQL / MySQL databases by URL (`server_databases`).
 """
 
 from __future__ import annotations
@@ -42,7 +42,8 @@ JSON_SUFFIXES = (".json", ".jsonl", ".ndjson")
 DATA_SUFFIXES = CSV_SUFFIXES + PARQUET_SUFFIXES + JSON_SUFFIXES
 # Folders that hold attachments or OS litter, never tables.
 SKIPPED_DIRS = frozenset({"documents", "__macosx"})
-UNSUPPORTED_SCHEMES = ("postgresql", "postgres", "mysql", "mariadb", "mssql", "sqlserver")
+UNSUPPORTED_SCHEMES = ("mssql", "sqlserver")
+SERVER_SCHEMES = ("postgresql", "postgres", "mysql", "mariadb")
 SQLITE_MAGIC = b"SQLite format 3\x00"
 _UTF8_BOM = codecs.BOM_UTF8
 _CHUNK = 1 << 20
@@ -426,13 +427,20 @@ def open_source(spec: str, con: duckdb.DuckDBPyConnection) -> SourceExport:
     if scheme in UNSUPPORTED_SCHEMES:
         # The URL may carry a password: name only the kind of source.
         raise SourceError(f"{scheme}:// sources are not supported yet: export to CSV, SQLite or DuckDB for now")
+    if scheme in SERVER_SCHEMES:
+        # Imported here: server_databases builds on this module, so a top-level import would be circular.
+        from clinic_pipeline.source.server_databases import POSTGRES_SCHEMES, open_mysql, open_postgres
+
+        return open_postgres(spec, con) if scheme in POSTGRES_SCHEMES else open_mysql(spec, con)
     if scheme in ("sqlite", "duckdb"):
         path = _database_path(spec, scheme)
         if not path.is_file():
             raise SourceError(f"{path}: source database not found")
         return _open_sqlite(spec, path, con) if scheme == "sqlite" else _open_duckdb(spec, path, con)
     if scheme:
-        raise SourceError(f"{scheme}:// sources are not supported: use a folder, .zip, sqlite:/// or duckdb:///")
+        raise SourceError(
+            f"{scheme}:// sources are not supported: use a folder, .zip, sqlite:///, duckdb:///, postgresql:// or mysql://"
+        )
 
     path = Path(spec).expanduser()
     if not path.exists():
