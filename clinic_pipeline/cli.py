@@ -277,8 +277,10 @@ def delta(
 def _print_report(report: steps.ValidationReport, settings: Settings) -> None:
     for o in report.objects:
         typer.echo(
-            f"validated {o.object}: {o.keys_found_once}/{o.staged} found once in Freshsales "
-            f"(total there {o.freshsales_total}), {o.keys_missing} missing, {o.keys_duplicated} duplicated"
+            f"validated {o.object}: {o.staged} staged, {o.in_id_map} loaded, "
+            f"{'not countable' if o.freshsales_total is None else o.freshsales_total} in Freshsales; "
+            f"{o.keys_found_once}/{o.keys_checked} checked keys found once, {o.keys_missing} missing, "
+            f"{o.keys_duplicated} duplicated"
         )
     typer.echo(f"report → {settings.reports_dir / 'validation_report.html'}")
     if not report.ok:

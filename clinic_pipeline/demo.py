@@ -11,6 +11,7 @@ import os
 import shutil
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import dagster as dg
 import duckdb
@@ -135,13 +136,18 @@ def run_demo(settings: Settings, *, echo: Callable[[str], None], fresh_sandbox: 
     clinic = generate_clinic(source, patients=DEMO_PATIENTS, seed=DEMO_SEED)
     echo(f"demo: sample clinic export generated in {source} ({clinic.total_records} records, {DEMO_PATIENTS} patients)")
     with _freshsales(settings, fresh_sandbox, echo) as (base_url, api_key, sandbox_root):
-        resource = ClinicPipelineResource(
-            clinic_source=clinic.source_spec,
-            clinic_data_dir=str(settings.clinic_data_dir),
-            freshsales_base_url=base_url,
-            freshsales_api_key=api_key,
-            clinic_fallback_owner_email=settings.clinic_fallback_owner_email,
-        )
+        config: dict[str, Any] = {
+            "clinic_source": clinic.source_spec,
+            "clinic_data_dir": str(settings.clinic_data_dir),
+            "freshsales_base_url": base_url,
+            "freshsales_api_key": api_key,
+            "clinic_fallback_owner_email": settings.clinic_fallback_owner_email,
+        }
+        if sandbox_root is not None:
+            # Our own sandbox has no rate limit: pacing the client to a real plan's budget only slows the demo.
+            config |= {"freshsales_requests_per_hour": 1_000_000, "freshsales_requests_per_minute": 100_000}
+        # Dagster builds resources from their constructor config: a changed setting means a new resource.
+        resource = ClinicPipelineResource(**config)
         run_settings = resource.settings()
         _materialize(["schema_inventory", "mapping_plan"], resource)
         plan = steps.run_confirm(run_settings, DEMO_CONFIRMER)
@@ -151,7 +157,7 @@ def run_demo(settings: Settings, *, echo: Callable[[str], None], fresh_sandbox: 
             create_custom_fields_as_admin(run_settings, sandbox_root, api_key, echo)
             admin = invite_staff_as_admin(run_settings, sandbox_root, echo)
             if not run_settings.clinic_fallback_owner_email:
-                resource = resource.model_copy(update={"clinic_fallback_owner_email": admin})
+                resource = ClinicPipelineResource(**(config | {"clinic_fallback_owner_email": admin}))
                 run_settings = resource.settings()
                 echo(
                     f"demo: FALLBACK OWNER set to the sandbox admin ({admin}) for staff without an email or user: "
@@ -170,9 +176,10 @@ def run_demo(settings: Settings, *, echo: Callable[[str], None], fresh_sandbox: 
         _materialize(after, resource)
         report = ValidationReport.model_validate_json((run_settings.reports_dir / "validation_report.json").read_text())
         for o in report.objects:
+            total = "not countable" if o.freshsales_total is None else o.freshsales_total
             echo(
-                f"demo: {o.object}: {o.keys_found_once} of {o.staged} staged records found once in Freshsales "
-                f"({o.quarantined} quarantined)"
+                f"demo: {o.object}: {o.staged} staged, {o.in_id_map} loaded, {total} in Freshsales; "
+                f"{o.keys_found_once} of {o.keys_checked} checked keys found once ({o.quarantined} quarantined)"
             )
         echo(f"demo: validation report → {run_settings.reports_dir / 'validation_report.html'}")
         if not report.ok:

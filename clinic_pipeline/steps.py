@@ -301,7 +301,12 @@ def run_load(
         if obj.name == FILES.name:
             return _load_files(settings, client, state, staged, run_id=run_id, partition=partition, rejected=rejected)
         loader = Loader(
-            client, state, run_id=run_id, partition=partition, max_concurrency=settings.freshsales_max_concurrency
+            client,
+            state,
+            run_id=run_id,
+            partition=partition,
+            max_concurrency=settings.freshsales_max_concurrency,
+            fallback_owner_email=settings.clinic_fallback_owner_email,
         )
         return loader.load(obj, staged, rejected)
 

@@ -2,6 +2,7 @@
 
 import csv
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -37,12 +38,20 @@ def test_demo_migrates_the_sample_clinic_and_prints_no_record_values(tmp_path: P
     result = _run(["demo"], _clean_env(tmp_path), tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
     out = result.stdout + result.stderr
-    assert "AUTOMATICALLY CONFIRMED" in out and "ACTING AS THE FRESHSALES ADMIN" in out
-    assert "contacts: 25 of 25 staged records found once in Freshsales" in out
-    with (FIXTURE_DIR / "patients.csv").open(encoding="utf-8-sig", newline="") as fh:
+    for loud in (
+        "AUTOMATICALLY CONFIRMED",
+        "AUTOMATICALLY SIGNED OFF",
+        "ACTING AS THE FRESHSALES ADMIN",
+        "FALLBACK OWNER",
+    ):
+        assert loud in out
+    for name in ("contacts", "deals", "appointments", "tasks", "lab_result", "notes", "files"):
+        line = re.search(rf"demo: {name}: (\d+) staged, (\d+) loaded", out)
+        assert line is not None and line.group(1) == line.group(2) != "0", name
+    with (tmp_path / "data" / "source" / "clinic" / "patients.csv").open(encoding="utf-8-sig", newline="") as fh:
         rows = list(csv.DictReader(fh))
     for row in rows:
-        for field in ("last_name", "email", "phone", "dob"):
+        for field in ("last_name", "email", "phone", "date_of_birth"):
             value = row[field].strip()
             if len(value) > 3:
                 assert value not in out, f"{field} value reached the terminal"
@@ -103,7 +112,7 @@ def test_step_by_step_commands_migrate_into_a_running_sandbox(tmp_path: Path, sa
     assert _run(["sign-off", "--by", "Dr. Reviewer"], env, tmp_path).returncode == 0
     full = _run(["migrate", "--full"], env, tmp_path)
     assert full.returncode == 0, full.stderr[-2000:]
-    assert "validated contacts: 25/25 found once in Freshsales" in full.stdout
+    assert "validated contacts: 25 staged, 25 loaded, 25 in Freshsales; 25/25 checked keys found once" in full.stdout
     again = _run(["migrate", "--full"], env, tmp_path)
     assert "loaded contacts: unchanged 25" in again.stdout
     assert _run(["report"], env, tmp_path).returncode == 0

@@ -142,9 +142,7 @@ def test_missing_source_names_the_path(tmp_path: Path) -> None:
         open_source(f"sqlite:///{tmp_path / 'nope.db'}", duckdb.connect())
 
 
-@pytest.mark.parametrize(
-    "spec", ["mssql://sa:s3cret@db.example.com/emr", "sqlserver://sa:s3cret@localhost/openemr"]
-)
+@pytest.mark.parametrize("spec", ["mssql://sa:s3cret@db.example.com/emr", "sqlserver://sa:s3cret@localhost/openemr"])
 def test_database_urls_not_supported_yet_and_never_echo_credentials(spec: str) -> None:
     with pytest.raises(SourceError, match="not supported yet") as info:
         open_source(spec, duckdb.connect())

@@ -35,11 +35,9 @@ def loaded_asset(
         with operator_errors():
             result = steps.run_load(pipeline.settings(), obj.name, run_id=context.run_id, partition=partition)
         metadata: dict[str, dg.MetadataValue] = {
-            "staged": dg.MetadataValue.int(result.staged),
-            "loaded": dg.MetadataValue.int(result.loaded),
+            name: dg.MetadataValue.float(value) if isinstance(value, float) else dg.MetadataValue.int(value)
+            for name, value in result.summary().items()
         }
-        for outcome in ("created", "updated", "adopted", "unchanged", "rejected", "held_back", "unknown"):
-            metadata[outcome] = dg.MetadataValue.int(result.outcomes[outcome])
         if result.rejected_path is not None:
             metadata["rejected_file"] = dg.MetadataValue.path(str(result.rejected_path))
         return dg.MaterializeResult(metadata=metadata)

@@ -21,9 +21,13 @@ class ClinicPipelineResource(dg.ConfigurableResource):
     freshsales_base_url: str | None = None
     freshsales_api_key: str | None = None
     clinic_fallback_owner_email: str | None = None
+    freshsales_requests_per_hour: int | None = None
+    freshsales_requests_per_minute: int | None = None
 
     def settings(self) -> Settings:
-        fields = {
+        fields: dict[str, object] = {
+            "freshsales_requests_per_hour": self.freshsales_requests_per_hour,
+            "freshsales_requests_per_minute": self.freshsales_requests_per_minute,
             "clinic_source": self.clinic_source,
             "clinic_data_dir": self.clinic_data_dir,
             "freshsales_base_url": self.freshsales_base_url,

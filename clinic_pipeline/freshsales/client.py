@@ -51,7 +51,7 @@ logger = logging.getLogger("clinic_pipeline.freshsales")
 MAX_PER_PAGE = 100
 MAX_BULK_ITEMS = 100  # bulk_upsert and bulk_destroy; the documented figure is uncertain, 100 is the safe side
 MAX_KEYS_PER_SEARCH = 100
-JOB_POLL_FIRST = 0.25
+JOB_POLL_FIRST = 0.5
 JOB_POLL_FACTOR = 1.6
 JOB_POLL_MAX = 5.0
 
@@ -545,7 +545,12 @@ class FreshsalesClient:
             if not isinstance(url, str):
                 raise FreshsalesError("bulk_upsert answer lacks job_status_url", method="POST", path=path)
             submitted.append((offset, url))
-        return JobStatus.combine([(offset, self._poll_job(url)) for offset, url in submitted])
+        # Jobs run while the later ones are submitted and the first is awaited: only the first waits.
+        polled = [
+            (offset, self._poll_job(url, first_wait=JOB_POLL_FIRST if i == 0 else 0.0))
+            for i, (offset, url) in enumerate(submitted)
+        ]
+        return JobStatus.combine(polled)
 
     def _job_path(self, url: str) -> str:
         """The job's path under our API prefix. The key is only ever sent to the configured host."""
@@ -559,9 +564,13 @@ class FreshsalesClient:
             return path[len("/api") :]
         return path
 
-    def _poll_job(self, url: str) -> JobStatus:
+    def _poll_job(self, url: str, *, first_wait: float = JOB_POLL_FIRST) -> JobStatus:
+        """A job is queued, never done on submission: wait before the first poll, so that polls (which
+        spend the request budget) are mostly the one that finds it done."""
         path = self._job_path(url)
         deadline = time.monotonic() + self._job_timeout
+        if first_wait > 0:
+            self._sleep(first_wait)
         interval = JOB_POLL_FIRST
         while True:
             job = JobStatus.from_body(self._get("/job_statuses/{id}", path))
@@ -610,6 +619,17 @@ class FreshsalesClient:
             if not rows or (len(out) >= total if total is not None else len(rows) < MAX_PER_PAGE):
                 return out
             page += 1
+
+    def filtered_count(self, entity: str, filter_rule: list[dict[str, Any]]) -> int:
+        """How many records match, from `meta.total` of a one-record page (one request)."""
+        kind = fs_entities.search_kind(entity)
+        path = f"/filtered_search/{kind}"
+        call = _Call("POST", path, path, params={"page": 1, "per_page": 1}, json={"filter_rule": filter_rule})
+        body = self._json(call)
+        total = _meta(body).total
+        if total is None:
+            raise FreshsalesError("filtered_search answer has no meta.total", method="POST", path=path)
+        return total
 
     def find_by_keys(self, entity: str, attribute: str, keys: Sequence[str]) -> dict[str, dict[str, Any]]:
         """Source key -> record for the keys present in Freshsales: the reconciliation primitive.

@@ -1,15 +1,19 @@
-"""Send one staged object to Freshsales: idempotent, resumable, every operation audited.
+"""Send one staged object to Freshsales: bulk first, idempotent, resumable, every operation audited.
 
-Per batch of staged rows:
-1. prepare bodies (parents' ids from the id map; a row whose parent is missing is held back);
+Before anything is sent, the keys a previous run left with a pending write-ahead intent (it died, or
+an answer was lost) are looked up in Freshsales: by their source key (`find_by_keys`) or, for
+appointments, tasks and notes, by their description marker among the parent contact's side-loaded
+records. A fresh run therefore never searches; only what a crash left open costs requests.
+
+Per batch of 100 staged rows:
+1. prepare bodies (parents' ids from the id map, owners from the owner map; else held back);
 2. skip rows whose payload hash matches the id map (unchanged since they were loaded);
-3. rows the id map does not know are first looked up in Freshsales by their source key (one
-   filtered search per batch): a record created by a run that died before committing its state is
-   found and adopted instead of being created twice;
-4. create the rest, update known ones by id (bounded concurrency);
-5. commit the id map and the audit rows for the batch, only after the API confirmed them.
-A create whose outcome is unknown (timeout, connection reset) is reconciled the same way before
-anything is re-sent; if it still cannot be told, the row stays unmapped and the next run finds it.
+3. commit an intent for every record the id map does not know, then send: for objects with bulk
+   upsert, known records by `id` and new ones with a usable identifier (contact email, account name)
+   in one bulk request; the rest one by one (bounded concurrency). Before a bulk upsert by email or
+   name, one `is_in` search finds records that existed before the migration: their before-image is kept
+   with the intent and in the audit log, because the upsert silently updates them;
+4. commit the id map and the audit rows for the batch (clearing the intents), after the API answered.
 """
 
 from __future__ import annotations
@@ -17,8 +21,8 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections import Counter
-from collections.abc import Iterator
+from collections import Counter, defaultdict
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,15 +31,34 @@ from typing import Any
 import pyarrow.parquet as pq
 
 from clinic_pipeline.freshsales.client import FreshsalesClient
-from clinic_pipeline.freshsales.errors import FreshsalesError, OutcomeUnknownError
-from clinic_pipeline.load.payloads import Prepared, prepare
-from clinic_pipeline.load.state import AuditEntry, IdMapRow, StateStore
-from clinic_pipeline.staging.objects import BY_NAME, StagedObject
+from clinic_pipeline.freshsales.errors import (
+    FreshsalesError,
+    JobTimeoutError,
+    NotFoundError,
+    OutcomeUnknownError,
+    PermissionDeniedError,
+)
+from clinic_pipeline.freshsales.models import JobStatus
+from clinic_pipeline.load.owners import OwnerMap
+from clinic_pipeline.load.payloads import OWNER_COLUMN, Prepared, marker, prepare
+from clinic_pipeline.load.state import AuditEntry, IdMapRow, Intent, StateStore
+from clinic_pipeline.staging.objects import BY_NAME, DESCRIPTION_MARKER, StagedObject
 
 log = logging.getLogger(__name__)
-BATCH_SIZE = 100  # one filtered search (is_in, a page) reconciles a whole batch
+BATCH_SIZE = 100  # staged rows committed together
+# Objects with bulk upsert read more rows at once so that the records going by bulk (often fewer than
+# all, e.g. only contacts with an email) still fill requests of 100.
+BULK_BATCH_SIZE = 500
+MAX_BULK_ITEMS = 100  # one bulk_upsert request, one `is_in` search
 # The API refused the record itself: retrying cannot help, the record goes to the rejected file.
 REJECTION_STATUSES = frozenset({400, 404, 409, 422})
+# Outcomes that put a record's id in the id map.
+MAPPED_OUTCOMES = frozenset({"created", "updated", "adopted", "found_existing"})
+REPORTED_OUTCOMES = frozenset({"rejected", "held_back", "unknown", "failed"})
+# What a pre-existing record may be matched on by bulk upsert, per entity: (search attribute, identifier).
+BULK_IDENTIFIERS = {"contacts": ("email", "emails"), "sales_accounts": ("name", "name")}
+KEY_NAMESPACE_SEPARATOR = ":"  # every source key is `<table>:<key>` (staging/objects.py)
+DUPLICATE_IDENTIFIER = "another staged record of this batch has the same email or name"
 
 
 class LoadFailedError(RuntimeError):
@@ -48,10 +71,31 @@ class LoadResult:
     staged: int = 0
     outcomes: Counter[str] = field(default_factory=Counter)
     rejected_path: Path | None = None
+    owner_unresolved: int = 0  # sent without an owner: no active user and no fallback
+    requests: int = 0  # API requests this load made (retries and job polls included)
 
     @property
     def loaded(self) -> int:
-        return sum(self.outcomes[k] for k in ("created", "updated", "unchanged", "adopted"))
+        return sum(self.outcomes[k] for k in ("created", "updated", "unchanged", "adopted", "found_existing"))
+
+    @property
+    def written(self) -> int:
+        return sum(self.outcomes[k] for k in ("created", "updated", "adopted", "rejected"))
+
+    @property
+    def records_per_request(self) -> float:
+        return round(self.written / self.requests, 3) if self.requests else 0.0
+
+    def summary(self) -> dict[str, int | float]:
+        """Counts for run metadata: no values, no keys."""
+        counts: dict[str, int | float] = {"staged": self.staged, "loaded": self.loaded}
+        for outcome in ("created", "updated", "adopted", "found_existing", "unchanged", "rejected", "held_back"):
+            counts[outcome] = self.outcomes[outcome]
+        counts["unknown"] = self.outcomes["unknown"] + self.outcomes["failed"]
+        counts["owner_unresolved"] = self.owner_unresolved
+        counts["requests"] = self.requests
+        counts["records_per_request"] = self.records_per_request
+        return counts
 
 
 @dataclass(frozen=True)
@@ -65,9 +109,29 @@ class _Sent:
     before_image: dict[str, Any] | None = None
 
 
-def _batches(path: Path) -> Iterator[list[dict[str, Any]]]:
-    for batch in pq.ParquetFile(path).iter_batches(batch_size=BATCH_SIZE):
+@dataclass(frozen=True)
+class _BulkItem:
+    prepared: Prepared
+    identifier: dict[str, Any]
+    is_new: bool
+    before_image: dict[str, Any] | None = None
+
+
+def _batches(path: Path, size: int) -> Iterator[list[dict[str, Any]]]:
+    for batch in pq.ParquetFile(path).iter_batches(batch_size=size):
         yield batch.to_pylist()
+
+
+def _identifier_values(obj: StagedObject, record: dict[str, Any]) -> list[str]:
+    if obj.entity == "contacts":
+        values = [e.get("value") if isinstance(e, dict) else e for e in record.get("emails") or []]
+        return [v for v in [*values, record.get("email")] if isinstance(v, str)]
+    name = record.get("name")
+    return [name] if isinstance(name, str) else []
+
+
+def _reason(exc: FreshsalesError) -> str:
+    return "; ".join(exc.messages) or type(exc).__name__
 
 
 class Loader:
@@ -79,27 +143,37 @@ class Loader:
         run_id: str,
         partition: str | None = None,
         max_concurrency: int = 4,
+        owners: OwnerMap | None = None,
+        fallback_owner_email: str | None = None,
     ) -> None:
         self._client = client
         self._state = state
         self._run_id = run_id
         self._partition = partition
         self._pool_size = max_concurrency
+        self._owners = owners
+        self._fallback_owner_email = fallback_owner_email
 
     def load(self, obj: StagedObject, staged_path: Path, rejected_dir: Path) -> LoadResult:
+        requests_before = self._client.stats["requests"]
         result = LoadResult(obj.name)
         # Keyed by target: staged rows name their parents as `_lookup_<target>`.
         parent_maps = {BY_NAME[p].target: self._state.id_map(p) for p in obj.parents}
         known = self._state.id_map(obj.name)
+        owners = self._owner_map(staged_path)
+        self._reconcile(obj, known)
+        census: dict[str, bool] = {}  # asked once, when the first new record comes up
         rejected: list[dict[str, Any]] = []
         with ThreadPoolExecutor(max_workers=self._pool_size) as pool:
-            for rows in _batches(staged_path):
+            for rows in _batches(staged_path, BULK_BATCH_SIZE if obj.bulk else BATCH_SIZE):
                 result.staged += len(rows)
-                sent = self._load_batch(obj, [prepare(obj, r, parent_maps) for r in rows], known, pool)
+                prepared = [prepare(obj, r, parent_maps, owners) for r in rows]
+                result.owner_unresolved += sum(p.owner_unresolved for p in prepared)
+                sent = self._load_batch(obj, prepared, known, pool, census=census)
                 self._commit(obj, sent, known)
                 for s in sent:
                     result.outcomes[s.outcome] += 1
-                    if s.outcome in ("rejected", "held_back", "unknown", "failed"):
+                    if s.outcome in REPORTED_OUTCOMES:
                         rejected.append(
                             {
                                 "source_key": s.prepared.source_key,
@@ -109,7 +183,9 @@ class Loader:
                                 "reason": s.reason,
                             }
                         )
+        result.requests = self._client.stats["requests"] - requests_before
         result.rejected_path = _write_rejected(rejected_dir / f"{obj.name}.jsonl", rejected)
+        log.info("%s: %s", obj.name, result.summary())
         unfinished = result.outcomes["failed"] + result.outcomes["unknown"]
         if unfinished:
             raise LoadFailedError(
@@ -118,67 +194,243 @@ class Loader:
             )
         return result
 
+    # ---- owners ------------------------------------------------------------------------------
+
+    def _owner_map(self, staged_path: Path) -> OwnerMap | None:
+        """Fetched once per loader, and only for staged files that name owners."""
+        if self._owners is None and OWNER_COLUMN in pq.read_schema(staged_path).names:
+            try:
+                self._owners = OwnerMap.from_client(self._client, self._fallback_owner_email)
+            except PermissionDeniedError:
+                # A non-admin key cannot list users: every owner counts as unresolved, loudly.
+                log.warning("the API key cannot list users: record owners cannot be resolved")
+                self._owners = OwnerMap.from_owners([], None)
+        return self._owners
+
+    # ---- reconciliation of what a previous run left open -------------------------------------
+
+    def _reconcile(self, obj: StagedObject, known: dict[str, IdMapRow]) -> None:
+        pending = self._state.pending_intents(obj.name)
+        if not pending:
+            return
+        found = self._find(obj, list(pending.values()))
+        sent: list[_Sent] = []
+        for key, intent in pending.items():
+            record = found.get(key)
+            prepared = Prepared(key, None, None, intent.payload_hash, parent_id=intent.parent_id)
+            if record is None:
+                sent.append(_Sent(prepared, "reconcile", "not_found"))
+            elif intent.before_image is not None:
+                # A record that existed before the migration, taken over by the lost bulk upsert.
+                sent.append(
+                    _Sent(prepared, "reconcile", "adopted", int(record["id"]), before_image=intent.before_image)
+                )
+            else:
+                sent.append(_Sent(prepared, "reconcile", "found_existing", int(record["id"])))
+        log.info("%s: reconciled %d open intents, %d found", obj.name, len(pending), len(found))
+        self._commit(obj, sent, known)
+
+    def _find(self, obj: StagedObject, intents: Sequence[Intent]) -> dict[str, dict[str, Any]]:
+        if obj.key_field != DESCRIPTION_MARKER:
+            return self._client.find_by_keys(obj.entity, obj.key_field, [i.source_key for i in intents])
+        return self._find_by_marker(obj, intents)
+
+    def _find_by_marker(self, obj: StagedObject, intents: Sequence[Intent]) -> dict[str, dict[str, Any]]:
+        """Records without a searchable key: the parent contact's side-loaded records, matched by marker."""
+        by_parent: dict[int, list[str]] = defaultdict(list)
+        for intent in intents:
+            if intent.parent_id is not None:
+                by_parent[intent.parent_id].append(intent.source_key)
+        found: dict[str, dict[str, Any]] = {}
+        for parent_id, keys in by_parent.items():
+            try:
+                contact = self._client.get("contacts", parent_id, include=obj.entity)
+            except NotFoundError:
+                continue
+            wanted = {marker(k): k for k in keys}
+            children = sorted(contact.get(obj.entity) or [], key=lambda r: int(r["id"]))
+            for child in children:
+                description = child.get("description") or ""
+                key = wanted.get(description.rstrip().rpartition("\n")[2])
+                if key is not None and key not in found:
+                    found[key] = child
+        return found
+
+    def _unknown_keyed_records(self, obj: StagedObject, known: dict[str, IdMapRow]) -> bool:
+        """Does Freshsales hold records with a source key this state does not know (an earlier migration
+        whose state is lost, a pre-existing import)? One count per object and run; only then are new
+        records looked up by key before being sent, to be adopted rather than duplicated."""
+        if obj.key_field == DESCRIPTION_MARKER:
+            return False  # markers cannot be searched; intents alone cover these
+        rule = [{"attribute": obj.key_field, "operator": "contains", "value": KEY_NAMESPACE_SEPARATOR}]
+        keyed = self._client.filtered_count(obj.entity, rule)
+        ours = len({m.freshsales_id for m in known.values()})
+        if keyed != ours:
+            log.info(
+                "%s: Freshsales holds %d keyed records, the state maps %d: new keys are looked up",
+                obj.name,
+                keyed,
+                ours,
+            )
+        return keyed != ours
+
+    def _adoptable(self, obj: StagedObject, news: list[Prepared]) -> dict[str, tuple[int, dict[str, Any]]]:
+        """New records whose key Freshsales already holds: their id and before-image."""
+        found = self._client.find_by_keys(obj.entity, obj.key_field, [p.source_key for p in news])
+        return {key: (int(r["id"]), self._client.get(obj.entity, int(r["id"]))) for key, r in found.items()}
+
+    # ---- one batch ---------------------------------------------------------------------------
+
     def _load_batch(
-        self, obj: StagedObject, batch: list[Prepared], known: dict[str, IdMapRow], pool: ThreadPoolExecutor
+        self,
+        obj: StagedObject,
+        batch: list[Prepared],
+        known: dict[str, IdMapRow],
+        pool: ThreadPoolExecutor,
+        *,
+        census: dict[str, bool],
     ) -> list[_Sent]:
         sent: list[_Sent] = []
-        todo: list[Prepared] = []
+        updates: list[Prepared] = []
+        news: list[Prepared] = []
         for p in batch:
+            mapped = known.get(p.source_key)
             if p.payload is None:
                 sent.append(_Sent(p, "hold", "held_back", reason=p.held_back_reason))
-            elif p.source_key in known and known[p.source_key].payload_hash == p.payload_hash:
-                sent.append(_Sent(p, "skip", "unchanged", known[p.source_key].freshsales_id))
+            elif mapped is not None and mapped.payload_hash == p.payload_hash:
+                sent.append(_Sent(p, "skip", "unchanged", mapped.freshsales_id))
+            elif mapped is not None:
+                updates.append(p)
             else:
-                todo.append(p)
-        unknown = [p.source_key for p in todo if p.source_key not in known]
-        found = self._find(obj, unknown) if unknown else {}
-        sent.extend(pool.map(lambda p: self._send(obj, p, known.get(p.source_key), found.get(p.source_key)), todo))
+                news.append(p)
+        if news and obj.name not in census:
+            census[obj.name] = self._unknown_keyed_records(obj, known)
+        adopted = self._adoptable(obj, news) if news and census[obj.name] else {}
+        adopt = [p for p in news if p.source_key in adopted]
+        news = [p for p in news if p.source_key not in adopted]
+        bulk: list[_BulkItem] = []
+        before: dict[str, dict[str, Any]] = {key: image for key, (_, image) in adopted.items()}
+        singles = news
+        if obj.bulk:
+            by_identifier, duplicates = _unique_identifiers(
+                [p for p in news if p.identifier is not None and obj.entity in BULK_IDENTIFIERS]
+            )
+            sent += [_Sent(p, "create", "rejected", reason=DUPLICATE_IDENTIFIER) for p in duplicates]
+            dropped = {p.source_key for p in duplicates}
+            chosen = {p.source_key for p in by_identifier}
+            news = [p for p in news if p.source_key not in dropped]
+            singles = [p for p in news if p.source_key not in chosen]
+            if by_identifier:
+                before.update(self._pre_existing(obj, by_identifier))
+            bulk = [
+                *(_BulkItem(p, {"id": known[p.source_key].freshsales_id}, False) for p in updates),
+                *(_BulkItem(p, {"id": adopted[p.source_key][0]}, True, before[p.source_key]) for p in adopt),
+                *(_BulkItem(p, p.identifier or {}, True, before.get(p.source_key)) for p in by_identifier),
+            ]
+        self._state.begin_intents(
+            obj=obj.name,
+            run_id=self._run_id,
+            intents=[Intent(p.source_key, p.payload_hash, p.parent_id, before.get(p.source_key)) for p in news + adopt],
+        )
+        if obj.bulk:
+            updates, adopt = [], []  # they travel in the bulk requests
+        bulk_future = pool.submit(self._bulk, obj, bulk) if bulk else None
+        sent.extend(pool.map(lambda p: self._update(obj, p, known[p.source_key]), updates))
+        sent.extend(pool.map(lambda p: self._adopt(obj, p, *adopted[p.source_key]), adopt))
+        sent.extend(pool.map(lambda p: self._create(obj, p), singles))
+        if bulk_future is not None:
+            sent.extend(bulk_future.result())
         return sent
 
-    def _find(self, obj: StagedObject, keys: list[str]) -> dict[str, dict[str, Any]]:
-        return self._client.find_by_keys(obj.entity, obj.key_field, keys)
+    def _pre_existing(self, obj: StagedObject, news: list[Prepared]) -> dict[str, dict[str, Any]]:
+        """Before-images of records a bulk upsert by email/name would silently take over: one search per
+        100 records, plus one read per record that was there before the migration."""
+        attribute, identifier = BULK_IDENTIFIERS[obj.entity]
+        holders: dict[str, dict[str, Any]] = {}
+        for start in range(0, len(news), MAX_BULK_ITEMS):
+            values = [str(p.identifier[identifier]) for p in news[start : start + MAX_BULK_ITEMS] if p.identifier]
+            rule = [{"attribute": attribute, "operator": "is_in", "value": values}]
+            for record in self._client.filtered_search(obj.entity, rule):
+                for value in _identifier_values(obj, record):
+                    holders.setdefault(value.strip().casefold(), record)
+        out: dict[str, dict[str, Any]] = {}
+        for p in news:
+            holder = holders.get(str((p.identifier or {})[identifier]).strip().casefold())
+            # Records a crashed run sent were reconciled through their intents before this batch: a holder
+            # found here is not ours, even if it carries the same source key.
+            if holder is not None:
+                out[p.source_key] = self._client.get(obj.entity, int(holder["id"]))
+        if out:
+            log.info("%s: %d records existed before the migration and will be adopted", obj.name, len(out))
+        return out
 
-    def _send(self, obj: StagedObject, p: Prepared, mapped: IdMapRow | None, existing: dict[str, Any] | None) -> _Sent:
+    def _bulk(self, obj: StagedObject, items: list[_BulkItem]) -> list[_Sent]:
+        # One request at a time: a request refused as a whole is then isolated without resending others.
+        return [
+            sent
+            for start in range(0, len(items), MAX_BULK_ITEMS)
+            for sent in self._bulk_request(obj, items[start : start + MAX_BULK_ITEMS])
+        ]
+
+    def _bulk_request(self, obj: StagedObject, items: list[_BulkItem]) -> list[_Sent]:
+        body = [{"unique_identifier": i.identifier, "data": i.prepared.payload} for i in items]
+        try:
+            job = self._client.bulk_upsert(obj.entity, body)
+        except JobTimeoutError:
+            return [_Sent(i.prepared, _op(i), "unknown", reason="bulk job did not finish") for i in items]
+        except FreshsalesError as exc:
+            if exc.status == 400 and len(items) > 1:
+                # The whole request was refused: halve it until the offending item stands alone.
+                middle = len(items) // 2
+                return self._bulk_request(obj, items[:middle]) + self._bulk_request(obj, items[middle:])
+            outcome = "rejected" if exc.status in REJECTION_STATUSES else "failed"
+            return [_Sent(i.prepared, _op(i), outcome, None, exc.status, _reason(exc)) for i in items]
+        results = _results_by_index(job, len(items))
+        return [_job_outcome(item, result) for item, result in zip(items, results, strict=True)]
+
+    def _update(self, obj: StagedObject, p: Prepared, mapped: IdMapRow) -> _Sent:
         assert p.payload is not None
         try:
-            if mapped is not None:
-                self._client.update(obj.entity, mapped.freshsales_id, p.payload)
-                return _Sent(p, "update", "updated", mapped.freshsales_id, 200)
-            if existing is not None:
-                # Found by its source key but not in our id map: a record an earlier run created
-                # before it could commit, or one that was there before the migration. Keep what it
-                # was so a rollback can restore it, then bring it up to date.
-                existing_id = int(existing["id"])
-                before = self._client.get(obj.entity, existing_id)
-                self._client.update(obj.entity, existing_id, p.payload)
-                return _Sent(p, "update", "adopted", existing_id, 200, before_image=before)
-            return self._create(obj, p)
+            self._client.update(obj.entity, mapped.freshsales_id, p.payload)
         except FreshsalesError as exc:
-            op = "create" if mapped is None else "update"
-            if exc.status in REJECTION_STATUSES:
-                return _Sent(p, op, "rejected", None, exc.status, "; ".join(exc.messages))
-            return _Sent(p, op, "failed", None, exc.status, type(exc).__name__)
+            outcome = "rejected" if exc.status in REJECTION_STATUSES else "failed"
+            return _Sent(p, "update", outcome, mapped.freshsales_id, exc.status, _reason(exc))
+        return _Sent(p, "update", "updated", mapped.freshsales_id, 200)
+
+    def _adopt(self, obj: StagedObject, p: Prepared, record_id: int, before: dict[str, Any]) -> _Sent:
+        assert p.payload is not None
+        try:
+            self._client.update(obj.entity, record_id, p.payload)
+        except FreshsalesError as exc:
+            outcome = "rejected" if exc.status in REJECTION_STATUSES else "failed"
+            return _Sent(p, "update", outcome, record_id, exc.status, _reason(exc))
+        return _Sent(p, "update", "adopted", record_id, 200, before_image=before)
 
     def _create(self, obj: StagedObject, p: Prepared) -> _Sent:
         assert p.payload is not None
         try:
-            record = self._client.create(obj.entity, p.payload)
-            return _Sent(p, "create", "created", int(record["id"]), 201)
-        except OutcomeUnknownError:
-            found = self._find(obj, [p.source_key]).get(p.source_key)
-            if found is not None:
-                return _Sent(p, "create", "created", int(found["id"]), None)
             try:
                 record = self._client.create(obj.entity, p.payload)
+                return _Sent(p, "create", "created", int(record["id"]), 201)
             except OutcomeUnknownError:
-                return _Sent(p, "create", "unknown", reason="outcome unknown twice; the next run reconciles it")
-            return _Sent(p, "create", "created", int(record["id"]), 201)
+                intent = Intent(p.source_key, p.payload_hash, p.parent_id)
+                found = self._find(obj, [intent]).get(p.source_key)
+                if found is not None:
+                    return _Sent(p, "create", "created", int(found["id"]), None)
+                try:
+                    record = self._client.create(obj.entity, p.payload)
+                except OutcomeUnknownError:
+                    return _Sent(p, "create", "unknown", reason="outcome unknown twice; the next run reconciles it")
+                return _Sent(p, "create", "created", int(record["id"]), 201)
+        except FreshsalesError as exc:
+            outcome = "rejected" if exc.status in REJECTION_STATUSES else "failed"
+            return _Sent(p, "create", outcome, None, exc.status, _reason(exc))
 
     def _commit(self, obj: StagedObject, sent: list[_Sent], known: dict[str, IdMapRow]) -> None:
         mapped = [
             IdMapRow(s.prepared.source_key, s.freshsales_id, s.prepared.payload_hash)
             for s in sent
-            if s.freshsales_id is not None and s.outcome in ("created", "updated", "adopted")
+            if s.freshsales_id is not None and s.outcome in MAPPED_OUTCOMES
         ]
         audit = [
             AuditEntry(
@@ -195,6 +447,51 @@ class Loader:
             obj=obj.name, run_id=self._run_id, partition=self._partition, mapped=mapped, audit=audit
         )
         known.update({m.source_key: m for m in mapped})
+
+
+def _unique_identifiers(news: list[Prepared]) -> tuple[list[Prepared], list[Prepared]]:
+    """(first record of each email/name, the others): a bulk upsert would merge them into one record."""
+    seen: set[str] = set()
+    first: list[Prepared] = []
+    others: list[Prepared] = []
+    for p in news:
+        value = str(next(iter((p.identifier or {}).values()), "")).strip().casefold()
+        (others if value in seen else first).append(p)
+        seen.add(value)
+    return first, others
+
+
+def _op(item: _BulkItem) -> str:
+    return "create" if item.is_new else "update"
+
+
+def _results_by_index(job: JobStatus, count: int) -> list[dict[str, Any] | None]:
+    out: list[dict[str, Any] | None] = [None] * count
+    for result in job.results:
+        index = result.get("index")
+        if isinstance(index, int) and 0 <= index < count:
+            out[index] = result
+    return out
+
+
+def _job_outcome(item: _BulkItem, result: dict[str, Any] | None) -> _Sent:
+    p = item.prepared
+    if result is None:
+        return _Sent(p, _op(item), "unknown", reason="bulk job reported no result for the record")
+    status = result.get("status") if isinstance(result.get("status"), int) else None
+    action = result.get("action")
+    record_id = result.get("id")
+    if action in ("created", "updated") and record_id is not None:
+        if not item.is_new:
+            return _Sent(p, "update", "updated", int(record_id), status)
+        if action == "created":
+            return _Sent(p, "create", "created", int(record_id), status)
+        # A new record that bulk upsert matched by email/name: it was already there.
+        return _Sent(p, "update", "adopted", int(record_id), status, before_image=item.before_image)
+    errors = result.get("errors") or {}
+    messages = errors.get("message") if isinstance(errors, dict) else None
+    reason = "; ".join(str(m) for m in messages) if isinstance(messages, list) else str(messages or "failed")
+    return _Sent(p, _op(item), "rejected", None, status, reason)
 
 
 def _write_rejected(path: Path, rows: list[dict[str, Any]]) -> Path:

@@ -1,4 +1,10 @@
-"""The migration state store: `id_map` and `audit_log` in DuckDB (design.md's State contract).
+"""The migration state store: `id_map`, `audit_log` and `load_intent` in DuckDB (design.md's State contract).
+
+`load_intent` is the write-ahead log of the loader: a row is committed before a record is sent and
+removed in the same transaction that commits the API's answer. A row left behind means the answer
+never reached the state (the process died, or the outcome was unknown): only those keys need looking
+up in Freshsales on the next run. A before-image of a record the send may overwrite (a bulk upsert by
+email or name adopting a pre-existing record) travels with the intent so a crash cannot lose it.
 
 The file is created with mode 0600 because before-images in the audit log hold PHI. Connections are
 short-lived: Dagster runs steps in separate processes and DuckDB allows one writer process at a time.
@@ -41,13 +47,27 @@ CREATE TABLE IF NOT EXISTS audit_log (
     outcome        VARCHAR NOT NULL,
     before_image   JSON
 );
+CREATE TABLE IF NOT EXISTS load_intent (
+    object         VARCHAR NOT NULL,
+    source_key     VARCHAR NOT NULL,
+    run_id         VARCHAR NOT NULL,
+    payload_hash   VARCHAR NOT NULL,
+    parent_id      BIGINT,
+    before_image   JSON,
+    created_at     TIMESTAMPTZ NOT NULL,
+    PRIMARY KEY (object, source_key)
+);
 """
+# Outcomes that leave the intent in place: the record may or may not exist in Freshsales.
+UNSETTLED_OUTCOMES = frozenset({"unknown", "failed"})
 
 
 @dataclass(frozen=True)
 class AuditEntry:
-    op: str  # create | update | skip | reject | hold | reconcile | delete | restore
-    outcome: str  # ok | rejected | held_back | unchanged | found_existing | error:<kind>
+    op: str  # create | update | skip | hold | reconcile | delete | restore
+    # created | updated | adopted (before_image: it existed before the migration) | unchanged | rejected
+    # | held_back | unknown | failed | found_existing / not_found (reconcile) | deleted | restored
+    outcome: str
     source_key: str | None
     freshsales_id: int | None = None
     http_status: int | None = None
@@ -59,6 +79,14 @@ class IdMapRow:
     source_key: str
     freshsales_id: int
     payload_hash: str
+
+
+@dataclass(frozen=True)
+class Intent:
+    source_key: str
+    payload_hash: str
+    parent_id: int | None = None  # the contact a record without a searchable key hangs on
+    before_image: dict[str, Any] | None = None
 
 
 class StateStore:
@@ -86,10 +114,16 @@ class StateStore:
         mapped: Sequence[IdMapRow],
         audit: Sequence[AuditEntry],
     ) -> None:
-        """Commit one batch's outcome atomically, after the API confirmed it."""
+        """Commit one batch's outcome atomically, after the API confirmed it; settled keys lose their intent."""
         now = datetime.now(UTC)
+        settled = sorted({a.source_key for a in audit if a.source_key and a.outcome not in UNSETTLED_OUTCOMES})
         self._con.execute("BEGIN TRANSACTION")
         try:
+            if settled:
+                self._con.execute(
+                    "DELETE FROM load_intent WHERE object = ? AND list_contains(?::VARCHAR[], source_key)",
+                    [obj, settled],
+                )
             if mapped:
                 self._con.executemany(
                     "INSERT OR REPLACE INTO id_map VALUES (?, ?, ?, ?, ?, ?)",
@@ -119,6 +153,57 @@ class StateStore:
         except BaseException:
             self._con.execute("ROLLBACK")
             raise
+
+    def begin_intents(self, *, obj: str, run_id: str, intents: Sequence[Intent]) -> None:
+        """Commit, before sending, that these records are about to be sent (one transaction)."""
+        if not intents:
+            return
+        now = datetime.now(UTC)
+        self._con.execute("BEGIN TRANSACTION")
+        try:
+            self._con.executemany(
+                "INSERT OR REPLACE INTO load_intent VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (
+                        obj,
+                        i.source_key,
+                        run_id,
+                        i.payload_hash,
+                        i.parent_id,
+                        json.dumps(i.before_image) if i.before_image is not None else None,
+                        now,
+                    )
+                    for i in intents
+                ],
+            )
+            self._con.execute("COMMIT")
+        except BaseException:
+            self._con.execute("ROLLBACK")
+            raise
+
+    def pending_intents(self, obj: str) -> dict[str, Intent]:
+        """Records sent by a run that never learnt (or could not tell) what became of them."""
+        rows = self._con.execute(
+            "SELECT source_key, payload_hash, parent_id, before_image FROM load_intent WHERE object = ?", [obj]
+        ).fetchall()
+        return {
+            r[0]: Intent(r[0], r[1], None if r[2] is None else int(r[2]), json.loads(r[3]) if r[3] else None)
+            for r in rows
+        }
+
+    def audit_entries(self, obj: str | None = None) -> list[dict[str, Any]]:
+        """Audit rows in commit order (before-images parsed): PHI, for rollback and tests, not for logs."""
+        where, params = ("WHERE object = ?", [obj]) if obj else ("", [])
+        cursor = self._con.execute(
+            "SELECT seq, ts, run_id, partition, object, op, source_key, freshsales_id, http_status, outcome,"
+            f" before_image FROM audit_log {where} ORDER BY seq",
+            params,
+        )
+        names = [d[0] for d in cursor.description]
+        rows = [dict(zip(names, r, strict=True)) for r in cursor.fetchall()]
+        for row in rows:
+            row["before_image"] = json.loads(row["before_image"]) if row["before_image"] else None
+        return rows
 
     def audit_counts(self, run_id: str | None = None) -> dict[tuple[str, str, str], int]:
         """(object, op, outcome) → count, for operator reports: counts only, never values."""

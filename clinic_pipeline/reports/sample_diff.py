@@ -151,6 +151,15 @@ def _linked_ids(record: dict[str, Any]) -> set[int]:
     return ids
 
 
+def _owner_ids(record: dict[str, Any]) -> set[int]:
+    """The owner, or for appointments (which have none) the users attending."""
+    ids = {int(record["owner_id"])} if record.get("owner_id") else set()
+    for attendee in record.get("appointment_attendees") or []:
+        if isinstance(attendee, dict) and attendee.get("attendee_type") == "FdMultitenant::User":
+            ids.add(int(attendee["attendee_id"]))
+    return ids
+
+
 def _actual(record: dict[str, Any], field: str) -> Any:
     if field.startswith("cf_"):
         return (record.get("custom_field") or {}).get(field)
@@ -174,7 +183,13 @@ def _text(value: Any) -> str:
 
 
 def _compare_line(
-    ctx: _Context, obj: StagedObject, line: FieldMapping, raw: dict[str, Any], record: dict[str, Any], table: str
+    ctx: _Context,
+    obj: StagedObject,
+    line: FieldMapping,
+    raw: dict[str, Any],
+    record: dict[str, Any],
+    table: str,
+    labelled: bool,
 ) -> tuple[Verdict, Any, Any] | None:
     """(verdict, source value shown, Freshsales value shown), or None when the line is not comparable."""
     name, _, arg = (line.transform or "").partition(":")
@@ -195,8 +210,9 @@ def _compare_line(
         email = _text(ctx.reference_value(line.references, str(value).strip(), line.via)).strip().lower()
         if email not in ctx.users.values():
             return None  # no Freshsales user: the owner map lists it, the diff has nothing to compare
-        got = ctx.users.get(int(record["owner_id"])) if record.get("owner_id") else None
-        return ("matched" if got == email else "missing" if got is None else "differs"), email, got
+        owners = {ctx.users.get(i) for i in _owner_ids(record)} - {None}
+        verdict: Verdict = "matched" if email in owners else "missing" if not owners else "differs"
+        return verdict, email, ",".join(sorted(str(o) for o in owners))
     if name == "from_reference" or not line.target:
         return None
     kind = cmp.kind_of(line.type, line.transform)
@@ -219,8 +235,13 @@ def _compare_line(
         fmt = arg
     else:
         fmt = ctx.formats.get((table, line.source))
-    if line.target == "description" and isinstance(actual, str) and "\n" in actual and not cmp.blank(value):
-        ok = f"{line.source}: {str(value).strip()}" in actual
+    if line.target == "description" and labelled:
+        # Several columns share the description, one `column: value` line each (staging's rule).
+        lines = (actual or "").splitlines()
+        if cmp.blank(value):
+            ok = not any(x.startswith(f"{line.source}: ") for x in lines)
+        else:
+            ok = f"{line.source}: {str(value).strip()}" in lines
         return ("matched" if ok else "differs"), value, actual
     if obj.target == "sales_account" and line.target == "name" and isinstance(actual, str) and not cmp.blank(value):
         # Same-named accounts get their city appended (staging.uniqueness): still the source's name.
@@ -232,7 +253,10 @@ def _compare_line(
 
 
 def _compare_object(ctx: _Context, obj: StagedObject, path: Path, tallies: dict, rows: list[_Row]) -> tuple[int, int]:
-    sampled = pq.read_table(path, columns=["_source_key", "_source_table", "_source_row"]).to_pylist()
+    columns = ["_source_key", "_source_table", "_source_row"]
+    if "_lookup_contact" in pq.read_schema(path).names:
+        columns.append("_lookup_contact")
+    sampled = pq.read_table(path, columns=columns).to_pylist()
     records = missing_records = 0
     by_table: dict[str, list[dict[str, Any]]] = {}
     for row in sampled:
@@ -244,7 +268,7 @@ def _compare_object(ctx: _Context, obj: StagedObject, path: Path, tallies: dict,
             key = str(row["_source_key"])
             records += 1
             mapped = ctx.id_maps[obj.name].get(key)
-            record = _fetch(ctx.client, obj, mapped.freshsales_id) if mapped else None
+            record = _fetch(ctx, obj, mapped.freshsales_id, row.get("_lookup_contact")) if mapped else None
             if record is None:
                 missing_records += 1
                 rows.append(
@@ -263,10 +287,11 @@ def _compare_object(ctx: _Context, obj: StagedObject, path: Path, tallies: dict,
             if mapping is None or not key.startswith(f"{table}:"):
                 continue  # a derived parent: its existence is what there is to check
             raw = raws.get(int(row["_source_row"]), {})
+            labelled = sum(line.target == "description" for line in mapping.mapped_fields()) > 1
             for line in mapping.mapped_fields():
                 if line.target in KEY_TARGETS:
                     continue
-                compared = _compare_line(ctx, obj, line, raw, record, table)
+                compared = _compare_line(ctx, obj, line, raw, record, table, labelled)
                 if compared is None:
                     continue
                 verdict, shown_source, shown_actual = compared
@@ -289,11 +314,18 @@ def _compare_object(ctx: _Context, obj: StagedObject, path: Path, tallies: dict,
     return records, missing_records
 
 
-def _fetch(client: FreshsalesClient, obj: StagedObject, freshsales_id: int) -> dict[str, Any] | None:
+def _fetch(ctx: _Context, obj: StagedObject, freshsales_id: int, contact_key: str | None) -> dict[str, Any] | None:
     try:
-        return client.get(obj.entity, freshsales_id, include=INCLUDES.get(obj.entity))
+        if obj.entity != "notes":
+            return ctx.client.get(obj.entity, freshsales_id, include=INCLUDES.get(obj.entity))
+        # Notes cannot be read by id: they come side-loaded with their contact.
+        parent = ctx.id_maps["contacts"].get(ctx.aliases.get(contact_key or "", contact_key or ""))
+        if parent is None:
+            return None
+        notes = ctx.client.get("contacts", parent.freshsales_id, include="notes").get("notes") or []
     except NotFoundError:
         return None
+    return next((n for n in notes if int(n.get("id", 0)) == freshsales_id), None)
 
 
 def _private_write(path: Path, text: str) -> None:

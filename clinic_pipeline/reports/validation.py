@@ -205,6 +205,14 @@ def _sample(con: duckdb.DuckDBPyConnection, size: int, *, loaded_only: bool) -> 
 # ---- Freshsales side --------------------------------------------------------------------------
 
 
+def _has_owner(record: dict[str, Any]) -> bool:
+    """An owner, or for appointments (which have none in Freshsales) a user among the attendees."""
+    attendees = record.get("appointment_attendees") or []
+    return _present(record.get("owner_id")) or any(
+        isinstance(a, dict) and a.get("attendee_type") == "FdMultitenant::User" for a in attendees
+    )
+
+
 def _present(value: Any) -> bool:
     return value is not None and value != "" and value != [] and value != {}
 
@@ -452,7 +460,7 @@ def validate_object(
     result.sampled = len(compared)
     result.population = _population([] if obj.entity in PRESENCE_ONLY else fields, staged_rates, compared)
     if obj.entity not in SIDE_LOADED:
-        result.owner_rate_freshsales = _rate(sum(_present(rec.get("owner_id")) for _, rec in compared), len(compared))
+        result.owner_rate_freshsales = _rate(sum(_has_owner(rec) for _, rec in compared), len(compared))
     result.links_checked, result.links_broken = _links(obj, compared, parents, parent_maps)
     result.requests = client.stats["requests"] - before
     return result
