@@ -31,10 +31,17 @@ from clinic_pipeline.load.modules import (
     module_specs,
     verify_custom_fields,
 )
+from clinic_pipeline.load.owners import OwnerMap
 from clinic_pipeline.load.rollback import RollbackResult, rollback
 from clinic_pipeline.load.state import StateStore, open_state
 from clinic_pipeline.mapping.checklist import module_custom_fields, required_custom_fields, write_checklist
-from clinic_pipeline.mapping.owner_map import OwnerMap, build_owner_map, unresolved, write_owner_map
+from clinic_pipeline.mapping.owner_map import (
+    StaffOwnerMap,
+    build_owner_map,
+    read_owner_map,
+    unresolved,
+    write_owner_map,
+)
 from clinic_pipeline.mapping.plan import MappingPlan, confirm_plan, read_plan, require_confirmed, write_plan
 from clinic_pipeline.mapping.proposer import propose_plan
 from clinic_pipeline.mapping.sign_off import SignOff, record_sign_off, require_sign_off
@@ -116,7 +123,7 @@ def run_checklist(settings: Settings) -> tuple[Path, Path, int]:
     return md, csv_path, len(specs)
 
 
-def run_owner_map(settings: Settings) -> OwnerMap:
+def run_owner_map(settings: Settings) -> StaffOwnerMap:
     plan = confirmed_plan(settings)
     with FreshsalesClient.from_settings(settings) as client:
         users = client.owners()
@@ -353,8 +360,20 @@ def run_estimate(settings: Settings) -> DryRunEstimate:
     limits = RateLimits(
         hourly=settings.freshsales_requests_per_hour, per_minute=settings.freshsales_requests_per_minute
     )
+    # The owners the owner map resolved, so bodies hash exactly as the loader will build them.
+    staff = read_owner_map(settings.plan_dir)
+    owners = (
+        OwnerMap(
+            by_email={
+                e.email.casefold(): e.user_id for e in staff.entries if e.status == "resolved" and e.email and e.user_id
+            },
+            fallback_id=staff.fallback_owner_id,
+        )
+        if staff is not None
+        else None
+    )
     with open_state(settings.state_db_path) as state:
-        return estimate(state, staged, plan_limits=limits)
+        return estimate(state, staged, plan_limits=limits, owners=owners)
 
 
 def run_rollback(settings: Settings, run_ids: list[str] | None, *, rollback_run_id: str) -> RollbackResult:

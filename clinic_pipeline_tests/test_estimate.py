@@ -97,10 +97,13 @@ def test_estimate_predicts_the_next_load_exactly_without_a_request(
 
         assert result.objects == [
             ObjectEstimate(object="accounts", staged=3, create=1, update=1, unchanged=1, held_back=0, bulk=True),
-            ObjectEstimate(object="contacts", staged=6, create=2, update=2, unchanged=1, held_back=1, bulk=True),
+            ObjectEstimate(
+                object="contacts", staged=6, create=2, update=2, unchanged=1, held_back=1, bulk=True, single_creates=2
+            ),
         ]
-        # Bulk: one bulk_upsert (≤ 100 records) + one job poll per object.
-        assert [o.api_calls for o in result.objects] == [2, 2]
+        # Accounts: one bulk_upsert + its poll, the pre-existence search, the count of keyed records.
+        # Contacts: the updates in one bulk_upsert + poll, the count, and the two new ones without email alone.
+        assert [o.api_calls for o in result.objects] == [4, 5]
 
         # The load the estimate describes does exactly that.
         loader = Loader(client, state, run_id="run-2")
@@ -108,6 +111,7 @@ def test_estimate_predicts_the_next_load_exactly_without_a_request(
         loaded_contacts = loader.load(CONTACTS, staged["contacts"], rejected)
     for predicted, loaded in zip(result.objects, (loaded_accounts, loaded_contacts), strict=True):
         assert (loaded.outcomes["created"], loaded.outcomes["updated"]) == (predicted.create, predicted.update)
+        assert loaded.requests == predicted.api_calls, predicted.object
         assert (loaded.outcomes["unchanged"], loaded.outcomes["held_back"]) == (
             predicted.unchanged,
             predicted.held_back,
@@ -149,24 +153,25 @@ def test_call_and_time_arithmetic_for_bulk_and_single_record_objects(tmp_path: P
 
     by_object = {o.object: o for o in growth.objects}
     assert by_object["accounts"].create == 250
-    assert by_object["accounts"].api_calls == 3 * 2  # ⌈250/100⌉ bulk calls, each polled once
+    # ⌈250/100⌉ bulk calls, each polled once, a pre-existence search per 100 and one count.
+    assert by_object["accounts"].api_calls == 3 * 2 + 3 + 1
     assert (by_object["tasks"].create, by_object["tasks"].unchanged, by_object["tasks"].held_back) == (40, 10, 5)
     assert by_object["tasks"].api_calls == 40  # one request per record
-    assert growth.api_calls == 46
+    assert growth.api_calls == 50
     assert growth.binding_limit == "hourly"
-    assert growth.hours == pytest.approx(46 / 1000)
-    assert growth.minutes_by_minute_limit == pytest.approx(46 / 400)
+    assert growth.hours == pytest.approx(50 / 1000)
+    assert growth.minutes_by_minute_limit == pytest.approx(50 / 400)
 
     tight_minutes = estimate(state, staged, plan_limits=RateLimits(hourly=100_000, per_minute=10))
     assert tight_minutes.binding_limit == "per_minute"
-    assert tight_minutes.hours == pytest.approx(46 / 10 / 60)
+    assert tight_minutes.hours == pytest.approx(50 / 10 / 60)
 
     table = growth.table().splitlines()
     assert table[0].split() == ["object", "staged", "create", "update", "unchanged", "held", "back", "API", "calls"]
-    assert table[2].split() == ["accounts", "250", "250", "0", "0", "0", "6"]
+    assert table[2].split() == ["accounts", "250", "250", "0", "0", "0", "10"]
     assert table[3].split() == ["tasks", "55", "40", "0", "10", "5", "40"]
-    assert table[5].split() == ["total", "305", "290", "0", "10", "5", "46"]
-    assert "46 API calls at 1000/h, 400/min" in table[6]
+    assert table[5].split() == ["total", "305", "290", "0", "10", "5", "50"]
+    assert "50 API calls at 1000/h, 400/min" in table[6]
 
 
 def test_plan_presets_follow_the_published_budgets() -> None:

@@ -9,8 +9,10 @@ It works from the staged Parquet and the id map alone. Per object, in load order
 A parent staged but not yet mapped gets its id at load time; a placeholder id stands in for it, so
 the child's body (and hash) differs from any earlier one, as it would.
 
-API calls: bulk objects ⌈(create + update) / 100⌉ bulk requests plus one job-status poll each; other
-objects one request per record. The duration is whichever budget binds: calls / hourly limit, or
+API calls, the loader's arithmetic: bulk objects ⌈(bulk creates + updates) / 100⌉ bulk requests plus one
+job-status poll each, one pre-existence search per 100 new bulk records, one count when there are new
+records, and a single create for each new record bulk upsert cannot create (a contact without email,
+a new deal); other objects one request per record. The duration is whichever budget binds: calls / hourly limit, or
 calls / per-minute limit.
 """
 
@@ -27,6 +29,7 @@ import pyarrow.parquet as pq
 from pydantic import BaseModel, Field, computed_field
 
 from clinic_pipeline.freshsales.client import MAX_BULK_ITEMS
+from clinic_pipeline.load.owners import OwnerMap
 from clinic_pipeline.load.payloads import LOOKUP_PREFIX, prepare
 from clinic_pipeline.load.state import IdMapRow, StateStore
 from clinic_pipeline.staging.objects import BY_NAME, STAGED_OBJECTS, StagedObject
@@ -56,14 +59,20 @@ class ObjectEstimate(BaseModel):
     unchanged: int
     held_back: int
     bulk: bool
+    single_creates: int = 0  # creates the loader sends one by one (no bulk identifier: no email, a new deal)
 
     @computed_field  # type: ignore[prop-decorator]
     @property
     def api_calls(self) -> int:
-        sent = self.create + self.update
-        if self.bulk:
-            return math.ceil(sent / MAX_BULK_ITEMS) * (1 + POLLS_PER_BULK_CALL)
-        return sent
+        """The loader's arithmetic: bulk requests of 100 (each + one job poll), the pre-existence search per
+        100 new bulk records and one count per object with new records; everything else one call each."""
+        if not self.bulk:
+            return self.create + self.update
+        bulked_creates = self.create - self.single_creates
+        bulk_requests = math.ceil((bulked_creates + self.update) / MAX_BULK_ITEMS)
+        searches = math.ceil(bulked_creates / MAX_BULK_ITEMS)
+        count = 1 if self.create else 0
+        return bulk_requests * (1 + POLLS_PER_BULK_CALL) + searches + count + self.single_creates
 
 
 class DryRunEstimate(BaseModel):
@@ -142,8 +151,18 @@ def _mapped_keys(state: StateStore, obj: str) -> pa.Table:
         return cursor.sql("SELECT source_key, payload_hash FROM id_map WHERE object = ?", params=[obj]).to_arrow_table()
 
 
+def _identifier_sql(obj: StagedObject, path: Path) -> str:
+    """Whether a new record has the identifier bulk upsert creates by (accounts: name, contacts: email;
+    deals have none the API accepts for a create)."""
+    column = {"sales_accounts": "name", "contacts": "email"}.get(obj.entity)
+    if column is None or column not in pq.read_schema(path).names:
+        return "false"
+    return f's."{column}" IS NOT NULL'
+
+
 class _Estimator:
-    def __init__(self, state: StateStore) -> None:
+    def __init__(self, state: StateStore, owners: OwnerMap | None) -> None:
+        self._owners = owners
         self._state = state
         self._mem = duckdb.connect()
         self._resolvable: set[str] = set()  # objects with a `ok_<name>` key table
@@ -180,15 +199,17 @@ class _Estimator:
             f"""
             CREATE OR REPLACE TEMP TABLE rows_{obj.name} AS
             SELECT s.file_row_number AS row_index, CAST(s._source_key AS VARCHAR) AS key,
-                   coalesce({held}, false) AS held, m.payload_hash
+                   coalesce({held}, false) AS held, m.payload_hash, {_identifier_sql(obj, path)} AS has_identifier
             FROM read_parquet(?, file_row_number = true) s
             LEFT JOIN map_{obj.name} m ON m.source_key = CAST(s._source_key AS VARCHAR)
             """,
             params=[str(path)],
         )
-        ((staged, held_back, create),) = self._mem.sql(
+        ((staged, held_back, create, single),) = self._mem.sql(
             f"""SELECT count(*), count(*) FILTER (held),
-                       count(*) FILTER (NOT held AND payload_hash IS NULL) FROM rows_{obj.name}"""
+                       count(*) FILTER (NOT held AND payload_hash IS NULL),
+                       count(*) FILTER (NOT held AND payload_hash IS NULL AND NOT has_identifier)
+                FROM rows_{obj.name}"""
         ).fetchall()
         update = self._changed(obj, path)
         self._mem.sql(
@@ -205,6 +226,7 @@ class _Estimator:
             unchanged=mapped - update,
             held_back=held_back,
             bulk=obj.bulk,
+            single_creates=single if obj.bulk else 0,
         )
 
     def _changed(self, obj: StagedObject, path: Path) -> int:
@@ -223,17 +245,19 @@ class _Estimator:
         rows = (row for batch in table.to_batches(max_chunksize=10_000) for row in batch.to_pylist())
         # prepare() is per row by nature (it is the loader's body builder); only mapped rows get here.
         return sum(
-            prepare(obj, row, parents).payload_hash != mapped_hash
+            prepare(obj, row, parents, self._owners).payload_hash != mapped_hash
             for row, mapped_hash in zip(rows, selected.column("payload_hash").to_pylist(), strict=True)
         )
 
 
-def estimate(state: StateStore, staged: Mapping[str, Path], *, plan_limits: RateLimits) -> DryRunEstimate:
+def estimate(
+    state: StateStore, staged: Mapping[str, Path], *, plan_limits: RateLimits, owners: OwnerMap | None = None
+) -> DryRunEstimate:
     """The dry run: counts and API calls per staged object (`staged`: object name → Parquet file)."""
     unknown = sorted(set(staged) - set(BY_NAME))
     if unknown:
         raise ValueError(f"not staged objects: {', '.join(unknown)}")
-    estimator = _Estimator(state)
+    estimator = _Estimator(state, owners)
     try:
         objects = [estimator.object(o, staged[o.name]) for o in STAGED_OBJECTS if o.name in staged]
     finally:

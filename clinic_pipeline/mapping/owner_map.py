@@ -27,11 +27,12 @@ OwnerStatus = Literal["resolved", "inactive_user", "no_user", "no_email"]
 class OwnerEntry(BaseModel):
     source_table: str
     source_key: str
+    email: str | None  # the staff member's work email (not patient data; the files are private anyway)
     status: OwnerStatus
     user_id: int | None = None  # the fallback owner's id when the status is not `resolved` and one is set
 
 
-class OwnerMap(BaseModel):
+class StaffOwnerMap(BaseModel):
     entries: list[OwnerEntry]
     fallback_owner_id: int | None = None
 
@@ -57,7 +58,7 @@ def staff_emails(plan: MappingPlan, con: duckdb.DuckDBPyConnection) -> list[tupl
 
 def build_owner_map(
     plan: MappingPlan, con: duckdb.DuckDBPyConnection, users: list[Owner], fallback_email: str | None
-) -> OwnerMap:
+) -> StaffOwnerMap:
     by_email = {u.email.strip().lower(): u for u in users if u.email}
     fallback = by_email.get(fallback_email.strip().lower()) if fallback_email else None
     if fallback_email and (fallback is None or not fallback.is_active):
@@ -66,25 +67,37 @@ def build_owner_map(
     for table, key, email in staff_emails(plan, con):
         user = by_email.get(email) if email else None
         if user is not None and user.is_active:
-            entries.append(OwnerEntry(source_table=table, source_key=key, status="resolved", user_id=int(user.id)))
+            entries.append(
+                OwnerEntry(source_table=table, source_key=key, email=email, status="resolved", user_id=int(user.id))
+            )
             continue
         status: OwnerStatus = "no_email" if email is None else "inactive_user" if user is not None else "no_user"
         entries.append(
             OwnerEntry(
                 source_table=table,
                 source_key=key,
+                email=email,
                 status=status,
                 user_id=int(fallback.id) if fallback is not None else None,
             )
         )
-    return OwnerMap(entries=entries, fallback_owner_id=int(fallback.id) if fallback else None)
+    return StaffOwnerMap(entries=entries, fallback_owner_id=int(fallback.id) if fallback else None)
 
 
-def unresolved(owner_map: OwnerMap) -> list[OwnerEntry]:
+def read_owner_map(out_dir: Path) -> StaffOwnerMap | None:
+    path = out_dir / "owner_map.parquet"
+    if not path.exists():
+        return None
+    entries = [OwnerEntry.model_validate(r) for r in pq.read_table(path).to_pylist()]
+    fallback = {e.user_id for e in entries if e.status != "resolved"} - {None}
+    return StaffOwnerMap(entries=entries, fallback_owner_id=next(iter(fallback), None))
+
+
+def unresolved(owner_map: StaffOwnerMap) -> list[OwnerEntry]:
     return [e for e in owner_map.entries if e.user_id is None]
 
 
-def write_owner_map(owner_map: OwnerMap, out_dir: Path) -> tuple[Path, Path]:
+def write_owner_map(owner_map: StaffOwnerMap, out_dir: Path) -> tuple[Path, Path]:
     """`owner_map.parquet` (source key → user id, status) and a readable `owner_map.md` listing every
     unresolved staff member with the reason. Keys and ids only; private like everything under data/."""
     out_dir.mkdir(parents=True, exist_ok=True)

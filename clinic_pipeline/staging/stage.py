@@ -15,7 +15,8 @@ patients, shared family emails) before they are written.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -336,6 +337,33 @@ def stage_object(
 ) -> StageResult:
     """Stage `obj`; with a delta `window` only rows created/changed in it. Parents are looked up in
     `staged_dir` and then `parent_dirs` (a delta partition's parents may come from the full run)."""
+    with _unordered_inserts(con):
+        return _stage(obj, plan, export, con, staged_dir, quarantine_dir, window, parent_dirs)
+
+
+@contextmanager
+def _unordered_inserts(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    """Every output here is sorted explicitly, so DuckDB need not keep insertion order while staging
+    (parallel Parquet writes, less buffering). The caller's setting comes back afterwards: the reader
+    relies on insertion order for `_source_row`."""
+    (previous,) = con.execute("SELECT current_setting('preserve_insertion_order')").fetchone()
+    con.execute("SET preserve_insertion_order = false")
+    try:
+        yield
+    finally:
+        con.execute(f"SET preserve_insertion_order = {'true' if previous else 'false'}")
+
+
+def _stage(
+    obj: StagedObject,
+    plan: MappingPlan,
+    export: SourceExport,
+    con: duckdb.DuckDBPyConnection,
+    staged_dir: Path,
+    quarantine_dir: Path,
+    window: Window | None,
+    parent_dirs: Sequence[Path],
+) -> StageResult:
     time_zone = export.manifest.time_zone
     parent_search = (staged_dir, *parent_dirs)
     selects: list[str] = []
@@ -367,37 +395,22 @@ def stage_object(
         columns = _columns(con, "stage_rows")
     if obj.target == "sales_account":
         disambiguate_account_names(con)
-    required, required_reason = _required_sql(obj.target, columns)
-    orphan_cases = " ".join(
-        f"WHEN {cond} THEN {quote_literal(reason)}" for cond, reason in _parent_checks(columns, parent_search)
-    )
-    con.execute(
-        f"""CREATE OR REPLACE TEMP TABLE stage_verdict AS
-        SELECT *, CASE
-            WHEN _skip_reason IS NOT NULL THEN NULL
-            WHEN _source_key IS NULL THEN 'missing source key'
-            WHEN row_number() OVER (PARTITION BY _source_key ORDER BY _source_table, _source_row) > 1
-                THEN 'duplicate source key'
-            WHEN NOT ({required}) THEN {quote_literal(required_reason)}
-            {orphan_cases}
-        END AS _quarantine_reason
-        FROM stage_rows"""
-    )
+    _verdict(con, obj.target, columns, parent_search)
     payload = [
         quote_ident(c) for c in columns if not c.startswith("_rejected_") and c not in ("_derived", "_skip_reason")
     ]
     parquet_path = staged_dir / f"{obj.name}.parquet"
     _write_private_parquet(
         con,
-        f"SELECT {', '.join(payload)} FROM stage_verdict "
-        "WHERE _quarantine_reason IS NULL AND _skip_reason IS NULL ORDER BY _source_key",
+        f"SELECT {', '.join(payload)} FROM stage_rows "
+        "WHERE _skip_reason IS NULL AND rowid NOT IN (SELECT _row_id FROM stage_verdict) ORDER BY _source_key",
         parquet_path,
     )
     quarantine_path = quarantine_dir / f"{obj.name}.parquet"
     _write_private_parquet(
         con,
         "SELECT _source_table, _source_row, _source_key, _quarantine_reason AS reason FROM stage_verdict "
-        "WHERE _quarantine_reason IS NOT NULL ORDER BY _source_table, _source_row",
+        "ORDER BY _source_table, _source_row",
         quarantine_path,
     )
     issues_path = quarantine_dir / f"{obj.name}_field_issues.parquet"
@@ -408,7 +421,32 @@ def stage_object(
         "NULL::VARCHAR AS field, NULL::VARCHAR AS reason WHERE FALSE"
     )
     _write_private_parquet(con, f"{issues_query} ORDER BY 1, 2", issues_path)
-    return _result(con, obj, taken, parquet_path, quarantine_path, issues_path, issues_query, quarantine_dir)
+    return _result(con, obj, taken, parquet_path, quarantine_path, issues_path, quarantine_dir)
+
+
+def _verdict(con: duckdb.DuckDBPyConnection, target: str, columns: list[str], parent_search: Sequence[Path]) -> None:
+    """`stage_verdict`: the quarantined rows of `stage_rows` only (by rowid), with their reason.
+
+    Quarantine is the exception, so a narrow table of those rows is far cheaper than a copy of every
+    staged record with a verdict column; the staged file is `stage_rows` minus these rows."""
+    required, required_reason = _required_sql(target, columns)
+    orphan_cases = " ".join(
+        f"WHEN {cond} THEN {quote_literal(reason)}" for cond, reason in _parent_checks(columns, parent_search)
+    )
+    con.execute(
+        f"""CREATE OR REPLACE TEMP TABLE stage_verdict AS
+        SELECT * FROM (
+            SELECT rowid AS _row_id, _derived, _source_table, _source_row, _source_key, CASE
+                WHEN _skip_reason IS NOT NULL THEN NULL
+                WHEN _source_key IS NULL THEN 'missing source key'
+                WHEN row_number() OVER (PARTITION BY _source_key ORDER BY _source_table, _source_row) > 1
+                    THEN 'duplicate source key'
+                WHEN NOT ({required}) THEN {quote_literal(required_reason)}
+                {orphan_cases}
+            END AS _quarantine_reason
+            FROM stage_rows
+        ) WHERE _quarantine_reason IS NOT NULL"""
+    )
 
 
 def _result(
@@ -418,17 +456,26 @@ def _result(
     parquet_path: Path,
     quarantine_path: Path,
     issues_path: Path,
-    issues_query: str,
     quarantine_dir: Path,
 ) -> StageResult:
+    # Per (table, derived): rows, skipped (from stage_rows) and quarantined (from stage_verdict); the two
+    # never overlap (a skipped row has no verdict), so staged = rows - skipped - quarantined.
     counts = con.execute(
-        """SELECT _source_table,
-            count(*) FILTER (WHERE _quarantine_reason IS NULL AND _skip_reason IS NULL),
-            count(*) FILTER (WHERE _quarantine_reason IS NOT NULL),
-            count(*) FILTER (WHERE _skip_reason IS NOT NULL)
-        FROM stage_verdict WHERE NOT _derived GROUP BY ALL"""
+        """SELECT r._source_table, r._derived, r.n, r.skipped, coalesce(v.n, 0) AS quarantined
+        FROM (SELECT _source_table, _derived, count(*) AS n, count(*) FILTER (WHERE _skip_reason IS NOT NULL) AS skipped
+              FROM stage_rows GROUP BY ALL) r
+        LEFT JOIN (SELECT _source_table, _derived, count(*) AS n FROM stage_verdict GROUP BY ALL) v
+          ON r._source_table IS NOT DISTINCT FROM v._source_table AND r._derived = v._derived"""
     ).fetchall()
-    by_table = {r[0]: (int(r[1]), int(r[2]), int(r[3])) for r in counts}
+    by_table: dict[str, tuple[int, int, int]] = {}
+    staged = quarantined = skipped = derived = 0
+    for table, is_derived, rows, table_skipped, table_quarantined in counts:
+        table_staged = int(rows) - int(table_skipped) - int(table_quarantined)
+        staged, quarantined, skipped = staged + table_staged, quarantined + table_quarantined, skipped + table_skipped
+        if is_derived:
+            derived += int(rows)
+        else:
+            by_table[table] = (table_staged, int(table_quarantined), int(table_skipped))
     reconciliation = [
         Reconciliation(table, rows, *by_table.get(table, (0, 0, 0))) for table, rows in sorted(taken.items())
     ]
@@ -442,29 +489,25 @@ def _result(
             "INSERT INTO stage_recon VALUES (?, ?, ?, ?, ?)",
             [(r.source_table, r.source_rows, r.staged, r.quarantined, r.skipped) for r in reconciliation],
         )
-    _write_private_parquet(con, "SELECT * FROM stage_recon", recon_path)
+    _write_private_parquet(con, "SELECT * FROM stage_recon ORDER BY source_table", recon_path)
     broken = [r.source_table for r in reconciliation if not r.holds]
     if broken:
         raise ReconciliationError(
             f"{obj.name}: source rows ≠ staged + quarantined + skipped for {', '.join(broken)} (see {recon_path})"
         )
-    staged, quarantined, skipped, derived = con.execute(
-        "SELECT count(*) FILTER (WHERE _quarantine_reason IS NULL AND _skip_reason IS NULL), "
-        "count(*) FILTER (WHERE _quarantine_reason IS NOT NULL), count(*) FILTER (WHERE _skip_reason IS NOT NULL), "
-        "count(*) FILTER (WHERE _derived) FROM stage_verdict"
-    ).fetchall()[0]
     skip_reasons = dict(
         con.execute(
-            "SELECT _skip_reason, count(*) FROM stage_verdict WHERE _skip_reason IS NOT NULL GROUP BY ALL ORDER BY 1"
+            "SELECT _skip_reason, count(*) FROM stage_rows WHERE _skip_reason IS NOT NULL GROUP BY ALL ORDER BY 1"
         ).fetchall()
     )
-    (issues_count,) = con.execute(f"SELECT count(*) FROM ({issues_query})").fetchall()[0]
+    # The file just written holds exactly the issues: its footer has the count, no second pass over the rows.
+    (issues_count,) = con.execute(f"SELECT count(*) FROM read_parquet({quote_literal(str(issues_path))})").fetchone()
     return StageResult(
         object=obj.name,
         parquet_path=parquet_path,
         source_rows=sum(taken.values()),
-        derived_rows=int(derived),
-        staged_rows=int(staged),
+        derived_rows=derived,
+        staged_rows=staged,
         quarantined_rows=int(quarantined),
         skipped_rows=int(skipped),
         field_issues=int(issues_count),
