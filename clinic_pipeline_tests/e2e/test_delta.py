@@ -8,6 +8,7 @@ failed under sandbox faults succeeds when re-run.
 from __future__ import annotations
 
 import csv
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ import pytest
 from clinic_pipeline.assets.resources import ClinicPipelineResource
 from clinic_pipeline.definitions import build_definitions
 from clinic_pipeline.samples import copy_fixture
+from clinic_pipeline.samples.generator import generate_clinic
 from clinic_pipeline_tests.e2e.flow import confirm_and_sign_off, full_load
 
 CUTOVER = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
@@ -149,3 +151,65 @@ def test_a_partition_that_failed_under_faults_succeeds_when_re_run(
     assert rerun.success, [e.step_key for e in rerun.get_step_failure_events()]
     contacts = _contacts_by_key(sandbox)
     assert len(contacts["patients:P-2001"]) == 1
+
+
+def _rewrite(path: Path, change: Callable[[list[dict[str, str]]], None]) -> None:
+    with path.open(encoding="utf-8-sig", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    fields = list(rows[0])
+    change(rows)
+    with path.open("w", encoding="utf-8", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=fields)
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def test_generated_clinic_changes_additions_and_soft_deletes_follow_their_windows(tmp_path: Path, sandbox: Any) -> None:
+    source = tmp_path / "source"
+    generate_clinic(source, patients=30, seed=5)
+    resource = ClinicPipelineResource(
+        clinic_source=str(source),
+        clinic_data_dir=str(tmp_path / "data"),
+        freshsales_base_url=sandbox.base_url,
+        freshsales_api_key=sandbox.api_key,
+        clinic_fallback_owner_email="ada.admin@clinic.example",  # the sandbox's admin: staff have no users
+    )
+    defs = build_definitions(resource, cutover_start=CUTOVER)
+    confirm_and_sign_off(resource, sandbox)
+    assert full_load(resource).success
+    before = _snapshot(sandbox)
+    live = [r for r in csv.DictReader((source / "patients.csv").open(encoding="utf-8")) if r["deleted"] == "0"]
+    changed, deleted = live[0]["patient_id"], live[1]["patient_id"]
+
+    def patients(rows: list[dict[str, str]]) -> None:
+        for row in rows:
+            if row["patient_id"] == changed:
+                row.update(last_name="Delta-Changed", updated_at=CHANGED_AT)
+            if row["patient_id"] == deleted:
+                row.update(deleted="1", updated_at=CHANGED_AT)
+
+    def appointments(rows: list[dict[str, str]]) -> None:
+        new = dict(rows[0])
+        new.update(
+            appointment_id="990001", patient_id=changed, duration_minutes="45", deleted="0",
+            created_at=ADDED_AT, updated_at=ADDED_AT,
+        )  # fmt: skip
+        rows.append(new)
+
+    _rewrite(source / "patients.csv", patients)
+    _rewrite(source / "appointments.csv", appointments)
+    tick = _evaluate_sensor(defs, None)
+    assert [r.partition_key for r in tick.run_requests] == [CHANGED_WINDOW, ADDED_WINDOW]
+
+    first = _materialize(defs, _delta_selection(defs), partition=CHANGED_WINDOW)
+    assert first.success, [e.step_key for e in first.get_step_failure_events()]
+    staged = first.asset_materializations_for_node("delta_staged_contacts")[0].metadata
+    assert staged["skip_reasons"].value == {"soft-deleted in the source": 1}
+    assert _materialize(defs, _delta_selection(defs), partition=ADDED_WINDOW).success
+
+    after = _snapshot(sandbox)
+    contacts = {c["external_id"]: c for c in after["contacts"]}
+    assert contacts[f"patients:{changed}"]["last_name"] == "Delta-Changed"
+    # Deletions are reported, never applied: the soft-deleted patient stays in Freshsales.
+    assert f"patients:{deleted}" in contacts and len(after["contacts"]) == len(before["contacts"])
+    assert len(after["appointments"]) == len(before["appointments"]) + 1
