@@ -15,6 +15,7 @@ from clinic_pipeline.mapping.proposer import propose_plan
 from clinic_pipeline.mapping.review import render_review, review_rows
 from clinic_pipeline.mapping.synonyms import normalise, variants
 from clinic_pipeline.samples import FIXTURE_DIR
+from clinic_pipeline.samples.generator import generate_clinic
 from clinic_pipeline.source.inventory import SchemaInventory, build_inventory
 from clinic_pipeline.source.reader import open_source
 from clinic_pipeline.staging.transforms import compile_transform
@@ -42,6 +43,9 @@ def inventories(tmp_path_factory: pytest.TempPathFactory) -> dict[str, SchemaInv
         "spreadsheet_export": _inventory(str(FIXTURES / "spreadsheet_export")),
         "interchange_export": _inventory(str(FIXTURES / "interchange_export")),
         "vendor_database": _inventory(f"sqlite:///{db_path}"),
+        "generated_clinic": _inventory(
+            generate_clinic(tmp_path_factory.mktemp("generated") / "clinic", patients=200, seed=3).source_spec
+        ),
     }
 
 
@@ -78,7 +82,7 @@ def test_field_level_accuracy_on_every_export_shape(inventories: dict[str, Schem
     assert right / total >= MIN_FIELD_ACCURACY, (right, total, misses)
 
 
-@pytest.mark.parametrize("export", ["builtin_fixture", "spreadsheet_export"])
+@pytest.mark.parametrize("export", ["builtin_fixture", "spreadsheet_export", "generated_clinic"])
 def test_patient_exports_are_fully_right(inventories: dict[str, SchemaInventory], export: str) -> None:
     right, total, _, _, misses = _score(propose_plan(inventories[export], THRESHOLD), GOLD[export])
     assert right == total, misses
