@@ -16,6 +16,7 @@ from clinic_pipeline.demo import create_custom_fields_as_admin, sign_off_split
 from clinic_pipeline.mapping.sign_off import SignOffRequiredError
 from clinic_pipeline.reports.source_compare import expected_empty
 from clinic_pipeline.samples import FIXTURE_DIR, copy_fixture
+from clinic_pipeline.samples.generator import generate_clinic
 from clinic_pipeline.settings import ConfigurationError
 from clinic_pipeline.staging.sample import choose_sample
 from clinic_pipeline_tests.e2e.flow import confirm_and_sign_off, materialize
@@ -120,3 +121,31 @@ def test_a_plan_that_loses_information_is_caught(resource: ClinicPipelineResourc
         ]
     misread = sum(d[5:7] != d[8:10] for d in dates)  # only a day equal to its month survives the swap
     assert dob.differs + dob.missing == misread > 0
+
+
+def test_rounded_amounts_and_relinked_activities_are_named(tmp_path: Path, sandbox: Any) -> None:
+    source = tmp_path / "source"
+    generate_clinic(source, patients=30, seed=5)
+    resource = ClinicPipelineResource(
+        clinic_source=str(source),
+        clinic_data_dir=str(tmp_path / "data"),
+        freshsales_base_url=sandbox.base_url,
+        freshsales_api_key=sandbox.api_key,
+        clinic_fallback_owner_email="ada.admin@clinic.example",
+    )
+    rules = [
+        {"kind": "deal", "field": "amount", "action": "round"},
+        {"kind": "task", "field": "targetable_id", "action": "relink"},
+    ]
+    httpx.post(f"{sandbox.root_url}/_sandbox/alterations", json={"rules": rules}, timeout=10).raise_for_status()
+    try:
+        diff = confirm_and_sign_off(resource, sandbox).asset_materializations_for_node("sample_diff")[0].metadata
+    finally:
+        httpx.post(f"{sandbox.root_url}/_sandbox/alterations", json={"rules": []}, timeout=10).raise_for_status()
+    assert diff["differs"].value > 0
+    with (tmp_path / "data" / "reports" / "sample_diff.csv").open(encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    named = {(r["object"], r["field"]) for r in rows}
+    assert named == {("deals", "amount"), ("tasks", "targetable_id")}
+    # Only amounts with cents are changed by rounding; every relinked task points at another patient.
+    assert all(r["source_value"].split(".")[-1] != "00" for r in rows if r["field"] == "amount")
