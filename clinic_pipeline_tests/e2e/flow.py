@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import dagster as dg
@@ -10,8 +11,24 @@ from clinic_pipeline import steps
 from clinic_pipeline.assets.resources import ClinicPipelineResource
 from clinic_pipeline.definitions import ALL_ASSETS, ALL_CHECKS
 from clinic_pipeline.demo import create_custom_fields_as_admin, sign_off_split
+from clinic_pipeline.samples.generator import generate_clinic
 
 PRE_CONFIRMATION = ["schema_inventory", "mapping_plan"]
+
+
+def generated_clinic(tmp_path: Path, sandbox: Any) -> tuple[ClinicPipelineResource, Path]:
+    """A small generated clinic (every object) against the sandbox; the sandbox admin is the fallback
+    owner because the clinic's staff have no Freshsales users there."""
+    source = tmp_path / "source"
+    generate_clinic(source, patients=30, seed=5)
+    resource = ClinicPipelineResource(
+        clinic_source=str(source),
+        clinic_data_dir=str(tmp_path / "data"),
+        freshsales_base_url=sandbox.base_url,
+        freshsales_api_key=sandbox.api_key,
+        clinic_fallback_owner_email="ada.admin@clinic.example",
+    )
+    return resource, source
 
 
 def materialize(resource: ClinicPipelineResource, selection: list[str] | None = None) -> dg.ExecuteInProcessResult:

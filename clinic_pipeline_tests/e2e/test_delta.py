@@ -20,8 +20,7 @@ import pytest
 from clinic_pipeline.assets.resources import ClinicPipelineResource
 from clinic_pipeline.definitions import build_definitions
 from clinic_pipeline.samples import copy_fixture
-from clinic_pipeline.samples.generator import generate_clinic
-from clinic_pipeline_tests.e2e.flow import confirm_and_sign_off, full_load
+from clinic_pipeline_tests.e2e.flow import confirm_and_sign_off, full_load, generated_clinic
 
 CUTOVER = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 # Chicago is UTC-6 in November: 08:30 local is 14:30 UTC, 09:10 local is 15:10 UTC.
@@ -165,15 +164,7 @@ def _rewrite(path: Path, change: Callable[[list[dict[str, str]]], None]) -> None
 
 
 def test_generated_clinic_changes_additions_and_soft_deletes_follow_their_windows(tmp_path: Path, sandbox: Any) -> None:
-    source = tmp_path / "source"
-    generate_clinic(source, patients=30, seed=5)
-    resource = ClinicPipelineResource(
-        clinic_source=str(source),
-        clinic_data_dir=str(tmp_path / "data"),
-        freshsales_base_url=sandbox.base_url,
-        freshsales_api_key=sandbox.api_key,
-        clinic_fallback_owner_email="ada.admin@clinic.example",  # the sandbox's admin: staff have no users
-    )
+    resource, source = generated_clinic(tmp_path, sandbox)
     defs = build_definitions(resource, cutover_start=CUTOVER)
     confirm_and_sign_off(resource, sandbox)
     assert full_load(resource).success

@@ -16,10 +16,9 @@ from clinic_pipeline.demo import create_custom_fields_as_admin, sign_off_split
 from clinic_pipeline.mapping.sign_off import SignOffRequiredError
 from clinic_pipeline.reports.source_compare import expected_empty
 from clinic_pipeline.samples import FIXTURE_DIR, copy_fixture
-from clinic_pipeline.samples.generator import generate_clinic
 from clinic_pipeline.settings import ConfigurationError
 from clinic_pipeline.staging.sample import choose_sample
-from clinic_pipeline_tests.e2e.flow import confirm_and_sign_off, materialize
+from clinic_pipeline_tests.e2e.flow import confirm_and_sign_off, generated_clinic, materialize
 
 
 @pytest.fixture
@@ -124,15 +123,7 @@ def test_a_plan_that_loses_information_is_caught(resource: ClinicPipelineResourc
 
 
 def test_rounded_amounts_and_relinked_activities_are_named(tmp_path: Path, sandbox: Any) -> None:
-    source = tmp_path / "source"
-    generate_clinic(source, patients=30, seed=5)
-    resource = ClinicPipelineResource(
-        clinic_source=str(source),
-        clinic_data_dir=str(tmp_path / "data"),
-        freshsales_base_url=sandbox.base_url,
-        freshsales_api_key=sandbox.api_key,
-        clinic_fallback_owner_email="ada.admin@clinic.example",
-    )
+    resource, _source = generated_clinic(tmp_path, sandbox)
     rules = [
         {"kind": "deal", "field": "amount", "action": "round"},
         {"kind": "task", "field": "targetable_id", "action": "relink"},
