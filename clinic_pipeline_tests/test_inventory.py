@@ -257,3 +257,57 @@ def test_examples_and_ranges_are_in_the_json_file_without_raw_values(
                 value = row[column].strip()
                 if len(value) > 2 and value.lower() not in ("n/a", "none@none.com", "000-000-0000"):
                     assert value not in text, f"{column} value leaked into the inventory"
+
+
+def _large_export(folder: Path, rows: int) -> None:
+    """Columns with more distinct values than the shape tests look at: 5 % of the visit times malformed."""
+    folder.mkdir()
+    con = duckdb.connect()
+    con.execute(f"COPY (SELECT 'P-' || i AS patient_id FROM range({rows}) t(i)) TO '{folder / 'patients.csv'}'")
+    con.execute(
+        f"""COPY (
+            SELECT 'V-' || i AS visit_id, 'P-' || (i % {rows // 2}) AS patient_id,
+                   CASE WHEN i % 20 = 7 THEN 'unknown ' || i
+                        ELSE strftime(TIMESTAMP '2020-01-01' + to_seconds(i * 611), '%m/%d/%Y %H:%M') END AS visit_at,
+                   CASE WHEN i % 10 = 0 THEN '' ELSE 'x' || i || '@example.com' END AS email,
+                   ['Downtown', 'Uptown', 'Lakeview'][i % 3 + 1] AS location
+            FROM range({rows}) t(i)
+        ) TO '{folder / "visits.csv"}'"""
+    )
+    con.close()
+
+
+def test_large_columns_are_typed_from_a_sample_and_counted_exactly(tmp_path: Path) -> None:
+    rows = 60_000
+    _large_export(tmp_path / "export", rows)
+    inv = _inventory(str(tmp_path / "export"))
+    visits = inv.table("visits")
+
+    visit_at = visits.column("visit_at")
+    assert (visit_at.type, visit_at.format) == ("datetime", "%m/%d/%Y %H:%M")
+    assert visit_at.type_match_rate == pytest.approx(0.95, abs=0.01)  # estimated from the sample
+    assert visit_at.distinct_count == rows and visit_at.null_count == 0  # exact over every value
+    mismatched = next(h for h in visit_at.hints if h.endswith("do not match %m/%d/%Y %H:%M"))
+    assert int(mismatched.split()[0]) == pytest.approx(rows // 20, rel=0.1)
+    assert visit_at.min_value == "2020-01-01 00:00:00"
+
+    email = visits.column("email")
+    assert (email.type, email.null_count, email.null_rate) == ("email", rows // 10, 0.1)
+    assert email.distinct_count == rows - rows // 10 and not email.unique
+    assert visits.column("location").categories == ["Downtown", "Lakeview", "Uptown"]
+    assert visits.candidate_keys[0] == "visit_id" and visits.column("visit_id").unique
+
+    found = {(r.table, r.column, r.ref_table, r.ref_column, r.coverage) for r in inv.relationships}
+    assert ("visits", "patient_id", "patients", "patient_id", 1.0) in found
+
+
+def test_the_connections_memory_limit_is_left_as_it_was() -> None:
+    con = duckdb.connect()
+    default = con.execute("SELECT current_setting('memory_limit')").fetchone()
+    build_inventory(open_source(str(FIXTURE_DIR), con), con)
+    assert con.execute("SELECT current_setting('memory_limit')").fetchone() == default
+
+    con.execute("SET memory_limit = '3GB'")
+    chosen = con.execute("SELECT current_setting('memory_limit')").fetchone()
+    build_inventory(open_source(str(FIXTURE_DIR), con), con)
+    assert con.execute("SELECT current_setting('memory_limit')").fetchone() == chosen

@@ -5,31 +5,51 @@ rates, never a raw cell value about a person (PHI). Exceptions: the distinct val
 categorical columns (few values that repeat, not a name/contact/address/date/id column), which
 pick-list mapping needs and which are not about one person; min/max of ordered columns (year only for
 birth and death dates, none for personal or id columns); and up to three masked examples per column
-(`examples`: see "masked examples" below). These live in the inventory files only, never in Dagster metadata.
+(`examples`: see `masking`). These live in the inventory files only, never in Dagster metadata.
 
 Types are decided from value shapes; the column name only breaks ties between shapes that look alike
-(a 5-digit id vs a ZIP code, a 10-digit id vs a phone number). Each table is profiled in one
-aggregate query over all its columns (examples are picked there too, by value hash: deterministic, so
-the fingerprint of the same data stays the same), plus one query for the min/max of its ordered
-columns once their types are known; inferred relationships in one more query for the whole export.
+(a 5-digit id vs a ZIP code, a 10-digit id vs a phone number). Each table is scanned once into the
+distinct values of all its columns with their row counts; null, sentinel and distinct counts and
+lengths are exact over those, the shape tests run once per distinct value (on a frequency-weighted
+sample of them for columns with many: see `_shape_counts`), and examples are picked by value hash
+(deterministic, so the fingerprint of the same data stays the same). One more scan gives the min/max of
+its ordered columns once their types are known. Inferred relationships: each candidate column's and
+key's distinct values are collected once, and one join counts the containment of every pair.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
-from datetime import datetime
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Literal
 
 import duckdb
-from pydantic import BaseModel, Field
 
+from clinic_pipeline.source.inventory_model import (
+    ColumnProfile,
+    Relationship,
+    SchemaInventory,
+    TableProfile,
+    ValueType,
+)
+from clinic_pipeline.source.masking import mask_example, mask_examples
 from clinic_pipeline.source.reader import ROW_COLUMN, VIEW_SCHEMA, SourceExport, quote_ident
+from clinic_pipeline.source.relationships import inferred_relationships
 
-ValueType = Literal[
-    "integer", "decimal", "money", "date", "datetime", "time", "boolean", "email", "phone", "zip", "text", "id"
+# The inventory's public names, wherever they live: callers import them from here.
+__all__ = [
+    "ColumnProfile",
+    "Relationship",
+    "SchemaInventory",
+    "TableProfile",
+    "ValueType",
+    "build_inventory",
+    "mask_example",
+    "mask_examples",
+    "read_inventory",
+    "write_inventory",
 ]
 
 # Null-like spellings every export uses; matched after trim + lower.
@@ -145,83 +165,6 @@ def _personal_name(name: str) -> bool:
 TYPE_THRESHOLD = 0.9
 
 
-class ColumnProfile(BaseModel):
-    name: str
-    type: ValueType
-    format: str | None = Field(default=None, description="strptime format for date, datetime and time columns")
-    type_match_rate: float = Field(description="share of non-null values that have the inferred type's shape")
-    null_count: int = Field(description="empty, whitespace-only and sentinel values")
-    null_rate: float
-    sentinel_count: int
-    sentinels: dict[str, int] = Field(default_factory=dict, description="kind → count: text, zero_date, ...")
-    distinct_count: int
-    max_length: int
-    unique: bool
-    hints: list[str] = Field(default_factory=list)
-    categories: list[str] | None = Field(default=None, description="only for clearly categorical columns")
-    min_value: str | None = Field(
-        default=None, description="ordered types (numbers, money, dates, datetimes); year only for birth/death dates"
-    )
-    max_value: str | None = None
-    examples: list[str] = Field(default_factory=list, description="up to 3 values, masked unless not personal")
-
-
-class TableProfile(BaseModel):
-    name: str
-    origin: str = Field(description="file or table inside the export")
-    row_count: int
-    columns: list[ColumnProfile]
-    candidate_keys: list[str] = Field(description="unique, non-null columns, most key-like first")
-    created_column: str | None = None
-    updated_column: str | None = None
-
-    def column(self, name: str) -> ColumnProfile:
-        return next(c for c in self.columns if c.name == name)
-
-
-class Relationship(BaseModel):
-    table: str
-    column: str
-    ref_table: str
-    ref_column: str
-    kind: Literal["declared", "inferred"]
-    coverage: float | None = Field(default=None, description="share of the column's distinct values found")
-
-
-class SchemaInventory(BaseModel):
-    version: int = 1
-    source_system: str
-    time_zone: str
-    time_zone_assumed: bool
-    date_format: str | None = None
-    tables: list[TableProfile]
-    relationships: list[Relationship] = Field(default_factory=list)
-    warnings: list[str] = Field(default_factory=list)
-
-    def table(self, name: str) -> TableProfile:
-        return next(t for t in self.tables if t.name == name)
-
-    @property
-    def fingerprint(self) -> str:
-        """sha256 of the canonical JSON of the whole inventory: what a plan's `source_fingerprint` holds.
-
-        It covers the ranges and masked examples too: they are deterministic for the same data (examples
-        are chosen by value hash), so the same export always gives the same fingerprint.
-        """
-        return _sha256(self.model_dump(mode="json"))
-
-    @property
-    def schema_fingerprint(self) -> str:
-        """sha256 of tables, columns and types only: unchanged by new rows of the same shape (delta runs)."""
-        shape = [[t.name, [[c.name, c.type, c.format] for c in t.columns]] for t in self.tables]
-        return _sha256(shape)
-
-
-def _sha256(data: object) -> str:
-    canonical = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(canonical.encode()).hexdigest()
-
-
 def _lit(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
@@ -230,27 +173,43 @@ def _in_list(values: tuple[str, ...]) -> str:
     return "(" + ", ".join(_lit(v) for v in values) + ")"
 
 
-def _aggregates() -> dict[str, str]:
-    """Per-column aggregates over distinct values (raw `r`, trimmed `t`, null-like `n`, rows with it `cnt`)."""
+NULL_LIKE = TEXT_SENTINELS + ZERO_DATES
+VALUES_TABLE = "_inventory_values"
+EXAMPLES = 3
+# Shape tests (regexes, strptime per format) cost per distinct value: a column with more distinct values
+# than this is typed from a sample of them (see `_shape_counts`). Exports of a few thousand rows are
+# typed from every value, as before.
+SAMPLE_HEAD = 10_000
+SAMPLE_TAIL = 10_000
+
+
+def _exact_aggregates() -> dict[str, str]:
+    """Counts over every distinct value of a column (raw `r`, trimmed `t`, null-like `n`, rows with it `cnt`)."""
+    return {
+        "missing": "sum(cnt) FILTER (WHERE t IS NULL OR t = '')",
+        "text_sentinel": f"sum(cnt) FILTER (WHERE lower(t) IN {_in_list(TEXT_SENTINELS)})",
+        "zero_date": f"sum(cnt) FILTER (WHERE lower(t) IN {_in_list(ZERO_DATES)})",
+        "present": "sum(cnt) FILTER (WHERE NOT n)",
+        "distinct": "count(DISTINCT t) FILTER (WHERE NOT n)",
+        "max_length": "coalesce(max(length(r)), 0)",
+    }
+
+
+def _shape_aggregates() -> dict[str, str]:
+    """Rows (weight `w` per row of a sampled value) whose non-null value has a shape."""
 
     def share(cond: str) -> str:
-        return f"sum(cnt) FILTER (WHERE NOT n AND {cond})"
+        return f"sum(cnt * w) FILTER (WHERE {cond})"
 
     def match(pattern: str) -> str:
         return share(f"regexp_full_match(t, {_lit(PATTERNS[pattern])})")
 
     aggs = {
-        "missing": "sum(cnt) FILTER (WHERE t IS NULL OR t = '')",
-        "text_sentinel": f"sum(cnt) FILTER (WHERE lower(t) IN {_in_list(TEXT_SENTINELS)})",
-        "zero_date": f"sum(cnt) FILTER (WHERE lower(t) IN {_in_list(ZERO_DATES)})",
         "date_sentinel": share(f"lower(t) IN {_in_list(DATE_SENTINELS)}"),
         "placeholder_email": share(
             f"(lower(t) IN {_in_list(PLACEHOLDER_EMAILS)} OR starts_with(lower(t), 'noemail@'))"
         ),
         "placeholder_phone": share("regexp_full_match(t, '[0\\s().\\-+]*0[0\\s().\\-+]*')"),
-        "present": "sum(cnt) FILTER (WHERE NOT n)",
-        "distinct": "count(DISTINCT t) FILTER (WHERE NOT n)",
-        "max_length": "coalesce(max(length(r)), 0)",
         "whitespace": share("r <> t"),
         "non_ascii": share("regexp_matches(t, '[^\\x00-\\x7F]')"),
         "mojibake": share("regexp_matches(t, 'Ã.|Â.|â€')"),
@@ -269,41 +228,80 @@ def _aggregates() -> dict[str, str]:
     return aggs
 
 
-EXAMPLES = 3
+@contextmanager
+def _distinct_values(con: duckdb.DuckDBPyConnection, table: str, columns: list[str]) -> Iterator[None]:
+    """One scan of the table into (column, raw value, rows with it), the table every profile query reads.
 
-
-def _profile_counts(
-    con: duckdb.DuckDBPyConnection, table: str, columns: list[str]
-) -> list[tuple[dict[str, int], list[str]]]:
-    """One scan of the table, unpivoted to (column, value) so each aggregate is written once for all columns.
-
-    Values are grouped first: the costly shape tests (regexes, strptime per format) then run once per
-    distinct value rather than once per row, and each counts with its number of rows. The same pass
-    picks each column's example values (raw: masked by the caller before they are kept anywhere).
+    Unpivoted, so each aggregate is written once for all columns; grouped, so the costly tests run once per
+    distinct value and count with its number of rows. A temporary table, dropped when the table is done.
     """
-    if not columns:
-        return []
-    null_like = _in_list(TEXT_SENTINELS + ZERO_DATES)
-    aggs = _aggregates()
     selected = ", ".join(quote_ident(c) for c in columns)
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE {VALUES_TABLE} AS "
+        f"SELECT col, r, cnt, trim(r) AS t, (r IS NULL OR trim(r) = '' OR lower(trim(r)) IN {_in_list(NULL_LIKE)}) "
+        f"AS n FROM (SELECT col, r, count(*) AS cnt FROM (SELECT {selected} FROM {VIEW_SCHEMA}.{quote_ident(table)}) "
+        f"UNPIVOT INCLUDE NULLS (r FOR col IN ({selected})) GROUP BY col, r)"
+    )
+    try:
+        yield
+    finally:
+        con.execute(f"DROP TABLE IF EXISTS {VALUES_TABLE}")
+
+
+def _exact_counts(con: duckdb.DuckDBPyConnection, columns: list[str]) -> list[tuple[dict[str, int], list[str]]]:
+    """Null, sentinel, distinct counts and lengths over all values; examples among all distinct values.
+
+    Examples are the distinct values with the lowest hashes: spread out and the same on every run (raw:
+    masked by the caller before they are kept anywhere).
+    """
+    aggs = _exact_aggregates()
     query = (
-        f"WITH u AS (SELECT * FROM (SELECT {selected} FROM {VIEW_SCHEMA}.{quote_ident(table)}) "
-        f"UNPIVOT INCLUDE NULLS (r FOR col IN ({selected}))), "
-        f"g AS (SELECT col, r, count(*) AS cnt FROM u GROUP BY col, r), "
-        f"s AS (SELECT col, r, cnt, trim(r) AS t, (r IS NULL OR trim(r) = '' OR lower(trim(r)) IN {null_like}) AS n "
-        f"FROM g) "
-        # Distinct values ranked by hash: a spread-out sample that is the same on every run.
         f"SELECT col, {', '.join(aggs.values())}, min_by(t, hash(t), {EXAMPLES}) FILTER (WHERE NOT n) "
-        f"FROM s GROUP BY col"
+        f"FROM {VALUES_TABLE} GROUP BY col"
     )
     by_column = {row[0]: row[1:] for row in con.execute(query).fetchall()}
     empty = (0,) * len(aggs) + (None,)  # a table without rows unpivots to nothing
     profiled = []
     for column in columns:
         *counts, examples = by_column.get(column, empty)
-        values = {key: int(value or 0) for key, value in zip(aggs, counts, strict=True)}
-        profiled.append((values, list(examples or [])))
+        profiled.append(({key: int(value or 0) for key, value in zip(aggs, counts, strict=True)}, list(examples or [])))
     return profiled
+
+
+def _stride(distinct: int) -> int:
+    """Every how-many-th other value (by hash) the sample takes: 1, all of them, when there are few."""
+    return 1 if distinct <= SAMPLE_HEAD + SAMPLE_TAIL else -(-distinct // SAMPLE_TAIL)
+
+
+def _shape_counts(con: duckdb.DuckDBPyConnection, columns: list[str], exact: list[dict[str, int]]) -> None:
+    """Adds the shape counts (what a type is inferred from) to each column's exact counts.
+
+    A column with at most SAMPLE_HEAD + SAMPLE_TAIL distinct values is tested on every one of them: exact
+    counts. A larger one is tested on a sample: every value on at least 1/SAMPLE_HEAD of the rows (there
+    are at most SAMPLE_HEAD such, and they are the bulk of a repetitive column) with weight 1, and about
+    SAMPLE_TAIL of the other values picked by hash, each weighted by (rows of the other values) / (rows
+    of the picked ones). The counts are then estimates of rows, so `type_match_rate` and the counts in
+    hints are the sample's frequency-weighted shares scaled to the column's non-null rows.
+    """
+    params = ", ".join(
+        f"({_lit(column)}, {c['present']}, {_stride(c['distinct'])})" for column, c in zip(columns, exact, strict=True)
+    )
+    aggs = _shape_aggregates()
+    query = (
+        f"WITH p(col, present, stride) AS (VALUES {params}), "
+        f"s AS (SELECT v.col, r, t, cnt, cnt * {SAMPLE_HEAD} >= present AS head, present, stride "
+        f"FROM {VALUES_TABLE} v JOIN p ON v.col = p.col WHERE NOT n), "
+        f"tail AS (SELECT col, sum(cnt) FILTER (WHERE NOT head) AS rows FROM s GROUP BY col), "
+        f"picked AS (SELECT * FROM s WHERE head OR hash(t) % stride = 0), "
+        f"weighted AS (SELECT picked.*, CASE WHEN head THEN 1.0 ELSE tail.rows::DOUBLE / "
+        f"sum(CASE WHEN head THEN 0 ELSE cnt END) OVER (PARTITION BY picked.col) END AS w "
+        f"FROM picked JOIN tail ON picked.col = tail.col) "
+        f"SELECT col, {', '.join(aggs.values())} FROM weighted GROUP BY col"
+    )
+    by_column = {row[0]: row[1:] for row in con.execute(query).fetchall()}
+    for column, counts in zip(columns, exact, strict=True):
+        values = by_column.get(column, (0,) * len(aggs))
+        counts.update({key: round(value or 0) for key, value in zip(aggs, values, strict=True)})
 
 
 def _best_format(c: dict[str, int], kind: str, formats: tuple[str, ...], preferred: str | None) -> tuple[str, int]:
@@ -416,138 +414,9 @@ def _is_categorical(name: str, vtype: ValueType, c: dict[str, int]) -> bool:
     return 0 < c["distinct"] <= MAX_CATEGORIES and c["distinct"] * 2 <= c["present"] and c["max_length"] <= 60
 
 
-def _categories(con: duckdb.DuckDBPyConnection, table: str, column: str) -> list[str]:
-    q = quote_ident(column)
-    null_like = _in_list(TEXT_SENTINELS + ZERO_DATES)
-    rows = con.execute(
-        f"SELECT DISTINCT trim({q}) AS v FROM {VIEW_SCHEMA}.{quote_ident(table)} "
-        f"WHERE {q} IS NOT NULL AND trim({q}) <> '' AND lower(trim({q})) NOT IN {null_like} ORDER BY v"
-    ).fetchall()
+def _categories(con: duckdb.DuckDBPyConnection, column: str) -> list[str]:
+    rows = con.execute(f"SELECT DISTINCT t FROM {VALUES_TABLE} WHERE col = ? AND NOT n ORDER BY t", [column]).fetchall()
     return [r[0] for r in rows]
-
-
-# ---------------------------------------------------------------- masked examples
-# Shapes stay visible (which is what a person checking the mapping needs), the person does not: first
-# letters and lengths of names, the e-mail's top-level domain, a phone's first and last two digits,
-# a date's year, a ZIP's first three digits. Codes (ICD-10, CPT, ...), pick-list values, flags,
-# amounts and times are not about one person and are shown as they are; free text by its length only.
-
-_CODE_NAME = re.compile(r"icd|cpt|hcpcs|loinc|snomed|ndc|diag|dx|procedure|proc_?code|code", re.IGNORECASE)
-_CODE_VALUE = re.compile(r"[A-Za-z0-9]{1,10}([.:\-][A-Za-z0-9]{1,8}){0,3}")
-_FREE_TEXT_NAME = re.compile(
-    r"note|comment|memo|descr|remark|report|text|message|reason|instruction|history|narrative|body", re.IGNORECASE
-)
-_FREE_TEXT_LENGTH = 40
-_FREE_TEXT_WORDS = 4
-_DATE_DIRECTIVE = re.compile(r"%([a-zA-Z%])")
-_DIRECTIVE_WIDTH = {"f": 6, "z": 5, "b": 3, "a": 3, "B": 3, "A": 3, "p": 2, "%": 1}
-
-
-def _mask_word(word: str) -> str:
-    """`Renée` → `R****`, `O'Brien` → `O*'****`, `123` → `***`: a first letter and the length, never a digit."""
-    head = word[0] if word[0].isalpha() else ("*" if word[0].isalnum() else word[0])
-    return head + "".join("*" if ch.isalnum() else ch for ch in word[1:])
-
-
-def _mask_words(value: str) -> str:
-    return " ".join(_mask_word(w) for w in value.split())
-
-
-def _mask_email(value: str) -> str:
-    local, _, domain = value.rpartition("@")
-    labels = domain.split(".")
-    masked = [_mask_word(label) if label else label for label in labels[:-1]] + labels[-1:]
-    return f"{_mask_word(local) if local else ''}@{'.'.join(masked)}"
-
-
-def _mask_phone(value: str) -> str:
-    """`(555) 123-4567` → `(5**) ***-**67`: enough to see the format, not enough to dial."""
-    digits = [i for i, ch in enumerate(value) if ch.isdigit()]
-    keep = {digits[0], *digits[-2:]} if len(digits) >= 7 else set()
-    return "".join(ch if not ch.isdigit() or i in keep else "*" for i, ch in enumerate(value))
-
-
-def _mask_date(value: str, fmt: str | None) -> str:
-    """`1984-03-02` → `1984-**-**`: the value's layout with every part but the year starred."""
-    try:
-        parsed = datetime.strptime(value, fmt) if fmt else None
-    except ValueError:
-        parsed = None
-    if parsed is None:
-        return re.sub(r"\d", "*", value)
-
-    def part(match: re.Match[str]) -> str:
-        code = match.group(1)
-        if code == "Y":
-            return f"{parsed.year:04d}"
-        if code == "y":
-            return f"{parsed.year % 100:02d}"
-        return "*" * _DIRECTIVE_WIDTH.get(code, 2)
-
-    return _DATE_DIRECTIVE.sub(part, fmt or "")
-
-
-def _mask_zip(value: str) -> str:
-    digits = 0
-    out = []
-    for ch in value:
-        digits += ch.isdigit()
-        out.append(ch if not ch.isdigit() or digits <= 3 else "*")
-    return "".join(out)
-
-
-def _mask_id(value: str) -> str:
-    """`P-1001` → `P-****`, `MRN0042` → `MRN****`: a short letter prefix is the vendor's, the number the person's."""
-    prefix = re.match(r"[A-Za-z]{1,4}(?=[^A-Za-z]|$)", value)
-    keep = prefix.end() if prefix else 0
-    return value[:keep] + "".join("*" if ch.isalnum() else ch for ch in value[keep:])
-
-
-def _is_free_text(column: str, value: str) -> bool:
-    return (
-        bool(_FREE_TEXT_NAME.search(column))
-        or len(value) > _FREE_TEXT_LENGTH
-        or (len(value.split()) > _FREE_TEXT_WORDS)
-    )
-
-
-def mask_example(value: str, *, column: str, value_type: ValueType, value_format: str | None, personal: bool) -> str:
-    """One example value as the inventory may show it (see the section comment)."""
-    if value_type == "email" or (personal and "@" in value):
-        return _mask_email(value)
-    if value_type == "phone":
-        return _mask_phone(value)
-    if value_type in ("date", "datetime"):
-        return _mask_date(value, value_format)
-    if value_type == "zip":
-        return _mask_zip(value)
-    if value_type == "id" or (personal and value_type in ("integer", "decimal", "money")):
-        return _mask_id(value)
-    if value_type in ("integer", "decimal", "money", "boolean", "time"):
-        return value
-    if not personal and _CODE_NAME.search(column) and _CODE_VALUE.fullmatch(value):
-        return value
-    if _is_free_text(column, value):
-        return f"[free text, {len(value)} characters]"
-    return _mask_words(value)
-
-
-def mask_examples(
-    values: list[str],
-    *,
-    column: str,
-    value_type: ValueType,
-    value_format: str | None,
-    categorical: bool,
-    personal: bool,
-) -> list[str]:
-    """Masked examples, without repeats (two names may mask alike). Pick-list values are shown as they are."""
-    masked = (
-        value if categorical else mask_example(value, column=column, value_type=value_type, value_format=value_format,
-                                               personal=personal)
-        for value in values
-    )  # fmt: skip
-    return list(dict.fromkeys(masked))
 
 
 def _profile_column(name: str, c: dict[str, int], rows: int, preferred_date: str | None) -> ColumnProfile:
@@ -631,19 +500,23 @@ def _profile_table(
 ) -> TableProfile:
     data_columns = [c for c in columns if c != ROW_COLUMN]
     profiles = []
-    for column, (counts, examples) in zip(data_columns, _profile_counts(con, name, data_columns), strict=True):
-        profile = _profile_column(column, counts, row_count, date_fmt)
-        if _is_categorical(column, profile.type, counts):
-            profile.categories = _categories(con, name, column)
-        profile.examples = mask_examples(
-            examples,
-            column=column,
-            value_type=profile.type,
-            value_format=profile.format,
-            categorical=profile.categories is not None,
-            personal=_personal_name(column) or _id_name(column),
-        )
-        profiles.append(profile)
+    if data_columns:
+        with _distinct_values(con, name, data_columns):
+            exact = _exact_counts(con, data_columns)
+            _shape_counts(con, data_columns, [counts for counts, _ in exact])
+            for column, (counts, examples) in zip(data_columns, exact, strict=True):
+                profile = _profile_column(column, counts, row_count, date_fmt)
+                if _is_categorical(column, profile.type, counts):
+                    profile.categories = _categories(con, column)
+                profile.examples = mask_examples(
+                    examples,
+                    column=column,
+                    value_type=profile.type,
+                    value_format=profile.format,
+                    categorical=profile.categories is not None,
+                    personal=_personal_name(column) or _id_name(column),
+                )
+                profiles.append(profile)
     _set_ranges(con, name, profiles)
     keys = sorted((p for p in profiles if p.unique and p.type not in _KEYLESS_TYPES), key=_key_rank)
     stamps = [p for p in profiles if p.type in ("datetime", "date")]
@@ -660,84 +533,38 @@ def _profile_table(
     )
 
 
-def _singular(word: str) -> str:
-    for suffix, repl in (("ies", "y"), ("ses", "s"), ("s", "")):
-        if word.endswith(suffix) and len(word) > len(suffix) + 2:
-            return word[: -len(suffix)] + repl
-    return word
+# Memory DuckDB may take for profiling on top of the export it already holds, in place of its default
+# limit (80 % of the machine's): beyond it, its joins and aggregates spill to its temporary directory.
+WORKING_MEMORY = 1 << 30
 
 
-def _tokens(name: str) -> set[str]:
-    spaced = re.sub(r"([a-z0-9])([A-Z])", r"\1 \2", name)
-    return {_singular(t) for t in re.split(r"[^0-9a-zA-Z]+", spaced.lower()) if t}
+def _memory_limit(con: duckdb.DuckDBPyConnection) -> str:
+    (limit,) = con.execute("SELECT current_setting('memory_limit')").fetchone() or ("",)
+    return str(limit)
 
 
-_GENERIC_KEY_NAMES = frozenset({"id", "key", "uuid", "guid", "code", "name", "number", "no", "rowid"})
-
-
-def _name_affinity(column: str, ref_table: str, ref_column: str) -> bool:
-    """`patient_id` → patients, `PATIENT` → patients, `pid` → pid; but every table's `id` is not every other's."""
-    col = _tokens(column)
-    table_words = _tokens(ref_table) - {"data", "list", "table", "export", "tbl"}
-    same_name = column.lower() == ref_column.lower() and column.lower() not in _GENERIC_KEY_NAMES
-    return same_name or bool(col & table_words)
-
-
-_FK_TYPES = ("id", "integer", "text", "email")
-MIN_COVERAGE = 0.9  # share of a column's distinct values found in the key, for an inferred relationship
-
-
-def _inferred_relationships(con: duckdb.DuckDBPyConnection, tables: list[TableProfile]) -> list[Relationship]:
-    """Columns whose distinct values lie (≥ 90 %) in another table's candidate key: one query for all pairs."""
-    pairs: list[tuple[TableProfile, ColumnProfile, TableProfile, ColumnProfile, bool]] = []
-    for ref in tables:
-        for key_name in ref.candidate_keys:
-            key = ref.column(key_name)
-            if key.type not in _FK_TYPES:
-                continue
-            for table in tables:
-                for column in table.columns:
-                    if (table.name, column.name) == (ref.name, key.name) or column.type not in _FK_TYPES:
-                        continue
-                    # Orphans (appointments of deleted patients) add values the key lacks: allow what the
-                    # coverage threshold below allows, no more.
-                    if column.distinct_count == 0 or column.distinct_count * MIN_COVERAGE > key.distinct_count:
-                        continue
-                    affinity = _name_affinity(column.name, ref.name, key.name)
-                    # Small integers are contained in any 1..N key: only trust them when the names agree.
-                    if affinity or (key.type == "id" and key.max_length >= 4):
-                        pairs.append((table, column, ref, key, affinity))
-    if not pairs:
-        return []
-    selects = []
-    for n, (table, column, ref, key, _) in enumerate(pairs):
-        src = f"{VIEW_SCHEMA}.{quote_ident(table.name)}"
-        dst = f"{VIEW_SCHEMA}.{quote_ident(ref.name)}"
-        c, k = quote_ident(column.name), quote_ident(key.name)
-        selects.append(
-            f"SELECT {n} AS pair, count(*) AS total, count(*) FILTER (WHERE v IN (SELECT trim({k}) FROM {dst})) "
-            f"AS found FROM (SELECT DISTINCT trim({c}) AS v FROM {src} WHERE nullif(trim({c}), '') IS NOT NULL)"
-        )
-    found = []
-    for pair, total, hits in con.execute(" UNION ALL ".join(selects)).fetchall():
-        table, column, ref, key, affinity = pairs[pair]
-        coverage = hits / total if total else 0.0
-        # Orphans are normal (deleted patients), so containment need not be total.
-        if coverage >= MIN_COVERAGE and (affinity or total >= 3):
-            found.append(
-                Relationship(
-                    table=table.name,
-                    column=column.name,
-                    ref_table=ref.name,
-                    ref_column=key.name,
-                    kind="inferred",
-                    coverage=round(coverage, 4),
-                )
-            )
-    return found
+@contextmanager
+def _bounded_memory(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    """A limit the caller set holds as it is; DuckDB's default is replaced while profiling, and reset after."""
+    with duckdb.connect() as fresh:
+        default = _memory_limit(fresh)
+    if _memory_limit(con) != default:
+        yield
+        return
+    (held,) = con.execute("SELECT coalesce(sum(memory_usage_bytes), 0) FROM duckdb_memory()").fetchone() or (0,)
+    con.execute(f"SET memory_limit = '{(int(held) + WORKING_MEMORY) >> 20}MB'")
+    try:
+        yield
+    finally:
+        con.execute("RESET memory_limit")
 
 
 def build_inventory(export: SourceExport, con: duckdb.DuckDBPyConnection) -> SchemaInventory:
+    with _bounded_memory(con):
+        return _build_inventory(export, con)
+
+
+def _build_inventory(export: SourceExport, con: duckdb.DuckDBPyConnection) -> SchemaInventory:
     date_fmt = export.manifest.date_format
     tables = [
         _profile_table(con, t.name, t.location, t.row_count, t.columns, date_fmt)
@@ -752,7 +579,7 @@ def build_inventory(export: SourceExport, con: duckdb.DuckDBPyConnection) -> Sch
     ]
     seen = {(r.table, r.column, r.ref_table, r.ref_column) for r in declared}
     inferred = [
-        r for r in _inferred_relationships(con, tables) if (r.table, r.column, r.ref_table, r.ref_column) not in seen
+        r for r in inferred_relationships(con, tables) if (r.table, r.column, r.ref_table, r.ref_column) not in seen
     ]
     warnings = list(export.warnings)
     if export.manifest.time_zone_assumed:

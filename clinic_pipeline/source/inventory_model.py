@@ -1,0 +1,97 @@
+"""The schema inventory's contract: what the proposer, the inventory page and the plan's fingerprint read.
+
+Shapes, counts and rates of every table and column of an export, never a raw cell value about a person
+(see `inventory` for how it is built and what few values it may hold).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+ValueType = Literal[
+    "integer", "decimal", "money", "date", "datetime", "time", "boolean", "email", "phone", "zip", "text", "id"
+]
+
+
+class ColumnProfile(BaseModel):
+    name: str
+    type: ValueType
+    format: str | None = Field(default=None, description="strptime format for date, datetime and time columns")
+    type_match_rate: float = Field(
+        description="share of non-null values that have the inferred type's shape; for a column with more than "
+        "20,000 distinct values, estimated from a frequency-weighted sample of them"
+    )
+    null_count: int = Field(description="empty, whitespace-only and sentinel values")
+    null_rate: float
+    sentinel_count: int
+    sentinels: dict[str, int] = Field(default_factory=dict, description="kind → count: text, zero_date, ...")
+    distinct_count: int
+    max_length: int
+    unique: bool
+    hints: list[str] = Field(default_factory=list)
+    categories: list[str] | None = Field(default=None, description="only for clearly categorical columns")
+    min_value: str | None = Field(
+        default=None, description="ordered types (numbers, money, dates, datetimes); year only for birth/death dates"
+    )
+    max_value: str | None = None
+    examples: list[str] = Field(default_factory=list, description="up to 3 values, masked unless not personal")
+
+
+class TableProfile(BaseModel):
+    name: str
+    origin: str = Field(description="file or table inside the export")
+    row_count: int
+    columns: list[ColumnProfile]
+    candidate_keys: list[str] = Field(description="unique, non-null columns, most key-like first")
+    created_column: str | None = None
+    updated_column: str | None = None
+
+    def column(self, name: str) -> ColumnProfile:
+        return next(c for c in self.columns if c.name == name)
+
+
+class Relationship(BaseModel):
+    table: str
+    column: str
+    ref_table: str
+    ref_column: str
+    kind: Literal["declared", "inferred"]
+    coverage: float | None = Field(default=None, description="share of the column's distinct values found")
+
+
+class SchemaInventory(BaseModel):
+    version: int = 1
+    source_system: str
+    time_zone: str
+    time_zone_assumed: bool
+    date_format: str | None = None
+    tables: list[TableProfile]
+    relationships: list[Relationship] = Field(default_factory=list)
+    warnings: list[str] = Field(default_factory=list)
+
+    def table(self, name: str) -> TableProfile:
+        return next(t for t in self.tables if t.name == name)
+
+    @property
+    def fingerprint(self) -> str:
+        """sha256 of the canonical JSON of the whole inventory: what a plan's `source_fingerprint` holds.
+
+        It covers the ranges and masked examples too: they are deterministic for the same data (examples
+        are chosen by value hash), so the same export always gives the same fingerprint.
+        """
+        return _sha256(self.model_dump(mode="json"))
+
+    @property
+    def schema_fingerprint(self) -> str:
+        """sha256 of tables, columns and types only: unchanged by new rows of the same shape (delta runs)."""
+        shape = [[t.name, [[c.name, c.type, c.format] for c in t.columns]] for t in self.tables]
+        return _sha256(shape)
+
+
+def _sha256(data: object) -> str:
+    canonical = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()
