@@ -60,7 +60,11 @@ from clinic_pipeline.staging.stage import StageResult, stage_object
 
 @contextmanager
 def _source(settings: Settings) -> Iterator[tuple[SourceExport, duckdb.DuckDBPyConnection]]:
-    con = duckdb.connect()
+    # DuckDB spills to disk past its memory limit: the spill holds source rows, so it goes to a private folder.
+    spill = settings.clinic_data_dir / "tmp"
+    spill.mkdir(parents=True, exist_ok=True)
+    spill.chmod(0o700)
+    con = duckdb.connect(config={"temp_directory": str(spill)})
     try:
         yield open_source(settings.require_source(), con), con
     finally:
