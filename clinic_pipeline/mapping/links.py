@@ -54,13 +54,17 @@ def _names_parent(column: str, table: str) -> bool:
 
 def _relationships(inventory: SchemaInventory, table: str, keys: dict[str, str]) -> dict[str, Relationship]:
     """Column → the relationship it starts into another table's source key: declared ones first, then
-    inferred ones whose column names the parent table, then the best-covered."""
+    inferred ones whose column names the parent table (or repeats its key's name), the best-covered first."""
     found: dict[str, Relationship] = {}
     ranked = sorted(
         (
             r
             for r in inventory.relationships
-            if r.table == table and r.ref_table != table and keys.get(r.ref_table) == r.ref_column
+            if r.table == table
+            and r.ref_table != table
+            and keys.get(r.ref_table) == r.ref_column
+            # Small integers sit inside any 1..N key: an inferred link needs its name to agree too.
+            and (r.kind == "declared" or _names_parent(r.column, r.ref_table) or r.column == r.ref_column)
         ),
         key=lambda r: (r.kind != "declared", not _names_parent(r.column, r.ref_table), -(r.coverage or 0.0)),
     )
