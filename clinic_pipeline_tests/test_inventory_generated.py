@@ -23,6 +23,11 @@ EXPECTED_TYPES = {
     ("billing_encounters", "amount_billed"): "money",
     ("billing_encounters", "invoice_number"): "id",
     ("patients", "newsletter_opt_in"): "boolean",
+    ("billing_encounters", "cpt_code"): "code",  # five digits, like a ZIP: the name decides
+    ("billing_encounters", "icd10_code"): "code",  # some with an `ICD10:` prefix
+    ("treatment_plans", "procedure_codes"): "code",  # `;`-separated lists
+    ("lab_results", "loinc_code"): "code",
+    ("patients", "zip"): "zip",
 }
 CHILD_KEYS = ("appointments", "billing_encounters", "insurance_policies", "lab_results", "treatment_plans", "documents")
 

@@ -176,6 +176,7 @@ _VALUE_WORDS = {
     "time": "values are times of day",
     "zip": "values look like ZIP codes",
     "id": "values look like identifiers",
+    "code": "values are clinical codes (ICD-10, CPT, LOINC)",
     "integer": "values are whole numbers",
     "decimal": "values are decimal numbers",
     "money": "values look like money amounts",

@@ -73,6 +73,7 @@ DATETIME_FORMATS = (
     "%d/%m/%Y %H:%M",
 )
 TIME_FORMATS = ("%H:%M:%S", "%H:%M", "%I:%M %p", "%I:%M:%S %p")
+_CODE = r"[A-TV-Z]\d[0-9A-Z](\.[0-9A-Z]{1,4})?|\d{4}[0-9A-Z]|[A-V]\d{4}|\d{1,5}-\d"
 PATTERNS = {
     "integer": r"[-+]?\d+",
     "decimal": r"[-+]?(\d+\.?\d*|\.\d+)",
@@ -90,6 +91,9 @@ PATTERNS = {
     "uuid": r"[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}",
     # Chart numbers: P-1001, MRN0042, 000123 (a name with digits, as Synthea writes them, is no code).
     "code": r"[A-Za-z]{0,3}[-_#]?\d+[A-Za-z]?|[A-Za-z]{1,6}[-_#]\d+",
+    # Clinical codes, alone or as a `;`/`,` list: ICD-10 (E11.9, ICD10:J45.909), CPT/CDT/HCPCS (99213,
+    # D1110, G0008), LOINC (2345-7).
+    "clinical_code": r"(?i)(icd-?10:\s*)?(" + _CODE + r")(\s*[;,]\s*(icd-?10:\s*)?(" + _CODE + r"))*",
     "leading_zero": r"0\d+",
     "scientific": r"\d(\.\d+)?[eE]\+?\d+",
     "extension": r"(?i).*\d\s*(x|ext\.?)\s*\d{1,6}",
@@ -97,6 +101,8 @@ PATTERNS = {
 }
 _ID_TOKENS = frozenset({"id", "key", "no", "nbr", "num", "number", "mrn", "pid", "pubpid", "uuid", "guid", "chart"})
 _ZIP_NAME = re.compile(r"zip|postal|postcode|post_code", re.IGNORECASE)
+# The values alone cannot tell a CPT code from a ZIP code: the column must be named like a code.
+_CODE_NAME = re.compile(r"icd|cpt|hcpcs|loinc|snomed|diagnos|procedure|(^|_|\b)dx|code", re.IGNORECASE)
 _PHONE_NAME = re.compile(r"phone|mobile|cell|tel|fax", re.IGNORECASE)
 # Columns about one person or place: never list their values, however few there are (word prefixes).
 _PERSONAL_PREFIXES = (
@@ -340,6 +346,8 @@ def _infer_type(name: str, c: dict[str, int], preferred_date: str | None) -> tup
         return "time", t_fmt, t_hits
     if enough(c["has_at"], 0.8):
         return "email", None, c["email"]
+    if _CODE_NAME.search(name) and not _ZIP_NAME.search(name) and enough(c["clinical_code"], 0.95):
+        return "code", None, c["clinical_code"]
     zip_hits = c["zip"] + (c["zip4"] if _ZIP_NAME.search(name) else 0)
     if enough(zip_hits) and (_ZIP_NAME.search(name) or (not unique and not id_name)):
         return "zip", None, zip_hits

@@ -13,7 +13,7 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 ValueType = Literal[
-    "integer", "decimal", "money", "date", "datetime", "time", "boolean", "email", "phone", "zip", "text", "id"
+    "integer", "decimal", "money", "date", "datetime", "time", "boolean", "email", "phone", "zip", "text", "id", "code"
 ]
 
 

@@ -104,8 +104,8 @@ def mask_example(value: str, *, column: str, value_type: ValueType, value_format
         return _mask_zip(value)
     if value_type == "id" or (personal and value_type in ("integer", "decimal", "money")):
         return _mask_id(value)
-    if value_type in ("integer", "decimal", "money", "boolean", "time"):
-        return value
+    if value_type in ("integer", "decimal", "money", "boolean", "time", "code"):
+        return value  # clinical codes (ICD-10, CPT) describe care, not a person
     if not personal and _CODE_NAME.search(column) and _CODE_VALUE.fullmatch(value):
         return value
     if _is_free_text(column, value):
