@@ -335,7 +335,7 @@ def ui(
     import shutil
     import subprocess
 
-    from clinic_pipeline.demo import DEMO_API_KEY
+    from clinic_pipeline.demo import DEMO_API_KEY, DEMO_FALLBACK_OWNER
     from clinic_pipeline.sandbox.launcher import running_sandbox
 
     settings = _settings()
@@ -353,6 +353,13 @@ def ui(
             "FRESHSALES_API_KEY": DEMO_API_KEY,
             "CLINIC_SOURCE": settings.clinic_source or str(settings.clinic_data_dir / "source" / "clinic"),
         }
+        if not settings.freshsales_base_url:
+            # The demo's own sandbox, as `demo` sets it up: no rate limit, the sandbox admin as fallback owner.
+            env |= {
+                "FRESHSALES_REQUESTS_PER_HOUR": "1000000",
+                "FRESHSALES_REQUESTS_PER_MINUTE": "100000",
+                "CLINIC_FALLBACK_OWNER_EMAIL": settings.clinic_fallback_owner_email or DEMO_FALLBACK_OWNER,
+            }
         typer.echo(f"sandbox at {handle.base_url}; Dagster UI at http://127.0.0.1:{port}")
         code = ["-w", "workspace.yaml"] if Path("workspace.yaml").exists() else ["-m", "clinic_pipeline.definitions"]
         command = ["dagster", "dev", "-p", str(port), *code]

@@ -32,6 +32,7 @@ DEMO_API_KEY = "demo-sandbox-key"
 DEMO_CONFIRMER = "clinic-pipeline demo (automatic)"
 DEMO_PATIENTS = 300  # a few thousand records: the whole migration in about a minute
 DEMO_SEED = 7
+DEMO_FALLBACK_OWNER = "ada.admin@clinic.example"  # the sandbox's seeded admin (sandbox/seed.py)
 
 
 @contextmanager
@@ -99,9 +100,8 @@ def _materialize(selection: list[str], resource: ClinicPipelineResource) -> dg.E
     return result
 
 
-def invite_staff_as_admin(settings: Settings, root_url: str, echo: Callable[[str], None]) -> str:
-    """Plays the admin inviting the clinic's staff: one sandbox user per provider email. Returns the
-    sandbox admin's email, the fallback owner for staff without one."""
+def invite_staff_as_admin(settings: Settings, root_url: str, echo: Callable[[str], None]) -> None:
+    """Plays the admin inviting the clinic's staff: one sandbox user per provider email."""
     plan = steps.confirmed_plan(settings)
     con = duckdb.connect()
     try:
@@ -116,8 +116,6 @@ def invite_staff_as_admin(settings: Settings, root_url: str, echo: Callable[[str
             response = http.post("/_sandbox/users", json=body)
             if response.status_code not in (201, 409):
                 raise ConfigurationError(f"sandbox refused a staff user: {response.status_code}")
-        users = http.get("/_sandbox/snapshot").json()["users"]
-    return next(u["email"] for u in users if u.get("role") == "admin" and u.get("is_active"))
 
 
 def run_demo(settings: Settings, *, echo: Callable[[str], None], fresh_sandbox: bool = True) -> None:
@@ -155,8 +153,9 @@ def run_demo(settings: Settings, *, echo: Callable[[str], None], fresh_sandbox: 
         echo("demo: in a real migration a person reviews `clinic-pipeline review-mapping` and confirms it")
         if sandbox_root is not None:
             create_custom_fields_as_admin(run_settings, sandbox_root, api_key, echo)
-            admin = invite_staff_as_admin(run_settings, sandbox_root, echo)
+            invite_staff_as_admin(run_settings, sandbox_root, echo)
             if not run_settings.clinic_fallback_owner_email:
+                admin = DEMO_FALLBACK_OWNER
                 resource = ClinicPipelineResource(**(config | {"clinic_fallback_owner_email": admin}))
                 run_settings = resource.settings()
                 echo(

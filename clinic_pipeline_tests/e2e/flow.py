@@ -10,7 +10,7 @@ import dagster as dg
 from clinic_pipeline import steps
 from clinic_pipeline.assets.resources import ClinicPipelineResource
 from clinic_pipeline.definitions import ALL_ASSETS, ALL_CHECKS
-from clinic_pipeline.demo import create_custom_fields_as_admin, sign_off_split
+from clinic_pipeline.demo import DEMO_FALLBACK_OWNER, create_custom_fields_as_admin, sign_off_split
 from clinic_pipeline.samples.generator import generate_clinic
 
 PRE_CONFIRMATION = ["schema_inventory", "mapping_plan"]
@@ -26,7 +26,7 @@ def generated_clinic(tmp_path: Path, sandbox: Any) -> tuple[ClinicPipelineResour
         clinic_data_dir=str(tmp_path / "data"),
         freshsales_base_url=sandbox.base_url,
         freshsales_api_key=sandbox.api_key,
-        clinic_fallback_owner_email="ada.admin@clinic.example",
+        clinic_fallback_owner_email=DEMO_FALLBACK_OWNER,
     )
     return resource, source
 
