@@ -9,7 +9,7 @@ from __future__ import annotations
 import shutil
 import tempfile
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -55,18 +55,21 @@ from clinic_pipeline.source.reader import SourceExport, open_source
 from clinic_pipeline.staging.objects import BY_NAME, FILES, STAGED_OBJECTS
 from clinic_pipeline.staging.quality import QualityResult, run_quality_checks
 from clinic_pipeline.staging.sample import SampleSelection, choose_sample
-from clinic_pipeline.staging.stage import StageResult, stage_object
+from clinic_pipeline.staging.stage import StageResult, stage_object, tables_read
 
 
 @contextmanager
-def _source(settings: Settings) -> Iterator[tuple[SourceExport, duckdb.DuckDBPyConnection]]:
+def _source(
+    settings: Settings, tables: Collection[str] | None = None
+) -> Iterator[tuple[SourceExport, duckdb.DuckDBPyConnection]]:
+    """The export opened read-only in a fresh DuckDB connection (only `tables`, when given)."""
     # DuckDB spills to disk past its memory limit: the spill holds source rows, so it goes to a private folder.
     spill = settings.clinic_data_dir / "tmp"
     spill.mkdir(parents=True, exist_ok=True)
     spill.chmod(0o700)
     con = duckdb.connect(config={"temp_directory": str(spill)})
     try:
-        yield open_source(settings.require_source(), con), con
+        yield open_source(settings.require_source(), con, tables), con
     finally:
         con.close()
 
@@ -157,13 +160,14 @@ def staged_dir_for(settings: Settings, partition: str | None) -> Path:
 def run_stage(settings: Settings, name: str, *, partition: str | None = None) -> StageResult:
     """Stage one object: all of it, or for a delta partition the rows created/changed in its window."""
     plan = confirmed_plan(settings)
-    with _source(settings) as (export, con):
+    obj = BY_NAME[name]
+    with _source(settings, tables_read(obj, plan)) as (export, con):
         if partition is None:
             return stage_object(
-                BY_NAME[name], plan, export, con, staged_dir=settings.staged_dir, quarantine_dir=settings.quarantine_dir
+                obj, plan, export, con, staged_dir=settings.staged_dir, quarantine_dir=settings.quarantine_dir
             )
         return stage_object(
-            BY_NAME[name],
+            obj,
             plan,
             export,
             con,

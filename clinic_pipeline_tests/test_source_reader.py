@@ -9,10 +9,16 @@ import zipfile
 from pathlib import Path
 
 import duckdb
+import pyarrow.parquet as pq
 import pytest
 
+from clinic_pipeline.mapping.plan import confirm_plan
+from clinic_pipeline.mapping.proposer import propose_plan
 from clinic_pipeline.samples import FIXTURE_DIR, copy_fixture
+from clinic_pipeline.source.inventory import build_inventory
 from clinic_pipeline.source.reader import SourceError, open_source, table_name
+from clinic_pipeline.staging.objects import STAGED_OBJECTS
+from clinic_pipeline.staging.stage import stage_object, tables_read
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -167,3 +173,61 @@ def test_table_names_are_snake_case() -> None:
     assert table_name("pc_eventDate") == "pc_event_date"
     assert table_name("2024 Billing (Q1)") == "t_2024_billing_q1"
     assert table_name("Zoë's Notes") == "zoe_s_notes"
+
+
+def test_only_the_requested_tables_are_opened_under_their_usual_names(tmp_path: Path) -> None:
+    folder = tmp_path / "export"
+    folder.mkdir()
+    # `B.csv` sorts first and claims `b`; `b.csv` is `b_2` whether or not `B.csv` is read.
+    (folder / "B.csv").write_text("id\nupper\n", encoding="utf-8")
+    (folder / "b.csv").write_text("id\nlower-1\nlower-2\n", encoding="utf-8")
+    (folder / "c.csv").write_text("id\n1\n", encoding="utf-8")
+    con = duckdb.connect()
+    export = open_source(str(folder), con, tables=["b_2"])
+    assert set(export.tables) == {"b_2"} and export.tables["b_2"].row_count == 2
+    assert _rows(con, "SELECT id, _source_row FROM source.b_2 ORDER BY 2") == [("lower-1", 1), ("lower-2", 2)]
+    registered = _rows(con, "SELECT view_name FROM duckdb_views() WHERE schema_name = 'source'")
+    assert registered == [("b_2",)]
+    assert set(open_source(str(folder), duckdb.connect()).tables) == {"b", "b_2", "c"}
+
+
+def test_requested_tables_keep_the_foreign_keys_between_them(tmp_path: Path) -> None:
+    db_path = tmp_path / "vendor.db"
+    with sqlite3.connect(db_path) as db:
+        db.executescript((FIXTURES / "vendor_database.sql").read_text())
+    con = duckdb.connect()
+    export = open_source(f"sqlite:///{db_path}", con, tables={"openemr_postcalendar_events", "patient_data"})
+    assert set(export.tables) == {"openemr_postcalendar_events", "patient_data"}
+    declared = {(fk.table, fk.ref_table) for fk in export.foreign_keys}
+    assert declared == {("openemr_postcalendar_events", "patient_data")}
+    assert _rows(con, "SELECT count(*) FROM duckdb_tables() WHERE schema_name = '_source_data'") == [(2,)]
+
+
+def test_requesting_a_table_the_export_lacks_names_it(tmp_path: Path) -> None:
+    with pytest.raises(SourceError, match="no table named appointments"):
+        open_source(str(copy_fixture(tmp_path / "clinic")), duckdb.connect(), tables=["patients", "appointments"])
+    with pytest.raises(SourceError, match="no table named appointments"):
+        open_source(str(copy_fixture(tmp_path / "only")), duckdb.connect(), tables=["appointments"])
+
+
+def test_staging_from_only_the_tables_it_reads_writes_the_same_files(tmp_path: Path) -> None:
+    sample = FIXTURES / "sample_shape"
+    con = duckdb.connect()
+    whole = open_source(str(sample), con)
+    plan = confirm_plan(propose_plan(build_inventory(whole, con), 0.75), "tester")
+    narrow_tables: set[str] = set()
+    for obj in STAGED_OBJECTS:
+        stage_object(obj, plan, whole, con, staged_dir=tmp_path / "whole", quarantine_dir=tmp_path / "whole_q")
+        # A fresh connection per object, as a pipeline step has, holding just what this object reads.
+        tables = tables_read(obj, plan)
+        step_con = duckdb.connect()
+        narrow = open_source(str(sample), step_con, tables=tables)
+        narrow_tables |= set(narrow.tables)
+        stage_object(obj, plan, narrow, step_con, staged_dir=tmp_path / "narrow", quarantine_dir=tmp_path / "narrow_q")
+    assert narrow_tables < set(whole.tables)  # some tables were never read
+    written = sorted(p.relative_to(tmp_path / "whole") for p in (tmp_path / "whole").rglob("*.parquet"))
+    assert len(written) >= len(STAGED_OBJECTS)
+    for rel in written:
+        assert pq.read_table(tmp_path / "narrow" / rel).equals(pq.read_table(tmp_path / "whole" / rel)), rel
+    for rel in sorted(p.relative_to(tmp_path / "whole_q") for p in (tmp_path / "whole_q").rglob("*.parquet")):
+        assert pq.read_table(tmp_path / "narrow_q" / rel).equals(pq.read_table(tmp_path / "whole_q" / rel)), rel

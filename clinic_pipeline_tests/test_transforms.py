@@ -7,15 +7,29 @@ from decimal import Decimal
 import duckdb
 import pytest
 
-from clinic_pipeline.staging.transforms import UnknownTransformError, compile_transform
+from clinic_pipeline.staging.transforms import (
+    UnknownTransformError,
+    compile_transform,
+    layered_from,
+    merge_levels,
+    present_sql,
+)
+
+
+def _table(columns: dict[str, list[str | None]]) -> duckdb.DuckDBPyConnection:
+    con = duckdb.connect()
+    names = list(columns)
+    con.execute(f"CREATE TABLE t (i INTEGER, {', '.join(f'{n} VARCHAR' for n in names)})")
+    rows = [(i, *values) for i, values in enumerate(zip(*columns.values(), strict=True))]
+    con.executemany(f"INSERT INTO t VALUES ({', '.join('?' * (len(names) + 1))})", rows)
+    return con
 
 
 def _apply(transform: str, values: list[str | None], time_zone: str = "America/Chicago") -> list[tuple]:
-    con = duckdb.connect()
-    con.execute("CREATE TABLE t (v VARCHAR, i INTEGER)")
-    con.executemany("INSERT INTO t VALUES (?, ?)", [(v, i) for i, v in enumerate(values)])
+    con = _table({"v": values})
     compiled = compile_transform("v", transform, time_zone)
-    return con.execute(f"SELECT {compiled.value_sql}, {compiled.rejected_sql} FROM t ORDER BY i").fetchall()
+    relation = layered_from("t", compiled.levels)
+    return con.execute(f"SELECT {compiled.value_sql}, {compiled.rejected_sql} FROM {relation} ORDER BY i").fetchall()
 
 
 def test_trim_turns_blank_and_sentinels_into_null() -> None:
@@ -67,3 +81,76 @@ def test_unknown_transform_is_a_clear_error() -> None:
         compile_transform("v", "rot13", "UTC")
     with pytest.raises(UnknownTransformError, match="needs a format"):
         compile_transform("v", "parse_date", "UTC")
+
+
+def test_phone_extensions_and_all_zero_numbers() -> None:
+    rows = _apply("phone", ["555-123-4567 ext. 12", "555 123 4567 X9", "0", "", "  +1 (555) 123-4567  ", "Box 12"])
+    assert [r[0] for r in rows] == ["+15551234567", "+15551234567", None, None, "+15551234567", "Box 12"]
+
+
+def test_money_ignores_currency_sign_separators_and_whitespace() -> None:
+    rows = _apply("cents", [" $ 12,345.6\t", "-$3", "1.005", "n/a", None, "12 dollars"])
+    assert rows == [
+        (Decimal("12345.60"), False),
+        (Decimal("-3.00"), False),
+        (Decimal("1.01"), False),
+        (None, False),
+        (None, False),
+        (None, True),
+    ]
+
+
+def test_numbers_and_flags_reject_what_they_cannot_read() -> None:
+    assert _apply("integer", ["42", " 7 ", "4 apples", "NULL"]) == [
+        (42, False),
+        (7, False),
+        (None, True),
+        (None, False),
+    ]
+    assert _apply("boolean", ["Y", " no ", "maybe", "-"]) == [
+        (True, False),
+        (False, False),
+        (None, True),
+        (None, False),
+    ]
+
+
+def test_long_text_is_never_taken_for_a_placeholder() -> None:
+    long_text = "None of the above applied; " * 3
+    assert _apply("picklist", [long_text, " NONE ", "Null"]) == [
+        (long_text.strip(), False),
+        (None, False),
+        (None, False),
+    ]
+
+
+def test_visit_start_and_end_share_their_parsed_steps() -> None:
+    con = _table(
+        {"day": ["2024-03-10", "2024-07-01", "2024-07-01", "bad"], "clock": ["01:30", "09:00", "09:00", "10:00"]}
+        | {"mins": ["60", "15", "soon", "30"]}
+    )
+    start = compile_transform("day", "local_datetime:%Y-%m-%d %H:%M", "America/Chicago", ["clock"])
+    end = compile_transform("mins", "end_after_minutes:%Y-%m-%d %H:%M", "America/Chicago", ["day", "clock"])
+    levels = merge_levels([start.levels, end.levels])
+    parsed = [name for name in levels[2] if name.startswith("_parsed_")]
+    assert len(parsed) == 1  # one try_strptime for both lines
+    relation = layered_from("t", levels)
+    rows = con.execute(
+        f"SELECT {start.value_sql}, {end.value_sql}, {end.rejected_sql} FROM {relation} ORDER BY i"
+    ).fetchall()
+    # 2024-03-10 is the spring-forward day: 01:30 CST is 07:30 UTC and an hour later is 08:30 UTC.
+    assert rows == [
+        ("2024-03-10T07:30:00Z", "2024-03-10T08:30:00Z", False),
+        ("2024-07-01T14:00:00Z", "2024-07-01T14:15:00Z", False),
+        ("2024-07-01T14:00:00Z", None, True),
+        (None, None, True),
+    ]
+
+
+def test_present_sql_matches_the_compiled_presence() -> None:
+    values = ["x", " ", None, "N/A", "0000-00-00 00:00:00", "n/a/b"]
+    con = _table({"v": values})
+    compiled = compile_transform("v", "trim", "UTC")
+    relation = layered_from("t", compiled.levels)
+    rows = con.execute(f"SELECT {present_sql('v')}, {compiled.value_sql} IS NOT NULL FROM {relation} ORDER BY i")
+    assert [a for a, b in rows.fetchall() if a == b] == [True, False, False, False, False, True]

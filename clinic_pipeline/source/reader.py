@@ -20,7 +20,7 @@ import sqlite3
 import tempfile
 import unicodedata
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -94,10 +94,16 @@ def table_name(raw: str) -> str:
 class _Builder:
     """Collects the tables of one export into `_source_data` and the `source` views."""
 
-    def __init__(self, con: duckdb.DuckDBPyConnection, manifest: ExportManifest) -> None:
+    def __init__(
+        self, con: duckdb.DuckDBPyConnection, manifest: ExportManifest, wanted: Collection[str] | None = None
+    ) -> None:
         self.con = con
         self.manifest = manifest
+        self.wanted = None if wanted is None else frozenset(wanted)
         self.tables: dict[str, SourceTable] = {}
+        # Names claimed by tables left unread: a later table must not take them, or names would depend
+        # on which tables the caller asked for.
+        self.passed_over: set[str] = set()
         self.warnings: list[str] = []
         self.foreign_keys: list[DeclaredForeignKey] = []
         con.execute(f"DROP SCHEMA IF EXISTS {VIEW_SCHEMA} CASCADE")
@@ -108,12 +114,19 @@ class _Builder:
     def claim_name(self, raw: str) -> str:
         base = table_name(raw)
         name, n = base, 1
-        while name in self.tables:
+        while name in self.tables or name in self.passed_over:
             n += 1
             name = f"{base}_{n}"
+        if not self.wants(name):
+            self.passed_over.add(name)
         return name
 
+    def wants(self, name: str) -> bool:
+        return self.wanted is None or name in self.wanted
+
     def add(self, name: str, select_sql: str, origin: str, location: str) -> None:
+        if not self.wants(name):
+            return
         data = f"{DATA_SCHEMA}.{quote_ident(name)}"
         try:
             # Insertion order is preserved, so rowid + 1 is the data row number in the original.
@@ -140,7 +153,7 @@ class _Builder:
             self.warnings.append(f"{location}: manifest says {expected} rows, read {rows}")
 
     def export(self, spec: str) -> SourceExport:
-        if not self.tables:
+        if not self.tables and not self.passed_over:
             raise SourceError(f"{spec}: no tables found (expected CSV, Parquet or JSON files, or database tables)")
         return SourceExport(
             spec=spec,
@@ -263,10 +276,16 @@ def _manifest_in(root: Path) -> ExportManifest:
     return read_manifest(found[0].parent) if found else read_manifest(root)
 
 
-def _open_folder(spec: str, root: Path, con: duckdb.DuckDBPyConnection, display: str | None = None) -> SourceExport:
+def _open_folder(
+    spec: str,
+    root: Path,
+    con: duckdb.DuckDBPyConnection,
+    display: str | None = None,
+    tables: Collection[str] | None = None,
+) -> SourceExport:
     manifest = _manifest_in(root)
     codec = _python_codec(manifest.encoding)
-    builder = _Builder(con, manifest)
+    builder = _Builder(con, manifest, tables)
     with tempfile.TemporaryDirectory(prefix="clinic-src-") as tmp:
         for path in _data_files(root):
             rel = path.relative_to(root).as_posix()
@@ -275,7 +294,9 @@ def _open_folder(spec: str, root: Path, con: duckdb.DuckDBPyConnection, display:
     return builder.export(spec)
 
 
-def _open_zip(spec: str, path: Path, con: duckdb.DuckDBPyConnection) -> SourceExport:
+def _open_zip(
+    spec: str, path: Path, con: duckdb.DuckDBPyConnection, tables: Collection[str] | None = None
+) -> SourceExport:
     with tempfile.TemporaryDirectory(prefix="clinic-zip-") as tmp:
         root = Path(tmp).resolve()
         try:
@@ -292,12 +313,14 @@ def _open_zip(spec: str, path: Path, con: duckdb.DuckDBPyConnection) -> SourceEx
                     archive.extract(member, root)
         except zipfile.BadZipFile:
             raise SourceError(f"{path}: not a readable zip archive") from None
-        return _open_folder(spec, root, con, display=str(path))
+        return _open_folder(spec, root, con, display=str(path), tables=tables)
 
 
-def _open_single_file(spec: str, path: Path, con: duckdb.DuckDBPyConnection) -> SourceExport:
+def _open_single_file(
+    spec: str, path: Path, con: duckdb.DuckDBPyConnection, tables: Collection[str] | None = None
+) -> SourceExport:
     manifest = read_manifest(path.parent)
-    builder = _Builder(con, manifest)
+    builder = _Builder(con, manifest, tables)
     with tempfile.TemporaryDirectory(prefix="clinic-src-") as tmp:
         select = _file_select(path, _python_codec(manifest.encoding), Path(tmp))
         builder.add(builder.claim_name(path.stem), select, str(path), path.name)
@@ -323,8 +346,10 @@ def _sqlite_rows(db: sqlite3.Connection, table: str) -> sqlite3.Cursor:
         return db.execute(f"SELECT * FROM {quoted}")
 
 
-def _open_sqlite(spec: str, path: Path, con: duckdb.DuckDBPyConnection) -> SourceExport:
-    builder = _Builder(con, read_manifest(path.parent))
+def _open_sqlite(
+    spec: str, path: Path, con: duckdb.DuckDBPyConnection, tables: Collection[str] | None = None
+) -> SourceExport:
+    builder = _Builder(con, read_manifest(path.parent), tables)
     try:
         db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     except sqlite3.Error:
@@ -340,6 +365,8 @@ def _open_sqlite(spec: str, path: Path, con: duckdb.DuckDBPyConnection) -> Sourc
         for raw in raw_tables:
             name = builder.claim_name(raw)
             names[raw] = name
+            if not builder.wants(name):
+                continue
             cursor = _sqlite_rows(db, raw)
             columns = [d[0] for d in cursor.description]
             data = f"{DATA_SCHEMA}.{quote_ident(name)}"
@@ -382,8 +409,10 @@ def _sqlite_foreign_keys(db: sqlite3.Connection, raw: str, names: dict[str, str]
     return keys
 
 
-def _open_duckdb(spec: str, path: Path, con: duckdb.DuckDBPyConnection) -> SourceExport:
-    builder = _Builder(con, read_manifest(path.parent))
+def _open_duckdb(
+    spec: str, path: Path, con: duckdb.DuckDBPyConnection, tables: Collection[str] | None = None
+) -> SourceExport:
+    builder = _Builder(con, read_manifest(path.parent), tables)
     alias = "_clinic_source_db"
     try:
         con.execute(f"ATTACH {_literal(str(path))} AS {alias} (READ_ONLY)")
@@ -420,8 +449,30 @@ def _database_path(spec: str, scheme: str) -> Path:
     return path
 
 
-def open_source(spec: str, con: duckdb.DuckDBPyConnection) -> SourceExport:
-    """Register every table of the export `spec` as `source."<table>"` in `con` (see module doc)."""
+def open_source(spec: str, con: duckdb.DuckDBPyConnection, tables: Collection[str] | None = None) -> SourceExport:
+    """Register every table of the export `spec` as `source."<table>"` in `con` (see module doc).
+
+    With `tables` (reader names, as in `SourceExport.tables`) only those are registered: files and
+    SQLite/DuckDB tables outside the set are not read at all; dumps and server databases are read whole
+    and the rest dropped. Names are the same as without `tables`, declared foreign keys are kept where
+    both ends are registered, and a name the export does not have is a SourceError."""
+    export = _open(spec, con, tables)
+    return export if tables is None else _restrict(export, con, frozenset(tables))
+
+
+def _restrict(export: SourceExport, con: duckdb.DuckDBPyConnection, wanted: frozenset[str]) -> SourceExport:
+    missing = sorted(wanted - export.tables.keys())
+    if missing:
+        raise SourceError(f"{export.spec}: no table named {', '.join(missing)} in the export")
+    for name in export.tables.keys() - wanted:
+        con.execute(f"DROP VIEW {VIEW_SCHEMA}.{quote_ident(name)}")
+        con.execute(f"DROP TABLE {DATA_SCHEMA}.{quote_ident(name)}")
+    keys = [k for k in export.foreign_keys if k.table in wanted and k.ref_table in wanted]
+    kept = {name: table for name, table in export.tables.items() if name in wanted}
+    return export.model_copy(update={"tables": kept, "foreign_keys": keys})
+
+
+def _open(spec: str, con: duckdb.DuckDBPyConnection, tables: Collection[str] | None) -> SourceExport:
     spec = spec.strip()
     scheme = spec.split("://", 1)[0].lower() if "://" in spec else ""
     if scheme in UNSUPPORTED_SCHEMES:
@@ -436,7 +487,7 @@ def open_source(spec: str, con: duckdb.DuckDBPyConnection) -> SourceExport:
         path = _database_path(spec, scheme)
         if not path.is_file():
             raise SourceError(f"{path}: source database not found")
-        return _open_sqlite(spec, path, con) if scheme == "sqlite" else _open_duckdb(spec, path, con)
+        return _open_sqlite(spec, path, con, tables) if scheme == "sqlite" else _open_duckdb(spec, path, con, tables)
     if scheme:
         raise SourceError(
             f"{scheme}:// sources are not supported: use a folder, .zip, sqlite:///, duckdb:///, postgresql:// or mysql://"
@@ -446,7 +497,7 @@ def open_source(spec: str, con: duckdb.DuckDBPyConnection) -> SourceExport:
     if not path.exists():
         raise SourceError(f"{path}: source not found")
     if path.is_dir():
-        return _open_folder(spec, path, con)
+        return _open_folder(spec, path, con, tables=tables)
     suffix = path.suffix.lower()
     if suffix == ".sql":
         # Imported here: mysql_dump builds on this module, so a top-level import would be circular.
@@ -454,16 +505,16 @@ def open_source(spec: str, con: duckdb.DuckDBPyConnection) -> SourceExport:
 
         return open_mysql_dump(spec, path, con)
     if suffix == ".zip":
-        return _open_zip(spec, path, con)
+        return _open_zip(spec, path, con, tables)
     if suffix == ".duckdb":
-        return _open_duckdb(spec, path, con)
+        return _open_duckdb(spec, path, con, tables)
     if suffix in DATA_SUFFIXES:
-        return _open_single_file(spec, path, con)
+        return _open_single_file(spec, path, con, tables)
     try:
         with path.open("rb") as fh:
             is_sqlite = fh.read(len(SQLITE_MAGIC)) == SQLITE_MAGIC
     except OSError as exc:
         raise SourceError(f"{path}: cannot read ({exc.strerror})") from None
     if is_sqlite:
-        return _open_sqlite(spec, path, con)
+        return _open_sqlite(spec, path, con, tables)
     raise SourceError(f"{path}: unsupported source file type {suffix or '(none)'}")

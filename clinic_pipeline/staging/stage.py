@@ -26,7 +26,15 @@ import duckdb
 from clinic_pipeline.mapping.plan import FieldMapping, MappingPlan, ObjectMapping, RowFilter
 from clinic_pipeline.source.reader import SourceExport
 from clinic_pipeline.staging.objects import BY_TARGET, SOURCE_KEY_FIELD, StagedObject
-from clinic_pipeline.staging.transforms import compile_transform, present_sql, quote_ident, quote_literal
+from clinic_pipeline.staging.transforms import (
+    Level,
+    compile_transform,
+    layered_from,
+    merge_levels,
+    present_sql,
+    quote_ident,
+    quote_literal,
+)
 from clinic_pipeline.staging.uniqueness import ALIASES_DIR, disambiguate_account_names, resolve_people
 
 Window = tuple[datetime, datetime]  # [start, end), timezone-aware
@@ -126,6 +134,7 @@ class _Select:
     issues: list[str]
     descriptions: list[tuple[str, str]]  # (label, value sql) for several lines filling one description
     documents_root: Path | None = None
+    levels: list[tuple[Level, ...]] = field(default_factory=list)  # the transforms' steps, per line
 
 
 def _field_columns(
@@ -144,6 +153,7 @@ def _field_columns(
         )
         source = f"{alias}_val"
     compiled = compile_transform(source, line.transform, tz, line.args)
+    sel.levels.append(compiled.levels)
     if name == "lookup":
         key = (
             f"{quote_literal(line.references + ':')} || {compiled.value_sql}"
@@ -232,10 +242,8 @@ def _direct_select(
         sel.columns.append(f"{key} AS {SOURCE_KEY_FIELD}")
     if obj.module and not any(line.target == "name" for line in mapping.mapped_fields()):
         sel.columns.append(f"{key} AS name")
-    select = (
-        f"SELECT {', '.join(sel.columns)} FROM source.{quote_ident(table)} {' '.join(sel.joins)}"
-        f"{_where_sql(mapping, time_zone, window)}"
-    )
+    rows = f"(SELECT * FROM source.{quote_ident(table)} {' '.join(sel.joins)}{_where_sql(mapping, time_zone, window)})"
+    select = f"SELECT {', '.join(sel.columns)} FROM {layered_from(rows, merge_levels(sel.levels))}"
     return select, sel.issues
 
 
@@ -247,7 +255,8 @@ def _derived_select(mapping: ObjectMapping, source: str, time_zone: str) -> str:
         f"SELECT TRUE AS _derived, {key} AS _source_key, {quote_literal(mapping.source_table)} AS _source_table, "
         f"min(_source_row) AS _source_row, NULL::VARCHAR AS _skip_reason, "
         f"arg_min({compiled.value_sql}, _source_row) AS name, {key} AS {SOURCE_KEY_FIELD} "
-        f"FROM source.{quote_ident(mapping.source_table)} WHERE {compiled.value_sql} IS NOT NULL GROUP BY ALL"
+        f"FROM {layered_from(f'source.{quote_ident(mapping.source_table)}', compiled.levels)} "
+        f"WHERE {compiled.value_sql} IS NOT NULL GROUP BY ALL"
     )
 
 
@@ -322,6 +331,19 @@ def documents_root(export: SourceExport) -> Path | None:
             return Path(spec.removeprefix(scheme)).resolve().parent
     path = Path(spec)
     return path.resolve() if path.is_dir() else None
+
+
+def tables_read(obj: StagedObject, plan: MappingPlan) -> set[str]:
+    """The source tables `stage_object(obj, plan, ...)` reads: the export may be opened with only these."""
+    tables: set[str] = set()
+    for mapping in plan.objects:
+        lines = mapping.mapped_fields()
+        if mapping.target == obj.target:
+            tables.add(mapping.source_table)
+            tables.update(line.references for line in lines if line.references and line.via)
+        if any(line.transform == f"lookup:{obj.target}" and not line.references for line in lines):
+            tables.add(mapping.source_table)
+    return tables
 
 
 def stage_object(
@@ -420,7 +442,8 @@ def _stage(
         else "SELECT NULL::VARCHAR AS _source_table, NULL::BIGINT AS _source_row, NULL::VARCHAR AS _source_key, "
         "NULL::VARCHAR AS field, NULL::VARCHAR AS reason WHERE FALSE"
     )
-    _write_private_parquet(con, f"{issues_query} ORDER BY 1, 2", issues_path)
+    # File and row first; field and reason only break ties (a row with several issues), so the order is stable.
+    _write_private_parquet(con, f"{issues_query} ORDER BY 1, 2, 4, 5", issues_path)
     return _result(con, obj, taken, parquet_path, quarantine_path, issues_path, quarantine_dir)
 
 
@@ -435,12 +458,20 @@ def _verdict(con: duckdb.DuckDBPyConnection, target: str, columns: list[str], pa
     )
     con.execute(
         f"""CREATE OR REPLACE TEMP TABLE stage_verdict AS
+        WITH later_duplicates AS (
+            -- Ranking every row by key is a full sort; only keys seen twice (a hash aggregate finds them) need it.
+            SELECT _row_id FROM (
+                SELECT rowid AS _row_id,
+                    row_number() OVER (PARTITION BY _source_key ORDER BY _source_table, _source_row) AS n
+                FROM stage_rows
+                WHERE _source_key IN (SELECT _source_key FROM stage_rows GROUP BY 1 HAVING count(*) > 1)
+            ) WHERE n > 1
+        )
         SELECT * FROM (
             SELECT rowid AS _row_id, _derived, _source_table, _source_row, _source_key, CASE
                 WHEN _skip_reason IS NOT NULL THEN NULL
                 WHEN _source_key IS NULL THEN 'missing source key'
-                WHEN row_number() OVER (PARTITION BY _source_key ORDER BY _source_table, _source_row) > 1
-                    THEN 'duplicate source key'
+                WHEN rowid IN (SELECT _row_id FROM later_duplicates) THEN 'duplicate source key'
                 WHEN NOT ({required}) THEN {quote_literal(required_reason)}
                 {orphan_cases}
             END AS _quarantine_reason

@@ -21,11 +21,18 @@ Vocabulary (the proposer writes exactly these):
   lookup:<object>       the parent's stable source key (resolved to a Freshsales id at load time)
   owner_by_email        the owner's email, taken through `references`/`via` (resolved to a user at load time)
   from_reference        the value of `via` in the `references` table row this column names
+
+A compiled line is a stack of named steps (`CompiledField.levels`, LEVELS of them): each column's
+trimmed text; its presence and lower-cased form; parsed or cleaned values; times in UTC; the line's
+value. `layered_from` adds them as columns, one subquery per level, so each is computed once per row
+however many lines and checks use it. Steps are named by a hash of their SQL: lines that need the same
+one (a visit's start and end parse the same date and time) share it after `merge_levels`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import hashlib
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 NULL_LIKE = ("", "n/a", "na", "null", "none", "-", "0000-00-00", "0000-00-00 00:00:00")
@@ -33,6 +40,13 @@ PLACEHOLDER_EMAILS = ("none@none.com", "noemail@noemail.com", "no@email.com", "d
 EMAIL_PATTERN = r"^[a-z0-9._%+'-]+@[a-z0-9-]+(\.[a-z0-9-]+)*\.[a-z]{2,}$"
 # Years at or before 1900 are the sentinels real exports use for "unknown" (0001-01-01, 1900-01-01).
 SENTINEL_MAX_YEAR = 1900
+# Longer text cannot be a null-like placeholder: no need to lower-case it (free-text notes) to know.
+_NULL_LIKE_MAX_LENGTH = max(map(len, NULL_LIKE))
+# What the `cents` transform strips: currency sign, thousands separators and RE2's `\s`.
+_MONEY_NOISE = "$, \t\n\f\r"
+LEVELS = 5  # trimmed text → presence, lower-cased → parsed/cleaned → in UTC → the line's value
+
+Level = Mapping[str, str]  # step name → SQL over the source columns and the levels below
 
 
 class UnknownTransformError(ValueError):
@@ -41,9 +55,10 @@ class UnknownTransformError(ValueError):
 
 @dataclass(frozen=True)
 class CompiledField:
-    value_sql: str
+    value_sql: str  # over the steps in `levels`
     rejected_sql: str  # TRUE when the raw value was present but unusable
     reason: str
+    levels: tuple[Level, ...] = ()  # LEVELS levels of named steps, the lowest first
 
 
 def quote_ident(name: str) -> str:
@@ -59,7 +74,55 @@ def _sql_list(values: tuple[str, ...]) -> str:
 
 
 def present_sql(raw: str) -> str:
+    """Standalone presence check of a raw column (row filters), the same rule as the compiled lines' steps."""
     return f"(lower(trim({raw})) NOT IN {_sql_list(NULL_LIKE)} AND {raw} IS NOT NULL)"
+
+
+def merge_levels(compiled: Iterable[Sequence[Level]]) -> list[dict[str, str]]:
+    """The steps of several fields, level by level; a step shared by fields (same SQL, same name) appears once."""
+    merged: list[dict[str, str]] = [{} for _ in range(LEVELS)]
+    for levels in compiled:
+        for level, steps in zip(merged, levels, strict=False):
+            level.update(steps)
+    return merged
+
+
+def layered_from(relation: str, levels: Sequence[Level]) -> str:
+    """`relation` (a table or parenthesized subquery) with every step added as a column, a subquery per level."""
+    for level in levels:
+        if level:
+            steps = ", ".join(f"{sql} AS {quote_ident(name)}" for name, sql in level.items())
+            relation = f"(SELECT *, {steps} FROM {relation})"
+    return relation
+
+
+class _Steps:
+    def __init__(self) -> None:
+        self.levels: tuple[dict[str, str], ...] = tuple({} for _ in range(LEVELS))
+
+    def add(self, level: int, hint: str, sql: str) -> str:
+        name = f"_{hint}_{hashlib.sha1(sql.encode()).hexdigest()[:12]}"
+        self.levels[level][name] = sql
+        return quote_ident(name)
+
+    def text(self, column: str) -> tuple[str, str]:
+        """(trimmed text, present) of a source column: present = not NULL and not a null-like placeholder."""
+        trimmed = self.add(0, "trim", f"trim({quote_ident(column)})")
+        present = self.add(
+            1,
+            "present",
+            f"({trimmed} IS NOT NULL AND (length({trimmed}) > {_NULL_LIKE_MAX_LENGTH} "
+            f"OR lower({trimmed}) NOT IN {_sql_list(NULL_LIKE)}))",
+        )
+        return trimmed, present
+
+    def lower(self, text: str) -> str:
+        return self.add(1, "lower", f"lower({text})")
+
+    def result(self, value: str, rejected: str, reason: str) -> CompiledField:
+        """The line's value as the last step; `{value}` in `rejected` names it."""
+        name = self.add(LEVELS - 1, "value", value)
+        return CompiledField(name, rejected.replace("{value}", name), reason, self.levels)
 
 
 def _utc(parsed: str, time_zone: str) -> str:
@@ -72,78 +135,88 @@ def _iso_utc(timestamp: str) -> str:
 
 
 def compile_transform(column: str, transform: str | None, time_zone: str, args: Sequence[str] = ()) -> CompiledField:
-    raw = quote_ident(column)
-    trimmed = f"nullif(trim({raw}), '')"
-    present = present_sql(raw)
+    """The line's value and rejection check over `column` (and `args`). Both name steps of
+    `compiled.levels`: select them from `layered_from(table, compiled.levels)`."""
+    steps = _Steps()
     name, _, arg = (transform or "trim").partition(":")
+    if name in ("local_datetime", "end_after_minutes"):
+        return _local_datetime(steps, name, arg, column, time_zone, args, transform)
+    text, present = steps.text(column)
 
-    if name in ("trim", "picklist"):
-        return CompiledField(f"CASE WHEN {present} THEN {trimmed} END", "FALSE", "")
+    if name in ("trim", "picklist", "from_reference", "lookup"):
+        if name == "lookup" and not arg:
+            raise UnknownTransformError("transform 'lookup' needs a target object, e.g. lookup:sales_account")
+        # A present value is never empty after trimming ('' is null-like).
+        return steps.result(f"CASE WHEN {present} THEN {text} END", "FALSE", "")
+    if name == "owner_by_email":
+        return steps.result(f"CASE WHEN {present} THEN lower({text}) END", "FALSE", "")
     if name == "lower_email":
-        email = f"lower(trim({raw}))"
+        email = steps.lower(text)
         well_formed = f"regexp_full_match({email}, {quote_literal(EMAIL_PATTERN)})"
-        ok = f"({well_formed} AND {email} NOT IN {_sql_list(PLACEHOLDER_EMAILS)})"
-        return CompiledField(
+        ok = steps.add(2, "email_ok", f"({well_formed} AND {email} NOT IN {_sql_list(PLACEHOLDER_EMAILS)})")
+        return steps.result(
             f"CASE WHEN {ok} THEN {email} END",
             f"({present} AND NOT coalesce({ok}, FALSE))",
             "not a usable email address (malformed or placeholder)",
         )
     if name == "phone":
-        main = f"regexp_replace(lower(trim({raw})), '\\s*(x|ext\\.?)\\s*\\d+$', '')"
-        digits = f"regexp_replace({main}, '[^0-9]', '', 'g')"
+        lowered = steps.lower(text)
+        # The extension pattern needs an `x` (x, ext, ext.): most numbers have none and skip the regex.
+        extension = "'\\s*(x|ext\\.?)\\s*\\d+$'"
+        main = f"CASE WHEN contains({lowered}, 'x') THEN regexp_replace({lowered}, {extension}, '') ELSE {lowered} END"
+        digits = steps.add(2, "digits", f"regexp_replace({main}, '[^0-9]', '', 'g')")
         value = (
-            f"CASE WHEN NOT {present} OR regexp_full_match({digits}, '0+') THEN NULL "
+            f"CASE WHEN NOT {present} OR ({digits} <> '' AND ltrim({digits}, '0') = '') THEN NULL "
             f"WHEN length({digits}) = 10 THEN '+1' || {digits} "
             f"WHEN length({digits}) = 11 AND starts_with({digits}, '1') THEN '+' || {digits} "
-            f"WHEN starts_with(trim({raw}), '+') AND length({digits}) BETWEEN 8 AND 15 THEN '+' || {digits} "
-            f"ELSE {trimmed} END"
+            f"WHEN starts_with({text}, '+') AND length({digits}) BETWEEN 8 AND 15 THEN '+' || {digits} "
+            f"ELSE {text} END"
         )
-        return CompiledField(value, "FALSE", "")
+        return steps.result(value, "FALSE", "")
     if name in ("parse_date", "parse_datetime"):
         if not arg:
             raise UnknownTransformError(f"transform {transform!r} needs a format, e.g. {name}:%Y-%m-%d")
-        parsed = f"try_strptime(trim({raw}), {quote_literal(arg)})"
+        parsed = steps.add(2, "parsed", f"try_strptime({text}, {quote_literal(arg)})")
         usable = f"({parsed} IS NOT NULL AND year({parsed}) > {SENTINEL_MAX_YEAR})"
         if name == "parse_date":
             value = f"CASE WHEN {usable} THEN strftime({parsed}::DATE, '%Y-%m-%d') END"
         else:
             value = f"CASE WHEN {usable} THEN {_iso_utc(_utc(parsed, time_zone))} END"
-        return CompiledField(value, f"({present} AND {parsed} IS NULL)", f"does not match the plan's date format {arg}")
+        return steps.result(value, f"({present} AND {parsed} IS NULL)", f"does not match the plan's date format {arg}")
     if name == "cents":
-        cleaned = f"regexp_replace(trim({raw}), '[$,\\s]', '', 'g')"
+        cleaned = f"translate({text}, {quote_literal(_MONEY_NOISE)}, '')"
         value = f"CASE WHEN {present} THEN try_cast({cleaned} AS DECIMAL(18, 2)) END"
-        return CompiledField(value, f"({present} AND {value} IS NULL)", "not a money amount")
-    if name in ("local_datetime", "end_after_minutes"):
-        if not arg:
-            raise UnknownTransformError(f"transform {transform!r} needs a format, e.g. {name}:%Y-%m-%d %H:%M")
-        parts = [quote_ident(a) for a in args] if name == "end_after_minutes" else [raw, *map(quote_ident, args)]
-        joined = " || ' ' || ".join(f"trim({p})" for p in parts)
-        parsed = f"try_strptime({joined}, {quote_literal(arg)})"
-        usable = f"({parsed} IS NOT NULL AND year({parsed}) > {SENTINEL_MAX_YEAR})"
-        moment = _utc(parsed, time_zone)
-        if name == "end_after_minutes":
-            # Added after the conversion to UTC: a visit across a DST change still lasts its minutes.
-            minutes = f"try_cast(trim({raw}) AS INTEGER)"
-            moment = f"({moment} + to_minutes({minutes}))"
-            usable = f"({usable} AND {minutes} IS NOT NULL)"
-        value = f"CASE WHEN {usable} THEN {_iso_utc(moment)} END"
-        return CompiledField(value, f"({value} IS NULL)", f"date and time do not match the plan's format {arg}")
+        return steps.result(value, f"({present} AND {{value}} IS NULL)", "not a money amount")
     if name in ("number", "integer"):
         sql_type = "DOUBLE" if name == "number" else "BIGINT"
-        value = f"CASE WHEN {present} THEN try_cast(trim({raw}) AS {sql_type}) END"
-        return CompiledField(value, f"({present} AND {value} IS NULL)", f"not a {'whole ' * (name == 'integer')}number")
+        value = f"CASE WHEN {present} THEN try_cast({text} AS {sql_type}) END"
+        reason = f"not a {'whole ' * (name == 'integer')}number"
+        return steps.result(value, f"({present} AND {{value}} IS NULL)", reason)
     if name == "boolean":
-        flag = f"lower(trim({raw}))"
+        flag = steps.lower(text)
         value = (
             f"CASE WHEN {flag} IN ('y', 'yes', 'true', 't', '1') THEN TRUE "
             f"WHEN {flag} IN ('n', 'no', 'false', 'f', '0') THEN FALSE END"
         )
-        return CompiledField(value, f"({present} AND {value} IS NULL)", "not a yes/no value")
-    if name in ("owner_by_email", "from_reference"):
-        lowered = f"lower({trimmed})" if name == "owner_by_email" else trimmed
-        return CompiledField(f"CASE WHEN {present} THEN {lowered} END", "FALSE", "")
-    if name == "lookup":
-        if not arg:
-            raise UnknownTransformError("transform 'lookup' needs a target object, e.g. lookup:sales_account")
-        return CompiledField(f"CASE WHEN {present} THEN {trimmed} END", "FALSE", "")
+        return steps.result(value, f"({present} AND {{value}} IS NULL)", "not a yes/no value")
     raise UnknownTransformError(f"unknown transform {transform!r}")
+
+
+def _local_datetime(
+    steps: _Steps, name: str, fmt: str, column: str, time_zone: str, args: Sequence[str], transform: str | None
+) -> CompiledField:
+    if not fmt:
+        raise UnknownTransformError(f"transform {transform!r} needs a format, e.g. {name}:%Y-%m-%d %H:%M")
+    parts = list(args) if name == "end_after_minutes" else [column, *args]
+    joined = " || ' ' || ".join(steps.text(p)[0] for p in parts)
+    parsed = steps.add(2, "parsed", f"try_strptime({joined}, {quote_literal(fmt)})")
+    usable = f"({parsed} IS NOT NULL AND year({parsed}) > {SENTINEL_MAX_YEAR})"
+    # The time zone conversion is the costly part: one per row for a visit's start and end together.
+    moment = steps.add(3, "utc", _utc(parsed, time_zone))
+    if name == "end_after_minutes":
+        # Added after the conversion to UTC: a visit across a DST change still lasts its minutes.
+        minutes = steps.add(2, "minutes", f"try_cast({steps.text(column)[0]} AS INTEGER)")
+        moment = f"({moment} + to_minutes({minutes}))"
+        usable = f"({usable} AND {minutes} IS NOT NULL)"
+    value = f"CASE WHEN {usable} THEN {_iso_utc(moment)} END"
+    return steps.result(value, "({value} IS NULL)", f"date and time do not match the plan's format {fmt}")

@@ -1,16 +1,21 @@
 """Staging the 2 M-record sample clinic against DuckDB alone reading the export and writing it to Parquet.
 
 Issue 5: staging may take at most 1.5x the baseline, with peak RSS under 2 GiB. Both phases start from
-the same CSV export and end with Parquet on disk, so both include `open_source` (every CSV read into
-DuckDB, all VARCHAR): the baseline then COPYs each table to Parquet as it is, staging runs
-`stage_object` for every staged object in load order. Each phase runs in a fresh interpreter so its
-peak RSS is its own; the inventory (issue 3: "well under a minute") is timed in a third one, which also
-proposes and confirms the plan the staging phase uses. The machine is shared, so baseline and staging
-run alternately REPEATS times each and the best time of each counts (peak RSS: the worst).
+the same CSV export and end with Parquet on disk, so both include `open_source` (CSVs read into DuckDB,
+all VARCHAR): the baseline reads every table and COPYs each to Parquet as it is; staging reads the
+tables the plan stages from (`tables_read`: not the payments, workflow or report tables the plan
+leaves out, as a staging step can with `open_source(..., tables=...)`) and runs `stage_object` for
+every staged object in load order. The report also gives the ratio had staging opened the whole
+export (the baseline's open time plus staging's `stage_object` time) and `stage_object` alone against
+COPY alone. Each phase runs in a fresh interpreter so its peak RSS is its own; the inventory (issue 3:
+"well under a minute") is timed in a third one, which also proposes and confirms the plan the staging
+phase uses. The machine is shared, so baseline and staging run alternately REPEATS times each and the
+best time of each counts (peak RSS: the worst).
 
 Asserted: peak RSS under 2 GiB, and that the run staged the export. The ratio is printed against its
-target but not asserted yet: it is not reached (≈1.8 on the 2-core machine; most of what remains is
-the plan's transforms in `stage_rows`, see the per-object times).
+target, not asserted: it is not reached yet (≈1.7 on a quiet 2-core machine, up to ≈1.95 when other work
+shares it). What remains is spread evenly over the plan's ~100 column expressions in `stage_rows` and the
+Parquet writes of the staged files, see the per-object times.
 
 Run `pytest -m slow clinic_pipeline_tests/benchmarks/bench_staging.py -s`.
 """
@@ -34,7 +39,7 @@ from clinic_pipeline.samples.generator import generate_clinic
 from clinic_pipeline.source.inventory import build_inventory
 from clinic_pipeline.source.reader import open_source, quote_ident
 from clinic_pipeline.staging.objects import STAGED_OBJECTS
-from clinic_pipeline.staging.stage import stage_object
+from clinic_pipeline.staging.stage import stage_object, tables_read
 
 PATIENTS = 110_000  # ≈ 2.04 M records over all tables
 TARGET_RATIO = 1.5  # issue 5; printed, not asserted (see the module docstring)
@@ -81,9 +86,10 @@ def _baseline_phase(export_dir: Path, work: Path) -> dict[str, Any]:
 
 def _staging_phase(export_dir: Path, work: Path) -> dict[str, Any]:
     plan = MappingPlan.model_validate_json((work / "plan.json").read_text())
+    tables = set().union(*(tables_read(obj, plan) for obj in STAGED_OBJECTS))
     con = duckdb.connect()
     started = time.perf_counter()
-    export = open_source(str(export_dir), con)
+    export = open_source(str(export_dir), con, tables=tables)
     opened = time.perf_counter()
     objects: dict[str, dict[str, float]] = {}
     for obj in STAGED_OBJECTS:
@@ -97,7 +103,13 @@ def _staging_phase(export_dir: Path, work: Path) -> dict[str, Any]:
             "skipped": result.skipped_rows,
         }
     staged = time.perf_counter()
-    return {"open_s": opened - started, "write_s": staged - opened, "total_s": staged - started, "objects": objects}
+    return {
+        "open_s": opened - started,
+        "write_s": staged - opened,
+        "total_s": staged - started,
+        "objects": objects,
+        "rows_read": sum(t.row_count for t in export.tables.values()),
+    }
 
 
 PHASES = {"inventory": _inventory_phase, "baseline": _baseline_phase, "staging": _staging_phase}
@@ -137,14 +149,15 @@ def test_staging_against_duckdb_alone(tmp_path: Path) -> None:
 
     records = sum(inventory["tables"].values())
     ratio = staging["total_s"] / baseline["total_s"]
+    whole_export_ratio = (baseline["open_s"] + staging["write_s"]) / baseline["total_s"]
     lines = [
         f"\nexport: {records:,} records in {len(inventory['tables'])} tables",
         f"inventory: open {inventory['open_s']:.2f} s + build_inventory {inventory['inventory_s']:.2f} s, "
         f"peak RSS {inventory['peak_rss_mb']:.0f} MB",
         f"baseline (DuckDB alone): open {baseline['open_s']:.2f} s + COPY to Parquet {baseline['write_s']:.2f} s "
         f"= {baseline['total_s']:.2f} s, peak RSS {baseline['peak_rss_mb']:.0f} MB",
-        f"staging: open {staging['open_s']:.2f} s + stage_object {staging['write_s']:.2f} s "
-        f"= {staging['total_s']:.2f} s, peak RSS {staging['peak_rss_mb']:.0f} MB",
+        f"staging: open {staging['open_s']:.2f} s ({staging['rows_read']:,} records) + stage_object "
+        f"{staging['write_s']:.2f} s = {staging['total_s']:.2f} s, peak RSS {staging['peak_rss_mb']:.0f} MB",
         *(
             f"  {name:<15} {o['seconds']:6.2f} s  source {o['source_rows']:>9,}  staged {o['staged']:>9,}  "
             f"quarantined {o['quarantined']:>7,}  skipped {o['skipped']:>6,}"
@@ -152,7 +165,8 @@ def test_staging_against_duckdb_alone(tmp_path: Path) -> None:
         ),
         f"ratio staging/baseline: {ratio:.2f} (target ≤ {TARGET_RATIO}) end to end (best of {REPEATS}; all runs: "
         f"baseline {_seconds(baselines)} s, staging {_seconds(stagings)} s); "
-        f"{staging['write_s'] / baseline['write_s']:.2f} for stage_object alone vs COPY alone, after the same open",
+        f"{whole_export_ratio:.2f} had staging opened the whole export; "
+        f"{staging['write_s'] / baseline['write_s']:.2f} for stage_object alone vs COPY alone",
     ]
     print("\n".join(lines))
 
