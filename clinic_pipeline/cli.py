@@ -25,6 +25,7 @@ from clinic_pipeline.mapping.sign_off import SignOffRequiredError
 from clinic_pipeline.settings import ConfigurationError, Settings
 from clinic_pipeline.source.reader import SourceError
 from clinic_pipeline.staging.objects import STAGED_OBJECTS
+from clinic_pipeline.staging.stage import ReconciliationError
 
 app = typer.Typer(
     help="Migrate a clinic's export into Freshsales: inventory → plan → stage → load → validate.",
@@ -40,6 +41,7 @@ OPERATOR_ERRORS = (
     FreshsalesError,
     LoadFailedError,
     SignOffRequiredError,
+    ReconciliationError,
     FileNotFoundError,
     ValueError,
 )

@@ -69,6 +69,23 @@ def test_zip_export_reads_members_and_names_the_archive(tmp_path: Path) -> None:
     assert _rows(con, "SELECT count(*) FROM source.patients") == [(25,)]
 
 
+def test_folder_walk_skips_attachments_and_hidden_folders(tmp_path: Path) -> None:
+    # Documents hold data-like files and even a manifest of their own; neither is part of the export's tables.
+    export_dir = tmp_path / "unpacked" / "clinic_export"
+    shutil.copytree(FIXTURE_DIR, export_dir)
+    for folder in ("documents/p1", "Documents/scans", ".git", "__MACOSX"):
+        (export_dir / folder).mkdir(parents=True)
+        (export_dir / folder / "scan.csv").write_text("not,a,table\n")
+    (export_dir / "documents" / "manifest.json").write_text('{"time_zone": "Europe/Paris"}')
+    (export_dir / ".hidden.csv").write_text("not,a,table\n")
+    (export_dir / "billing").mkdir()
+    (export_dir / "billing" / "payments.csv").write_text("payment_id,amount\n1,12.50\n")
+    export = open_source(str(tmp_path / "unpacked"), duckdb.connect())
+    assert set(export.tables) == {"patients", "payments"}
+    assert export.tables["payments"].location == "clinic_export/billing/payments.csv"
+    assert export.manifest.time_zone == "America/Chicago"
+
+
 def test_semicolon_windows_1252_spreadsheet_export() -> None:
     con = duckdb.connect()
     export = open_source(str(FIXTURES / "spreadsheet_export"), con)

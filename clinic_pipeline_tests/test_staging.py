@@ -11,6 +11,7 @@ import pytest
 
 from clinic_pipeline.mapping.plan import FieldMapping, MappingPlan, ObjectMapping, confirm_plan
 from clinic_pipeline.source.reader import open_source
+from clinic_pipeline.staging import stage
 from clinic_pipeline.staging.objects import ACCOUNTS, CONTACTS
 from clinic_pipeline.staging.stage import stage_object
 
@@ -83,3 +84,25 @@ def test_contacts_and_derived_accounts_account_for_every_row(export_dir: Path, t
     assert names == ["Downtown Clinic", "Northside"]
     for path in (contacts.parquet_path, contacts.quarantine_path, contacts.field_issues_path):
         assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+def test_a_row_lost_on_the_way_to_the_staged_file_fails_the_reconciliation(
+    export_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A defect that loses a record between the source and the staged file (here: the write drops one)
+    # must stop staging with the table named, never pass as a smaller file.
+    out, quarantine = tmp_path / "staged", tmp_path / "quarantine"
+    con = duckdb.connect()
+    export = open_source(str(export_dir), con)
+    stage_object(ACCOUNTS, _plan(), export, con, staged_dir=out, quarantine_dir=quarantine)
+    write = stage._write_private_parquet
+
+    def losing_one_row(con: duckdb.DuckDBPyConnection, query: str, path: Path) -> None:
+        write(con, f"SELECT * FROM ({query}) OFFSET 1" if path == out / "contacts.parquet" else query, path)
+
+    monkeypatch.setattr(stage, "_write_private_parquet", losing_one_row)
+    with pytest.raises(stage.ReconciliationError, match=r"contacts: .* for patient_list") as raised:
+        stage_object(CONTACTS, _plan(), export, con, staged_dir=out, quarantine_dir=quarantine)
+    assert "José" not in str(raised.value)
+    recon = pq.read_table(quarantine / "contacts_reconciliation.parquet").to_pylist()
+    assert recon == [{"source_table": "patient_list", "source_rows": 6, "staged": 2, "quarantined": 3, "skipped": 0}]

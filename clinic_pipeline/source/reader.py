@@ -15,6 +15,7 @@ DuckDB's sqlite extension cannot be downloaded offline), `duckdb:///file.duckdb`
 from __future__ import annotations
 
 import codecs
+import os
 import re
 import sqlite3
 import tempfile
@@ -262,17 +263,25 @@ def _file_select(path: Path, codec: str | None, workdir: Path) -> str:
     return f"SELECT CAST(COLUMNS(*) AS VARCHAR) FROM read_json_auto({_literal(str(path))})"
 
 
-def _data_files(root: Path) -> Iterator[Path]:
-    for path in sorted(root.rglob("*")):
-        rel = path.relative_to(root)
-        if any(part.lower() in SKIPPED_DIRS or part.startswith(".") for part in rel.parts):
-            continue
-        if path.is_file() and path.suffix.lower() in DATA_SUFFIXES and path.name.lower() != MANIFEST_NAME:
-            yield path
+def _export_files(root: Path) -> Iterator[Path]:
+    """Files of the export, without descending into attachment or hidden folders: a documents folder
+    can hold hundreds of thousands of files, and walking them cost more than reading every table."""
+    for folder, dirs, files in os.walk(root):
+        dirs[:] = [d for d in dirs if d.lower() not in SKIPPED_DIRS and not d.startswith(".")]
+        yield from (Path(folder, name) for name in files if not name.startswith("."))
+
+
+def _data_files(root: Path) -> list[Path]:
+    # Sorted: table names (and their `_2` suffixes) must not depend on the file system's listing order.
+    return sorted(
+        path
+        for path in _export_files(root)
+        if path.suffix.lower() in DATA_SUFFIXES and path.name.lower() != MANIFEST_NAME
+    )
 
 
 def _manifest_in(root: Path) -> ExportManifest:
-    found = sorted(root.rglob(MANIFEST_NAME), key=lambda p: len(p.parts))
+    found = sorted((p for p in _export_files(root) if p.name == MANIFEST_NAME), key=lambda p: (len(p.parts), p))
     return read_manifest(found[0].parent) if found else read_manifest(root)
 
 

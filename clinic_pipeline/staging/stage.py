@@ -490,7 +490,8 @@ def _result(
     quarantine_dir: Path,
 ) -> StageResult:
     # Per (table, derived): rows, skipped (from stage_rows) and quarantined (from stage_verdict); the two
-    # never overlap (a skipped row has no verdict), so staged = rows - skipped - quarantined.
+    # never overlap (a skipped row has no verdict). Staged rows are counted in the file as written, so
+    # a row lost on the way (a merge, a filter, the write) breaks the reconciliation instead of passing.
     counts = con.execute(
         """SELECT r._source_table, r._derived, r.n, r.skipped, coalesce(v.n, 0) AS quarantined
         FROM (SELECT _source_table, _derived, count(*) AS n, count(*) FILTER (WHERE _skip_reason IS NOT NULL) AS skipped
@@ -498,15 +499,23 @@ def _result(
         LEFT JOIN (SELECT _source_table, _derived, count(*) AS n FROM stage_verdict GROUP BY ALL) v
           ON r._source_table IS NOT DISTINCT FROM v._source_table AND r._derived = v._derived"""
     ).fetchall()
+    staged_file = f"read_parquet({quote_literal(str(parquet_path))})"
+    (staged,) = con.execute(f"SELECT count(*) FROM {staged_file}").fetchone()
+    # A direct record's key is `<table>:<key>`, a derived one's `<table>.<column>:<value>`.
+    in_file = dict(
+        con.execute(
+            f"SELECT _source_table, count(*) FROM {staged_file} "
+            "WHERE starts_with(_source_key, _source_table || ':') GROUP BY ALL"
+        ).fetchall()
+    )
     by_table: dict[str, tuple[int, int, int]] = {}
-    staged = quarantined = skipped = derived = 0
+    quarantined = skipped = derived = 0
     for table, is_derived, rows, table_skipped, table_quarantined in counts:
-        table_staged = int(rows) - int(table_skipped) - int(table_quarantined)
-        staged, quarantined, skipped = staged + table_staged, quarantined + table_quarantined, skipped + table_skipped
+        quarantined, skipped = quarantined + table_quarantined, skipped + table_skipped
         if is_derived:
             derived += int(rows)
         else:
-            by_table[table] = (table_staged, int(table_quarantined), int(table_skipped))
+            by_table[table] = (int(in_file.get(table, 0)), int(table_quarantined), int(table_skipped))
     reconciliation = [
         Reconciliation(table, rows, *by_table.get(table, (0, 0, 0))) for table, rows in sorted(taken.items())
     ]
@@ -538,7 +547,7 @@ def _result(
         parquet_path=parquet_path,
         source_rows=sum(taken.values()),
         derived_rows=derived,
-        staged_rows=staged,
+        staged_rows=int(staged),
         quarantined_rows=int(quarantined),
         skipped_rows=int(skipped),
         field_issues=int(issues_count),
