@@ -95,12 +95,12 @@ def test_a_row_lost_on_the_way_to_the_staged_file_fails_the_reconciliation(
     con = duckdb.connect()
     export = open_source(str(export_dir), con)
     stage_object(ACCOUNTS, _plan(), export, con, staged_dir=out, quarantine_dir=quarantine)
-    write = stage._write_private_parquet
+    write = stage.write_private_parquet
 
     def losing_one_row(con: duckdb.DuckDBPyConnection, query: str, path: Path) -> None:
         write(con, f"SELECT * FROM ({query}) OFFSET 1" if path == out / "contacts.parquet" else query, path)
 
-    monkeypatch.setattr(stage, "_write_private_parquet", losing_one_row)
+    monkeypatch.setattr(stage, "write_private_parquet", losing_one_row)
     with pytest.raises(stage.ReconciliationError, match=r"contacts: .* for patient_list") as raised:
         stage_object(CONTACTS, _plan(), export, con, staged_dir=out, quarantine_dir=quarantine)
     assert "José" not in str(raised.value)

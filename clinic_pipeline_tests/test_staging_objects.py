@@ -71,6 +71,7 @@ def test_money_is_cent_exact_and_times_are_utc(staged: tuple[MappingPlan, dict[s
         "2024-03-10T09:00:00Z",
     )
     assert visits["appointments:3"]["from_date"] == "2024-07-02T19:15:00Z"  # CDT, UTC-5
+    assert {v["time_zone"] for v in visits.values()} == {"America/Chicago"}
 
 
 def test_short_and_undated_visits_become_tasks(staged: tuple[MappingPlan, dict[str, StageResult]]) -> None:

@@ -9,13 +9,13 @@ the total stays within `size`. The subset files have the staged schema and are l
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import duckdb
 from pydantic import BaseModel
 
 from clinic_pipeline.staging.objects import ACCOUNTS, CONTACTS, STAGED_OBJECTS
+from clinic_pipeline.staging.private_files import write_private_parquet
 from clinic_pipeline.staging.transforms import quote_literal
 
 MIN_SIZE, MAX_SIZE = 100, 500
@@ -49,14 +49,6 @@ def _awkward_sql(columns: set[str]) -> str:
         if name in columns:
             terms.append(f"coalesce(regexp_matches({name}, '[^\\x00-\\x7F]'), FALSE)::INT")
     return " + ".join(terms) or "0"
-
-
-def _write(con: duckdb.DuckDBPyConnection, query: str, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".parquet.tmp")
-    con.execute(f"COPY ({query}) TO {quote_literal(str(tmp))} (FORMAT parquet)")
-    os.chmod(tmp, 0o600)
-    os.replace(tmp, path)
 
 
 def choose_sample(staged_dir: Path, out_dir: Path, *, size: int = 200, seed: int = 7) -> SampleSelection:
@@ -127,6 +119,6 @@ def choose_sample(staged_dir: Path, out_dir: Path, *, size: int = 200, seed: int
     for obj in STAGED_OBJECTS:
         keys = selected.get(obj.name, "SELECT NULL::VARCHAR WHERE FALSE")
         query = f"SELECT * FROM {src[obj.name]} WHERE _source_key IN ({keys}) ORDER BY _source_key"
-        _write(con, query, out_dir / f"{obj.name}.parquet")
+        write_private_parquet(con, query, out_dir / f"{obj.name}.parquet")
         (records[obj.name],) = con.execute(f"SELECT count(*) FROM ({query})").fetchone()
     return SampleSelection(size=size, seed=seed, records={k: int(v) for k, v in records.items()})

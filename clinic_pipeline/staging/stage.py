@@ -26,6 +26,7 @@ import duckdb
 from clinic_pipeline.mapping.plan import FieldMapping, MappingPlan, ObjectMapping, RowFilter
 from clinic_pipeline.source.reader import SourceExport
 from clinic_pipeline.staging.objects import BY_TARGET, SOURCE_KEY_FIELD, StagedObject
+from clinic_pipeline.staging.private_files import write_private_parquet
 from clinic_pipeline.staging.transforms import (
     Level,
     compile_transform,
@@ -240,8 +241,12 @@ def _direct_select(
         sel.columns.append(f"{_description_sql(sel.descriptions)} AS description")
     if obj.key_field == SOURCE_KEY_FIELD:
         sel.columns.append(f"{key} AS {SOURCE_KEY_FIELD}")
-    if obj.module and not any(line.target == "name" for line in mapping.mapped_fields()):
+    targets = {line.target for line in mapping.mapped_fields()}
+    if obj.module and "name" not in targets:
         sel.columns.append(f"{key} AS name")
+    if obj.target == "appointment" and "time_zone" not in targets:
+        # The times travel in UTC; the zone keeps the visit shown at the clinic's wall-clock time.
+        sel.columns.append(f"{quote_literal(time_zone)} AS time_zone")
     rows = f"(SELECT * FROM source.{quote_ident(table)} {' '.join(sel.joins)}{_where_sql(mapping, time_zone, window)})"
     select = f"SELECT {', '.join(sel.columns)} FROM {layered_from(rows, merge_levels(sel.levels))}"
     return select, sel.issues
@@ -258,14 +263,6 @@ def _derived_select(mapping: ObjectMapping, source: str, time_zone: str) -> str:
         f"FROM {layered_from(f'source.{quote_ident(mapping.source_table)}', compiled.levels)} "
         f"WHERE {compiled.value_sql} IS NOT NULL GROUP BY ALL"
     )
-
-
-def _write_private_parquet(con: duckdb.DuckDBPyConnection, query: str, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".parquet.tmp")
-    con.execute(f"COPY ({query}) TO {quote_literal(str(tmp))} (FORMAT parquet, COMPRESSION zstd)")
-    os.chmod(tmp, 0o600)
-    os.replace(tmp, path)
 
 
 def _columns(con: duckdb.DuckDBPyConnection, table: str) -> list[str]:
@@ -422,14 +419,14 @@ def _stage(
         quote_ident(c) for c in columns if not c.startswith("_rejected_") and c not in ("_derived", "_skip_reason")
     ]
     parquet_path = staged_dir / f"{obj.name}.parquet"
-    _write_private_parquet(
+    write_private_parquet(
         con,
         f"SELECT {', '.join(payload)} FROM stage_rows "
         "WHERE _skip_reason IS NULL AND rowid NOT IN (SELECT _row_id FROM stage_verdict) ORDER BY _source_key",
         parquet_path,
     )
     quarantine_path = quarantine_dir / f"{obj.name}.parquet"
-    _write_private_parquet(
+    write_private_parquet(
         con,
         "SELECT _source_table, _source_row, _source_key, _quarantine_reason AS reason FROM stage_verdict "
         "ORDER BY _source_table, _source_row",
@@ -443,7 +440,7 @@ def _stage(
         "NULL::VARCHAR AS field, NULL::VARCHAR AS reason WHERE FALSE"
     )
     # File and row first; field and reason only break ties (a row with several issues), so the order is stable.
-    _write_private_parquet(con, f"{issues_query} ORDER BY 1, 2, 4, 5", issues_path)
+    write_private_parquet(con, f"{issues_query} ORDER BY 1, 2, 4, 5", issues_path)
     return _result(con, obj, taken, parquet_path, quarantine_path, issues_path, quarantine_dir)
 
 
@@ -529,7 +526,7 @@ def _result(
             "INSERT INTO stage_recon VALUES (?, ?, ?, ?, ?)",
             [(r.source_table, r.source_rows, r.staged, r.quarantined, r.skipped) for r in reconciliation],
         )
-    _write_private_parquet(con, "SELECT * FROM stage_recon ORDER BY source_table", recon_path)
+    write_private_parquet(con, "SELECT * FROM stage_recon ORDER BY source_table", recon_path)
     broken = [r.source_table for r in reconciliation if not r.holds]
     if broken:
         raise ReconciliationError(

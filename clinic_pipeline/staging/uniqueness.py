@@ -20,12 +20,12 @@ README, visible in the staged columns, never left to an API rejection):
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import duckdb
 
 from clinic_pipeline.mapping.plan import MappingPlan
+from clinic_pipeline.staging.private_files import write_private_parquet
 
 ALIASES_DIR = "_aliases"
 DOB = "cf_date_of_birth"
@@ -90,7 +90,7 @@ def resolve_people(con: duckdb.DuckDBPyConnection, plan: MappingPlan, staged_dir
         )
     aliases = staged_dir / ALIASES_DIR / "contacts.parquet"
     if duplicate_policy(plan) == "merge":
-        _write_aliases(con, aliases)
+        write_private_parquet(con, "SELECT alias_key, survivor_key FROM people_dups", aliases)
     else:
         aliases.unlink(missing_ok=True)
     con.execute(
@@ -102,14 +102,6 @@ def resolve_people(con: duckdb.DuckDBPyConnection, plan: MappingPlan, staged_dir
         ) k
         WHERE stage_rows._source_key = k._source_key AND k.keeper <> k._source_key"""
     )
-
-
-def _write_aliases(con: duckdb.DuckDBPyConnection, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    con.execute(f"COPY (SELECT alias_key, survivor_key FROM people_dups) TO '{tmp}' (FORMAT parquet)")
-    os.chmod(tmp, 0o600)
-    os.replace(tmp, path)
 
 
 def disambiguate_account_names(con: duckdb.DuckDBPyConnection) -> None:
