@@ -42,7 +42,8 @@ from clinic_pipeline.mapping.owner_map import (
     unresolved,
     write_owner_map,
 )
-from clinic_pipeline.mapping.plan import MappingPlan, confirm_plan, read_plan, require_confirmed, write_plan
+from clinic_pipeline.mapping.plan import MappingPlan, read_plan, require_confirmed, write_plan
+from clinic_pipeline.mapping.plan_check import confirm_checked
 from clinic_pipeline.mapping.proposer import propose_plan
 from clinic_pipeline.mapping.sign_off import SignOff, record_sign_off, require_sign_off
 from clinic_pipeline.reports.rebuild import RebuildReference, build_rebuild_reference
@@ -107,7 +108,10 @@ def run_propose(settings: Settings, *, force: bool = False) -> ProposeOutcome:
 
 
 def run_confirm(settings: Settings, by: str) -> MappingPlan:
-    plan = confirm_plan(read_plan(settings.plan_path), by)
+    """Check the plan (`mapping.plan_check`) against the inventory's tables, then stamp it for `by`."""
+    inventory = read_inventory(settings.inventory_path) if settings.inventory_path.exists() else None
+    tables = [t.name for t in inventory.tables] if inventory else None
+    plan = confirm_checked(read_plan(settings.plan_path), by, tables)
     write_plan(plan, settings.plan_path)
     return plan
 

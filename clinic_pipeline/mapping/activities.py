@@ -11,22 +11,50 @@ contact whose description is the original text; the others stay `lab_result` mod
 from __future__ import annotations
 
 from clinic_pipeline.mapping.plan import FieldMapping, ObjectMapping, RowFilter
+from clinic_pipeline.mapping.synonyms import normalise
 from clinic_pipeline.source.inventory import ColumnProfile, TableProfile
 
 TASK_BELOW_MINUTES = 15
 # An appointment's or task's own fields; everything else about the visit goes into its description.
 ACTIVITY_FIELDS = frozenset({"title", "from_date", "end_date", "due_date", "description", "location", "owner_id"})
 LONG_TEXT = 200
+# Words of a column that can title a visit, best first; Freshsales requires the title.
+TITLE_WORDS = ("title", "subject", "type", "reason", "description", "summary", "class", "category", "name")
+TITLE_MAX_LENGTH = 255
+END_WORDS = frozenset({"end", "stop", "finish", "until"})
 
 
 def _fmt(column: ColumnProfile, fallback: str | None) -> str | None:
     return column.format or (fallback if column.type in ("date", "datetime") else None)
 
 
+def end_column(table: TableProfile, start: ColumnProfile, exclude: set[str]) -> ColumnProfile | None:
+    """An explicit end beside a start date and time (STOP, end_time...): same type and format as the start."""
+    for column in table.columns:
+        if (
+            column.name in exclude
+            or column.name == start.name
+            or (column.type, column.format)
+            != (
+                start.type,
+                start.format,
+            )
+        ):
+            continue
+        words = normalise(column.name).split()
+        if END_WORDS.intersection(words) or any(w.startswith(tuple(END_WORDS)) for w in words):
+            return column
+    return None
+
+
 def time_lines(
-    date: ColumnProfile, time: ColumnProfile | None, duration: ColumnProfile | None, date_format: str | None
+    date: ColumnProfile,
+    time: ColumnProfile | None,
+    duration: ColumnProfile | None,
+    date_format: str | None,
+    end: ColumnProfile | None = None,
 ) -> list[FieldMapping]:
-    """from_date (and end_date when a duration exists) from a date [+ time of day] in the clinic's zone."""
+    """from_date, and end_date from a duration or an explicit end, from a date [+ time of day] in the clinic's zone."""
     formats = [_fmt(date, date_format)] + ([_fmt(time, None)] if time else [])
     if any(f is None for f in formats):
         return []
@@ -56,7 +84,52 @@ def time_lines(
                 reason=f"end = start + {duration.name} minutes",
             )
         )
+    elif end is not None and time is None:
+        lines.append(
+            FieldMapping(
+                source=end.name,
+                target="end_date",
+                type="datetime",
+                transform=f"local_datetime:{fmt}",
+                confidence=0.85,
+                reason=f"end = {end.name} ({fmt})",
+            )
+        )
     return lines
+
+
+def with_title(fields: list[FieldMapping], table: TableProfile) -> list[FieldMapping]:
+    """Freshsales requires an activity title: when no line feeds it, the short text column whose name says
+    most of what the visit was (its title, type, reason...) moves there from the description."""
+    if any(f.target == "title" for f in fields):
+        return fields
+
+    def rank(line: FieldMapping) -> int:
+        words = normalise(line.source).split()
+        return next((i for i, w in enumerate(TITLE_WORDS) if any(w in word for word in words)), len(TITLE_WORDS))
+
+    columns = {c.name: c for c in table.columns}
+    candidates = [
+        f
+        for f in fields
+        if f.target == "description"
+        and f.source in columns
+        and columns[f.source].type == "text"
+        and columns[f.source].max_length <= TITLE_MAX_LENGTH
+    ]
+    if not candidates:
+        return fields
+    chosen = min(candidates, key=lambda f: (rank(f), fields.index(f)))
+    title = chosen.model_copy(
+        update={
+            "target": "title",
+            "transform": "trim",
+            "confidence": 0.7,
+            "needs_review": True,
+            "reason": f"Freshsales requires a title: {chosen.source} (short text) is the visit's best description",
+        }
+    )
+    return [title if f is chosen else f for f in fields]
 
 
 def split_calendar(mapping: ObjectMapping, duration: ColumnProfile | None) -> list[ObjectMapping]:

@@ -124,6 +124,7 @@ APPOINTMENT = TargetObject(
         ("is_allday", "checkbox", "All day"),
         ("targetable_id", "lookup", "Related to"),
         ("outcome_id", "lookup", "Outcome"),
+        ("owner_id", "lookup", "Provider (attends as a user)"),
     ),
 )
 TASK = TargetObject(
@@ -152,6 +153,11 @@ FILE = TargetObject(
     SOURCE_KEY_FIELD,
     _fields(
         ("file_name", "text", "File name", True),
+        # What the upload streams and checks, not stored as fields: the file on disk, its type and digest.
+        ("file_path", "text", "File path in the export", True),
+        ("mime_type", "text", "MIME type"),
+        ("size_bytes", "number", "Size in bytes"),
+        ("sha256", "text", "SHA-256"),
         ("is_shared", "checkbox", "Shared"),
         ("targetable_id", "lookup", "Related to"),
     ),
@@ -175,7 +181,11 @@ def custom_module(name: str) -> TargetObject:
         f"{CUSTOM_MODULE_PREFIX}{name}",
         f"custom_module/cm_{name}",
         SOURCE_KEY_FIELD,
-        _fields(("name", "text", "Name", True)),
+        _fields(
+            ("name", "text", "Name", True),
+            ("cf_contact", "lookup", "Contact"),  # the lookup load/modules.py gives every module
+            ("owner_id", "lookup", "Owner"),
+        ),
     )
 
 

@@ -46,7 +46,14 @@ from dataclasses import dataclass
 
 from rapidfuzz import fuzz
 
-from clinic_pipeline.mapping.activities import report_column, split_calendar, split_unstructured, time_lines
+from clinic_pipeline.mapping.activities import (
+    end_column,
+    report_column,
+    split_calendar,
+    split_unstructured,
+    time_lines,
+    with_title,
+)
 from clinic_pipeline.mapping.catalog import CONTACT, NOT_MIGRATED, SALES_ACCOUNT
 from clinic_pipeline.mapping.links import link_lines, names_own_table, parent_of_same_target, soft_delete_filter
 from clinic_pipeline.mapping.plan import FieldMapping, FieldType, MappingPlan, ObjectMapping
@@ -586,7 +593,8 @@ def _propose_object(
         date = _best_column(table, "appointment_date", ("date", "datetime"), used)
         time = _best_column(table, "start_time", ("time",), used) if date and date.type == "date" else None
         duration = _best_column(table, "duration", ("integer",), used)
-        lines = time_lines(date, time, duration, inventory.date_format) if date else []
+        end = end_column(table, date, used) if date and time is None and duration is None else None
+        lines = time_lines(date, time, duration, inventory.date_format, end) if date else []
         if lines:
             preset.update({line.source: line for line in lines})
             if time is not None:
@@ -596,6 +604,8 @@ def _propose_object(
         else:
             duration = None
     fields = _assign(table, target, key, key_confidence, inventory, threshold, preset)
+    if target == "appointment":
+        fields = with_title(fields, table)
     changed = _changed_column(table)
     reasons = [why]
     if key is None:

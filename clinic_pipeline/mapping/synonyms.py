@@ -210,7 +210,7 @@ CONCEPTS: tuple[Concept, ...] = (
     _c("denial_status", "denial status, denied, denial, claim status, denial reason, payment status", "text boolean"),
     _c(
         "appointment_date",
-        "appointment date, date, visit date, event date, scheduled date, start date, begin date",
+        "appointment date, date, visit date, event date, scheduled date, start date, begin date, start, begin",
         "date datetime",
     ),
     _c("start_time", "start time, time, appointment time, from time, begin time, event time", "time"),

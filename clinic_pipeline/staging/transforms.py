@@ -9,7 +9,8 @@ Vocabulary (the proposer writes exactly these):
   lower_email           trimmed, lower-cased, must look like an address; placeholders are rejected
   phone                 E.164 (+1 for 10-digit NANP numbers) where possible, else the trimmed original
   parse_date:<fmt>      strptime format, e.g. parse_date:%m/%d/%Y → YYYY-MM-DD; sentinel dates → NULL
-  parse_datetime:<fmt>  wall-clock time in the clinic's zone → ISO-8601 UTC (`...Z`)
+  parse_datetime:<fmt>  wall-clock time in the clinic's zone → ISO-8601 UTC (`...Z`); a format ending in a
+                        literal Z (ISO 8601 UTC) is read as UTC
   cents                 money text ($1,234.50) → exact DECIMAL(18,2); never through a float
   picklist              trimmed value, kept as the pick-list choice
   number                a decimal number (DOUBLE); anything else is rejected
@@ -130,6 +131,11 @@ def _utc(parsed: str, time_zone: str) -> str:
     return f"timezone('UTC', timezone({quote_literal(time_zone)}, {parsed}))"
 
 
+def _zone_of(fmt: str, time_zone: str) -> str:
+    # ISO 8601's trailing Z marks UTC: such values are not the clinic's wall-clock time.
+    return "UTC" if fmt.endswith("Z") and not fmt.endswith("%Z") else time_zone
+
+
 def _iso_utc(timestamp: str) -> str:
     return f"strftime({timestamp}, '%Y-%m-%dT%H:%M:%SZ')"
 
@@ -181,7 +187,7 @@ def compile_transform(column: str, transform: str | None, time_zone: str, args: 
         if name == "parse_date":
             value = f"CASE WHEN {usable} THEN strftime({parsed}::DATE, '%Y-%m-%d') END"
         else:
-            value = f"CASE WHEN {usable} THEN {_iso_utc(_utc(parsed, time_zone))} END"
+            value = f"CASE WHEN {usable} THEN {_iso_utc(_utc(parsed, _zone_of(arg, time_zone)))} END"
         return steps.result(value, f"({present} AND {parsed} IS NULL)", f"does not match the plan's date format {arg}")
     if name == "cents":
         cleaned = f"translate({text}, {quote_literal(_MONEY_NOISE)}, '')"
@@ -212,7 +218,7 @@ def _local_datetime(
     parsed = steps.add(2, "parsed", f"try_strptime({joined}, {quote_literal(fmt)})")
     usable = f"({parsed} IS NOT NULL AND year({parsed}) > {SENTINEL_MAX_YEAR})"
     # The time zone conversion is the costly part: one per row for a visit's start and end together.
-    moment = steps.add(3, "utc", _utc(parsed, time_zone))
+    moment = steps.add(3, "utc", _utc(parsed, _zone_of(fmt, time_zone)))
     if name == "end_after_minutes":
         # Added after the conversion to UTC: a visit across a DST change still lasts its minutes.
         minutes = steps.add(2, "minutes", f"try_cast({steps.text(column)[0]} AS INTEGER)")

@@ -1,0 +1,117 @@
+"""What `confirm-mapping` checks before it stamps a plan: a confirmed plan is one staging can carry out.
+
+- every source table of the inventory has a decision (a target, or `not_migrated` with its reason);
+- every migrated table names its source key, and every target is a Freshsales object of the catalog;
+- every line's target is a standard field of its object or a declared custom field (`cf_*`, `custom`);
+- the line's type fits the field, and its transform yields that type (a date from `parse_date`...);
+- every field Freshsales requires is fed (a contact needs a first name, last name or email).
+
+Problems name the table and column, never values: the plan holds no record data.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+
+from clinic_pipeline.mapping.catalog import NOT_MIGRATED, USER, target_object
+from clinic_pipeline.mapping.plan import FieldMapping, FieldType, MappingPlan, ObjectMapping, confirm_plan
+
+_TEXTUAL: frozenset[FieldType] = frozenset({"text", "dropdown", "email", "phone", "url"})
+# The types each transform's value can be stored as (transforms.py's vocabulary).
+_TRANSFORM_TYPES: dict[str, frozenset[FieldType]] = {
+    "trim": _TEXTUAL,
+    "picklist": _TEXTUAL,
+    "from_reference": _TEXTUAL,
+    "lower_email": frozenset({"email", "text"}),
+    "phone": frozenset({"phone", "text"}),
+    "parse_date": frozenset({"date"}),
+    "parse_datetime": frozenset({"datetime"}),
+    "local_datetime": frozenset({"datetime"}),
+    "end_after_minutes": frozenset({"datetime"}),
+    "cents": frozenset({"number"}),
+    "number": frozenset({"number"}),
+    "integer": frozenset({"number"}),
+    "boolean": frozenset({"checkbox"}),
+    "lookup": frozenset({"lookup"}),
+    "owner_by_email": frozenset({"lookup"}),
+}
+# Fed by staging itself when no line does: a module record's name falls back to its source key.
+_FED_BY_STAGING = frozenset({"name"})
+# Freshsales accepts a contact with any one of these.
+_CONTACT_IDENTITY = ("first_name", "last_name", "emails")
+
+
+class PlanInvalidError(ValueError):
+    """The plan cannot be confirmed as it stands; the message lists every problem."""
+
+
+def _fits(line: FieldMapping, field_type: FieldType) -> bool:
+    return line.type == field_type or (field_type == "text" and line.type in _TEXTUAL)
+
+
+def _line_problems(mapping: ObjectMapping, line: FieldMapping) -> list[str]:
+    where = f"{mapping.source_table}.{line.source} → {line.target}"
+    problems = []
+    target = target_object(mapping.target)
+    field = target.field(line.target or "")
+    if field is None and not (line.custom and (line.target or "").startswith("cf_")):
+        problems.append(f"{where}: {mapping.target} has no such field (custom fields are cf_<name> with custom: true)")
+    elif field is not None and not _fits(line, field.type):
+        problems.append(f"{where}: the line's type {line.type} does not fit the field's type {field.type}")
+    name = (line.transform or "trim").partition(":")[0]
+    produced = _TRANSFORM_TYPES.get(name)
+    if produced is None:
+        problems.append(f"{where}: unknown transform {line.transform!r}")
+    elif line.type not in produced:
+        problems.append(f"{where}: transform {name} does not yield a {line.type} value")
+    return problems
+
+
+def _required_problems(mapping: ObjectMapping, fed: set[str]) -> list[str]:
+    if mapping.target == "contact":
+        if fed.isdisjoint(_CONTACT_IDENTITY):
+            return [f"{mapping.source_table} → contact: nothing feeds {', '.join(_CONTACT_IDENTITY)} (one is required)"]
+        return []
+    target = target_object(mapping.target)
+    missing = [n for n, f in target.fields.items() if f.required and n not in fed and n not in _FED_BY_STAGING]
+    if not missing:
+        return []
+    return [f"{mapping.source_table} → {mapping.target}: no line feeds the required {', '.join(missing)}"]
+
+
+def plan_problems(plan: MappingPlan, tables: Collection[str] | None = None) -> list[str]:
+    """Every reason the plan cannot be confirmed; `tables` (the inventory's) must each have a decision."""
+    problems = []
+    decided = {m.source_table for m in plan.objects}
+    undecided = sorted(set(tables or ()) - decided)
+    problems += [f"{t}: no decision (give it a target, or not_migrated with a reason)" for t in undecided]
+    for mapping in plan.objects:
+        if mapping.target == NOT_MIGRATED:
+            if not mapping.reason.strip():
+                problems.append(f"{mapping.source_table}: not_migrated needs a reason")
+            continue
+        try:
+            target_object(mapping.target)
+        except ValueError:
+            problems.append(f"{mapping.source_table}: unknown Freshsales target {mapping.target!r}")
+            continue
+        if mapping.target == USER.name:
+            continue  # staff are matched to existing users by email (owner map), never created
+        if not mapping.source_key:
+            problems.append(f"{mapping.source_table} → {mapping.target}: no source_key (the loader needs one)")
+        lines = mapping.mapped_fields()
+        for line in lines:
+            problems += _line_problems(mapping, line)
+        problems += _required_problems(mapping, {line.target for line in lines if line.target})
+    return problems
+
+
+def confirm_checked(plan: MappingPlan, by: str, tables: Collection[str] | None = None) -> MappingPlan:
+    """Confirm the plan for `by` if it has no problems; else PlanInvalidError listing them all."""
+    problems = plan_problems(plan, tables)
+    if problems:
+        listed = "\n".join(f"  - {p}" for p in problems)
+        raise PlanInvalidError(
+            f"the mapping plan cannot be confirmed ({len(problems)} problem(s)); edit it and confirm again:\n{listed}"
+        )
+    return confirm_plan(plan, by)

@@ -1,0 +1,67 @@
+"""Exports shaped unlike our generator (an interchange CSV export, an OpenEMR-like SQLite database):
+their proposed plans pass the confirmation checks and every object they hold stages."""
+
+from __future__ import annotations
+
+import shutil
+import sqlite3
+from pathlib import Path
+
+import duckdb
+import pyarrow.parquet as pq
+import pytest
+
+from clinic_pipeline.mapping.plan_check import confirm_checked
+from clinic_pipeline.mapping.proposer import propose_plan
+from clinic_pipeline.source.inventory import build_inventory
+from clinic_pipeline.source.reader import open_source
+from clinic_pipeline.staging.objects import STAGED_OBJECTS
+from clinic_pipeline.staging.stage import StageResult, stage_object
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+def _stage_all(spec: str, out: Path) -> dict[str, StageResult]:
+    con = duckdb.connect()
+    export = open_source(spec, con)
+    inventory = build_inventory(export, con)
+    plan = confirm_checked(propose_plan(inventory, 0.75), "tester", [t.name for t in inventory.tables])
+    return {
+        obj.name: stage_object(obj, plan, export, con, staged_dir=out / "staged", quarantine_dir=out / "quarantine")
+        for obj in STAGED_OBJECTS
+    }
+
+
+def _vendor_database(tmp_path: Path) -> str:
+    db = tmp_path / "vendor.db"
+    with sqlite3.connect(db) as con:
+        con.executescript((FIXTURES / "vendor_database.sql").read_text())
+    return f"sqlite:///{db}"
+
+
+@pytest.mark.parametrize("shape", ["interchange_export", "vendor_database"])
+def test_foreign_exports_stage_every_object_they_hold(shape: str, tmp_path: Path) -> None:
+    spec = str(FIXTURES / shape) if shape == "interchange_export" else _vendor_database(tmp_path)
+    results = _stage_all(spec, tmp_path)
+    held = {name: r for name, r in results.items() if r.source_rows or r.derived_rows}
+    assert {"accounts", "contacts", "appointments"} <= set(held)
+    for result in held.values():
+        assert all(rec.holds for rec in result.reconciliation)
+        assert result.quarantined_rows == 0, result.object
+    visits = pq.read_table(results["appointments"].parquet_path).to_pylist()
+    assert visits and all(v["title"] and v["from_date"] and v["end_date"] for v in visits)
+
+
+def test_iso_times_marked_z_are_read_as_utc_not_as_clinic_time(tmp_path: Path) -> None:
+    # encounters.csv: START 2023-01-10T08:30:00Z, STOP 08:55Z; the clinic's zone must not shift them.
+    export = tmp_path / "export"
+    shutil.copytree(FIXTURES / "interchange_export", export)
+    (export / "manifest.json").write_text('{"time_zone": "America/Chicago"}')
+    results = _stage_all(str(export), tmp_path)
+    visits = {v["_source_key"]: v for v in pq.read_table(results["appointments"].parquet_path).to_pylist()}
+    first = visits["encounters:00000000-0000-0000-0000-0000079837e1"]
+    assert (first["from_date"], first["end_date"], first["title"]) == (
+        "2023-01-10T08:30:00Z",
+        "2023-01-10T08:55:00Z",
+        "Encounter for check up",
+    )
