@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import shutil
 import sqlite3
+from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
@@ -13,6 +14,7 @@ import pytest
 
 from clinic_pipeline.mapping.plan_check import confirm_checked
 from clinic_pipeline.mapping.proposer import propose_plan
+from clinic_pipeline.reports.source_compare import local_instant
 from clinic_pipeline.source.inventory import build_inventory
 from clinic_pipeline.source.reader import open_source
 from clinic_pipeline.staging.objects import STAGED_OBJECTS
@@ -65,3 +67,24 @@ def test_iso_times_marked_z_are_read_as_utc_not_as_clinic_time(tmp_path: Path) -
         "2023-01-10T08:55:00Z",
         "Encounter for check up",
     )
+
+
+def test_calendar_durations_in_seconds_are_read_as_seconds(tmp_path: Path) -> None:
+    # OpenEMR's pc_duration counts seconds (900 = a quarter of an hour), not minutes.
+    results = _stage_all(_vendor_database(tmp_path), tmp_path)
+    visits = {v["_source_key"]: v for v in pq.read_table(results["appointments"].parquet_path).to_pylist()}
+    first = visits["openemr_postcalendar_events:1"]
+    assert (first["from_date"], first["end_date"], first["title"]) == (
+        "2024-03-10T09:00:00Z",
+        "2024-03-10T09:15:00Z",
+        "Office Visit",
+    )
+    assert results["tasks"].source_rows == 0  # every visit lasts at least 15 minutes (900 s)
+
+
+def test_the_sample_diff_reads_z_times_as_utc_too() -> None:
+    # The diff compares against the source by its own reading, which must agree on what Z means.
+    iso_utc = local_instant("2023-01-10T08:30:00Z", ("%Y-%m-%dT%H:%M:%SZ",), "America/Chicago")
+    wall_clock = local_instant("2023-01-10 08:30:00", ("%Y-%m-%d %H:%M:%S",), "America/Chicago")
+    assert iso_utc == datetime(2023, 1, 10, 8, 30, tzinfo=UTC)
+    assert wall_clock == datetime(2023, 1, 10, 14, 30, tzinfo=UTC)

@@ -1,8 +1,9 @@
 """Plan lines for calendar tables and lab results: composite start/end times and one table → two targets.
 
 Calendar rows usually hold a date, a time of day and a duration, in the clinic's local time. The plan
-gets `from_date` = date + time (`local_datetime`), `end_date` = that + duration (`end_after_minutes`),
-and two mappings of the table: rows lasting at least `TASK_BELOW_MINUTES` are Appointments, shorter
+gets `from_date` = date + time (`local_datetime`), `end_date` = that + duration (`end_after_minutes`,
+or `end_after_seconds` when the values are too long to be minutes: OpenEMR counts seconds), and two
+mappings of the table: rows lasting at least `TASK_BELOW_MINUTES` are Appointments, shorter
 ones (check-ins, follow-up calls) or rows without a duration are Tasks due at the same moment.
 Lab result tables with a free-text report column: rows with no structured value become Notes on the
 contact whose description is the original text; the others stay `lab_result` module records.
@@ -22,6 +23,17 @@ LONG_TEXT = 200
 TITLE_WORDS = ("title", "subject", "type", "reason", "description", "summary", "class", "category", "name")
 TITLE_MAX_LENGTH = 255
 END_WORDS = frozenset({"end", "stop", "finish", "until"})
+MINUTES_IN_A_DAY = 24 * 60  # a duration above this is not a visit's length in minutes: it counts seconds
+
+
+def counts_seconds(duration: ColumnProfile) -> bool:
+    """A duration column in seconds: named so, or with values no visit lasts in minutes."""
+    if {"sec", "secs", "seconds"} & set(normalise(duration.name).split()):
+        return True
+    try:
+        return float(duration.max_value or 0) > MINUTES_IN_A_DAY
+    except ValueError:
+        return False
 
 
 def _fmt(column: ColumnProfile, fallback: str | None) -> str | None:
@@ -73,15 +85,17 @@ def time_lines(
         )
     ]
     if duration is not None:
+        unit = "seconds" if counts_seconds(duration) else "minutes"
         lines.append(
             FieldMapping(
                 source=duration.name,
                 target="end_date",
                 type="datetime",
-                transform=f"end_after_minutes:{fmt}",
+                transform=f"end_after_{unit}:{fmt}",
                 args=[date.name, *args],
                 confidence=0.85,
-                reason=f"end = start + {duration.name} minutes",
+                reason=f"end = start + {duration.name} {unit}"
+                + (f" (values up to {duration.max_value}: too long for minutes)" if unit == "seconds" else ""),
             )
         )
     elif end is not None and time is None:
@@ -136,9 +150,10 @@ def split_calendar(mapping: ObjectMapping, duration: ColumnProfile | None) -> li
     """Appointments for visits with a duration; Tasks for short check-ins (and rows with no duration)."""
     if duration is None:
         return [mapping]
+    threshold = TASK_BELOW_MINUTES * (60 if counts_seconds(duration) else 1)
     visits = mapping.model_copy(
         update={
-            "where": RowFilter(source=duration.name, op="at_least", value=TASK_BELOW_MINUTES),
+            "where": RowFilter(source=duration.name, op="at_least", value=threshold),
             "reason": f"{mapping.reason}; rows lasting ≥ {TASK_BELOW_MINUTES} min ({duration.name}) are appointments",
         }
     )
@@ -152,7 +167,7 @@ def split_calendar(mapping: ObjectMapping, duration: ColumnProfile | None) -> li
     checkins = mapping.model_copy(
         update={
             "target": "task",
-            "where": RowFilter(source=duration.name, op="below", value=TASK_BELOW_MINUTES),
+            "where": RowFilter(source=duration.name, op="below", value=threshold),
             "reason": f"rows of {mapping.source_table} shorter than {TASK_BELOW_MINUTES} min or without a "
             "duration: check-ins and follow-ups become tasks",
             "fields": task_fields,

@@ -28,6 +28,7 @@ _TRANSFORM_TYPES: dict[str, frozenset[FieldType]] = {
     "parse_datetime": frozenset({"datetime"}),
     "local_datetime": frozenset({"datetime"}),
     "end_after_minutes": frozenset({"datetime"}),
+    "end_after_seconds": frozenset({"datetime"}),
     "cents": frozenset({"number"}),
     "number": frozenset({"number"}),
     "integer": frozenset({"number"}),

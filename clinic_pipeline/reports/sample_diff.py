@@ -222,15 +222,16 @@ def _compare_line(
             [value, *(raw.get(a) for a in line.args)] if name == "local_datetime" else [raw.get(a) for a in line.args]
         )
         when = " ".join(_text(p).strip() for p in parts)
-        if name == "end_after_minutes":
+        if name in ("end_after_minutes", "end_after_seconds"):
             start = cmp.local_instant(when, (arg,), ctx.zone)
-            minutes = _text(value).strip()
-            if start is None or not minutes.isdigit():
+            length = _text(value).strip()
+            if start is None or not length.isdigit():
                 return None
-            end = start + timedelta(minutes=int(minutes))
+            unit = "minutes" if name == "end_after_minutes" else "seconds"
+            end = start + timedelta(**{unit: int(length)})
             got = cmp.instant(actual)
             ok = got is not None and abs((end - got).total_seconds()) < 1
-            return ("matched" if ok else "missing" if actual is None else "differs"), f"{when} +{minutes} min", actual
+            return ("matched" if ok else "missing" if actual is None else "differs"), f"{when} +{length} {unit}", actual
         kind, value = "datetime", when
         fmt = arg
     else:

@@ -8,7 +8,7 @@ with its own parsers, using the inventory's detected formats and the export mani
 from __future__ import annotations
 
 import re
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -50,7 +50,9 @@ def local_instant(raw: str, formats: tuple[str, ...], zone: str) -> datetime | N
             parsed = datetime.strptime(raw.strip(), fmt)
         except ValueError:
             continue
-        return parsed.replace(tzinfo=ZoneInfo(zone)) if parsed.year > SENTINEL_MAX_YEAR else None
+        # ISO 8601's trailing Z is UTC, whatever the clinic's zone.
+        utc = fmt.endswith("Z") and not fmt.endswith("%Z")
+        return parsed.replace(tzinfo=UTC if utc else ZoneInfo(zone)) if parsed.year > SENTINEL_MAX_YEAR else None
     return None
 
 
@@ -125,7 +127,7 @@ def kind_of(line_type: str, transform: str | None) -> str:
         return "money"
     if name == "boolean" or line_type == "checkbox":
         return "boolean"
-    if name in ("local_datetime", "end_after_minutes"):
+    if name in ("local_datetime", "end_after_minutes", "end_after_seconds"):
         return "composite"
     return {"date": "date", "datetime": "datetime", "email": "email", "phone": "phone", "number": "number"}.get(
         line_type, "text"

@@ -19,6 +19,7 @@ Vocabulary (the proposer writes exactly these):
   local_datetime:<fmt>  the column and the line's `args` joined by spaces (a date and a time of day),
                         a wall-clock time in the clinic's zone → ISO-8601 UTC
   end_after_minutes:<fmt>  the column is a duration in minutes added to local_datetime of the `args`
+  end_after_seconds:<fmt>  the same with a duration in seconds (OpenEMR's calendar)
   lookup:<object>       the parent's stable source key (resolved to a Freshsales id at load time)
   owner_by_email        the owner's email, taken through `references`/`via` (resolved to a user at load time)
   from_reference        the value of `via` in the `references` table row this column names
@@ -45,6 +46,8 @@ SENTINEL_MAX_YEAR = 1900
 _NULL_LIKE_MAX_LENGTH = max(map(len, NULL_LIKE))
 # What the `cents` transform strips: currency sign, thousands separators and RE2's `\s`.
 _MONEY_NOISE = "$, \t\n\f\r"
+# Transforms adding a duration column to a start, and the DuckDB function turning it into an interval.
+DURATION_UNITS = {"end_after_minutes": "to_minutes", "end_after_seconds": "to_seconds"}
 LEVELS = 5  # trimmed text → presence, lower-cased → parsed/cleaned → in UTC → the line's value
 
 Level = Mapping[str, str]  # step name → SQL over the source columns and the levels below
@@ -145,7 +148,7 @@ def compile_transform(column: str, transform: str | None, time_zone: str, args: 
     `compiled.levels`: select them from `layered_from(table, compiled.levels)`."""
     steps = _Steps()
     name, _, arg = (transform or "trim").partition(":")
-    if name in ("local_datetime", "end_after_minutes"):
+    if name in ("local_datetime", *DURATION_UNITS):
         return _local_datetime(steps, name, arg, column, time_zone, args, transform)
     text, present = steps.text(column)
 
@@ -213,16 +216,16 @@ def _local_datetime(
 ) -> CompiledField:
     if not fmt:
         raise UnknownTransformError(f"transform {transform!r} needs a format, e.g. {name}:%Y-%m-%d %H:%M")
-    parts = list(args) if name == "end_after_minutes" else [column, *args]
+    parts = list(args) if name in DURATION_UNITS else [column, *args]
     joined = " || ' ' || ".join(steps.text(p)[0] for p in parts)
     parsed = steps.add(2, "parsed", f"try_strptime({joined}, {quote_literal(fmt)})")
     usable = f"({parsed} IS NOT NULL AND year({parsed}) > {SENTINEL_MAX_YEAR})"
     # The time zone conversion is the costly part: one per row for a visit's start and end together.
     moment = steps.add(3, "utc", _utc(parsed, _zone_of(fmt, time_zone)))
-    if name == "end_after_minutes":
+    if name in DURATION_UNITS:
         # Added after the conversion to UTC: a visit across a DST change still lasts its minutes.
-        minutes = steps.add(2, "minutes", f"try_cast({steps.text(column)[0]} AS INTEGER)")
-        moment = f"({moment} + to_minutes({minutes}))"
-        usable = f"({usable} AND {minutes} IS NOT NULL)"
+        length = steps.add(2, "duration", f"try_cast({steps.text(column)[0]} AS INTEGER)")
+        moment = f"({moment} + {DURATION_UNITS[name]}({length}))"
+        usable = f"({usable} AND {length} IS NOT NULL)"
     value = f"CASE WHEN {usable} THEN {_iso_utc(moment)} END"
     return steps.result(value, "({value} IS NULL)", f"date and time do not match the plan's format {fmt}")
