@@ -592,7 +592,7 @@ def _propose_object(
     if target == "appointment":
         date = _best_column(table, "appointment_date", ("date", "datetime"), used)
         time = _best_column(table, "start_time", ("time",), used) if date and date.type == "date" else None
-        duration = _best_column(table, "duration", ("integer",), used)
+        duration = _best_column(table, "duration", ("integer", "decimal"), used)
         end = end_column(table, date, used) if date and time is None and duration is None else None
         lines = time_lines(date, time, duration, inventory.date_format, end) if date else []
         if lines:

@@ -228,4 +228,7 @@ def _local_datetime(
         moment = f"({moment} + {DURATION_UNITS[name]}({length}))"
         usable = f"({usable} AND {length} IS NOT NULL)"
     value = f"CASE WHEN {usable} THEN {_iso_utc(moment)} END"
-    return steps.result(value, "({value} IS NULL)", f"date and time do not match the plan's format {fmt}")
+    reason = f"date and time do not match the plan's format {fmt}"
+    if name in DURATION_UNITS:
+        reason += ", or the duration is not a whole number"
+    return steps.result(value, "({value} IS NULL)", reason)
