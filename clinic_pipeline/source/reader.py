@@ -7,8 +7,9 @@ so every later error can name file, row and field. Values stay text: zero dates,
 sentinels remain visible for the typed layer (`try_cast`/`try_strptime`) instead of being coerced.
 
 Supported now: a folder or `.zip` of CSV / Parquet / JSON files (one table each; `documents/` and
-`manifest.json` are not tables), a single such file, `sqlite:///file.db` (read with Python's sqlite3:
-DuckDB's sqlite extension cannot be downloaded offline), `duckdb:///file.duckdb` and a mysqldump
+`manifest.json` are not tables) and Excel workbooks (a table per sheet, `spreadsheets`), a single such
+file, `sqlite:///file.db` (read with Python's sqlite3: DuckDB's sqlite extension cannot be downloaded
+offline), `duckdb:///file.duckdb` and a mysqldump
 `.sql` file (`mysql_dump`), and live PostgreSQL / MySQL databases by URL (`server_databases`).
 """
 
@@ -31,6 +32,7 @@ from pydantic import BaseModel, Field
 
 from clinic_pipeline.source.errors import SourceError
 from clinic_pipeline.source.manifest import MANIFEST_NAME, ExportManifest, read_manifest
+from clinic_pipeline.source.spreadsheets import SPREADSHEET_SUFFIXES, read_workbook
 
 __all__ = ["DeclaredForeignKey", "SourceError", "SourceExport", "SourceTable", "open_source", "table_name"]
 
@@ -40,7 +42,9 @@ ROW_COLUMN = "_source_row"
 CSV_SUFFIXES = (".csv", ".tsv")
 PARQUET_SUFFIXES = (".parquet", ".pq")
 JSON_SUFFIXES = (".json", ".jsonl", ".ndjson")
-DATA_SUFFIXES = CSV_SUFFIXES + PARQUET_SUFFIXES + JSON_SUFFIXES
+DATA_SUFFIXES = CSV_SUFFIXES + PARQUET_SUFFIXES + JSON_SUFFIXES + SPREADSHEET_SUFFIXES
+# Old binary Excel: refused by name rather than skipped, so no table goes missing without a word.
+LEGACY_SPREADSHEET_SUFFIXES = (".xls",)
 # Folders that hold attachments or OS litter, never tables.
 SKIPPED_DIRS = frozenset({"documents", "__macosx"})
 UNSUPPORTED_SCHEMES = ("mssql", "sqlserver")
@@ -276,7 +280,7 @@ def _data_files(root: Path) -> list[Path]:
     return sorted(
         path
         for path in _export_files(root)
-        if path.suffix.lower() in DATA_SUFFIXES and path.name.lower() != MANIFEST_NAME
+        if path.suffix.lower() in DATA_SUFFIXES + LEGACY_SPREADSHEET_SUFFIXES and path.name.lower() != MANIFEST_NAME
     )
 
 
@@ -298,9 +302,27 @@ def _open_folder(
     with tempfile.TemporaryDirectory(prefix="clinic-src-") as tmp:
         for path in _data_files(root):
             rel = path.relative_to(root).as_posix()
-            origin = f"{display}!{rel}" if display else str(path)
-            builder.add(builder.claim_name(path.stem), _file_select(path, codec, Path(tmp)), origin, rel)
+            _add_file(builder, path, rel, f"{display}!{rel}" if display else str(path), codec, Path(tmp))
     return builder.export(spec)
+
+
+def _add_file(builder: _Builder, path: Path, rel: str, origin: str, codec: str | None, workdir: Path) -> None:
+    """One data file as one table, or a workbook as one table per sheet (named after the file when it has
+    a single sheet, `<file> <sheet>` otherwise)."""
+    suffix = path.suffix.lower()
+    if suffix in LEGACY_SPREADSHEET_SUFFIXES:
+        raise SourceError(f"{origin}: old-style Excel (.xls) is not read; save it as .xlsx or CSV")
+    if suffix not in SPREADSHEET_SUFFIXES:
+        builder.add(builder.claim_name(path.stem), _file_select(path, codec, workdir), origin, rel)
+        return
+    sheets = read_workbook(path)
+    for sheet, table in sheets:
+        raw = path.stem if len(sheets) == 1 else f"{path.stem} {sheet}"
+        builder.con.register("_sheet", table)
+        try:
+            builder.add(builder.claim_name(raw), "SELECT * FROM _sheet", f"{origin}!{sheet}", f"{rel}!{sheet}")
+        finally:
+            builder.con.unregister("_sheet")
 
 
 def _open_zip(
@@ -316,7 +338,8 @@ def _open_zip(
                     if not target.is_relative_to(root):
                         raise SourceError(f"{path}: member {member.filename!r} points outside the archive")
                     parts = Path(member.filename).parts
-                    wanted = member.filename.lower().endswith(DATA_SUFFIXES) or member.filename.endswith(MANIFEST_NAME)
+                    readable = DATA_SUFFIXES + LEGACY_SPREADSHEET_SUFFIXES
+                    wanted = member.filename.lower().endswith(readable) or member.filename.endswith(MANIFEST_NAME)
                     if member.is_dir() or not wanted or any(p.lower() in SKIPPED_DIRS for p in parts):
                         continue
                     archive.extract(member, root)
@@ -331,8 +354,7 @@ def _open_single_file(
     manifest = read_manifest(path.parent)
     builder = _Builder(con, manifest, tables)
     with tempfile.TemporaryDirectory(prefix="clinic-src-") as tmp:
-        select = _file_select(path, _python_codec(manifest.encoding), Path(tmp))
-        builder.add(builder.claim_name(path.stem), select, str(path), path.name)
+        _add_file(builder, path, path.name, str(path), _python_codec(manifest.encoding), Path(tmp))
     return builder.export(spec)
 
 
@@ -517,7 +539,7 @@ def _open(spec: str, con: duckdb.DuckDBPyConnection, tables: Collection[str] | N
         return _open_zip(spec, path, con, tables)
     if suffix == ".duckdb":
         return _open_duckdb(spec, path, con, tables)
-    if suffix in DATA_SUFFIXES:
+    if suffix in DATA_SUFFIXES + LEGACY_SPREADSHEET_SUFFIXES:
         return _open_single_file(spec, path, con, tables)
     try:
         with path.open("rb") as fh:
