@@ -22,7 +22,7 @@ LONG_TEXT = 200
 # Words of a column that can title a visit, best first; Freshsales requires the title.
 TITLE_WORDS = ("title", "subject", "type", "reason", "description", "summary", "class", "category", "name")
 TITLE_MAX_LENGTH = 255
-END_WORDS = frozenset({"end", "stop", "finish", "until"})
+END_WORDS = ("end", "stop", "finish", "until")
 MINUTES_IN_A_DAY = 24 * 60  # a duration above this is not a visit's length in minutes: it counts seconds
 
 
@@ -43,18 +43,10 @@ def _fmt(column: ColumnProfile, fallback: str | None) -> str | None:
 def end_column(table: TableProfile, start: ColumnProfile, exclude: set[str]) -> ColumnProfile | None:
     """An explicit end beside a start date and time (STOP, end_time...): same type and format as the start."""
     for column in table.columns:
-        if (
-            column.name in exclude
-            or column.name == start.name
-            or (column.type, column.format)
-            != (
-                start.type,
-                start.format,
-            )
-        ):
+        same_shape = (column.type, column.format) == (start.type, start.format)
+        if column.name in exclude or column.name == start.name or not same_shape:
             continue
-        words = normalise(column.name).split()
-        if END_WORDS.intersection(words) or any(w.startswith(tuple(END_WORDS)) for w in words):
+        if any(word.startswith(END_WORDS) for word in normalise(column.name).split()):  # STOP, EndTime, end_dt
             return column
     return None
 
@@ -98,7 +90,7 @@ def time_lines(
                 + (f" (values up to {duration.max_value}: too long for minutes)" if unit == "seconds" else ""),
             )
         )
-    elif end is not None and time is None:
+    elif end is not None:
         lines.append(
             FieldMapping(
                 source=end.name,
