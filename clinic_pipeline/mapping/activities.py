@@ -78,30 +78,25 @@ def time_lines(
     ]
     if duration is not None:
         unit = "seconds" if counts_seconds(duration) else "minutes"
-        lines.append(
-            FieldMapping(
-                source=duration.name,
-                target="end_date",
-                type="datetime",
-                transform=f"end_after_{unit}:{fmt}",
-                args=[date.name, *args],
-                confidence=0.85,
-                reason=f"end = start + {duration.name} {unit}"
-                + (f" (values up to {duration.max_value}: too long for minutes)" if unit == "seconds" else ""),
-            )
-        )
+        why = f"end = start + {duration.name} {unit}"
+        if unit == "seconds":
+            why += f" (values up to {duration.max_value}: too long for minutes)"
+        lines.append(_end_line(duration.name, f"end_after_{unit}:{fmt}", why, [date.name, *args]))
     elif end is not None:
-        lines.append(
-            FieldMapping(
-                source=end.name,
-                target="end_date",
-                type="datetime",
-                transform=f"local_datetime:{fmt}",
-                confidence=0.85,
-                reason=f"end = {end.name} ({fmt})",
-            )
-        )
+        lines.append(_end_line(end.name, f"local_datetime:{fmt}", f"end = {end.name} ({fmt})"))
     return lines
+
+
+def _end_line(source: str, transform: str, reason: str, args: list[str] | None = None) -> FieldMapping:
+    return FieldMapping(
+        source=source,
+        target="end_date",
+        type="datetime",
+        transform=transform,
+        args=args or [],
+        confidence=0.85,
+        reason=reason,
+    )
 
 
 def with_title(fields: list[FieldMapping], table: TableProfile) -> list[FieldMapping]:

@@ -496,15 +496,14 @@ def _result(
         LEFT JOIN (SELECT _source_table, _derived, count(*) AS n FROM stage_verdict GROUP BY ALL) v
           ON r._source_table IS NOT DISTINCT FROM v._source_table AND r._derived = v._derived"""
     ).fetchall()
-    staged_file = f"read_parquet({quote_literal(str(parquet_path))})"
-    (staged,) = con.execute(f"SELECT count(*) FROM {staged_file}").fetchone()
-    # A direct record's key is `<table>:<key>`, a derived one's `<table>.<column>:<value>`.
-    in_file = dict(
-        con.execute(
-            f"SELECT _source_table, count(*) FROM {staged_file} "
-            "WHERE starts_with(_source_key, _source_table || ':') GROUP BY ALL"
-        ).fetchall()
-    )
+    # One read of the file: rows per table, direct ones (`<table>:<key>`) apart from derived ones
+    # (`<table>.<column>:<value>`).
+    in_file_rows = con.execute(
+        f"SELECT _source_table, count(*), count(*) FILTER (WHERE starts_with(_source_key, _source_table || ':')) "
+        f"FROM read_parquet({quote_literal(str(parquet_path))}) GROUP BY ALL"
+    ).fetchall()
+    staged = sum(int(rows) for _table, rows, _direct in in_file_rows)
+    in_file = {table: int(direct) for table, _rows, direct in in_file_rows}
     by_table: dict[str, tuple[int, int, int]] = {}
     quarantined = skipped = derived = 0
     for table, is_derived, rows, table_skipped, table_quarantined in counts:
