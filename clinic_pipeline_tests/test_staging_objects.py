@@ -7,6 +7,7 @@ with one name, a check-in shorter than 15 minutes, a free-text lab report, a doc
 
 from __future__ import annotations
 
+import shutil
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
@@ -110,6 +111,40 @@ def test_family_email_and_duplicate_patient_rules(staged: tuple[MappingPlan, dic
     assert "patients:5" not in contacts  # soft-deleted
     emails = [c["email"] for c in contacts.values() if c["email"]]
     assert len(emails) == len(set(emails))
+
+
+def test_family_sharing_one_phone_leaves_it_to_the_oldest(tmp_path: Path) -> None:
+    export_dir = tmp_path / "export"
+    shutil.copytree(SAMPLE, export_dir)
+    with (export_dir / "patients.csv").open("a", encoding="utf-8") as patients:
+        # José (555.123.4567) and Maria ((555) 123-4567) are already there; their child writes it a third way.
+        patients.write(
+            "7,C007,Sofía,García,2012-05-06,F,,+1 555 123 4567,1 A St,Springfield,IL,62701,1,1,,Spanish,N,0,"
+            "2023-05-01 09:00:00,2023-05-01 09:00:00,Friend,,,,false\n"
+        )
+    con = duckdb.connect()
+    export = open_source(str(export_dir), con)
+    plan = confirm_plan(propose_plan(build_inventory(export, con), 0.75), "tester")
+    result = _stage_all(export, con, plan, tmp_path)["contacts"]
+    contacts = _rows(result)
+    family = ["patients:1", "patients:2", "patients:7"]
+    assert [contacts[k]["mobile_number"] for k in family] == ["+15551234567", None, None]
+    for member in family[1:]:
+        assert (contacts[member]["cf_shared_mobile"], contacts[member]["cf_mobile_shared_with"]) == (
+            "+15551234567",
+            "patients:1",
+        )
+    assert contacts["patients:1"]["cf_shared_mobile"] is None
+    # Liam's number is his own: nothing moves.
+    assert (contacts["patients:6"]["mobile_number"], contacts["patients:6"]["cf_shared_mobile"]) == (
+        "+15551112222",
+        None,
+    )
+    # No row is lost: every patient but the soft-deleted one is staged, and the counts reconcile.
+    assert {k for k in contacts if k.startswith("patients:")} == {f"patients:{i}" for i in (1, 2, 3, 4, 6, 7)}
+    assert all(rec.holds for rec in result.reconciliation)
+    mobiles = [c["mobile_number"] for c in contacts.values() if c["mobile_number"]]
+    assert len(mobiles) == len(set(mobiles))
 
 
 def test_merge_policy_skips_the_duplicate_and_relinks_its_children(tmp_path: Path) -> None:

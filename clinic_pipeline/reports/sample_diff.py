@@ -168,6 +168,9 @@ def _actual(record: dict[str, Any], field: str) -> Any:
         emails = record.get("emails") or []
         primary = record.get("email") or next((e.get("value") for e in emails if isinstance(e, dict)), None)
         return primary or (record.get("custom_field") or {}).get("cf_shared_email")
+    if field == "mobile_number":
+        # Likewise a family member's shared mobile number lives in cf_shared_mobile.
+        return record.get(field) or (record.get("custom_field") or {}).get("cf_shared_mobile")
     value = record.get(field)
     if field == "description" and isinstance(value, str):
         return value.split(MARKER)[0]

@@ -3,7 +3,8 @@
 Rules (all rejections are 400 naming the field): unknown `cf_*` keys, values of the wrong type
 (a zipcode sent as a number loses its leading zero, so text fields must be strings), lookups to
 missing or deleted records, inactive owners, dropdown values outside the choices, duplicate contact
-emails (across `email` and `emails`, case-insensitive, recycle bin included), duplicate account names
+emails (across `email` and `emails`, case-insensitive, recycle bin included), duplicate contact mobile
+numbers (compared by their digits, recycle bin included), duplicate account names
 (case-insensitive, recycle bin included), deals without name or amount. Unknown non-`cf_` top-level
 keys are ignored (as Rails' permitted parameters are); `created_at`/`updated_at` from the client are
 ignored; business dates in the past are fine.
@@ -22,6 +23,10 @@ from clinic_pipeline.sandbox.seed import REFERENCE_FIELDS, SELECTORS
 from clinic_pipeline.sandbox.store import Record, Store
 
 EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+NOT_DIGITS = re.compile(r"[^0-9]")
+# The docs name only email as unique; some accounts also refuse a second contact with one mobile
+# number, and the sandbox takes that stricter reading.
+CONTACT_MOBILE_INDEX = "contact.mobile_number"
 TARGETABLE_KINDS = {"Contact": "contact", "SalesAccount": "sales_account", "Deal": "deal"}
 CUSTOM_FIELD_TYPES = frozenset(
     {
@@ -428,6 +433,12 @@ def contact_email_keys(record: Record) -> list[str]:
     return [e["value"].lower() for e in record.get("emails") or []]
 
 
+def contact_mobile_keys(record: Record) -> list[str]:
+    """The mobile number's digits: "+1 555-123-4567" and "+15551234567" are one number."""
+    digits = NOT_DIGITS.sub("", record.get("mobile_number") or "")
+    return [digits] if digits else []
+
+
 def account_name_keys(record: Record) -> list[str]:
     return [record["name"].strip().lower()] if record.get("name") else []
 
@@ -439,7 +450,11 @@ def _cross_checks(ctx: Context, kind: str, record: Record, old: Record | None) -
         for key in contact_email_keys(record):
             holder = ctx.store.owner_of("contact", key)
             if holder is not None and holder != rid:
-                raise ApiError(400, f"Email {key} already exists (contact {holder})")
+                raise ApiError(400, "Email already exists")
+        for key in contact_mobile_keys(record):
+            holder = ctx.store.owner_of(CONTACT_MOBILE_INDEX, key)
+            if holder is not None and holder != rid:
+                raise ApiError(400, "Mobile number already exists")
         status, stage = record.get("contact_status_id"), record.get("lifecycle_stage_id")
         if (
             status is not None

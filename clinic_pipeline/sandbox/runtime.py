@@ -19,7 +19,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from clinic_pipeline.sandbox import jobs, seed
-from clinic_pipeline.sandbox.entities import Context, account_name_keys, contact_email_keys
+from clinic_pipeline.sandbox.entities import (
+    CONTACT_MOBILE_INDEX,
+    Context,
+    account_name_keys,
+    contact_email_keys,
+    contact_mobile_keys,
+)
 from clinic_pipeline.sandbox.errors import ApiError
 from clinic_pipeline.sandbox.faults import FaultInjector
 from clinic_pipeline.sandbox.ratelimit import PLANS, RateLimiter, Verdict
@@ -56,7 +62,14 @@ class Sandbox:
     requests: Counter[str] = field(default_factory=Counter)
 
     def __post_init__(self) -> None:
-        self.store = Store(self.db, {"contact": contact_email_keys, "sales_account": account_name_keys})
+        self.store = Store(
+            self.db,
+            {
+                "contact": contact_email_keys,
+                CONTACT_MOBILE_INDEX: contact_mobile_keys,
+                "sales_account": account_name_keys,
+            },
+        )
         self.files_dir = self.db.with_name(self.db.name + ".files")
         self.files_dir.mkdir(parents=True, exist_ok=True)
         self.limiter = RateLimiter(self.limits.per_hour, self.limits.per_minute, self.limits.retry_after)

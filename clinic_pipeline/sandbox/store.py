@@ -18,10 +18,14 @@ Record = dict[str, Any]
 FIRST_ID = 17_000_000_001
 
 UniqueKeys = Callable[[Record], Iterable[str]]
+# An index on one field of a kind is named "<kind>.<field>", so a kind may hold several unique indexes
+# whose keys never meet (an upsert's email identifier must not find a contact by its mobile number).
+INDEX_SEPARATOR = "."
 
 
 class Store:
     def __init__(self, db: Path, unique_keys: dict[str, UniqueKeys]) -> None:
+        """`unique_keys`: index name ("<kind>" or "<kind>.<field>") → the keys a record of that kind holds."""
         self.db = db
         self._lock = threading.RLock()
         self._conn = sqlite3.connect(db, check_same_thread=False, isolation_level=None)
@@ -33,27 +37,32 @@ class Store:
         )
         self._conn.execute("CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
         self._unique_keys = unique_keys
+        self._indexes: dict[str, list[str]] = {}
+        for index in unique_keys:
+            self._indexes.setdefault(index.split(INDEX_SEPARATOR)[0], []).append(index)
         self._load()
 
     def _load(self) -> None:
         self._records: dict[str, dict[int, Record]] = {}
-        self._unique: dict[str, dict[str, int]] = {kind: {} for kind in self._unique_keys}
+        self._unique: dict[str, dict[str, int]] = {index: {} for index in self._unique_keys}
         for kind, rid, body in self._conn.execute("SELECT kind, id, body FROM records ORDER BY id"):
             self._cache(kind, rid, json.loads(body))
         self._kv = {k: json.loads(v) for k, v in self._conn.execute("SELECT key, value FROM kv")}
 
     def _cache(self, kind: str, rid: int, record: Record) -> None:
         self._records.setdefault(kind, {})[rid] = record
-        if kind in self._unique_keys:
-            for key in self._unique_keys[kind](record):
-                self._unique[kind][key] = rid
+        for index in self._indexes.get(kind, ()):
+            for key in self._unique_keys[index](record):
+                self._unique[index][key] = rid
 
     def _uncache(self, kind: str, rid: int) -> None:
         old = self._records.get(kind, {}).pop(rid, None)
-        if old is not None and kind in self._unique_keys:
-            for key in self._unique_keys[kind](old):
-                if self._unique[kind].get(key) == rid:
-                    del self._unique[kind][key]
+        if old is None:
+            return
+        for index in self._indexes.get(kind, ()):
+            for key in self._unique_keys[index](old):
+                if self._unique[index].get(key) == rid:
+                    del self._unique[index][key]
 
     def next_id(self) -> int:
         with self._lock:
@@ -70,9 +79,9 @@ class Store:
     def kinds(self) -> list[str]:
         return sorted(kind for kind, records in self._records.items() if records)
 
-    def owner_of(self, kind: str, key: str) -> int | None:
-        """Id of the record holding a unique key (email, lower-cased account name)."""
-        return self._unique.get(kind, {}).get(key)
+    def owner_of(self, index: str, key: str) -> int | None:
+        """Id of the record holding a unique key (email, mobile digits, lower-cased account name)."""
+        return self._unique.get(index, {}).get(key)
 
     def put(self, kind: str, record: Record) -> Record:
         with self._lock:

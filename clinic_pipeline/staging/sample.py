@@ -42,7 +42,7 @@ def _awkward_sql(columns: set[str]) -> str:
     terms = []
     if "email" in columns:
         terms.append("(email IS NULL)::INT")
-    for flag in ("cf_shared_email", "cf_possible_duplicate_of", "cf_merged_source_keys"):
+    for flag in ("cf_shared_email", "cf_shared_mobile", "cf_possible_duplicate_of", "cf_merged_source_keys"):
         if flag in columns:
             terms.append(f"({flag} IS NOT NULL)::INT")
     for name in ("first_name", "last_name"):

@@ -1,4 +1,4 @@
-"""Records Freshsales would refuse or double: duplicate patients, shared family emails, same-named accounts.
+"""Records Freshsales would refuse or double: duplicate patients, shared family emails and mobiles, same-named accounts.
 
 Runs on the `stage_rows` table of contacts, in SQL, before the verdict. The rules (documented in the
 README, visible in the staged columns, never left to an API rejection):
@@ -13,6 +13,9 @@ README, visible in the staged columns, never left to an API rejection):
 - Shared email (Freshsales: one contact per email): the oldest person keeps it (birth date, then source
   order: usually the guarantor); the others get it in `cf_shared_email` and the keeper's source key in
   `cf_email_shared_with`, and no `email`.
+- Shared mobile number (some Freshsales accounts: one contact per mobile number): numbers with the same
+  digits are one number; as for emails, the oldest person keeps it and the others get it in
+  `cf_shared_mobile`, the keeper's source key in `cf_mobile_shared_with`, and no `mobile_number`.
 - Same-named accounts (Freshsales: account names are unique): two clinic locations, payers or practices
   called alike get their city appended, `Riverside Family Clinic (Peoria)`; if that is still not unique,
   their source key instead. Names that were unique are left alone.
@@ -35,6 +38,8 @@ POLICY_FIELDS: tuple[tuple[str, str, str], ...] = (
     ("cf_merged_source_keys", "text", "Merged source keys"),
     ("cf_shared_email", "text", "Shared family email"),
     ("cf_email_shared_with", "text", "Email shared with (source key)"),
+    ("cf_shared_mobile", "text", "Shared family mobile number"),
+    ("cf_mobile_shared_with", "text", "Mobile number shared with (source key)"),
 )
 MERGED_REASON = "merged duplicate patient"
 
@@ -45,7 +50,7 @@ def duplicate_policy(plan: MappingPlan) -> str:
 
 def _ensure_columns(con: duckdb.DuckDBPyConnection) -> set[str]:
     columns = {r[0] for r in con.execute("DESCRIBE stage_rows").fetchall()}
-    for name in ("first_name", "last_name", "email", DOB, *(f[0] for f in POLICY_FIELDS)):
+    for name in ("first_name", "last_name", "email", "mobile_number", DOB, *(f[0] for f in POLICY_FIELDS)):
         if name not in columns:
             con.execute(f'ALTER TABLE stage_rows ADD COLUMN "{name}" VARCHAR')
     return columns
@@ -99,6 +104,20 @@ def resolve_people(con: duckdb.DuckDBPyConnection, plan: MappingPlan, staged_dir
             SELECT _source_key, first_value(_source_key) OVER (
                        PARTITION BY email ORDER BY {DOB} NULLS LAST, _source_table, _source_row) AS keeper
             FROM stage_rows WHERE email IS NOT NULL AND _skip_reason IS NULL AND _source_key IS NOT NULL
+        ) k
+        WHERE stage_rows._source_key = k._source_key AND k.keeper <> k._source_key"""
+    )
+    con.execute(
+        f"""UPDATE stage_rows SET cf_shared_mobile = stage_rows.mobile_number, cf_mobile_shared_with = k.keeper,
+            mobile_number = NULL
+        FROM (
+            SELECT _source_key, first_value(_source_key) OVER (
+                       PARTITION BY digits ORDER BY {DOB} NULLS LAST, _source_table, _source_row) AS keeper
+            FROM (
+                SELECT _source_key, _source_table, _source_row, {DOB},
+                       regexp_replace(mobile_number, '[^0-9]', '', 'g') AS digits
+                FROM stage_rows WHERE _skip_reason IS NULL AND _source_key IS NOT NULL
+            ) WHERE digits <> ''
         ) k
         WHERE stage_rows._source_key = k._source_key AND k.keeper <> k._source_key"""
     )

@@ -92,6 +92,26 @@ def test_contact_email_is_unique_across_email_and_emails(api: httpx.Client) -> N
     assert "invalid" in _error(api.post("/contacts", json={"contact": {"email": "not-an-email"}}))
 
 
+def test_contact_mobile_number_is_unique_by_its_digits(api: httpx.Client) -> None:
+    holder = _create(api, "contact", "/contacts", {"mobile_number": "+1 555-123-4567"})
+    clash = api.post("/contacts", json={"contact": {"mobile_number": "+15551234567"}})
+    assert clash.json() == {"errors": {"code": 400, "message": ["Mobile number already exists"]}}
+    assert "555" not in clash.text  # the number is PHI: never echoed
+    second = _create(api, "contact", "/contacts", {"mobile_number": "+1 555-999-0000"})
+    moved = api.put(f"/contacts/{second['id']}", json={"contact": {"mobile_number": "1 (555) 123.4567"}})
+    assert _error(moved) == "Mobile number already exists"
+    # Re-saving one's own number (in another format) is no clash; numbers without digits never clash.
+    resaved = api.put(f"/contacts/{holder['id']}", json={"contact": {"mobile_number": "+1 (555) 123-4567"}})
+    assert resaved.status_code == 200, resaved.text
+    _create(api, "contact", "/contacts", {"mobile_number": "N/A"})
+    _create(api, "contact", "/contacts", {"mobile_number": "N/A"})
+    # The recycle bin still holds the number; forgetting the contact frees it.
+    assert api.delete(f"/contacts/{holder['id']}").status_code == 200
+    _error(api.post("/contacts", json={"contact": {"mobile_number": "15551234567"}}))
+    assert api.delete(f"/contacts/{holder['id']}/forget").status_code == 200
+    assert api.post("/contacts", json={"contact": {"mobile_number": "15551234567"}}).status_code == 201
+
+
 def test_account_name_is_unique_case_insensitively(api: httpx.Client, account: dict[str, Any]) -> None:
     duplicate = api.post("/sales_accounts", json={"sales_account": {"name": "  northside CLINIC "}})
     assert _error(duplicate) == "Name has already been taken"

@@ -69,6 +69,22 @@ def test_bulk_upsert_is_a_job_with_per_item_results(api: httpx.Client) -> None:
     assert api.get(f"/contacts/{results[0]['id']}").json()["contact"]["first_name"] == "New"
 
 
+def test_upsert_and_bulk_upsert_refuse_a_mobile_number_another_contact_holds(api: httpx.Client) -> None:
+    api.post("/contacts", json={"contact": {"email": "parent@example.com", "mobile_number": "+1 555-123-4567"}})
+    kid = {"unique_identifier": {"emails": "kid@example.com"}, "contact": {"mobile_number": "+15551234567"}}
+    refused = api.post("/contacts/upsert", json=kid)
+    assert refused.json() == {"errors": {"code": 400, "message": ["Mobile number already exists"]}}
+    parent_again = {"unique_identifier": {"emails": "parent@example.com"}, "contact": {"mobile_number": "15551234567"}}
+    assert api.post("/contacts/upsert", json=parent_again).status_code == 200
+    items = [
+        {"unique_identifier": {"emails": "kid@example.com"}, "data": {"mobile_number": "1-555-123-4567"}},
+        {"unique_identifier": {"emails": "kid2@example.com"}, "data": {"mobile_number": "+1 555 000 1111"}},
+    ]
+    status = _poll(api, api.post("/contacts/bulk_upsert", json={"contacts": items}).json()["job_status_url"])
+    assert [r["status"] for r in status["results"]] == [400, 201]
+    assert status["results"][0]["errors"]["message"] == ["Mobile number already exists"]
+
+
 def test_bulk_upsert_caps_at_100_items_and_checks_item_shape(api: httpx.Client) -> None:
     items = [{"unique_identifier": {"name": f"A{i}"}, "data": {}} for i in range(101)]
     too_many = api.post("/sales_accounts/bulk_upsert", json={"sales_accounts": items})
