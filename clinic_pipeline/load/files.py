@@ -19,7 +19,6 @@ exceptions or the result's counts.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import os
 from collections import Counter
@@ -36,6 +35,7 @@ import pyarrow.compute as pc
 from clinic_pipeline.freshsales.client import FreshsalesClient
 from clinic_pipeline.freshsales.errors import FreshsalesError, NotFoundError, OutcomeUnknownError, ValidationError
 from clinic_pipeline.load.state import AuditEntry, IdMapRow, StateStore
+from clinic_pipeline.private_files import write_private_jsonl
 from clinic_pipeline.staging.objects import CONTACTS, FILES
 
 logger = logging.getLogger(__name__)
@@ -191,17 +191,6 @@ def _links_root(rows: list[_Staged], documents_root: Path | None) -> Path:
         return documents_root
     folders = [str(Path(r.file_path).parent) for r in rows if r.file_path]
     return Path(os.path.commonpath(folders)) if folders else Path("/")
-
-
-def _write_rejected(path: Path, rows: list[dict[str, Any]]) -> Path:
-    """File names may be PHI: they are listed here only, in a private file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    os.fchmod(fd, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        for row in rows:
-            fh.write(json.dumps(row, ensure_ascii=False) + "\n")
-    return path
 
 
 class _FileLoader:
@@ -397,7 +386,9 @@ def load_files(
             _load_one(loader, row, commit, result, rejected)
     finally:
         # Also when the run stops (auth, budget, outage): what was refused so far is listed.
-        result.rejected_path = _write_rejected(rejected_dir / f"{FILES.name}.jsonl", rejected)
+        # File names may be PHI: they are listed here only, in a private file.
+        result.rejected_path = rejected_dir / f"{FILES.name}.jsonl"
+        write_private_jsonl(result.rejected_path, rejected)
     unknown = result.unknown
     if not unknown:
         commit([], [AuditEntry(RUN_OP, "finished", None)])

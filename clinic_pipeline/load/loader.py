@@ -18,9 +18,7 @@ Per batch of 100 staged rows:
 
 from __future__ import annotations
 
-import json
 import logging
-import os
 from collections import Counter, defaultdict
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -42,6 +40,7 @@ from clinic_pipeline.freshsales.models import JobStatus
 from clinic_pipeline.load.owners import OwnerMap
 from clinic_pipeline.load.payloads import OWNER_COLUMN, Prepared, marker, prepare
 from clinic_pipeline.load.state import AuditEntry, IdMapRow, Intent, StateStore
+from clinic_pipeline.private_files import write_private_jsonl
 from clinic_pipeline.staging.objects import BY_NAME, DESCRIPTION_MARKER, StagedObject
 
 log = logging.getLogger(__name__)
@@ -184,7 +183,9 @@ class Loader:
                             }
                         )
         result.requests = self._client.stats["requests"] - requests_before
-        result.rejected_path = _write_rejected(rejected_dir / f"{obj.name}.jsonl", rejected)
+        # The API's reasons may quote field values: the file is private, never a log line.
+        result.rejected_path = rejected_dir / f"{obj.name}.jsonl"
+        write_private_jsonl(result.rejected_path, rejected)
         log.info("%s: %s", obj.name, result.summary())
         unfinished = result.outcomes["failed"] + result.outcomes["unknown"]
         if unfinished:
@@ -492,13 +493,3 @@ def _job_outcome(item: _BulkItem, result: dict[str, Any] | None) -> _Sent:
     messages = errors.get("message") if isinstance(errors, dict) else None
     reason = "; ".join(str(m) for m in messages) if isinstance(messages, list) else str(messages or "failed")
     return _Sent(p, _op(item), "rejected", None, status, reason)
-
-
-def _write_rejected(path: Path, rows: list[dict[str, Any]]) -> Path:
-    """The API's reasons may quote field values: the file is private (0600), never a log line."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        for row in rows:
-            fh.write(json.dumps(row, ensure_ascii=False) + "\n")
-    return path

@@ -7,7 +7,6 @@ owner email the same way; this map is the reviewable, countable version of that 
 
 from __future__ import annotations
 
-import os
 from collections import Counter
 from pathlib import Path
 from typing import Literal
@@ -19,6 +18,7 @@ from pydantic import BaseModel
 
 from clinic_pipeline.freshsales.models import Owner
 from clinic_pipeline.mapping.plan import MappingPlan
+from clinic_pipeline.private_files import write_private_table, write_private_text
 from clinic_pipeline.staging.transforms import quote_ident
 
 OwnerStatus = Literal["resolved", "inactive_user", "no_user", "no_email"]
@@ -113,10 +113,7 @@ def write_owner_map(owner_map: StaffOwnerMap, out_dir: Path) -> tuple[Path, Path
         ),
     )
     parquet_path, md_path = out_dir / "owner_map.parquet", out_dir / "owner_map.md"
-    tmp = parquet_path.with_suffix(".tmp")
-    pq.write_table(table, tmp)
-    os.chmod(tmp, 0o600)
-    os.replace(tmp, parquet_path)
+    write_private_table(table, parquet_path)
     reasons = {
         "no_email": "no email in the source",
         "no_user": "no Freshsales user with that email",
@@ -138,6 +135,5 @@ def write_owner_map(owner_map: StaffOwnerMap, out_dir: Path) -> tuple[Path, Path
             if e.status not in ("resolved",)
         ),
     ]
-    md_path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    os.chmod(md_path, 0o600)
+    write_private_text(md_path, "\n".join(lines) + "\n")
     return parquet_path, md_path

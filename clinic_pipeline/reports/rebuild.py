@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import html
 import json
-import os
 import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -28,6 +27,7 @@ from pydantic import BaseModel, Field
 
 from clinic_pipeline.mapping.plan import MappingPlan, ObjectMapping
 from clinic_pipeline.mapping.synonyms import ABBREVIATIONS, normalise
+from clinic_pipeline.private_files import write_private_text
 from clinic_pipeline.reports import freshsales_workflows as fw
 from clinic_pipeline.source.reader import ROW_COLUMN, VIEW_SCHEMA, SourceExport, quote_ident, table_name
 
@@ -777,16 +777,6 @@ def _render_html(doc: RebuildDocument) -> str:
     return "\n".join(parts)
 
 
-def _private_write(path: Path, text: str) -> None:
-    """Atomic and 0600 from the first byte: rule text may quote a message template with a name in it."""
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    os.fchmod(fd, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        fh.write(text)
-    os.replace(tmp, path)
-
-
 # ---------------------------------------------------------------- entry point
 
 
@@ -810,9 +800,10 @@ def build_rebuild_reference(
     )
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = out_dir / JSON_NAME, out_dir / MARKDOWN_NAME, out_dir / HTML_NAME
-    _private_write(paths[0], doc.model_dump_json(indent=2) + "\n")
-    _private_write(paths[1], _render_markdown(doc))
-    _private_write(paths[2], _render_html(doc))
+    # Private: rule text may quote a message template with a name in it.
+    write_private_text(paths[0], doc.model_dump_json(indent=2) + "\n")
+    write_private_text(paths[1], _render_markdown(doc))
+    write_private_text(paths[2], _render_html(doc))
     workflows = [e for e in entries if isinstance(e, WorkflowEntry)]
     return RebuildReference(
         workflow_tables=[t.table for t in tables if t.kind == "workflow"],

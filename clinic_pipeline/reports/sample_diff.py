@@ -15,7 +15,6 @@ import csv
 import hashlib
 import html
 import io
-import os
 from collections import Counter
 from datetime import timedelta
 from pathlib import Path
@@ -29,6 +28,7 @@ from clinic_pipeline.freshsales.client import FreshsalesClient
 from clinic_pipeline.freshsales.errors import NotFoundError
 from clinic_pipeline.load.state import StateStore
 from clinic_pipeline.mapping.plan import FieldMapping, MappingPlan, ObjectMapping
+from clinic_pipeline.private_files import write_private_text
 from clinic_pipeline.reports import source_compare as cmp
 from clinic_pipeline.source.inventory import SchemaInventory
 from clinic_pipeline.staging.objects import BY_NAME, BY_TARGET, STAGED_OBJECTS, StagedObject
@@ -332,13 +332,6 @@ def _fetch(ctx: _Context, obj: StagedObject, freshsales_id: int, contact_key: st
     return next((n for n in notes if int(n.get("id", 0)) == freshsales_id), None)
 
 
-def _private_write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        fh.write(text)
-
-
 def diff_sample(
     client: FreshsalesClient,
     state: StateStore,
@@ -366,7 +359,7 @@ def diff_sample(
     writer.writerows(r.model_dump() for r in rows)
     csv_text = buffer.getvalue()
     csv_path, html_path = out_dir / "sample_diff.csv", out_dir / "sample_diff.html"
-    _private_write(csv_path, csv_text)
+    write_private_text(csv_path, csv_text)
     fields = sorted(tallies.values(), key=lambda t: (t.object, t.field))
     compared: Counter[str] = Counter()
     matched: Counter[str] = Counter()
@@ -386,7 +379,7 @@ def diff_sample(
         html_path=html_path,
         csv_path=csv_path,
     )
-    _private_write(html_path, _render_html(result, rows))
+    write_private_text(html_path, _render_html(result, rows))
     return result
 
 

@@ -24,9 +24,9 @@ from pathlib import Path
 import duckdb
 
 from clinic_pipeline.mapping.plan import FieldMapping, MappingPlan, ObjectMapping, RowFilter
+from clinic_pipeline.private_files import write_private_parquet
 from clinic_pipeline.source.reader import SourceExport
 from clinic_pipeline.staging.objects import BY_TARGET, SOURCE_KEY_FIELD, StagedObject
-from clinic_pipeline.staging.private_files import write_private_parquet
 from clinic_pipeline.staging.transforms import (
     Level,
     compile_transform,

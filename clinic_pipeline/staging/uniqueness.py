@@ -28,7 +28,7 @@ from pathlib import Path
 import duckdb
 
 from clinic_pipeline.mapping.plan import MappingPlan
-from clinic_pipeline.staging.private_files import write_private_parquet
+from clinic_pipeline.private_files import write_private_parquet
 
 ALIASES_DIR = "_aliases"
 DOB = "cf_date_of_birth"
