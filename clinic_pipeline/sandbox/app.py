@@ -107,7 +107,9 @@ def _view_routes(path: str, resolve: Resolve) -> list[tuple[str, str, Handler]]:
         return filters_for(plural)
 
     async def list_filters(request: Request, ctx: Context) -> Response:
-        return json_response({"filters": filters(ctx, *resolve(request, ctx))})
+        # Captured answers carry an empty `meta` (the list is not paged); clients that page every list
+        # (n8n reads `meta.total_pages`) fail on a body without it.
+        return json_response({"filters": filters(ctx, *resolve(request, ctx)), "meta": {}})
 
     async def view(request: Request, ctx: Context) -> Response:
         kind, plural = resolve(request, ctx)

@@ -42,7 +42,8 @@ def page_of(records: list[Record], params: Any) -> tuple[list[Record], dict[str,
     per_page = min(_int_param(params, "per_page", 25), MAX_PER_PAGE)
     total = len(records)
     chunk = records[(page - 1) * per_page : page * per_page]
-    return chunk, {"total_pages": max(math.ceil(total / per_page), 1), "total": total}
+    # An empty list has no pages: captured empty answers read `{"total_pages": 0, "total": 0}`.
+    return chunk, {"total_pages": math.ceil(total / per_page), "total": total}
 
 
 def sort_records(records: list[Record], params: Any) -> list[Record]:

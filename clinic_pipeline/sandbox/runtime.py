@@ -94,7 +94,11 @@ class Sandbox:
         header = request.headers.get("authorization", "")
         if not header.startswith("Token token="):
             raise ApiError(401, "Authorization header missing: send Token token=<API key>")
-        user_id = self.store.get_setting("api_keys", {}).get(header.removeprefix("Token token="))
+        key = header.removeprefix("Token token=").strip()
+        # Rails' token parser (Freshsales is a Rails app) reads `token="KEY"` as `token=KEY`; clients send both.
+        if len(key) >= 2 and key[0] == key[-1] == '"':
+            key = key[1:-1]
+        user_id = self.store.get_setting("api_keys", {}).get(key)
         if user_id is None:
             raise ApiError(401, "Invalid API key")
         user = self.store.get("user", user_id)
