@@ -410,7 +410,8 @@ def _stage(
     columns = _columns(con, "stage_rows")
     _apply_aliases(con, columns, parent_search)
     if obj.target == "contact":
-        resolve_people(con, plan, staged_dir)
+        earlier = [d / f"{obj.name}.parquet" for d in parent_dirs if (d / f"{obj.name}.parquet").exists()]
+        resolve_people(con, plan, staged_dir, earlier)
         columns = _columns(con, "stage_rows")
     if obj.target == "sales_account":
         disambiguate_account_names(con)

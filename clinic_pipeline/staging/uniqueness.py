@@ -23,6 +23,7 @@ README, visible in the staged columns, never left to an API rejection):
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import duckdb
@@ -42,6 +43,17 @@ POLICY_FIELDS: tuple[tuple[str, str, str], ...] = (
     ("cf_mobile_shared_with", "text", "Mobile number shared with (source key)"),
 )
 MERGED_REASON = "merged duplicate patient"
+# Values one contact may hold: (column, field a shared value moves to, field naming its keeper, what makes
+# two values the same: emails are already lower-cased, mobile numbers compare by their digits).
+SHARED_VALUES: tuple[tuple[str, str, str, str], ...] = (
+    ("email", "cf_shared_email", "cf_email_shared_with", "{v}"),
+    (
+        "mobile_number",
+        "cf_shared_mobile",
+        "cf_mobile_shared_with",
+        "nullif(regexp_replace({v}, '[^0-9]', '', 'g'), '')",
+    ),
+)
 
 
 def duplicate_policy(plan: MappingPlan) -> str:
@@ -56,7 +68,11 @@ def _ensure_columns(con: duckdb.DuckDBPyConnection) -> set[str]:
     return columns
 
 
-def resolve_people(con: duckdb.DuckDBPyConnection, plan: MappingPlan, staged_dir: Path) -> None:
+def resolve_people(
+    con: duckdb.DuckDBPyConnection, plan: MappingPlan, staged_dir: Path, earlier: Sequence[Path] = ()
+) -> None:
+    """Apply the rules above to `stage_rows`; `earlier`: contacts files of runs already loaded (the full
+    run, for a delta window), whose holders keep their email and mobile number."""
     _ensure_columns(con)
     con.execute(
         f"""CREATE OR REPLACE TEMP TABLE people_dups AS
@@ -98,28 +114,36 @@ def resolve_people(con: duckdb.DuckDBPyConnection, plan: MappingPlan, staged_dir
         write_private_parquet(con, "SELECT alias_key, survivor_key FROM people_dups", aliases)
     else:
         aliases.unlink(missing_ok=True)
-    con.execute(
-        f"""UPDATE stage_rows SET cf_shared_email = stage_rows.email, cf_email_shared_with = k.keeper, email = NULL
-        FROM (
-            SELECT _source_key, first_value(_source_key) OVER (
-                       PARTITION BY email ORDER BY {DOB} NULLS LAST, _source_table, _source_row) AS keeper
-            FROM stage_rows WHERE email IS NOT NULL AND _skip_reason IS NULL AND _source_key IS NOT NULL
-        ) k
-        WHERE stage_rows._source_key = k._source_key AND k.keeper <> k._source_key"""
+    for column, moved_to, shared_with, match in SHARED_VALUES:
+        _leave_to_one(con, column, moved_to, shared_with, match, earlier)
+
+
+def _leave_to_one(
+    con: duckdb.DuckDBPyConnection, column: str, moved_to: str, shared_with: str, match: str, earlier: Sequence[Path]
+) -> None:
+    """One contact keeps `column`'s value; the others get it in `moved_to` and the keeper's key in
+    `shared_with`. Contacts an earlier run staged (a delta window's full run) keep what they hold: they
+    are in Freshsales with it, so a family member added at cutover must not take it from them."""
+    value = match.format(v=column)
+    candidates = (
+        f"SELECT _source_key, 1 AS tier, {DOB} AS dob, _source_table, _source_row, {value} AS v "
+        "FROM stage_rows WHERE _skip_reason IS NULL AND _source_key IS NOT NULL"
     )
+    if earlier:
+        files = "[" + ", ".join("'" + str(f).replace("'", "''") + "'" for f in earlier) + "]"
+        candidates += (
+            f" UNION ALL SELECT _source_key, 0, NULL, NULL, NULL, {value} "
+            f"FROM read_parquet({files}, union_by_name=true) "
+            "WHERE _source_key NOT IN (SELECT _source_key FROM stage_rows WHERE _source_key IS NOT NULL)"
+        )
     con.execute(
-        f"""UPDATE stage_rows SET cf_shared_mobile = stage_rows.mobile_number, cf_mobile_shared_with = k.keeper,
-            mobile_number = NULL
+        f"""UPDATE stage_rows SET {moved_to} = stage_rows.{column}, {shared_with} = k.keeper, {column} = NULL
         FROM (
-            SELECT _source_key, first_value(_source_key) OVER (
-                       PARTITION BY digits ORDER BY {DOB} NULLS LAST, _source_table, _source_row) AS keeper
-            FROM (
-                SELECT _source_key, _source_table, _source_row, {DOB},
-                       regexp_replace(mobile_number, '[^0-9]', '', 'g') AS digits
-                FROM stage_rows WHERE _skip_reason IS NULL AND _source_key IS NOT NULL
-            ) WHERE digits <> ''
+            SELECT _source_key, tier, first_value(_source_key) OVER (
+                       PARTITION BY v ORDER BY tier, dob NULLS LAST, _source_table, _source_row) AS keeper
+            FROM ({candidates}) WHERE v IS NOT NULL
         ) k
-        WHERE stage_rows._source_key = k._source_key AND k.keeper <> k._source_key"""
+        WHERE k.tier = 1 AND stage_rows._source_key = k._source_key AND k.keeper <> k._source_key"""
     )
 
 

@@ -128,6 +128,11 @@ def test_sensor_requests_exactly_the_changed_windows_and_partitions_apply_them(
     assert all(len(found) == 1 for found in after.values())
     assert after["patients:P-1001"][0]["id"] == before["patients:P-1001"][0]["id"]  # updated, not re-created
     assert after["patients:P-1001"][0]["last_name"] == "García-López"
+    # The newcomer copied P-1002's phone: P-1002, loaded by the full run, keeps the mobile number.
+    newcomer, holder = after["patients:P-2001"][0], after["patients:P-1002"][0]
+    assert holder["mobile_number"] and not newcomer.get("mobile_number")
+    assert newcomer["custom_field"]["cf_shared_mobile"] == holder["mobile_number"]
+    assert newcomer["custom_field"]["cf_mobile_shared_with"] == "patients:P-1002"
 
     state = _snapshot(sandbox)
     rerun = _materialize(defs, _delta_selection(defs), partition=CHANGED_WINDOW)
