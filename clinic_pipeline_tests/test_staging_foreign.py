@@ -88,3 +88,48 @@ def test_the_sample_diff_reads_z_times_as_utc_too() -> None:
     wall_clock = local_instant("2023-01-10 08:30:00", ("%Y-%m-%d %H:%M:%S",), "America/Chicago")
     assert iso_utc == datetime(2023, 1, 10, 8, 30, tzinfo=UTC)
     assert wall_clock == datetime(2023, 1, 10, 14, 30, tzinfo=UTC)
+
+
+def test_a_report_export_with_blank_lines_and_footers_links_patients_locations_and_owners(tmp_path: Path) -> None:
+    # report_export: a practice-management report export (CRLF, BOM, blank lines, "Total Patients: 19"
+    # and "Report Totals" footers, providers and locations named rather than numbered).
+    con = duckdb.connect()
+    export = open_source(str(FIXTURES / "report_export"), con)
+    inventory = build_inventory(export, con)
+    plan = confirm_checked(propose_plan(inventory, 0.75), "tester", [t.name for t in inventory.tables])
+    mappings = {(m.source_table, m.target): m for m in plan.objects}
+    links = {
+        (table, line.source): (line.transform, line.references)
+        for (table, _target), m in mappings.items()
+        for line in m.mapped_fields()
+        if line.references
+    }
+    # Blank lines and a footer do not cost the tables their keys.
+    assert mappings[("patient_demographics", "contact")].source_key == "Patient Account #"
+    assert mappings[("charges", "deal")].source_key == "Charge ID"
+    # Locations are keyed by the name the patients and charges use: one account each, no copies.
+    assert mappings[("service_locations", "sales_account")].source_key == "Service Location"
+    assert links[("patient_demographics", "Default Service Location")] == ("lookup:sales_account", "service_locations")
+    # A bill links to its patient, not to its referring physician; its owner is the rendering provider by name.
+    assert links[("charges", "Patient Account #")] == ("lookup:contact", "patient_demographics")
+    assert ("charges", "Referring Provider") not in links
+    assert links[("charges", "Rendering Provider")] == ("owner_by_email", "providers")
+    assert ("referring_providers", "contact") in mappings  # external physicians are contacts, not users
+
+    results = {
+        obj.name: stage_object(obj, plan, export, con, staged_dir=tmp_path / "staged", quarantine_dir=tmp_path / "q")
+        for obj in STAGED_OBJECTS
+    }
+    for result in results.values():
+        assert all(rec.holds for rec in result.reconciliation), result.object
+    accounts = [a["_source_key"] for a in pq.read_table(results["accounts"].parquet_path).to_pylist()]
+    assert not any(key.startswith("patient_demographics.") for key in accounts)
+    assert sum(key.startswith("service_locations:") for key in accounts) == 3
+    quarantined = pq.read_table(results["contacts"].quarantine_path).to_pylist()
+    blank_lines = [q["_source_row"] for q in quarantined if q["reason"] == "missing source key"]
+    assert blank_lines == [10, 20]
+    bills = pq.read_table(results["deals"].quarantine_path).to_pylist()
+    assert {(b["_source_row"], b["reason"].split(" (")[0]) for b in bills} == {
+        (17, "parent contacts not staged"),  # the orphan charge
+        (18, "missing source key"),  # the Report Totals line
+    }

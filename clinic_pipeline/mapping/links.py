@@ -86,15 +86,18 @@ def link_lines(
 ) -> dict[str, FieldMapping]:
     """Column → its link/owner line, for this table proposed as `target`; `targets`: table → proposed target."""
     lines: dict[str, FieldMapping] = {}
+    ranks: dict[str, tuple[int, float]] = {}
     tables = {t.name: t for t in inventory.tables}
     for column, rel in _relationships(inventory, table.name, keys).items():
         parent_target = targets.get(rel.ref_table)
+        parent = tables.get(rel.ref_table)
         evidence = f"{rel.kind} reference to {rel.ref_table}.{rel.ref_column}" + (
             f" ({round((rel.coverage or 0) * 100)} % of values found)" if rel.coverage is not None else ""
         )
         confidence = 0.95 if rel.kind == "declared" else round(0.6 + 0.35 * (rel.coverage or 0.0), 2)
-        if parent_target == "user" and rel.ref_table in tables:
-            via = _email_column(tables[rel.ref_table])
+        ranks[column] = (parent.row_count if parent is not None else 0, confidence)
+        if parent_target == "user" and parent is not None:
+            via = _email_column(parent)
             if via is None:
                 continue
             lines[column] = FieldMapping(
@@ -120,7 +123,19 @@ def link_lines(
             confidence=confidence,
             reason=f"{evidence}: linked to that {parent_target} by its Freshsales id",
         )
-    return lines
+    return _one_per_field(lines, ranks)
+
+
+def _one_per_field(lines: dict[str, FieldMapping], ranks: dict[str, tuple[int, float]]) -> dict[str, FieldMapping]:
+    """A record holds one link per parent and one owner. The column referencing the larger table (the
+    patients rather than the referring physicians), then the best-evidenced one, keeps the link; the
+    others are left to the ordinary field proposal (a custom field keeps their value)."""
+    best: dict[str, str] = {}
+    for column, line in lines.items():
+        kept = best.get(line.target or "")
+        if kept is None or ranks[column] > ranks[kept]:
+            best[line.target or ""] = column
+    return {column: line for column, line in lines.items() if column in best.values()}
 
 
 def soft_delete_filter(table: TableProfile) -> tuple[ColumnProfile, RowFilter] | None:

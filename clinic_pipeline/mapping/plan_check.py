@@ -104,7 +104,23 @@ def plan_problems(plan: MappingPlan, tables: Collection[str] | None = None) -> l
         for line in lines:
             problems += _line_problems(mapping, line)
         problems += _required_problems(mapping, {line.target for line in lines if line.target})
+        problems += _link_problems(mapping)
     return problems
+
+
+def _link_problems(mapping: ObjectMapping) -> list[str]:
+    """A record carries one link per parent object and one owner: a second line would overwrite the first."""
+    by_parent: dict[str, list[str]] = {}
+    for line in mapping.mapped_fields():
+        name, _, parent = (line.transform or "").partition(":")
+        if name == "lookup" or name == "owner_by_email":
+            by_parent.setdefault(parent or "owner", []).append(line.source)
+    return [
+        f"{mapping.source_table} → {mapping.target}: {', '.join(sources)} all link to its {parent}; keep one "
+        "(map the others to a custom field)"
+        for parent, sources in by_parent.items()
+        if len(sources) > 1
+    ]
 
 
 def confirm_checked(plan: MappingPlan, by: str, tables: Collection[str] | None = None) -> MappingPlan:

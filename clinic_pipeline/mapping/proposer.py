@@ -391,6 +391,9 @@ def _source_key(table: TableProfile, inventory: SchemaInventory) -> tuple[Column
     keys = [table.column(k) for k in table.candidate_keys]
     # A column pointing at another table is its own table's key only in 1:1 side tables.
     keys = [k for k in keys if k.name not in referencing] or keys
+    # Other tables' links resolve only through the key they point at: a referenced key beats a
+    # better-named one nothing references (a location's name, not its NPI, when patients name their clinic).
+    keys = [k for k in keys if k.name in referenced] or keys
     # A member id or SSN is unique too, but it is not migrated by default: it cannot carry the key.
     keys = [k for k in keys if not _sensitive(k.name)] or keys
     if not keys:
@@ -436,7 +439,9 @@ def _assign(
     preset: dict[str, FieldMapping],
 ) -> list[FieldMapping]:
     targets = MODULE_TARGETS if target.startswith("custom_module:") else TARGETS.get(target, _COMMON)
-    exclude = ({key.name} if key else set()) | set(preset)
+    # A text key is usually the record's name too (a location keyed by its name): it feeds that field as
+    # well. Ids, numbers and codes only travel as the key.
+    exclude = ({key.name} if key is not None and key.type != "text" else set()) | set(preset)
     lines: dict[str, FieldMapping] = dict(preset)
     # Several lines may fill an activity's description; every other field takes one column.
     taken: set[str] = {f.target for f in preset.values() if f.target and f.target != "description"}
@@ -467,7 +472,7 @@ def _assign(
             break
     ordered = []
     for column in table.columns:
-        if key is not None and column.name == key.name:
+        if key is not None and column.name == key.name and column.name not in lines:
             ordered.append(_key_line(key, key_confidence, target, table, threshold))
         elif column.name in lines:
             ordered.append(lines[column.name])

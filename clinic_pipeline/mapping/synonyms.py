@@ -247,7 +247,9 @@ TABLE_CONCEPTS: tuple[TableConcept, ...] = (
     _t(
         "contact",
         "patient, patients, patient data, patient list, patient demographics, demographics, person, people, "
-        "client, clients, member, members, chart, referring physician, referrer, referral source",
+        "client, clients, member, members, chart, referring physician, referring physicians, referring provider, "
+        "referring providers, referring doctor, referring doctors, referrer, referrers, referral source, "
+        "referral sources",
         "first_name last_name date_of_birth email mobile phone gender",
     ),
     _t(

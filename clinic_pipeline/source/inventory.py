@@ -455,8 +455,23 @@ _ORDERED_TYPES = ("integer", "decimal", "money", "date", "datetime")
 _LIFE_DATE_NAME = re.compile(r"birth|dob|death|deceased", re.IGNORECASE)
 
 
-def _key_rank(column: ColumnProfile) -> tuple[bool, bool, int]:
-    return (column.type != "id", not _id_name(column.name), column.max_length)
+# Report exports carry the odd blank line or footer: a column unique among its filled values and
+# empty on no more rows than this is still the table's key. Staging quarantines the rows without one
+# ("missing source key"), so none goes unaccounted.
+KEY_GAPS_MAX = 2
+KEY_GAPS_MAX_RATE = 0.02
+
+
+def _is_key(column: ColumnProfile, rows: int) -> bool:
+    if column.type in _KEYLESS_TYPES:
+        return False
+    filled = rows - column.null_count
+    gaps_allowed = max(KEY_GAPS_MAX, rows * KEY_GAPS_MAX_RATE)
+    return column.unique or (0 < filled == column.distinct_count and column.null_count <= gaps_allowed)
+
+
+def _key_rank(column: ColumnProfile) -> tuple[bool, bool, bool, int]:
+    return (not column.unique, column.type != "id", not _id_name(column.name), column.max_length)
 
 
 def _ordered_expression(column: ColumnProfile) -> str | None:
@@ -526,7 +541,7 @@ def _profile_table(
                 )
                 profiles.append(profile)
     _set_ranges(con, name, profiles)
-    keys = sorted((p for p in profiles if p.unique and p.type not in _KEYLESS_TYPES), key=_key_rank)
+    keys = sorted((p for p in profiles if _is_key(p, row_count)), key=_key_rank)
     stamps = [p for p in profiles if p.type in ("datetime", "date")]
     created = next((p.name for p in stamps if _CREATED_NAME.search(p.name)), None)
     updated = next((p.name for p in stamps if _UPDATED_NAME.search(p.name) and p.name != created), None)

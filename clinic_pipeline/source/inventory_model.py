@@ -46,7 +46,9 @@ class TableProfile(BaseModel):
     origin: str = Field(description="file or table inside the export")
     row_count: int
     columns: list[ColumnProfile]
-    candidate_keys: list[str] = Field(description="unique, non-null columns, most key-like first")
+    candidate_keys: list[str] = Field(
+        description="columns unique among their values and empty on at most 2 rows (2 %), most key-like first"
+    )
     created_column: str | None = None
     updated_column: str | None = None
 

@@ -132,7 +132,7 @@ def _table_section(table: TableProfile) -> list[str]:
         "",
         f"- Origin: {_text(table.origin)}",
         f"- Rows: {table.row_count:,}",
-        f"- Candidate keys: {', '.join(_code(k) for k in table.candidate_keys) or 'none (no unique, non-null column)'}",
+        f"- Candidate keys: {', '.join(_code(k) for k in table.candidate_keys) or 'none (no unique, filled column)'}",
         f"- Created / updated columns: {_code(table.created_column) if table.created_column else '—'} / "
         f"{_code(table.updated_column) if table.updated_column else '—'}",
         "",
