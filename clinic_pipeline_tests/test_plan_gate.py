@@ -122,6 +122,13 @@ def test_confirmation_refuses_a_required_field_nobody_feeds() -> None:
     assert "people → contact: nothing feeds first_name, last_name, emails" in _refusal(nameless)
 
 
+def test_confirmation_refuses_two_links_to_one_parent() -> None:
+    # Staging would carry one `_lookup_contact`: the second link would silently replace the first.
+    referrer = FieldMapping(source="referrer_id", target="targetable_id", type="lookup", transform="lookup:contact")
+    message = _refusal(_visits(referrer))
+    assert "visits → appointment: patient_id, referrer_id all link to its contact; keep one" in message
+
+
 def test_confirmation_refuses_tables_without_a_decision_key_or_reason() -> None:
     assert "visits: no decision" in _refusal(tables=["patients", "visits"])
     assert "visits → appointment: no source_key" in _refusal(_visits(source_key=None))
