@@ -57,11 +57,15 @@ def test_email_lowercases_and_rejects_placeholders_and_malformed() -> None:
 def test_phone_normalizes_to_e164_and_keeps_what_it_cannot_parse() -> None:
     rows = _apply("phone", ["555.123.4567", "(555) 123-4567 x204", "+44 20 7946 0958", "123-4567", "000-000-0000"])
     assert [r[0] for r in rows] == ["+15551234567", "+15551234567", "+442079460958", "123-4567", None]
+    # Listed as field issues: the dropped extension and the number kept as written.
+    assert [r[1] for r in rows] == [False, True, False, True, False]
 
 
 def test_dates_parse_with_the_plan_format_and_flag_mismatches() -> None:
     rows = _apply("parse_date:%m/%d/%Y", ["03/04/1980", "0000-00-00", "1980-03-04", "01/01/1900", ""])
-    assert rows == [("1980-03-04", False), (None, False), (None, True), (None, False), (None, False)]
+    # 0000-00-00 is the export's "no date"; 01/01/1900 matches the format but is a placeholder, dropped
+    # and listed like a mismatch so no birth date disappears without a word.
+    assert rows == [("1980-03-04", False), (None, False), (None, True), (None, True), (None, False)]
 
 
 def test_datetimes_are_local_wall_clock_converted_to_utc() -> None:
@@ -74,6 +78,11 @@ def test_money_is_exact_to_the_cent() -> None:
     rows = _apply("cents", ["$1,234.50", "123.45", "0.1", "abc"])
     assert [r[0] for r in rows] == [Decimal("1234.50"), Decimal("123.45"), Decimal("0.10"), None]
     assert rows[3][1] is True
+
+
+def test_money_reads_accounting_negatives() -> None:
+    rows = _apply("cents", ["($45.00)", "45.00-", "( 1,200.5 )", "(abc)"])
+    assert rows == [(Decimal("-45.00"), False), (Decimal("-45.00"), False), (Decimal("-1200.50"), False), (None, True)]
 
 
 def test_unknown_transform_is_a_clear_error() -> None:

@@ -28,10 +28,13 @@ def blank(raw: Any) -> bool:
 
 def _money(value: Any) -> Decimal | None:
     text = re.sub(r"[$,\s]", "", str(value))
+    # Accounting negatives: (45.00) and 45.00- are -45.00.
+    negative = (text.startswith("(") and text.endswith(")")) or text.endswith("-")
     try:
-        return Decimal(text)
+        amount = Decimal(text.strip("()").removesuffix("-"))
     except InvalidOperation:
         return None
+    return -amount if negative else amount
 
 
 def _date(raw: str, formats: tuple[str, ...]) -> date | None:

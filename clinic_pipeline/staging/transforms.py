@@ -8,10 +8,12 @@ Vocabulary (the proposer writes exactly these):
   trim                  whitespace trimmed, empty → NULL (also the default for a null transform)
   lower_email           trimmed, lower-cased, must look like an address; placeholders are rejected
   phone                 E.164 (+1 for 10-digit NANP numbers) where possible, else the trimmed original
+                        (listed as a field issue, as is a dropped extension)
   parse_date:<fmt>      strptime format, e.g. parse_date:%m/%d/%Y → YYYY-MM-DD; sentinel dates → NULL
   parse_datetime:<fmt>  wall-clock time in the clinic's zone → ISO-8601 UTC (`...Z`); a format ending in a
                         literal Z (ISO 8601 UTC) is read as UTC
-  cents                 money text ($1,234.50) → exact DECIMAL(18,2); never through a float
+  cents                 money text ($1,234.50; accounting negatives (45.00) and 45.00-) → exact
+                        DECIMAL(18,2); never through a float
   picklist              trimmed value, kept as the pick-list choice
   number                a decimal number (DOUBLE); anything else is rejected
   integer               a whole number (BIGINT), e.g. a file size in bytes
@@ -174,6 +176,7 @@ def compile_transform(column: str, transform: str | None, time_zone: str, args: 
         extension = "'\\s*(x|ext\\.?)\\s*\\d+$'"
         main = f"CASE WHEN contains({lowered}, 'x') THEN regexp_replace({lowered}, {extension}, '') ELSE {lowered} END"
         digits = steps.add(2, "digits", f"regexp_replace({main}, '[^0-9]', '', 'g')")
+        has_extension = f"(contains({lowered}, 'x') AND regexp_matches({lowered}, {extension}))"
         value = (
             f"CASE WHEN NOT {present} OR ({digits} <> '' AND ltrim({digits}, '0') = '') THEN NULL "
             f"WHEN length({digits}) = 10 THEN '+1' || {digits} "
@@ -181,7 +184,12 @@ def compile_transform(column: str, transform: str | None, time_zone: str, args: 
             f"WHEN starts_with({text}, '+') AND length({digits}) BETWEEN 8 AND 15 THEN '+' || {digits} "
             f"ELSE {text} END"
         )
-        return steps.result(value, "FALSE", "")
+        # Kept, but not as Freshsales can dial it: listed so nobody takes it for a clean number.
+        return steps.result(
+            value,
+            f"({{value}} IS NOT NULL AND (NOT starts_with({{value}}, '+') OR {has_extension}))",
+            "kept as written (not E.164), or its extension was dropped",
+        )
     if name in ("parse_date", "parse_datetime"):
         if not arg:
             raise UnknownTransformError(f"transform {transform!r} needs a format, e.g. {name}:%Y-%m-%d")
@@ -191,10 +199,19 @@ def compile_transform(column: str, transform: str | None, time_zone: str, args: 
             value = f"CASE WHEN {usable} THEN strftime({parsed}::DATE, '%Y-%m-%d') END"
         else:
             value = f"CASE WHEN {usable} THEN {_iso_utc(_utc(parsed, _zone_of(arg, time_zone)))} END"
-        return steps.result(value, f"({present} AND {parsed} IS NULL)", f"does not match the plan's date format {arg}")
+        return steps.result(
+            value,
+            f"({present} AND {{value}} IS NULL)",
+            f"does not match the plan's date format {arg}, "
+            f"or is a placeholder date (year {SENTINEL_MAX_YEAR} or before)",
+        )
     if name == "cents":
-        cleaned = f"translate({text}, {quote_literal(_MONEY_NOISE)}, '')"
-        value = f"CASE WHEN {present} THEN try_cast({cleaned} AS DECIMAL(18, 2)) END"
+        # Accounting writes a negative as (45.00) or 45.00-: read both as -45.00.
+        trailing_minus = f"ends_with({text}, '-')"
+        negative = f"((starts_with({text}, '(') AND ends_with({text}, ')')) OR {trailing_minus})"
+        unsigned = f"CASE WHEN {trailing_minus} THEN left({text}, -1) ELSE {text} END"
+        amount = f"try_cast(translate({unsigned}, {quote_literal(_MONEY_NOISE + '()')}, '') AS DECIMAL(18, 2))"
+        value = f"CASE WHEN {present} THEN (CASE WHEN {negative} THEN -{amount} ELSE {amount} END) END"
         return steps.result(value, f"({present} AND {{value}} IS NULL)", "not a money amount")
     if name in ("number", "integer"):
         sql_type = "DOUBLE" if name == "number" else "BIGINT"
