@@ -19,6 +19,7 @@ from clinic_pipeline.source.inventory import build_inventory
 from clinic_pipeline.source.reader import open_source
 from clinic_pipeline.staging.objects import STAGED_OBJECTS
 from clinic_pipeline.staging.stage import StageResult, stage_object
+from clinic_pipeline.staging.transforms import compile_transform, layered_from
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -133,3 +134,20 @@ def test_a_report_export_with_blank_lines_and_footers_links_patients_locations_a
         (17, "parent contacts not staged"),  # the orphan charge
         (18, "missing source key"),  # the Report Totals line
     }
+
+
+def test_the_sample_diff_reads_times_a_dst_change_repeats_or_skips_as_staging_does() -> None:
+    # 01:30 happens twice on 2026-11-01 in Denver and never on 2026-03-08: one reading on both sides,
+    # or the sample diff would report a difference the load did not make.
+    fmt = "%Y-%m-%d %H:%M:%S"
+    times = ["2026-11-01 01:30:00", "2026-03-08 02:30:00", "2026-07-01 09:30:00"]
+    con = duckdb.connect()
+    con.execute("CREATE TABLE t (v VARCHAR)")
+    con.executemany("INSERT INTO t VALUES (?)", [[t] for t in times])
+    compiled = compile_transform("v", f"parse_datetime:{fmt}", "America/Denver")
+    staged = [
+        r[0] for r in con.execute(f"SELECT {compiled.value_sql} FROM {layered_from('t', compiled.levels)}").fetchall()
+    ]
+    compared = [local_instant(t, (fmt,), "America/Denver") for t in times]
+    assert staged == ["2026-11-01T08:30:00Z", "2026-03-08T09:30:00Z", "2026-07-01T15:30:00Z"]
+    assert [c.strftime("%Y-%m-%dT%H:%M:%SZ") for c in compared if c is not None] == staged

@@ -53,9 +53,15 @@ def local_instant(raw: str, formats: tuple[str, ...], zone: str) -> datetime | N
             parsed = datetime.strptime(raw.strip(), fmt)
         except ValueError:
             continue
+        if parsed.year <= SENTINEL_MAX_YEAR:
+            return None
         # ISO 8601's trailing Z is UTC, whatever the clinic's zone.
-        utc = fmt.endswith("Z") and not fmt.endswith("%Z")
-        return parsed.replace(tzinfo=UTC if utc else ZoneInfo(zone)) if parsed.year > SENTINEL_MAX_YEAR else None
+        if fmt.endswith("Z") and not fmt.endswith("%Z"):
+            return parsed.replace(tzinfo=UTC)
+        # A wall-clock time a DST change repeats or skips has two readings; the later one is what staging's
+        # conversion (ICU) takes: the repeated hour in standard time, a skipped time moved forward by the gap.
+        local = parsed.replace(tzinfo=ZoneInfo(zone))
+        return max(local.astimezone(UTC), local.replace(fold=1).astimezone(UTC))
     return None
 
 
