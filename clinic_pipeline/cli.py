@@ -22,6 +22,7 @@ from clinic_pipeline.load.loader import LoadFailedError
 from clinic_pipeline.mapping.plan import PlanNotConfirmedError, read_plan
 from clinic_pipeline.mapping.review import render_review
 from clinic_pipeline.mapping.sign_off import SignOffRequiredError
+from clinic_pipeline.reports.validation import describe_not_loaded
 from clinic_pipeline.settings import ConfigurationError, Settings
 from clinic_pipeline.source.reader import SourceError
 from clinic_pipeline.staging.objects import STAGED_OBJECTS
@@ -193,9 +194,14 @@ def migrate(
     if sample is not None:
         outcome = steps.run_sample(settings, size=sample, seed=seed, run_id=run_id)
         diff = outcome.diff
+        held_back = sum(counts.get("held_back", 0) for counts in outcome.loaded.values())
+        rejected = sum(counts.get("rejected", 0) for counts in outcome.loaded.values())
+        # Records not in Freshsales get no field comparison: without their count the field totals
+        # alone would look like a clean sample to the person about to sign it off.
         typer.echo(
-            f"sample: {diff.records} records loaded and read back; {diff.matched} of {diff.fields_compared} fields "
-            f"match, {diff.differs} differ, {diff.missing} missing"
+            f"sample: {diff.records} records, {diff.records - diff.records_missing} loaded and read back, "
+            f"{diff.records_missing} missing from Freshsales (load: {held_back} held back, {rejected} rejected); "
+            f"{diff.matched} of {diff.fields_compared} fields match, {diff.differs} differ, {diff.missing} missing"
         )
         typer.echo(f"diff → {diff.html_path} and {diff.csv_path} (private: they hold patient data)")
         typer.echo("if it is right: clinic-pipeline sign-off --by NAME")
@@ -284,6 +290,9 @@ def _print_report(report: steps.ValidationReport, settings: Settings) -> None:
             f"{o.keys_found_once}/{o.keys_checked} checked keys found once, {o.keys_missing} missing, "
             f"{o.keys_duplicated} duplicated"
         )
+        if o.not_loaded:
+            # The sampled "missing" above can read 0 while staged records never reached Freshsales.
+            typer.echo(f"not loaded {o.object}: {o.not_loaded} of {o.staged} staged ({describe_not_loaded(o)})")
     typer.echo(f"report → {settings.reports_dir / 'validation_report.html'}")
     if not report.ok:
         for problem in report.discrepancies:

@@ -1,8 +1,10 @@
 """The `clinic-pipeline` command as an operator runs it: exit codes, one-line errors, no PHI on screen."""
 
 import csv
+import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -15,6 +17,7 @@ from clinic_pipeline.samples import FIXTURE_DIR, copy_fixture
 from clinic_pipeline.settings import Settings
 
 API_KEY_MARKER = "demo-sandbox-key"
+FIXTURES = Path(__file__).parent / "fixtures"
 
 
 def _run(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -34,6 +37,16 @@ def _clean_env(tmp_path: Path) -> dict[str, str]:
     return env | {"CLINIC_DATA_DIR": str(tmp_path / "data")}
 
 
+def _assert_no_patient_values(patients_csv: Path, out: str) -> None:
+    with patients_csv.open(encoding="utf-8-sig", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    for row in rows:
+        for field in ("last_name", "email", "phone", "date_of_birth"):
+            value = (row.get(field) or "").strip()
+            if len(value) > 3:
+                assert value not in out, f"{field} value reached the terminal"
+
+
 def test_demo_migrates_the_sample_clinic_and_prints_no_record_values(tmp_path: Path) -> None:
     result = _run(["demo"], _clean_env(tmp_path), tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
@@ -48,13 +61,7 @@ def test_demo_migrates_the_sample_clinic_and_prints_no_record_values(tmp_path: P
     for name in ("contacts", "deals", "appointments", "tasks", "lab_result", "notes", "files"):
         line = re.search(rf"demo: {name}: (\d+) staged, (\d+) loaded", out)
         assert line is not None and line.group(1) == line.group(2) != "0", name
-    with (tmp_path / "data" / "source" / "clinic" / "patients.csv").open(encoding="utf-8-sig", newline="") as fh:
-        rows = list(csv.DictReader(fh))
-    for row in rows:
-        for field in ("last_name", "email", "phone", "date_of_birth"):
-            value = row[field].strip()
-            if len(value) > 3:
-                assert value not in out, f"{field} value reached the terminal"
+    _assert_no_patient_values(tmp_path / "data" / "source" / "clinic" / "patients.csv", out)
     assert API_KEY_MARKER not in out
     report = tmp_path / "data" / "reports" / "validation_report.html"
     assert "PASS" in report.read_text()
@@ -139,3 +146,68 @@ def test_sample_data_generates_a_clinic_deterministically(tmp_path: Path) -> Non
     assert all((tmp_path / "a" / f).read_bytes() == (tmp_path / "b" / f).read_bytes() for f in files)
     bad = _run(["sample-data", "--out", str(tmp_path / "c"), "--format", "xls"], env, tmp_path)
     assert bad.returncode != 0 and "csv or sqlite" in bad.stderr
+
+
+def test_records_held_back_show_in_the_sample_and_fail_the_full_validation(tmp_path: Path, sandbox: Any) -> None:
+    shutil.copytree(FIXTURES / "sample_shape", tmp_path / "export")
+    # The clinic's providers have no Freshsales user (one has no email at all) and no fallback owner
+    # is set: their visits cannot get the owner Freshsales requires and are held back.
+    env = _clean_env(tmp_path) | {
+        "CLINIC_SOURCE": str(tmp_path / "export"),
+        "FRESHSALES_BASE_URL": sandbox.base_url,
+        "FRESHSALES_API_KEY": sandbox.api_key,
+    }
+    for args in (["inventory"], ["propose-mapping"], ["confirm-mapping", "--by", "Dr. Reviewer"]):
+        result = _run(args, env, tmp_path)
+        assert result.returncode == 0, (args, result.stderr[-2000:])
+    settings = Settings(clinic_data_dir=tmp_path / "data", clinic_source=str(tmp_path / "export"))
+    create_custom_fields_as_admin(settings, sandbox.root_url, sandbox.api_key, echo=lambda _: None)
+
+    assert _run(["migrate", "--sample", "100"], env, tmp_path).returncode == 0
+    assert _run(["sign-off", "--by", "Dr. Reviewer"], env, tmp_path).returncode == 0
+    full = _run(["migrate", "--full"], env, tmp_path)
+    assert full.returncode == 2  # a failed validation, as for any other discrepancy
+    assert "loaded appointments: held_back 4" in full.stdout
+    assert "validated appointments: 4 staged, 0 loaded, 0 in Freshsales" in full.stdout
+    assert "not loaded appointments: 4 of 4 staged (held back: owner not resolved 4)" in full.stdout
+    assert (
+        "discrepancy: appointments: 4 of 4 staged records not loaded into Freshsales "
+        "(held back: owner not resolved 4; audit: hold/held_back 4)"
+    ) in full.stderr
+    report = json.loads((tmp_path / "data" / "reports" / "validation_report.json").read_text())
+    appointments = next(o for o in report["objects"] if o["object"] == "appointments")
+    assert report["ok"] is False
+    assert (appointments["not_loaded"], appointments["not_loaded_reasons"]) == (4, {"held back: owner not resolved": 4})
+    _assert_no_patient_values(tmp_path / "export" / "patients.csv", full.stdout + full.stderr)
+
+
+def test_the_sample_summary_counts_records_missing_from_freshsales(tmp_path: Path, sandbox: Any) -> None:
+    env = _clean_env(tmp_path) | {
+        "CLINIC_SOURCE": str(tmp_path / "export"),
+        "FRESHSALES_BASE_URL": sandbox.base_url,
+        "FRESHSALES_API_KEY": sandbox.api_key,
+    }
+    # The generated clinic's staff have no Freshsales users and no fallback owner is set: the
+    # sampled visits are held back, so the sample's field totals alone would look clean.
+    for args in (
+        ["sample-data", "--out", str(tmp_path / "export"), "--patients", "30", "--seed", "5"],
+        ["inventory"],
+        ["propose-mapping"],
+        ["confirm-mapping", "--by", "Dr. Reviewer"],
+    ):
+        result = _run(args, env, tmp_path)
+        assert result.returncode == 0, (args, result.stderr[-2000:])
+    settings = Settings(clinic_data_dir=tmp_path / "data", clinic_source=str(tmp_path / "export"))
+    create_custom_fields_as_admin(settings, sandbox.root_url, sandbox.api_key, echo=lambda _: None)
+
+    sample = _run(["migrate", "--sample", "100"], env, tmp_path)
+    assert sample.returncode == 0, sample.stderr[-2000:]
+    written = json.loads((tmp_path / "data" / "reports" / "sample_diff.json").read_text())
+    diff = written["diff"]
+    held_back = sum(counts.get("held_back", 0) for counts in written["loaded"].values())
+    assert diff["records_missing"] > 0 and held_back > 0
+    assert (
+        f"sample: {diff['records']} records, {diff['records'] - diff['records_missing']} loaded and read back, "
+        f"{diff['records_missing']} missing from Freshsales (load: {held_back} held back, 0 rejected); "
+    ) in sample.stdout
+    _assert_no_patient_values(tmp_path / "export" / "patients.csv", sample.stdout + sample.stderr)

@@ -3,6 +3,7 @@ map written to match, then the report must count, find and flag what differs, an
 
 from __future__ import annotations
 
+import html
 import json
 import re
 from collections.abc import Iterator
@@ -266,13 +267,19 @@ def _by_name(report: ValidationReport) -> dict[str, Any]:
     return {o.object: o for o in report.objects}
 
 
-def test_a_faithful_migration_passes_with_counts_from_the_api(
+def test_counts_come_from_the_api_and_only_the_record_never_loaded_fails(
     tmp_path: Path, client: FreshsalesClient, sandbox: SandboxHandle
 ) -> None:
     world = build_world(tmp_path, client, sandbox)
     report = world.report()
 
-    assert report.ok, report.discrepancies
+    # The held-back contact is missing from Freshsales: a discrepancy. The quarantined and skipped
+    # source rows were never staged to load: they are not.
+    assert not report.ok
+    assert report.discrepancies == [
+        "contacts: 1 of 7 staged records not loaded into Freshsales (held back: parent sales_account not loaded 1; "
+        "audit: hold/held_back 1)"
+    ]
     objects = _by_name(report)
     assert set(objects) == {"accounts", "contacts", "deals", "appointments", "tasks", "notes", "lab_result"}
     contacts = objects["contacts"]
@@ -294,8 +301,8 @@ def test_a_faithful_migration_passes_with_counts_from_the_api(
     }
     assert contacts.not_loaded_reasons == {"held back: parent sales_account not loaded": 1}
     assert (
-        "contacts: 1 staged records not loaded (held back: parent sales_account not loaded 1; "
-        "audit: hold/held_back 1)" in report.warnings
+        "contacts: 1 checked keys absent from Freshsales and from the id map (not loaded, see the discrepancies)"
+        in (report.warnings)
     )
 
     expected = {"accounts": 3, "deals": 4, "appointments": 3, "tasks": 3, "lab_result": 3}
@@ -361,21 +368,34 @@ def test_the_written_report_holds_counts_and_charts_but_no_values(
 ) -> None:
     world = build_world(tmp_path, client, sandbox)
     client.update("contacts", world.ids["contacts"]["patients:0"], {"job_title": None})
+    # The not-loaded contact was refused by the API this time; the API's message quotes its values.
+    refusal = f"Email {FIRST_NAMES[5].lower()}@example.org is taken by {FIRST_NAMES[5]} Vantablack"
+    (world.rejected_dir / "contacts.jsonl").write_text(
+        json.dumps({"source_key": "patients:5", "outcome": "rejected", "http_status": 422, "reason": refusal}) + "\n"
+    )
     report = world.report(tolerance=0.5)  # one lost value in six: a note, not a failure
-    assert report.ok
     assert any("contacts.job_title: 1 sampled values lost" in w for w in report.warnings)
+    # The record never loaded fails the report, told by outcome and HTTP status only.
+    missing = (
+        "contacts: 1 of 7 staged records not loaded into Freshsales (rejected (HTTP 422) 1; audit: hold/held_back 1)"
+    )
+    assert report.discrepancies == [missing]
 
     json_path, html_path = write_report(report, tmp_path / "reports")
     page = html_path.read_text(encoding="utf-8")
     body = json_path.read_text(encoding="utf-8")
-    assert json.loads(body)["ok"] is True
+    written = json.loads(body)
+    assert (written["ok"], written["discrepancies"]) == (False, [missing])
+    contacts = next(o for o in written["objects"] if o["object"] == "contacts")
+    assert (contacts["not_loaded"], contacts["not_loaded_reasons"]) == (1, {"rejected (HTTP 422)": 1})
+    assert "FAIL" in page and html.escape(missing) in page
     assert ValidationReport.model_validate_json(body).objects == report.objects
     charts = re.findall(r"<svg.*?</svg>", page)
     assert len(charts) == 1 + len(report.objects)  # counts chart + one population chart per object
     for chart in charts:
         assert ElementTree.fromstring(chart).tag.endswith("svg")  # well-formed, inline, no script
         assert "<script" not in chart
-    assert "Records: source vs Freshsales" in page and "PASS" in page
+    assert "Records: source vs Freshsales" in page
     for value in [
         *FIRST_NAMES,
         "Vantablack",
@@ -407,6 +427,8 @@ def test_notes_and_files_are_found_through_their_parent_contact(
     for i, freshsales_id in enumerate((note["id"], note["id"] + 998)):
         row = _row(f"labs:{i}", "labs", i, _lookup_contact="patients:0", description="Free-text report")
         world.add("notes", row, freshsales_id)
+    # Staged, never sent, on no rejected list (its load never ran): counted all the same.
+    world.add("notes", _row("labs:2", "labs", 2, _lookup_contact="patients:0", description="Free-text report"), None)
     with open_state(world.state_path) as state:
         world.write(state)
 
@@ -419,4 +441,9 @@ def test_notes_and_files_are_found_through_their_parent_contact(
     assert notes.requests == files.requests == 1  # one read of the one parent each
     assert "notes: 1 of 2 checked records are in the id map but not in Freshsales" in report.discrepancies
     assert "files: 1 of 2 checked records are in the id map but not in Freshsales" in report.discrepancies
+    assert notes.not_loaded_reasons == {"no load outcome recorded": 1}
+    assert (
+        "notes: 1 of 3 staged records not loaded into Freshsales (no load outcome recorded 1; audit: no outcome)"
+        in report.discrepancies
+    )
     assert any(w.startswith("notes: not counted in Freshsales (no list endpoint") for w in report.warnings)

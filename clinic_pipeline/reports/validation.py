@@ -3,7 +3,9 @@
 Per object: source rows (staged + quarantined + skipped, from the staging files), the id map, the
 Freshsales count from the cheapest call the API offers, source keys found once / missing /
 duplicated, field population and owner rates, and parent links, the last three on a bounded,
-deterministic sample read back. The API calls are O(objects + sampled records), never O(records).
+deterministic sample read back. A staged record not loaded (held back, rejected, never sent) fails the
+report like a record lost in Freshsales; quarantined and skipped source rows do not (never staged).
+The API calls are O(objects + sampled records), never O(records).
 
 How each object is read back:
 - keyed objects (contacts `external_id`, accounts/deals/custom module records `cf_source_key`):
@@ -74,7 +76,7 @@ class ObjectValidation(BaseModel):
     quarantined: int
     skipped: int = 0
     in_id_map: int
-    not_loaded: int = 0  # staged but not in the id map: held back, rejected or failed
+    not_loaded: int = 0  # staged but not in the id map: held back, rejected or failed (a discrepancy)
     freshsales_total: int | None  # None where the API has no way to count (notes, files)
     count_method: str = ""
     keys_checked: int = 0
@@ -90,7 +92,8 @@ class ObjectValidation(BaseModel):
     requests: int = 0
     population: list[FieldPopulation] = Field(default_factory=list)
     quarantine_reasons: dict[str, int] = Field(default_factory=dict)
-    not_loaded_reasons: dict[str, int] = Field(default_factory=dict)  # held-back reasons, rejections by status
+    # Held-back reasons, rejections by outcome and HTTP status, records on no rejected list: never API text.
+    not_loaded_reasons: dict[str, int] = Field(default_factory=dict)
     source_tables: dict[str, int] = Field(default_factory=dict)
     load_outcomes: dict[str, int] = Field(default_factory=dict)  # op/outcome from the audit log
     stale_in_id_map: int = 0  # id-map rows whose key is no longer staged
@@ -173,17 +176,21 @@ def _reconciliation(con: duckdb.DuckDBPyConnection, files: Sequence[Path]) -> tu
 
 def _not_loaded_reasons(con: duckdb.DuckDBPyConnection, files: Sequence[Path]) -> dict[str, int]:
     """Why staged records are not in the id map, from the loader's latest rejected lists. The API's
-    rejection messages may quote values, so rejections are told by HTTP status only; held-back
-    reasons are the loader's own words (a parent or owner that did not resolve)."""
-    if not files:
-        return {}
+    rejection messages may quote values, so rejections are told by outcome and HTTP status only;
+    held-back reasons are the loader's own words (a parent or owner that did not resolve). A record
+    on no list (its object not loaded yet, or the list lost) still counts: nothing goes unaccounted."""
+    listed = (
+        f"""SELECT source_key::VARCHAR AS _source_key,
+            CASE WHEN outcome = 'held_back' THEN 'held back: ' || coalesce(reason::VARCHAR, 'no reason')
+                ELSE outcome::VARCHAR || ' (HTTP ' || coalesce(http_status::VARCHAR, 'none') || ')' END AS why
+        FROM read_json({_paths_sql(files)}, format = 'newline_delimited', union_by_name = true)"""
+        if files
+        else "SELECT NULL::VARCHAR AS _source_key, NULL::VARCHAR AS why WHERE FALSE"
+    )
     rows = con.execute(
-        f"""SELECT CASE WHEN outcome = 'held_back' THEN 'held back: ' || coalesce(reason::VARCHAR, 'no reason')
-                ELSE outcome::VARCHAR || ' (HTTP ' || coalesce(http_status::VARCHAR, 'none') || ')' END,
-            count(DISTINCT source_key)
-        FROM read_json({_paths_sql(files)}, format = 'newline_delimited', union_by_name = true)
-        WHERE source_key::VARCHAR IN (SELECT _source_key FROM staged)
-            AND source_key::VARCHAR NOT IN (SELECT _source_key FROM id_map)
+        f"""SELECT coalesce(l.why, 'no load outcome recorded'), count(DISTINCT s._source_key)
+        FROM staged s LEFT JOIN ({listed}) l USING (_source_key)
+        WHERE s._source_key NOT IN (SELECT _source_key FROM id_map)
         GROUP BY ALL ORDER BY 2 DESC, 1"""
     ).fetchall()
     return {str(r[0]): int(r[1]) for r in rows}
@@ -592,6 +599,11 @@ def _pct(rate: float | None) -> str:
     return "n/a" if rate is None else f"{rate * 100:.1f}%"
 
 
+def describe_not_loaded(o: ObjectValidation) -> str:
+    """The reasons and counts of an object's staged records not loaded, for one line of text."""
+    return ", ".join(f"{k} {v}" for k, v in o.not_loaded_reasons.items()) or "no reason recorded"
+
+
 def _object_findings(o: ObjectValidation, tolerance: float) -> tuple[list[str], list[str]]:
     problems: list[str] = []
     notes: list[str] = []
@@ -632,16 +644,17 @@ def _object_findings(o: ObjectValidation, tolerance: float) -> tuple[list[str], 
             f"{_pct(o.owner_rate_freshsales)} of the sampled Freshsales records"
         )
     if o.not_loaded:
+        # A staged record held back or rejected is patient data missing from Freshsales: it fails the
+        # report. Quarantined and skipped rows are not counted here: they were never staged to load.
         outcomes = ", ".join(f"{k} {v}" for k, v in o.load_outcomes.items() if k.split("/")[-1] not in LOADED_OUTCOMES)
-        why = ", ".join(f"{k} {v}" for k, v in o.not_loaded_reasons.items())
-        notes.append(
-            f"{o.object}: {o.not_loaded} staged records not loaded ({why or 'no rejected list'}; "
-            f"audit: {outcomes or 'no outcome'})"
+        problems.append(
+            f"{o.object}: {o.not_loaded} of {o.staged} staged records not loaded into Freshsales "
+            f"({describe_not_loaded(o)}; audit: {outcomes or 'no outcome'})"
         )
     if o.keys_missing > o.missing_loaded:
         notes.append(
             f"{o.object}: {o.keys_missing - o.missing_loaded} checked keys absent from Freshsales and from the "
-            "id map (not loaded, see above)"
+            "id map (not loaded, see the discrepancies)"
         )
     if o.stale_in_id_map:
         notes.append(f"{o.object}: {o.stale_in_id_map} id-map records are no longer staged (removed from the source?)")
