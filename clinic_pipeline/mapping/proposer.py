@@ -14,8 +14,9 @@ receives one column; the rest become custom fields `cf_<snake_name>` typed from 
 below the review threshold get `needs_review: true`.
 
 Conventions the plan follows:
-- The source key (the best-named unique, non-null column) → `external_id` on contacts; on any other
-  target the key is not a field line target (null): staging carries it in `cf_source_key`.
+- The source key (among the candidate keys: one other tables reference, then the best-named) →
+  `external_id` on contacts; on any other target staging carries it in `cf_source_key`, and the key
+  line targets null, unless the key is text that also fills a field (a location keyed by its name).
 - Sensitive identifiers (SSN, insurance member/policy ids, licence numbers) → target null, with a reason.
 - Created/updated timestamps → `cf_source_created_at` / `cf_source_updated_at` (Freshsales sets its own
   `created_at`/`updated_at` and ignores client values, so the originals are kept in custom fields).
@@ -489,6 +490,11 @@ def _key_line(
     key: ColumnProfile, key_confidence: float, target: str, table: TableProfile, threshold: float
 ) -> FieldMapping:
     confidence = round(key_confidence, 2)
+    evidence = (
+        f"unique and non-null in all {table.row_count} rows"
+        if key.null_count == 0
+        else f"unique; empty on {key.null_count} of {table.row_count} rows, which staging quarantines"
+    )
     if target == CONTACT.name:
         return FieldMapping(
             source=key.name,
@@ -496,14 +502,14 @@ def _key_line(
             type="text",
             transform="trim",
             confidence=confidence,
-            reason=f"source key (unique and non-null in all {table.row_count} rows) → external_id, the idempotency key",
+            reason=f"source key ({evidence}) → external_id, the idempotency key",
             needs_review=confidence < threshold,
         )
     return FieldMapping(
         source=key.name,
         target=None,
         confidence=confidence,
-        reason=f"source key (unique and non-null in all {table.row_count} rows): staging carries it in cf_source_key",
+        reason=f"source key ({evidence}): staging carries it in cf_source_key",
         needs_review=confidence < threshold,
     )
 

@@ -47,7 +47,7 @@ class TableProfile(BaseModel):
     row_count: int
     columns: list[ColumnProfile]
     candidate_keys: list[str] = Field(
-        description="columns unique among their values and empty on at most 2 rows (2 %), most key-like first"
+        description="columns unique among their values, empty on at most 2 rows or 2 %, most key-like first"
     )
     created_column: str | None = None
     updated_column: str | None = None
