@@ -30,6 +30,7 @@ import duckdb
 
 from clinic_pipeline.mapping.plan import MappingPlan
 from clinic_pipeline.private_files import write_private_parquet
+from clinic_pipeline.staging.transforms import quote_literal
 
 ALIASES_DIR = "_aliases"
 DOB = "cf_date_of_birth"
@@ -130,7 +131,7 @@ def _leave_to_one(
         "FROM stage_rows WHERE _skip_reason IS NULL AND _source_key IS NOT NULL"
     )
     if earlier:
-        files = "[" + ", ".join("'" + str(f).replace("'", "''") + "'" for f in earlier) + "]"
+        files = "[" + ", ".join(quote_literal(str(f)) for f in earlier) + "]"
         candidates += (
             f" UNION ALL SELECT _source_key, 0, NULL, NULL, NULL, {value} "
             f"FROM read_parquet({files}, union_by_name=true) "
