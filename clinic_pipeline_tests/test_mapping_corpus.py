@@ -4,7 +4,6 @@ maps written before the proposer was changed for them (fixtures/corpus/README.md
 from __future__ import annotations
 
 import pytest
-
 from corpus_scores import exports, score_export
 
 # Field and link accuracy each export must keep: the current scores, rounded down. The README's mapping
