@@ -277,7 +277,14 @@ TABLE_CONCEPTS: tuple[TableConcept, ...] = (
     _t("file", "document, documents, file, files, attachment, attachments, scan, scans", ""),
     _t("user", "provider, providers, user, users, staff, doctor, doctors, physician, employee, practitioner", ""),
     _t("custom_module:insurance_plan", "insurance, insurance data, coverage, policy, policies, insurance plan", ""),
-    _t("custom_module:treatment_plan", "treatment plan, care plan, plan of care, problem list, problems", ""),
+    _t("custom_module:treatment_plan", "treatment plan, treatment plans, care plan, care plans, plan of care", ""),
+    _t(
+        "custom_module:clinical_list",
+        "problem list, problems, problem, allergy, allergies, medication, medications, medication list, drugs, "
+        "prescription, prescriptions, diagnosis, diagnoses, condition, conditions, disease, diseases, "
+        "immunization, immunizations, lists, medical history, patient disease, patient medication",
+        "",
+    ),
     _t(
         "custom_module:lab_result", "lab, labs, lab result, lab results, result, results, observation, observations", ""
     ),
@@ -295,9 +302,26 @@ REBUILD_TABLE_WORDS: dict[str, str] = {
     "definitions": "definitions of the source software's own fields/screens: they shape the plan, not records",
 }
 
-# Tables that belong to the software itself, not to the clinic's records.
+# Tables that belong to the software itself, not to the clinic's records: its logs and settings, and the
+# stock reference rows it ships (menus, templates, list options, categories, code tables).
 SYSTEM_TABLE_WORDS = frozenset(
     {
+        "menu",
+        "menus",
+        "template",
+        "templates",
+        "option",
+        "options",
+        "categories",
+        "lookup",
+        "lookups",
+        "definition",
+        "translation",
+        "translations",
+        "lang",
+        "background",
+        "registry",
+        "secure",
         "log",
         "logs",
         "audit",
@@ -319,4 +343,77 @@ SYSTEM_TABLE_WORDS = frozenset(
         "globals",
         "version",
     }
+)
+
+
+# Words of a column name that mark a secret: never migrated, whatever the plan says, unless a person marks
+# the line `allow_secret: true`. Value shapes (password hashes, tokens) are the inventory's `secret_shape`.
+SECRET_WORDS = frozenset(
+    {
+        "password",
+        "passwd",
+        "pwd",
+        "passphrase",
+        "salt",
+        "token",
+        "secret",
+        "apikey",
+        "pin",
+        "otp",
+        "totp",
+        "mfa",
+        "2fa",
+        "credential",
+        "credentials",
+        "passcode",
+    }
+)
+# Two-word secrets: api key, private key, security answer...
+SECRET_PHRASES = ("api key", "private key", "security answer", "secret answer", "auth key", "access key", "derived key")
+
+# Staff references: the clinician who attends or renders the service owns the record; the clerk who typed
+# it does not. Words of the referencing column, best owner first.
+OWNER_ROLE_WORDS = (
+    "provider",
+    "doctor",
+    "physician",
+    "practitioner",
+    "clinician",
+    "attending",
+    "rendering",
+    "healthprof",
+    "dentist",
+    "therapist",
+    "owner",
+    "assigned",
+    "prov",
+    "dr",
+)
+# Words of a table name that say it holds staff: a staff-role column (provider, doctor...) points into it.
+STAFF_TABLE_WORDS = frozenset(
+    {
+        "provider",
+        "providers",
+        "user",
+        "users",
+        "staff",
+        "doctor",
+        "doctors",
+        "physician",
+        "physicians",
+        "employee",
+        "employees",
+        "practitioner",
+        "practitioners",
+        "healthprofessional",
+        "healthprof",
+        "clinician",
+        "clinicians",
+        "userod",
+    }
+)
+# ...unless the table holds people outside the clinic (referring physicians are contacts, not staff).
+EXTERNAL_PEOPLE_WORDS = frozenset({"referring", "referral", "referrer", "referrers", "specialist", "specialists"})
+CLERK_ROLE_WORDS = frozenset(
+    {"user", "clerk", "entered", "enteredby", "created", "creator", "author", "modified", "updated", "by", "operator"}
 )

@@ -32,6 +32,7 @@ from clinic_pipeline.source.inventory_model import (
     Relationship,
     SchemaInventory,
     TableProfile,
+    ValueShape,
     ValueType,
 )
 from clinic_pipeline.source.masking import mask_example, mask_examples
@@ -98,6 +99,11 @@ PATTERNS = {
     "scientific": r"\d(\.\d+)?[eE]\+?\d+",
     "extension": r"(?i).*\d\s*(x|ext\.?)\s*\d{1,6}",
     "ssn_shape": r"\d{3}-\d{2}-\d{4}",
+    # Password hashes as crypt(3), bcrypt, argon2, Django and Werkzeug write them.
+    "password_hash": r"(\$(2[abxy]?|argon2(id|i|d)?|[1356]|apr1)\$|(pbkdf2[_:]sha\d+|scrypt|sha1|md5)[$:]).{8,}",
+    "hex_digest": r"[0-9a-fA-F]{32,}",
+    # Keys, tokens and base64 blobs: one long run of letters and digits, no spaces (checked for mixing below).
+    "token": r"[A-Za-z0-9+/_=.-]{24,}",
 }
 _ID_TOKENS = frozenset({"id", "key", "no", "nbr", "num", "number", "mrn", "pid", "pubpid", "uuid", "guid", "chart"})
 _ZIP_NAME = re.compile(r"zip|postal|postcode|post_code", re.IGNORECASE)
@@ -221,6 +227,8 @@ def _shape_aggregates() -> dict[str, str]:
         "mojibake": share("regexp_matches(t, 'Ã.|Â.|â€')"),
         "all_upper": share("t = upper(t) AND t <> lower(t)"),
         "multi_word": share("contains(t, ' ')"),
+        "letters_and_digits": share("regexp_matches(t, '[0-9]') AND regexp_matches(t, '[A-Za-z]')"),
+        "hex_lengths": f"count(DISTINCT length(t)) FILTER (WHERE regexp_full_match(t, {_lit(PATTERNS['hex_digest'])}))",
         "phone_digits": share(
             "length(regexp_replace(regexp_replace(lower(t), '(x|ext\\.?)\\s*\\d+$', ''), '[^0-9]', '', 'g'))"
             " BETWEEN 7 AND 15"
@@ -427,6 +435,20 @@ def _categories(con: duckdb.DuckDBPyConnection, column: str) -> list[str]:
     return [r[0] for r in rows]
 
 
+def _shape(vtype: ValueType, c: dict[str, int]) -> ValueShape | None:
+    """What a text or id column holds beyond its type, when nearly all of its values say so."""
+    present = c["present"]
+    if present == 0 or vtype not in ("text", "id"):
+        return None
+    if c["password_hash"] >= 0.5 * present:
+        return "password_hash"
+    if c["hex_digest"] >= 0.9 * present and c["hex_lengths"] == 1:
+        return "hex_digest"
+    if vtype == "text" and c["token"] >= 0.9 * present and c["letters_and_digits"] >= 0.9 * present:
+        return "token"
+    return None
+
+
 def _profile_column(name: str, c: dict[str, int], rows: int, preferred_date: str | None) -> ColumnProfile:
     vtype, fmt, matched = _infer_type(name, c, preferred_date)
     sentinels = _sentinels(vtype, c)
@@ -446,6 +468,7 @@ def _profile_column(name: str, c: dict[str, int], rows: int, preferred_date: str
         max_length=c["max_length"],
         unique=rows > 0 and c["missing"] + c["text_sentinel"] + c["zero_date"] == 0 and c["distinct"] == rows,
         hints=_hints(vtype, fmt, c, matched),
+        shape=_shape(vtype, c),
     )
 
 

@@ -12,6 +12,8 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+# Value shapes that say what a text column holds beyond its type: a credential or a digest, never migrated as is.
+ValueShape = Literal["password_hash", "hex_digest", "token"]
 ValueType = Literal[
     "integer", "decimal", "money", "date", "datetime", "time", "boolean", "email", "phone", "zip", "text", "id", "code"
 ]
@@ -39,6 +41,11 @@ class ColumnProfile(BaseModel):
     )
     max_value: str | None = None
     examples: list[str] = Field(default_factory=list, description="up to 3 values, masked unless not personal")
+    shape: ValueShape | None = Field(
+        default=None,
+        description="password_hash: crypt/bcrypt/argon2/pbkdf2 strings; hex_digest: hex of one length (max_length); "
+        "token: long random-looking strings (keys, tokens, base64 blobs)",
+    )
 
 
 class TableProfile(BaseModel):
@@ -63,6 +70,13 @@ class Relationship(BaseModel):
     ref_column: str
     kind: Literal["declared", "inferred"]
     coverage: float | None = Field(default=None, description="share of the column's distinct values found")
+    distinct_count: int | None = Field(default=None, description="the column's distinct values (inferred only)")
+    ref_distinct_count: int | None = Field(default=None, description="the key's distinct values (inferred only)")
+    name_agrees: bool = Field(default=True, description="the column names the table or its key (declared: true)")
+    coincidental: bool = Field(
+        default=False,
+        description="the key is a dense run of whole numbers that only a staff-role name ties the column to",
+    )
 
 
 class SchemaInventory(BaseModel):

@@ -1,16 +1,22 @@
 """Relationships inferred from values: columns whose distinct values lie in another table's candidate key.
 
-Candidate pairs are pruned by name affinity and type first; each candidate column's and each key's
-distinct values are then collected once (a column is a candidate for many keys), and one hash join
-counts the containment of every pair together.
+A relationship is an inclusion dependency measured on values: the share of a column's distinct values
+found in another table's candidate key, with both sides' distinct counts. Names add evidence but are not
+the gate, except inside a dense 1..N key, where any small integer fits by chance: there only columns
+that name the table, its key or a staff role (provider → users) are measured, and a role-only match is
+marked `coincidental`.
+Each candidate column's and each key's distinct values are collected once (a column is a candidate for
+many keys), and one hash join counts the containment of every pair together.
 """
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
 import duckdb
 
+from clinic_pipeline.mapping.synonyms import EXTERNAL_PEOPLE_WORDS, OWNER_ROLE_WORDS, STAFF_TABLE_WORDS
 from clinic_pipeline.source.inventory_model import ColumnProfile, Relationship, TableProfile
 from clinic_pipeline.source.reader import VIEW_SCHEMA, quote_ident
 
@@ -27,44 +33,86 @@ def _tokens(name: str) -> set[str]:
     return {_singular(t) for t in re.split(r"[^0-9a-zA-Z]+", spaced.lower()) if t}
 
 
-_GENERIC_KEY_NAMES = frozenset({"id", "key", "uuid", "guid", "code", "name", "number", "no", "rowid"})
+_GENERIC_KEY_NAMES = frozenset({"id", "key", "uuid", "guid", "code", "name", "number", "no", "num", "nbr", "rowid"})
+_OWNER_WORDS = frozenset(_singular(w) for w in OWNER_ROLE_WORDS)
+_STAFF_WORDS = frozenset(_singular(w) for w in STAFF_TABLE_WORDS)
+_EXTERNAL_WORDS = frozenset(_singular(w) for w in EXTERNAL_PEOPLE_WORDS)
 
 
 def _name_affinity(column: str, ref_table: str, ref_column: str) -> bool:
-    """`patient_id` → patients, `PATIENT` → patients, `pid` → pid; but every table's `id` is not every other's."""
+    """`patient_id` → patients, `PATIENT` → patients, `pc_pid` → pid, `PatNum` → PatNum; but every table's `id`
+    is not every other's."""
     col = _tokens(column)
     table_words = _tokens(ref_table) - {"data", "list", "table", "export", "tbl"}
+    key_words = _tokens(ref_column) - _GENERIC_KEY_NAMES
     same_name = column.lower() == ref_column.lower() and column.lower() not in _GENERIC_KEY_NAMES
-    return same_name or bool(col & table_words)
+    return same_name or bool(col & table_words) or (bool(key_words) and key_words <= col)
+
+
+def _role_affinity(column: str, ref_table: str) -> bool:
+    """`providerID`, `ProvTreat`, `attending_doctor` → a staff table (users, provider, staff...) by its role."""
+    table = _tokens(ref_table)
+    return bool(_tokens(column) & _OWNER_WORDS) and bool(table & _STAFF_WORDS) and not table & _EXTERNAL_WORDS
 
 
 _FK_TYPES = ("id", "integer", "text", "email")
 MIN_COVERAGE = 0.9  # share of a column's distinct values found in the key, for an inferred relationship
+# A key whose values fill this share of the integer range they span is a 1..N surrogate: any column of small
+# integers falls inside it by chance, so containment alone says little.
+DENSE_KEY = 0.5
+
+
+@dataclass(frozen=True)
+class _KeyStats:
+    distinct: int
+    dense: bool  # whole numbers filling their range: containment in it is weak evidence
 
 
 # (table, column, referenced table, its key, whether the names agree)
 _Pair = tuple[TableProfile, ColumnProfile, TableProfile, ColumnProfile, bool]
 
 
-def _candidate_pairs(tables: list[TableProfile]) -> list[_Pair]:
-    """(column, key) pairs worth a containment count: by type, distinct counts and name affinity."""
+def _key_stats(con: duckdb.DuckDBPyConnection, tables: list[TableProfile]) -> dict[tuple[str, str], _KeyStats]:
+    """Per candidate key: its distinct count and whether it is a dense run of whole numbers (one query)."""
+    keys = [(t.name, k) for t in tables for k in t.candidate_keys if t.column(k).type in _FK_TYPES]
+    if not keys:
+        return {}
+    selects = " UNION ALL ".join(
+        f"SELECT {n} AS id, count(DISTINCT v), count(DISTINCT v) FILTER (WHERE i IS NOT NULL), min(i), max(i) "
+        f"FROM (SELECT trim({quote_ident(column)}) AS v, try_cast(trim({quote_ident(column)}) AS HUGEINT) AS i "
+        f"FROM {VIEW_SCHEMA}.{quote_ident(table)} WHERE nullif(trim({quote_ident(column)}), '') IS NOT NULL)"
+        for n, (table, column) in enumerate(keys)
+    )
+    stats = {}
+    for n, distinct, whole, low, high in con.execute(selects).fetchall():
+        dense = bool(distinct) and whole == distinct and distinct >= DENSE_KEY * (int(high) - int(low) + 1)
+        stats[keys[n]] = _KeyStats(int(distinct), dense)
+    return stats
+
+
+def _candidate_pairs(tables: list[TableProfile], stats: dict[tuple[str, str], _KeyStats]) -> list[_Pair]:
+    """(column, key) pairs worth a containment count: by type, distinct counts, names and the key's values."""
     pairs: list[_Pair] = []
     for ref in tables:
         for key_name in ref.candidate_keys:
             key = ref.column(key_name)
-            if key.type not in _FK_TYPES:
+            if (ref.name, key.name) not in stats:
                 continue
+            dense = stats[(ref.name, key.name)].dense
             for table in tables:
                 for column in table.columns:
                     if (table.name, column.name) == (ref.name, key.name) or column.type not in _FK_TYPES:
                         continue
+                    if column.name in table.candidate_keys and _name_affinity(column.name, table.name, column.name):
+                        continue  # `provider_id` in providers: that table's own identity, not a reference
                     # Orphans (appointments of deleted patients) add values the key lacks: allow what the
                     # coverage threshold below allows, no more.
                     if column.distinct_count == 0 or column.distinct_count * MIN_COVERAGE > key.distinct_count:
                         continue
                     affinity = _name_affinity(column.name, ref.name, key.name)
-                    # Small integers are contained in any 1..N key: only trust them when the names agree.
-                    if affinity or (key.type == "id" and key.max_length >= 4):
+                    # Values decide where the key's own values are distinctive (codes, uuids, sparse numbers);
+                    # inside a 1..N key only a column that names the table, its key or its staff role counts.
+                    if affinity or not dense or _role_affinity(column.name, ref.name):
                         pairs.append((table, column, ref, key, affinity))
     return pairs
 
@@ -112,8 +160,13 @@ def _containment(
 
 
 def inferred_relationships(con: duckdb.DuckDBPyConnection, tables: list[TableProfile]) -> list[Relationship]:
-    """Columns whose distinct values lie (≥ 90 %) in another table's candidate key."""
-    pairs = _candidate_pairs(tables)
+    """Inclusion dependencies: columns whose distinct values lie (≥ 90 %) in another table's candidate key.
+
+    Each carries both sides' distinct counts, whether the names agree, and whether the key is a dense run of
+    whole numbers that only a staff-role name ties it to (`coincidental`): the proposer weighs them.
+    """
+    stats = _key_stats(con, tables)
+    pairs = _candidate_pairs(tables, stats)
     if not pairs:
         return []
     counts = _containment(con, [((t.name, c.name), (r.name, k.name)) for t, c, r, k, _ in pairs])
@@ -130,6 +183,10 @@ def inferred_relationships(con: duckdb.DuckDBPyConnection, tables: list[TablePro
                     ref_column=key.name,
                     kind="inferred",
                     coverage=round(coverage, 4),
+                    distinct_count=total,
+                    ref_distinct_count=stats[(ref.name, key.name)].distinct,
+                    name_agrees=affinity,
+                    coincidental=stats[(ref.name, key.name)].dense and not affinity,
                 )
             )
     return found
