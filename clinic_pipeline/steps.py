@@ -45,6 +45,7 @@ from clinic_pipeline.mapping.owner_map import (
 from clinic_pipeline.mapping.plan import MappingPlan, read_plan, require_confirmed, write_plan
 from clinic_pipeline.mapping.plan_check import confirm_checked
 from clinic_pipeline.mapping.proposer import propose_plan
+from clinic_pipeline.mapping.secrets import secret_columns
 from clinic_pipeline.mapping.sign_off import SignOff, record_sign_off, require_sign_off
 from clinic_pipeline.reports.rebuild import RebuildReference, build_rebuild_reference
 from clinic_pipeline.reports.sample_diff import SampleDiff, diff_sample
@@ -111,7 +112,8 @@ def run_confirm(settings: Settings, by: str) -> MappingPlan:
     """Check the plan (`mapping.plan_check`) against the inventory's tables, then stamp it for `by`."""
     inventory = read_inventory(settings.inventory_path) if settings.inventory_path.exists() else None
     tables = [t.name for t in inventory.tables] if inventory else None
-    plan = confirm_checked(read_plan(settings.plan_path), by, tables)
+    secrets = secret_columns(inventory) if inventory else None
+    plan = confirm_checked(read_plan(settings.plan_path), by, tables, secrets)
     write_plan(plan, settings.plan_path)
     return plan
 

@@ -12,7 +12,7 @@ A foreign key (declared, or inferred by the inventory from names and value conta
 from __future__ import annotations
 
 from clinic_pipeline.mapping.plan import FieldMapping, RowFilter
-from clinic_pipeline.mapping.synonyms import CONCEPT_BY_KEY, normalise
+from clinic_pipeline.mapping.synonyms import CLERK_ROLE_WORDS, CONCEPT_BY_KEY, OWNER_ROLE_WORDS, normalise
 from clinic_pipeline.source.inventory import ColumnProfile, Relationship, SchemaInventory, TableProfile
 
 CHILDREN_OF_CONTACT = ("deal", "appointment", "task", "note", "file")
@@ -46,15 +46,21 @@ def names_own_table(column: str, table: str) -> bool:
     return bool(words) and {_singular(w) for w in words} <= table_words
 
 
-def _names_parent(column: str, table: str) -> bool:
-    """`patient_id` → `patients`: some word of the column is the parent table's (singular) name."""
-    words = {_singular(w) for w in normalise(column).split()}
-    return bool(words & {_singular(w) for w in normalise(table).split()})
+def accepted(rel: Relationship, targets: dict[str, str]) -> bool:
+    """Declared keys, names that agree, and values that could not fit by chance; a staff-role name alone
+    (`providerID` inside a 1..N users key) only where the parent really holds staff."""
+    if rel.kind == "declared" or (rel.name_agrees and not rel.coincidental):
+        return True
+    if rel.coincidental:
+        return targets.get(rel.ref_table) == "user"
+    return (rel.distinct_count or 0) >= 3  # values alone: the key is no dense 1..N run (see source.relationships)
 
 
-def _relationships(inventory: SchemaInventory, table: str, keys: dict[str, str]) -> dict[str, Relationship]:
-    """Column → the relationship it starts into another table's source key: declared ones first, then
-    inferred ones whose column names the parent table (or repeats its key's name), the best-covered first."""
+def _relationships(
+    inventory: SchemaInventory, table: str, keys: dict[str, str], targets: dict[str, str] | None = None
+) -> dict[str, Relationship]:
+    """Column → the relationship it starts into another table's source key: declared ones first, then those
+    whose names agree, then values alone; the best-covered, then the tightest key (fewest values) first."""
     found: dict[str, Relationship] = {}
     ranked = sorted(
         (
@@ -63,14 +69,39 @@ def _relationships(inventory: SchemaInventory, table: str, keys: dict[str, str])
             if r.table == table
             and r.ref_table != table
             and keys.get(r.ref_table) == r.ref_column
-            # Small integers sit inside any 1..N key: an inferred link needs its name to agree too.
-            and (r.kind == "declared" or _names_parent(r.column, r.ref_table) or r.column == r.ref_column)
+            and accepted(r, targets or {})
         ),
-        key=lambda r: (r.kind != "declared", not _names_parent(r.column, r.ref_table), -(r.coverage or 0.0)),
+        key=lambda r: (
+            r.kind != "declared",
+            not r.name_agrees,
+            r.coincidental,
+            -(r.coverage or 0.0),
+            r.ref_distinct_count or 0,
+        ),
     )
     for rel in ranked:
         found.setdefault(rel.column, rel)
     return found
+
+
+def evidence(rel: Relationship) -> str:
+    """What the line's reason says of a relationship: the measured containment, or that it was declared."""
+    if rel.kind == "declared":
+        return f"declared reference to {rel.ref_table}.{rel.ref_column}"
+    measured = f"{round((rel.coverage or 0) * 100)} % of {rel.distinct_count} values found in {rel.ref_table}."
+    measured += f"{rel.ref_column} ({rel.ref_distinct_count} keys)"
+    if rel.coincidental:
+        return f"{measured}, a staff role by name"
+    return measured + ("" if rel.name_agrees else ", by values alone")
+
+
+def owner_rank(column: str) -> int:
+    """Lower is a better owner: the attending provider before an unnamed staff column before the clerk."""
+    words = {w for w in normalise(column).split()}
+    for rank, word in enumerate(OWNER_ROLE_WORDS):
+        if any(w.startswith(word) for w in words):
+            return rank
+    return len(OWNER_ROLE_WORDS) + (5 if words & CLERK_ROLE_WORDS else 0)
 
 
 def _email_column(table: TableProfile) -> str | None:
@@ -88,15 +119,16 @@ def link_lines(
     lines: dict[str, FieldMapping] = {}
     ranks: dict[str, tuple[int, float]] = {}
     tables = {t.name: t for t in inventory.tables}
-    for column, rel in _relationships(inventory, table.name, keys).items():
+    for column, rel in _relationships(inventory, table.name, keys, targets).items():
         parent_target = targets.get(rel.ref_table)
         parent = tables.get(rel.ref_table)
-        evidence = f"{rel.kind} reference to {rel.ref_table}.{rel.ref_column}" + (
-            f" ({round((rel.coverage or 0) * 100)} % of values found)" if rel.coverage is not None else ""
-        )
+        why = evidence(rel)
         confidence = 0.95 if rel.kind == "declared" else round(0.6 + 0.35 * (rel.coverage or 0.0), 2)
+        if not rel.name_agrees or rel.coincidental:
+            confidence = round(confidence - 0.1, 2)
         ranks[column] = (parent.row_count if parent is not None else 0, confidence)
         if parent_target == "user" and parent is not None:
+            ranks[column] = (-owner_rank(column), confidence)
             via = _email_column(parent)
             if via is None:
                 continue
@@ -108,7 +140,7 @@ def link_lines(
                 references=rel.ref_table,
                 via=via,
                 confidence=confidence,
-                reason=f"{evidence}: the owner is that provider's Freshsales user, matched by {via}",
+                reason=f"{why}: the owner is that provider's Freshsales user, matched by {via}",
             )
             continue
         field = link_target(target, parent_target or "")
@@ -121,15 +153,45 @@ def link_lines(
             transform=f"lookup:{parent_target}",
             references=rel.ref_table,
             confidence=confidence,
-            reason=f"{evidence}: linked to that {parent_target} by its Freshsales id",
+            reason=f"{why}: linked to that {parent_target} by its Freshsales id",
         )
     return _one_per_field(lines, ranks)
 
 
+def reference_lines(
+    table: TableProfile, target: str, inventory: SchemaInventory, targets: dict[str, str], keys: dict[str, str]
+) -> dict[str, FieldMapping]:
+    """Column → a text line for every reference that is no link of this record: its values are another
+    record's key, so they are never a number, money or pick-list (kept as text, or in an activity's
+    description, for a person to drop)."""
+    lines = {}
+    for column, rel in _relationships(inventory, table.name, keys, targets).items():
+        kept_in = "description" if target in ("appointment", "task", "note") else f"cf_{_snake(column)}"
+        if target == "file":
+            kept_in = None
+        lines[column] = FieldMapping(
+            source=column,
+            target=kept_in,
+            type="text",
+            transform="trim",
+            confidence=0.7,
+            reason=f"{evidence(rel)}: a reference Freshsales cannot hold as a link here; "
+            + ("kept as text" if kept_in else "not migrated (files carry no custom fields)"),
+            needs_review=True,
+        )
+    return lines
+
+
+def _snake(name: str) -> str:
+    snake = normalise(name).replace(" ", "_")[:48] or "field"
+    return f"f_{snake}" if snake[0].isdigit() else snake
+
+
 def _one_per_field(lines: dict[str, FieldMapping], ranks: dict[str, tuple[int, float]]) -> dict[str, FieldMapping]:
     """A record holds one link per parent and one owner. The column referencing the larger table (the
-    patients rather than the referring physicians), then the best-evidenced one, keeps the link; the
-    others are left to the ordinary field proposal (a custom field keeps their value)."""
+    patients rather than the referring physicians), then the best-evidenced one, keeps the link; among
+    staff columns the attending provider keeps the owner, not the clerk who typed the row. The others are
+    left to `reference_lines` (kept as text)."""
     best: dict[str, str] = {}
     for column, line in lines.items():
         kept = best.get(line.target or "")
@@ -155,7 +217,7 @@ def parent_of_same_target(
     table: TableProfile, target: str, inventory: SchemaInventory, targets: dict[str, str], keys: dict[str, str]
 ) -> str | None:
     """A table whose rows hang off another table of the same target (payments of a bill)."""
-    for rel in _relationships(inventory, table.name, keys).values():
+    for rel in _relationships(inventory, table.name, keys, targets).values():
         if rel.ref_table != table.name and targets.get(rel.ref_table) == target:
             return rel.ref_table
     return None

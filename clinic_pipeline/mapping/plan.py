@@ -29,6 +29,9 @@ class FieldMapping(BaseModel):
     references: str | None = Field(default=None, description="source table whose source key this value names")
     via: str | None = Field(default=None, description="column of `references` whose value is taken (owner email)")
     choices: list[str] = Field(default_factory=list, description="dropdown values the admin creates")
+    allow_secret: bool = Field(
+        default=False, description="a person's explicit choice to migrate a column the software takes for a secret"
+    )
 
 
 class RowFilter(BaseModel):

@@ -4,14 +4,16 @@
 - every migrated table names its source key, and every target is a Freshsales object of the catalog;
 - every line's target is a standard field of its object or a declared custom field (`cf_*`, `custom`);
 - the line's type fits the field, and its transform yields that type (a date from `parse_date`...);
-- every field Freshsales requires is fed (a contact needs a first name, last name or email).
+- every field Freshsales requires is fed (a contact needs a first name, last name or email);
+- no secret of the source (password hash, salt, token, PIN...: `mapping.secrets`) is migrated, unless a
+  person marked that line `allow_secret: true`.
 
 Problems name the table and column, never values: the plan holds no record data.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 
 from clinic_pipeline.mapping.catalog import NOT_MIGRATED, USER, target_object
 from clinic_pipeline.mapping.plan import FieldMapping, FieldType, MappingPlan, ObjectMapping, confirm_plan
@@ -80,8 +82,11 @@ def _required_problems(mapping: ObjectMapping, fed: set[str]) -> list[str]:
     return [f"{mapping.source_table} → {mapping.target}: no line feeds the required {', '.join(missing)}"]
 
 
-def plan_problems(plan: MappingPlan, tables: Collection[str] | None = None) -> list[str]:
-    """Every reason the plan cannot be confirmed; `tables` (the inventory's) must each have a decision."""
+def plan_problems(
+    plan: MappingPlan, tables: Collection[str] | None = None, secrets: Mapping[tuple[str, str], str] | None = None
+) -> list[str]:
+    """Every reason the plan cannot be confirmed; `tables` (the inventory's) must each have a decision, and
+    no column of `secrets` ((table, column) → evidence) may be migrated unless its line allows it."""
     problems = []
     decided = {m.source_table for m in plan.objects}
     undecided = sorted(set(tables or ()) - decided)
@@ -105,7 +110,18 @@ def plan_problems(plan: MappingPlan, tables: Collection[str] | None = None) -> l
             problems += _line_problems(mapping, line)
         problems += _required_problems(mapping, {line.target for line in lines if line.target})
         problems += _link_problems(mapping)
+        problems += _secret_problems(mapping, secrets or {})
     return problems
+
+
+def _secret_problems(mapping: ObjectMapping, secrets: Mapping[tuple[str, str], str]) -> list[str]:
+    return [
+        f"{mapping.source_table}.{line.source} → {line.target}: a secret of the source "
+        f"({secrets[(mapping.source_table, line.source)]}) is never migrated; set its target to null, or mark the "
+        "line allow_secret: true to migrate it anyway"
+        for line in mapping.mapped_fields()
+        if (mapping.source_table, line.source) in secrets and not line.allow_secret
+    ]
 
 
 def _link_problems(mapping: ObjectMapping) -> list[str]:
@@ -123,9 +139,14 @@ def _link_problems(mapping: ObjectMapping) -> list[str]:
     ]
 
 
-def confirm_checked(plan: MappingPlan, by: str, tables: Collection[str] | None = None) -> MappingPlan:
+def confirm_checked(
+    plan: MappingPlan,
+    by: str,
+    tables: Collection[str] | None = None,
+    secrets: Mapping[tuple[str, str], str] | None = None,
+) -> MappingPlan:
     """Confirm the plan for `by` if it has no problems; else PlanInvalidError listing them all."""
-    problems = plan_problems(plan, tables)
+    problems = plan_problems(plan, tables, secrets)
     if problems:
         listed = "\n".join(f"  - {p}" for p in problems)
         raise PlanInvalidError(

@@ -56,8 +56,16 @@ from clinic_pipeline.mapping.activities import (
     with_title,
 )
 from clinic_pipeline.mapping.catalog import CONTACT, NOT_MIGRATED, SALES_ACCOUNT
-from clinic_pipeline.mapping.links import link_lines, names_own_table, parent_of_same_target, soft_delete_filter
+from clinic_pipeline.mapping.links import (
+    accepted,
+    link_lines,
+    names_own_table,
+    parent_of_same_target,
+    reference_lines,
+    soft_delete_filter,
+)
 from clinic_pipeline.mapping.plan import FieldMapping, FieldType, MappingPlan, ObjectMapping
+from clinic_pipeline.mapping.secrets import secret_evidence
 from clinic_pipeline.mapping.synonyms import (
     CONCEPT_BY_KEY,
     CONCEPTS,
@@ -163,6 +171,8 @@ TARGETS: dict[str, dict[str, list[_Target]]] = {
         "website": [_t("website", "url")],
     },
 }
+# Staff are matched to Freshsales users by email, never created: nothing else of theirs migrates.
+TARGETS["user"] = {"email": [_t("email", "email", "lower_email")], "full_name": [_t("display_name", "text")]}
 MODULE_TARGETS: dict[str, list[_Target]] = {
     "created_at": _COMMON["created_at"],
     "updated_at": _COMMON["updated_at"],
@@ -340,14 +350,14 @@ def _fallback(column: ColumnProfile, inventory: SchemaInventory, threshold: floa
             reason=f"{target}s have no custom fields: kept as a labelled line of the description",
             needs_review=threshold > 0.6,
         )
-    if target == "file" or column.null_rate >= 1.0:
+    if target in ("file", "user") or column.null_rate >= 1.0:
         return FieldMapping(
             source=column.name,
             target=None,
             confidence=0.8,
             reason="not migrated: the column has no values in this export"
             if column.null_rate >= 1.0
-            else "files carry no custom fields: not migrated",
+            else f"{target}s carry no custom fields: not migrated",
             needs_review=threshold > 0.8,
         )
     exact = column.type_match_rate >= 1.0
@@ -368,9 +378,16 @@ def _fallback(column: ColumnProfile, inventory: SchemaInventory, threshold: floa
     return _field_line(column, target, confidence, reason, inventory, threshold)
 
 
-def _source_key(table: TableProfile, inventory: SchemaInventory) -> tuple[ColumnProfile | None, float]:
-    """The candidate key that is named like one, is referenced by other tables and references none."""
-    referenced = {r.ref_column for r in inventory.relationships if r.ref_table == table.name}
+def _source_key(
+    table: TableProfile, inventory: SchemaInventory, targets: dict[str, str]
+) -> tuple[ColumnProfile | None, float]:
+    """The candidate key the rest of the export references (by the most tables), that is named like one and
+    references none: `pid` beats `id` when the bills, visits and documents point at `pid`."""
+    referencing_tables: dict[str, set[str]] = {}
+    for r in inventory.relationships:
+        if r.ref_table == table.name and r.table != table.name and accepted(r, targets):
+            referencing_tables.setdefault(r.ref_column, set()).add(r.table)
+    referenced = {column: len(by) for column, by in referencing_tables.items()}
     candidate_keys = {t.name: set(t.candidate_keys) for t in inventory.tables}
     referencing = {
         r.column
@@ -394,13 +411,30 @@ def _source_key(table: TableProfile, inventory: SchemaInventory) -> tuple[Column
     keys = [k for k in keys if k.name not in referencing] or keys
     # Other tables' links resolve only through the key they point at: a referenced key beats a
     # better-named one nothing references (a location's name, not its NPI, when patients name their clinic).
-    keys = [k for k in keys if k.name in referenced] or keys
+    most = max((referenced.get(k.name, 0) for k in keys), default=0)
+    keys = [k for k in keys if most and referenced.get(k.name, 0) == most] or keys
     # A member id or SSN is unique too, but it is not migrated by default: it cannot carry the key.
     keys = [k for k in keys if not _sensitive(k.name)] or keys
     if not keys:
         return None, 0.0
     best = max(keys, key=score)
     return best, min(MAX_CONFIDENCE, 0.6 + 0.3 * max(0.0, min(score(best), 1.0)))
+
+
+def _secret_lines(table: TableProfile, key: ColumnProfile | None, threshold: float) -> dict[str, FieldMapping]:
+    lines = {}
+    for column in table.columns:
+        why = secret_evidence(column)
+        if why and (key is None or column.name != key.name):
+            lines[column.name] = FieldMapping(
+                source=column.name,
+                target=None,
+                confidence=0.95,
+                reason=f"a secret of the source system, {why}: never migrated (confirm-mapping refuses it "
+                "unless the line says allow_secret: true)",
+                needs_review=threshold > 0.95,
+            )
+    return lines
 
 
 def _sensitive(column: str) -> bool:
@@ -588,8 +622,12 @@ def _propose_object(
                 0.7,
             )
         ]
-    key, key_confidence = _source_key(table, inventory)
-    preset = link_lines(table, target, inventory, targets, keys)
+    key, key_confidence = _source_key(table, inventory, targets)
+    preset = {
+        **reference_lines(table, target, inventory, targets, keys),
+        **link_lines(table, target, inventory, targets, keys),
+    }
+    preset.update(_secret_lines(table, key, threshold))
     soft_delete = soft_delete_filter(table)
     if soft_delete is not None:
         preset[soft_delete[0].name] = FieldMapping(
@@ -674,7 +712,7 @@ def propose_plan(inventory: SchemaInventory, review_threshold: float) -> Mapping
     targets = {name: concept.target for name, (_t, _m, concept, _s, _w) in first.items() if concept is not None}
     keys = {}
     for table in inventory.tables:
-        key, _confidence = _source_key(table, inventory)
+        key, _confidence = _source_key(table, inventory, targets)
         if key is not None:
             keys[table.name] = key.name
     objects: list[ObjectMapping] = []
