@@ -149,6 +149,8 @@ def propose_mapping(
         return
     review = sum(f.needs_review for o in outcome.plan.objects for f in o.fields)
     typer.echo(f"plan proposed → {settings.plan_path} ({review} lines need review)")
+    for assumption in outcome.plan.assumptions:
+        typer.echo(f"assumed: {assumption}")
     if outcome.backup:
         typer.echo(f"previous plan kept as {outcome.backup}")
 

@@ -53,8 +53,11 @@ def _cli(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.Complete
 def test_secrets_are_proposed_unmigrated_and_refused_unless_marked(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CLINIC_", "FRESHSALES_", "DAGSTER_"))}
     env |= {"CLINIC_DATA_DIR": str(tmp_path / "data"), "CLINIC_SOURCE": f"sqlite:///{_export(tmp_path)}"}
-    for step in (["inventory"], ["propose-mapping"]):
-        assert _cli(step, env, tmp_path).returncode == 0
+    assert _cli(["inventory"], env, tmp_path).returncode == 0
+    proposed = _cli(["propose-mapping"], env, tmp_path)
+    assert proposed.returncode == 0, proposed.stderr
+    # What the proposer assumed is printed, not only written to a file: no manifest names a time zone.
+    assert "assumed: time zone" in proposed.stdout
     plan_path = tmp_path / "data" / "plan" / "mapping_plan.yaml"
     plan = yaml.safe_load(plan_path.read_text())
     lines = {(o["source_table"], f["source"]): f for o in plan["objects"] for f in o["fields"]}
@@ -79,3 +82,28 @@ def test_secrets_are_proposed_unmigrated_and_refused_unless_marked(tmp_path: Pat
     plan_path.write_text(yaml.safe_dump(plan, sort_keys=False))
     confirmed = _cli(["confirm-mapping", "--by", "Dr. Reviewer"], env, tmp_path)
     assert confirmed.returncode == 0, confirmed.stdout + confirmed.stderr
+
+
+def test_a_digest_of_another_length_is_not_sha256(tmp_path: Path) -> None:
+    import hashlib
+
+    import duckdb
+
+    from clinic_pipeline.mapping.proposer import propose_plan
+    from clinic_pipeline.source.inventory import build_inventory
+    from clinic_pipeline.source.reader import open_source
+
+    db = tmp_path / "docs.sqlite"
+    with sqlite3.connect(db) as con:
+        con.execute("CREATE TABLE documents (document_id INTEGER PRIMARY KEY, file_name TEXT, hash TEXT, checksum TEXT)")
+        con.executemany(
+            "INSERT INTO documents VALUES (?, ?, ?, ?)",
+            [
+                (n, f"scan{n}.pdf", hashlib.sha3_512(bytes([n])).hexdigest(), hashlib.sha256(bytes([n])).hexdigest())
+                for n in range(20)
+            ],
+        )
+    duck = duckdb.connect()
+    plan = propose_plan(build_inventory(open_source(f"sqlite:///{db}", duck), duck), 0.75)
+    lines = {f.source: f.target for f in plan.objects[0].fields}
+    assert lines["checksum"] == "sha256" and lines["hash"] != "sha256"

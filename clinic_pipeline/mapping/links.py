@@ -174,6 +174,7 @@ def reference_lines(
             target=kept_in,
             type="text",
             transform="trim",
+            custom=bool(kept_in and kept_in.startswith("cf_")),
             confidence=0.7,
             reason=f"{evidence(rel)}: a reference Freshsales cannot hold as a link here; "
             + ("kept as text" if kept_in else "not migrated (files carry no custom fields)"),

@@ -82,6 +82,9 @@ class MappingPlan(BaseModel):
     status: Literal["proposed", "confirmed"] = "proposed"
     confirmed_by: str | None = None
     confirmed_hash: str | None = None
+    assumptions: list[str] = Field(
+        default_factory=list, description="what the proposer assumed that changes data: time zone, dates, units..."
+    )
     objects: list[ObjectMapping]
 
     def objects_hash(self) -> str:

@@ -64,7 +64,7 @@ from clinic_pipeline.mapping.links import (
     reference_lines,
     soft_delete_filter,
 )
-from clinic_pipeline.mapping.plan import FieldMapping, FieldType, MappingPlan, ObjectMapping
+from clinic_pipeline.mapping.plan import FieldMapping, FieldType, MappingPlan, ObjectMapping, RowFilter
 from clinic_pipeline.mapping.secrets import secret_evidence
 from clinic_pipeline.mapping.synonyms import (
     CONCEPT_BY_KEY,
@@ -89,6 +89,8 @@ MAX_CONFIDENCE = 0.99
 KEY_CONCEPT = next(c for c in CONCEPTS if c.key == "source_key")
 FIELD_CONCEPTS = tuple(c for c in CONCEPTS if c.key != "source_key")
 LOOKUP_ACCOUNT = "lookup:sales_account"
+SHA256_HEX_LENGTH = 64
+SKIPPED_NAMED = 15  # skipped tables named in the printed assumption; the plan lists every one
 
 
 @dataclass(frozen=True)
@@ -244,6 +246,11 @@ def _type_agreement(column: ColumnProfile, concept: Concept) -> float | None:
     return 0.7 if concept.sensitive else None
 
 
+def _sha256_values(column: ColumnProfile) -> bool:
+    """The file loader checks `sha256`: a digest of another length (SHA3-512, MD5) would fail every file."""
+    return column.shape == "hex_digest" and column.max_length == SHA256_HEX_LENGTH
+
+
 @dataclass(frozen=True)
 class _Match:
     column: ColumnProfile
@@ -261,7 +268,7 @@ def _matches(table: TableProfile, exclude: set[str]) -> list[_Match]:
         for concept in FIELD_CONCEPTS:
             name_score, phrase = name_similarity(column.name, concept.phrases)
             agreement = _type_agreement(column, concept)
-            if agreement is None:
+            if agreement is None or (concept.key == "checksum" and not _sha256_values(column)):
                 continue
             if name_score == 0.0:
                 # Values alone can name a column only when their shape is unmistakable.
@@ -657,6 +664,9 @@ def _propose_object(
         fields = with_title(fields, table)
     changed = _changed_column(table)
     reasons = [why]
+    skip = (soft_delete[1], "soft-deleted in the source") if soft_delete else _without_patient(table, target, fields)
+    if skip and not soft_delete:
+        reasons.append(f"rows without {skip[0].source} are skipped: {skip[1]}")
     if key is None:
         reasons.append("no unique non-null column: choose a source key before confirming")
         score = min(score, threshold - 0.01)
@@ -676,7 +686,8 @@ def _propose_object(
         source_key=key.name if key else None,
         confidence=round(max(0.0, min(MAX_CONFIDENCE, score)), 2),
         reason="; ".join(r for r in reasons if r),
-        skip_when=soft_delete[1] if soft_delete else None,
+        skip_when=skip[0] if skip else None,
+        skip_reason=skip[1] if skip else "soft-deleted in the source",
         changed_at=changed.name if changed else None,
         changed_at_format=changed.format if changed else None,
         duplicates="keep_flagged" if target == CONTACT.name else None,
@@ -688,6 +699,16 @@ def _propose_object(
         value = _best_column(table, "result_value", ("text", "decimal", "integer"), used)
         return split_unstructured(mapping, value, report_column(table, used | ({value.name} if value else set())))
     return [mapping]
+
+
+def _without_patient(table: TableProfile, target: str, fields: list[FieldMapping]) -> tuple[RowFilter, str] | None:
+    """Calendar rows with no patient (lunch, meetings, provider blocks) are no visits: skipped with a reason."""
+    if target not in ("appointment", "task"):
+        return None
+    link = next((f for f in fields if f.target == "targetable_id" and f.transform == "lookup:contact"), None)
+    if link is None or table.column(link.source).null_count == 0:
+        return None
+    return RowFilter(source=link.source, op="empty"), "no patient: a calendar block (lunch, meeting), not a visit"
 
 
 def _changed_column(table: TableProfile) -> ColumnProfile | None:
@@ -721,4 +742,48 @@ def propose_plan(inventory: SchemaInventory, review_threshold: float) -> Mapping
             objects.append(verdict or _not_migrated(table, "not migrated", 0.5))
             continue
         objects.extend(_propose_object(table, concept, score, why, inventory, review_threshold, targets, keys))
-    return MappingPlan(source_fingerprint=inventory.fingerprint, objects=objects)
+    return MappingPlan(
+        source_fingerprint=inventory.fingerprint, assumptions=_assumptions(inventory, objects), objects=objects
+    )
+
+
+def _assumptions(inventory: SchemaInventory, objects: list[ObjectMapping]) -> list[str]:
+    """Every assumption that changes data, in words a person confirms (propose-mapping prints them)."""
+    said = []
+    if inventory.time_zone_assumed:
+        said.append(
+            f"time zone {inventory.time_zone}: assumed (the export does not say); every local date-time is read in "
+            "it: set it in the export's manifest.json or confirm"
+        )
+    lines = [(o, f) for o in objects for f in o.mapped_fields()]
+    ambiguous = sorted(
+        {
+            f"{o.source_table}.{f.source}"
+            for o, f in lines
+            if any(
+                h.startswith("day/month order ambiguous") for h in _column_hints(inventory, o.source_table, f.source)
+            )
+        }
+    )
+    if ambiguous:
+        said.append(f"day/month order: no day above 12 in {', '.join(ambiguous)}; the format in each line is assumed")
+    money = sorted({f"{o.source_table}.{f.source}" for o, f in lines if f.transform == "cents"})
+    if money:
+        said.append(f"amounts in {', '.join(money)}: read in the Freshsales account's currency (the export names none)")
+    seconds = sorted(
+        {f"{o.source_table}.{f.source}" for o, f in lines if (f.transform or "").startswith("end_after_s")}
+    )
+    if seconds:
+        said.append(f"durations in {', '.join(seconds)}: read as seconds (values too long for minutes)")
+    skipped = [o.source_table for o in objects if o.target == NOT_MIGRATED]
+    if skipped:
+        named = ", ".join(skipped[:SKIPPED_NAMED]) + (
+            f" and {len(skipped) - SKIPPED_NAMED} more" if len(skipped) > SKIPPED_NAMED else ""
+        )
+        said.append(f"{len(skipped)} tables not migrated (each line in the plan says why): {named}")
+    return said
+
+
+def _column_hints(inventory: SchemaInventory, table: str, column: str) -> list[str]:
+    profile = next((c for c in inventory.table(table).columns if c.name == column), None)
+    return profile.hints if profile else []
