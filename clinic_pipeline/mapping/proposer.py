@@ -154,6 +154,7 @@ TARGETS: dict[str, dict[str, list[_Target]]] = {
         "activity_type": [_t("title", "text")],
         "notes": [_t("description", "text")],
         "status": [_t("description", "text")],
+        "location": [_t("location", "text")],
     },
     "file": {
         "file_path": [_t("file_path", "text")],
@@ -188,6 +189,8 @@ IDENTITY_CONCEPTS: dict[str, set[str]] = {
 }
 # Activities and notes have no custom fields: what has no field of its own goes into the description.
 NO_CUSTOM_FIELDS = frozenset({"appointment", "task", "note"})
+# When a row was created or changed in the source: custom fields keep it on records, activities drop it.
+BOOKKEEPING_CONCEPTS = frozenset({"created_at", "updated_at"})
 _VALUE_WORDS = {
     "email": "values look like email addresses",
     "phone": "values look like phone numbers",
@@ -498,6 +501,16 @@ def _assign(
                 confidence=round(min(MAX_CONFIDENCE, match.score), 2),
                 reason=f"not migrated by default: name ~ '{match.phrase}' {match.name_score:.2f}, a sensitive "
                 "identifier a CRM should not hold; set a target to copy it anyway",
+                needs_review=match.score < threshold,
+            )
+            continue
+        if target in NO_CUSTOM_FIELDS and concept.key in BOOKKEEPING_CONCEPTS:
+            lines[column.name] = FieldMapping(
+                source=column.name,
+                target=None,
+                confidence=round(min(MAX_CONFIDENCE, match.score), 2),
+                reason=f"name ~ '{match.phrase}' {match.name_score:.2f}: the source's own bookkeeping; "
+                f"{target}s have no custom fields to keep it",
                 needs_review=match.score < threshold,
             )
             continue

@@ -83,7 +83,8 @@ ABBREVIATIONS: dict[str, str] = {
 }
 
 # Words that only repeat what the table is about ("Patient First Name" in a patient list).
-SUBJECT_WORDS = frozenset({"patient", "client", "person", "member", "customer", "contact"})
+# `data.` is the prefix a flattened JSON document gives every field (CouchDB, Firestore exports).
+SUBJECT_WORDS = frozenset({"patient", "client", "person", "member", "customer", "contact", "data"})
 
 
 def normalise(name: str) -> str:
@@ -106,7 +107,9 @@ def variants(name: str) -> list[str]:
     """The spellings of a column name worth matching: as written, expanded, and without subject words."""
     plain = normalise(name)
     expanded = expand(plain)
-    found = [plain, expanded, plain.replace(" ", "")]
+    joined = plain.replace(" ", "")
+    # `fName`, `LName` split into a lone letter: the joined spelling is the abbreviation (fname → first name).
+    found = [plain, expanded, joined, expand(joined)]
     for form in (plain, expanded):
         stripped = " ".join(w for w in form.split() if w not in SUBJECT_WORDS)
         if stripped:
@@ -272,7 +275,7 @@ TABLE_CONCEPTS: tuple[TableConcept, ...] = (
         "payments, claim, claims, ledger",
         "",
     ),
-    _t("task", "task, tasks, reminder, reminders, follow up, recall, recalls, to do", ""),
+    _t("task", "task, tasks, reminder, reminders, follow up, recall, recalls, to do, todo, tickler, ticklers", ""),
     _t("note", "note, notes, progress note, clinical note, comment, comments", ""),
     _t("file", "document, documents, file, files, attachment, attachments, scan, scans", ""),
     _t("user", "provider, providers, user, users, staff, doctor, doctors, physician, employee, practitioner", ""),
@@ -286,7 +289,10 @@ TABLE_CONCEPTS: tuple[TableConcept, ...] = (
         "",
     ),
     _t(
-        "custom_module:lab_result", "lab, labs, lab result, lab results, result, results, observation, observations", ""
+        "custom_module:lab_result",
+        "lab, labs, lab result, lab results, result, results, observation, observations, measurement, measurements, "
+        "vital, vitals, vital signs",
+        "",
     ),
 )
 
@@ -369,7 +375,17 @@ SECRET_WORDS = frozenset(
     }
 )
 # Two-word secrets: api key, private key, security answer...
-SECRET_PHRASES = ("api key", "private key", "security answer", "secret answer", "auth key", "access key", "derived key")
+SECRET_PHRASES = (
+    "service key",
+    "signing key",
+    "api key",
+    "private key",
+    "security answer",
+    "secret answer",
+    "auth key",
+    "access key",
+    "derived key",
+)
 
 # Staff references: the clinician who attends or renders the service owns the record; the clerk who typed
 # it does not. Words of the referencing column, best owner first.
