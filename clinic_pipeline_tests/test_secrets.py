@@ -95,7 +95,9 @@ def test_a_digest_of_another_length_is_not_sha256(tmp_path: Path) -> None:
 
     db = tmp_path / "docs.sqlite"
     with sqlite3.connect(db) as con:
-        con.execute("CREATE TABLE documents (document_id INTEGER PRIMARY KEY, file_name TEXT, hash TEXT, checksum TEXT)")
+        con.execute(
+            "CREATE TABLE documents (document_id INTEGER PRIMARY KEY, file_name TEXT, hash TEXT, checksum TEXT)"
+        )
         con.executemany(
             "INSERT INTO documents VALUES (?, ?, ?, ?)",
             [

@@ -99,10 +99,13 @@ def _end_line(source: str, transform: str, reason: str, args: list[str] | None =
     )
 
 
-def with_title(fields: list[FieldMapping], table: TableProfile) -> list[FieldMapping]:
-    """Freshsales requires an activity title: when no line feeds it, the short text column whose name says
-    most of what the visit was (its title, type, reason...) moves there from the description."""
-    if any(f.target == "title" for f in fields):
+def with_title(
+    fields: list[FieldMapping], table: TableProfile, title: str = "title", kept_in: str = "description"
+) -> list[FieldMapping]:
+    """Freshsales requires an activity title (a module record its name): when no line feeds it, the short
+    text column whose name says most of what the row was (its title, type, reason...) moves there from
+    `kept_in` (the description; a custom field's `cf_` on module records)."""
+    if any(f.target == title for f in fields):
         return fields
 
     def rank(line: FieldMapping) -> int:
@@ -113,7 +116,7 @@ def with_title(fields: list[FieldMapping], table: TableProfile) -> list[FieldMap
     candidates = [
         f
         for f in fields
-        if f.target == "description"
+        if (f.target or "").startswith(kept_in)
         and f.source in columns
         and columns[f.source].type == "text"
         and columns[f.source].max_length <= TITLE_MAX_LENGTH
@@ -123,11 +126,13 @@ def with_title(fields: list[FieldMapping], table: TableProfile) -> list[FieldMap
     chosen = min(candidates, key=lambda f: (rank(f), fields.index(f)))
     title = chosen.model_copy(
         update={
-            "target": "title",
+            "target": title,
+            "type": "text",
+            "custom": False,
             "transform": "trim",
             "confidence": 0.7,
             "needs_review": True,
-            "reason": f"Freshsales requires a title: {chosen.source} (short text) is the visit's best description",
+            "reason": f"Freshsales requires a {title}: {chosen.source} (short text) says best what the row was",
         }
     )
     return [title if f is chosen else f for f in fields]
@@ -150,6 +155,8 @@ def split_calendar(mapping: ObjectMapping, duration: ColumnProfile | None) -> li
             continue
         if line.target == "from_date":
             line = line.model_copy(update={"target": "due_date", "reason": line.reason + "; a task is due then"})
+        elif line.target == "location":
+            line = line.model_copy(update={"target": "description", "reason": line.reason + "; tasks have no location"})
         task_fields.append(line)
     checkins = mapping.model_copy(
         update={

@@ -675,6 +675,8 @@ def _propose_object(
     fields = _assign(table, target, key, key_confidence, inventory, threshold, preset)
     if target == "appointment":
         fields = with_title(fields, table)
+    if target.startswith("custom_module:"):
+        fields = with_title(fields, table, title="name", kept_in="cf_")
     changed = _changed_column(table)
     reasons = [why]
     skip = (soft_delete[1], "soft-deleted in the source") if soft_delete else _without_patient(table, target, fields)

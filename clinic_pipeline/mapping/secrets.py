@@ -7,7 +7,7 @@ and `confirm-mapping` refuses a plan that migrates one unless its line says `all
 
 from __future__ import annotations
 
-from clinic_pipeline.mapping.synonyms import SECRET_PHRASES, SECRET_WORDS, normalise
+from clinic_pipeline.mapping.synonyms import HASH_WORDS, SECRET_PHRASES, SECRET_WORDS, normalise
 from clinic_pipeline.source.inventory import ColumnProfile, SchemaInventory
 
 
@@ -15,6 +15,9 @@ def secret_evidence(column: ColumnProfile) -> str | None:
     """Why the column holds a secret, or None."""
     words = normalise(column.name)
     named = set(words.split()) & SECRET_WORDS or [p for p in SECRET_PHRASES if p in words]
+    if not named and set(words.split()) & HASH_WORDS and not (column.shape == "hex_digest" and column.max_length == 64):
+        # A hash is a credential or an integrity seal, never business data; only a file's SHA-256 travels.
+        named = set(words.split()) & HASH_WORDS
     if named or "password" in words.replace(" ", ""):
         return f"named like a secret ({', '.join(sorted(named)) or 'password'})"
     if column.shape == "password_hash":

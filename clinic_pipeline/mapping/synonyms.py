@@ -56,6 +56,8 @@ ABBREVIATIONS: dict[str, str] = {
     "desc": "description",
     "sex": "gender",
     "ssn": "social security number",
+    "sin": "social insurance number",
+    "hin": "health insurance number",
     "mrn": "medical record number",
     "acct": "account",
     "dept": "department",
@@ -183,12 +185,17 @@ CONCEPTS: tuple[Concept, ...] = (
         "modified at, last update, updated on, last changed",
         "datetime date",
     ),
-    _c("ssn", "social security number, social security, social, ss, ssn last 4", "text id integer", sensitive=True),
+    _c(
+        "ssn",
+        "social security number, social security, social, ss, ssn last 4, social insurance number",
+        "text id integer phone",
+        sensitive=True,
+    ),
     _c(
         "member_id",
         "member id, insurance member id, member number, insurance member number, policy number, policy id, "
         "subscriber id, subscriber number, insurance id, insurance number, medicaid number, medicare number, "
-        "health insurance claim number",
+        "health insurance claim number, health insurance number, health card number",
         "text id integer",
         sensitive=True,
     ),
@@ -374,6 +381,7 @@ SECRET_WORDS = frozenset(
         "passcode",
     }
 )
+HASH_WORDS = frozenset({"hash", "hashed", "digest"})
 # Two-word secrets: api key, private key, security answer...
 SECRET_PHRASES = (
     "service key",

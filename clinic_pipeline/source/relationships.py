@@ -49,6 +49,19 @@ def _name_affinity(column: str, ref_table: str, ref_column: str) -> bool:
     return same_name or bool(col & table_words) or (bool(key_words) and key_words <= col)
 
 
+def _names_own_table(column: str, table: str) -> bool:
+    words = _tokens(column) - _GENERIC_KEY_NAMES
+    return bool(words) and words <= _tokens(table)
+
+
+def _names_another_table(column: str, table: str, tables: list[TableProfile]) -> bool:
+    """`patient_id` unique in a small bills table is still the patients' key, not the bills': no target."""
+    words = _tokens(column) - _GENERIC_KEY_NAMES
+    if not words or words <= _tokens(table):
+        return False
+    return any(t.name != table and words <= _tokens(t.name) for t in tables)
+
+
 def _role_affinity(column: str, ref_table: str) -> bool:
     """`providerID`, `ProvTreat`, `attending_doctor` → a staff table (users, provider, staff...) by its role."""
     table = _tokens(ref_table)
@@ -96,14 +109,14 @@ def _candidate_pairs(tables: list[TableProfile], stats: dict[tuple[str, str], _K
     for ref in tables:
         for key_name in ref.candidate_keys:
             key = ref.column(key_name)
-            if (ref.name, key.name) not in stats:
+            if (ref.name, key.name) not in stats or _names_another_table(key.name, ref.name, tables):
                 continue
             dense = stats[(ref.name, key.name)].dense
             for table in tables:
                 for column in table.columns:
                     if (table.name, column.name) == (ref.name, key.name) or column.type not in _FK_TYPES:
                         continue
-                    if column.name in table.candidate_keys and _name_affinity(column.name, table.name, column.name):
+                    if column.name in table.candidate_keys and _names_own_table(column.name, table.name):
                         continue  # `provider_id` in providers: that table's own identity, not a reference
                     # Orphans (appointments of deleted patients) add values the key lacks: allow what the
                     # coverage threshold below allows, no more.
