@@ -11,6 +11,7 @@ A foreign key (declared, or inferred by the inventory from names and value conta
 
 from __future__ import annotations
 
+from clinic_pipeline.mapping.catalog import target_object
 from clinic_pipeline.mapping.plan import FieldMapping, RowFilter
 from clinic_pipeline.mapping.synonyms import CLERK_ROLE_WORDS, CONCEPT_BY_KEY, OWNER_ROLE_WORDS, normalise
 from clinic_pipeline.source.inventory import ColumnProfile, Relationship, SchemaInventory, TableProfile
@@ -128,6 +129,8 @@ def link_lines(
             confidence = round(confidence - 0.1, 2)
         ranks[column] = (parent.row_count if parent is not None else 0, confidence)
         if parent_target == "user" and parent is not None:
+            if owner_rank(column) > len(OWNER_ROLE_WORDS) or not _has_owner(target):
+                continue  # who typed the row (`user`, `created_by`): no owner; reference_lines keeps it as text
             ranks[column] = (-owner_rank(column), confidence)
             via = _email_column(parent)
             if via is None:
@@ -158,6 +161,11 @@ def link_lines(
     return _one_per_field(lines, ranks)
 
 
+def _has_owner(target: str) -> bool:
+    """Files carry no owner in Freshsales; users are matched, not owned."""
+    return target != "user" and target_object(target).field("owner_id") is not None
+
+
 def reference_lines(
     table: TableProfile, target: str, inventory: SchemaInventory, targets: dict[str, str], keys: dict[str, str]
 ) -> dict[str, FieldMapping]:
@@ -167,7 +175,7 @@ def reference_lines(
     lines = {}
     for column, rel in _relationships(inventory, table.name, keys, targets).items():
         kept_in = "description" if target in ("appointment", "task", "note") else f"cf_{_snake(column)}"
-        if target == "file":
+        if target in ("file", "user"):
             kept_in = None
         lines[column] = FieldMapping(
             source=column,
@@ -177,7 +185,7 @@ def reference_lines(
             custom=bool(kept_in and kept_in.startswith("cf_")),
             confidence=0.7,
             reason=f"{evidence(rel)}: a reference Freshsales cannot hold as a link here; "
-            + ("kept as text" if kept_in else "not migrated (files carry no custom fields)"),
+            + ("kept as text" if kept_in else f"not migrated ({target}s carry no custom fields)"),
             needs_review=True,
         )
     return lines
@@ -217,7 +225,10 @@ def soft_delete_filter(table: TableProfile) -> tuple[ColumnProfile, RowFilter] |
 def parent_of_same_target(
     table: TableProfile, target: str, inventory: SchemaInventory, targets: dict[str, str], keys: dict[str, str]
 ) -> str | None:
-    """A table whose rows hang off another table of the same target (payments of a bill)."""
+    """A table whose rows hang off another table of the same target (payments of a bill). Staff tables never
+    fold: users are matched by email, so a provider table beside a logins table is no child of it."""
+    if target == "user":
+        return None
     for rel in _relationships(inventory, table.name, keys, targets).values():
         if rel.ref_table != table.name and targets.get(rel.ref_table) == target:
             return rel.ref_table

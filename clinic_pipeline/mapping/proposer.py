@@ -155,8 +155,10 @@ TARGETS: dict[str, dict[str, list[_Target]]] = {
         "notes": [_t("description", "text")],
         "status": [_t("description", "text")],
         "location": [_t("location", "text")],
+        "all_day": [_t("is_allday", "checkbox", "boolean")],
     },
     "file": {
+        "full_name": [_t("file_name", "text", penalty=0.05)],
         "file_path": [_t("file_path", "text")],
         "file_name": [_t("file_name", "text")],
         "mime_type": [_t("mime_type", "text")],
@@ -189,6 +191,10 @@ IDENTITY_CONCEPTS: dict[str, set[str]] = {
 }
 # Activities and notes have no custom fields: what has no field of its own goes into the description.
 NO_CUSTOM_FIELDS = frozenset({"appointment", "task", "note"})
+# Last words of a column named like a reference to another table's row.
+REFERENCE_SUFFIXES = frozenset({"id", "num", "nbr"})
+# Values that only mean something inside the source system: left out of an activity's description.
+CODED_TYPES = frozenset({"id", "integer", "decimal", "boolean", "time"})
 # When a row was created or changed in the source: custom fields keep it on records, activities drop it.
 BOOKKEEPING_CONCEPTS = frozenset({"created_at", "updated_at"})
 _VALUE_WORDS = {
@@ -353,12 +359,39 @@ def _fallback(column: ColumnProfile, inventory: SchemaInventory, threshold: floa
     """No concept fits: a custom field typed from the values, for a person to keep, rename or drop."""
     cf = f"cf_{_snake(column.name)}"
     if target in NO_CUSTOM_FIELDS and column.null_rate < 1.0:
+        if column.type in CODED_TYPES:
+            return FieldMapping(
+                source=column.name,
+                target=None,
+                confidence=0.6,
+                reason=f"{target}s have no custom fields, and a bare {column.type} of the source (a code, a flag, "
+                "a number) says nothing in a description: not migrated",
+                needs_review=threshold > 0.6,
+            )
         return FieldMapping(
             source=column.name,
             target="description",
             confidence=0.6,
             reason=f"{target}s have no custom fields: kept as a labelled line of the description",
             needs_review=threshold > 0.6,
+        )
+    if _points_outside(column):
+        return FieldMapping(
+            source=column.name,
+            target=None,
+            confidence=0.65,
+            reason="named like a reference, but its numbers match no key of this export: they point into a table "
+            "the export lacks and mean nothing in Freshsales; not migrated",
+            needs_review=threshold > 0.65,
+        )
+    if column.type == "id" and column.unique:
+        return FieldMapping(
+            source=column.name,
+            target=None,
+            confidence=0.75,
+            reason="another identifier of the source's own (unique per row): the source key already travels "
+            "with the record; not migrated",
+            needs_review=threshold > 0.75,
         )
     if target in ("file", "user") or column.null_rate >= 1.0:
         return FieldMapping(
@@ -457,7 +490,8 @@ def _table_concept(table: TableProfile, field_hits: set[str]) -> tuple[TableConc
         name_score, phrase = name_similarity(table.name, concept.phrases)
         signals = concept.signals & field_hits
         signal = min(1.0, len(signals) / 3) if concept.signals else 0.0
-        score = NAME_WEIGHT * name_score + TYPE_WEIGHT * signal if concept.signals else 0.9 * name_score
+        # Column signals add evidence; their absence does not outweigh a name that says it outright.
+        score = max(NAME_WEIGHT * name_score + TYPE_WEIGHT * signal, 0.9 * name_score)
         if signal >= 1.0:
             score = max(score, 0.7)  # names, birth date, email: people, whatever the file is called
         if score > best[1]:
@@ -504,13 +538,13 @@ def _assign(
                 needs_review=match.score < threshold,
             )
             continue
-        if target in NO_CUSTOM_FIELDS and concept.key in BOOKKEEPING_CONCEPTS:
+        if concept.key == "recorded_by" or (target in NO_CUSTOM_FIELDS and concept.key in BOOKKEEPING_CONCEPTS):
             lines[column.name] = FieldMapping(
                 source=column.name,
                 target=None,
                 confidence=round(min(MAX_CONFIDENCE, match.score), 2),
-                reason=f"name ~ '{match.phrase}' {match.name_score:.2f}: the source's own bookkeeping; "
-                f"{target}s have no custom fields to keep it",
+                reason=f"name ~ '{match.phrase}' {match.name_score:.2f}: the source's own bookkeeping (who or when "
+                "a row was typed), not clinic data: not migrated",
                 needs_review=match.score < threshold,
             )
             continue
@@ -538,6 +572,14 @@ def _assign(
             taken.add(line.target or "")
             ordered.append(line)
     return ordered
+
+
+def _points_outside(column: ColumnProfile) -> bool:
+    """`FeeSchedNum`, `employer_id`: a whole-number reference (repeating values) whose table is not exported."""
+    words = normalise(column.name).split()
+    return (
+        len(words) >= 2 and words[-1] in REFERENCE_SUFFIXES and column.type in ("integer", "id") and not column.unique
+    )
 
 
 def _key_line(

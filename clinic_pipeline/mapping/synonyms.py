@@ -67,6 +67,9 @@ ABBREVIATIONS: dict[str, str] = {
     "loc": "location",
     "fac": "facility",
     "appt": "appointment",
+    "apt": "appointment",
+    "hm": "home",
+    "wk": "work",
     "dur": "duration",
     "pmt": "payment",
     "pymt": "payment",
@@ -145,7 +148,11 @@ CONCEPTS: tuple[Concept, ...] = (
     _c("full_name", "name, full name, display name, patient name, contact name", "text"),
     _c("date_of_birth", "date of birth, birth date, birthdate, birthday, born, birth", "date datetime"),
     _c("email", "email, email address, primary email, contact email, email id", "email"),
-    _c("mobile", "mobile, mobile phone, mobile number, cellular, mobile phone number, sms", "phone integer"),
+    _c(
+        "mobile",
+        "mobile, mobile phone, mobile number, cellular, mobile phone number, sms, wireless phone, wireless",
+        "phone integer",
+    ),
     _c(
         "phone",
         "phone, phone number, home phone, primary phone, contact number, home number, phone home, phone 1",
@@ -220,7 +227,8 @@ CONCEPTS: tuple[Concept, ...] = (
     _c("denial_status", "denial status, denied, denial, claim status, denial reason, payment status", "text boolean"),
     _c(
         "appointment_date",
-        "appointment date, date, visit date, event date, scheduled date, start date, begin date, start, begin",
+        "appointment date, date, visit date, event date, scheduled date, start date, begin date, start, begin, "
+        "appointment date time, start date time, date time, appointment datetime, start datetime",
         "date datetime",
     ),
     _c("start_time", "start time, time, appointment time, from time, begin time, event time", "time"),
@@ -234,6 +242,13 @@ CONCEPTS: tuple[Concept, ...] = (
     _c("checksum", "sha256, checksum, hash, sha 256, digest, md5", "text id"),
     _c(
         "result_value", "result value, value, result, observation value, numeric result, result numeric", "text decimal"
+    ),
+    _c("all_day", "all day, all day event, allday, all day appointment, is all day", "boolean integer"),
+    _c(
+        "recorded_by",
+        "created by, updated by, modified by, entered by, changed by, creator, last update user, last updated by, "
+        "last modified by, voided by, retired by, deleted by, entered user",
+        "id integer text email",
     ),
     _c("deleted_flag", "deleted, is deleted, deleted flag, void, voided, removed, archived", "boolean integer text"),
     _c("website", "website, web site, url, web, homepage", "text"),
@@ -285,7 +300,12 @@ TABLE_CONCEPTS: tuple[TableConcept, ...] = (
     _t("task", "task, tasks, reminder, reminders, follow up, recall, recalls, to do, todo, tickler, ticklers", ""),
     _t("note", "note, notes, progress note, clinical note, comment, comments", ""),
     _t("file", "document, documents, file, files, attachment, attachments, scan, scans", ""),
-    _t("user", "provider, providers, user, users, staff, doctor, doctors, physician, employee, practitioner", ""),
+    _t(
+        "user",
+        "provider, providers, user, users, staff, doctor, doctors, physician, employee, practitioner, practitioners, "
+        "health professional, health professionals, healthprofessional, clinician, clinicians",
+        "",
+    ),
     _t("custom_module:insurance_plan", "insurance, insurance data, coverage, policy, policies, insurance plan", ""),
     _t("custom_module:treatment_plan", "treatment plan, treatment plans, care plan, care plans, plan of care", ""),
     _t(

@@ -130,11 +130,15 @@ def _candidate_pairs(tables: list[TableProfile], stats: dict[tuple[str, str], _K
     return pairs
 
 
-def _value_sets(con: duckdb.DuckDBPyConnection, name: str, columns: list[tuple[str, str]]) -> None:
-    """`name`(id, v): the distinct trimmed non-empty values of each (table, column), numbered by position."""
+def _value_sets(
+    con: duckdb.DuckDBPyConnection, name: str, columns: list[tuple[str, str]], *, references: bool = False
+) -> None:
+    """`name`(id, v): the distinct trimmed non-empty values of each (table, column), numbered by position;
+    for referencing columns without `0` and `-1`, which many systems store for "none" (Open Dental, OpenEMR)."""
+    none = " AND trim({c}) NOT IN ('0', '-1')" if references else ""
     selects = " UNION ALL ".join(
         f"SELECT {n} AS id, trim({quote_ident(column)}) AS v FROM {VIEW_SCHEMA}.{quote_ident(table)} "
-        f"WHERE nullif(trim({quote_ident(column)}), '') IS NOT NULL"
+        f"WHERE nullif(trim({quote_ident(column)}), '') IS NOT NULL" + none.format(c=quote_ident(column))
         for n, (table, column) in enumerate(columns)
     )
     con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT DISTINCT id, v FROM ({selects})")
@@ -153,7 +157,7 @@ def _containment(
     column_ids = {column: n for n, column in enumerate(columns)}
     key_ids = {key: n for n, key in enumerate(keys)}
     pair_rows = ", ".join(f"({n}, {column_ids[c]}, {key_ids[k]})" for n, (c, k) in enumerate(pairs))
-    _value_sets(con, "_inventory_column_values", columns)
+    _value_sets(con, "_inventory_column_values", columns, references=True)
     _value_sets(con, "_inventory_key_values", keys)
     try:
         rows = con.execute(
