@@ -167,17 +167,20 @@ def test_records_held_back_show_in_the_sample_and_fail_the_full_validation(tmp_p
     assert _run(["sign-off", "--by", "Dr. Reviewer"], env, tmp_path).returncode == 0
     full = _run(["migrate", "--full"], env, tmp_path)
     assert full.returncode == 2  # a failed validation, as for any other discrepancy
-    assert "loaded appointments: held_back 4" in full.stdout
-    assert "validated appointments: 4 staged, 0 loaded, 0 in Freshsales" in full.stdout
-    assert "not loaded appointments: 4 of 4 staged (held back: owner not resolved 4)" in full.stdout
-    assert (
-        "discrepancy: appointments: 4 of 4 staged records not loaded into Freshsales "
-        "(held back: owner not resolved 4; audit: hold/held_back 4)"
-    ) in full.stderr
+    # Two of the four visits link to a patient the export lacks or skipped (soft-deleted): quarantined.
+    assert "loaded appointments: held_back 2" in full.stdout
+    assert "validated appointments: 2 staged, 0 loaded, 0 in Freshsales" in full.stdout
+    assert "not loaded appointments: 2 of 2 staged (held back: owner not resolved 2)" in full.stdout
+    # The audit counts every hold, the sample run's too.
+    assert re.search(
+        r"discrepancy: appointments: 2 of 2 staged records not loaded into Freshsales "
+        r"\(held back: owner not resolved 2; audit: hold/held_back \d+\)",
+        full.stderr,
+    )
     report = json.loads((tmp_path / "data" / "reports" / "validation_report.json").read_text())
     appointments = next(o for o in report["objects"] if o["object"] == "appointments")
     assert report["ok"] is False
-    assert (appointments["not_loaded"], appointments["not_loaded_reasons"]) == (4, {"held back: owner not resolved": 4})
+    assert (appointments["not_loaded"], appointments["not_loaded_reasons"]) == (2, {"held back: owner not resolved": 2})
     _assert_no_patient_values(tmp_path / "export" / "patients.csv", full.stdout + full.stderr)
 
 

@@ -151,3 +151,74 @@ def test_the_sample_diff_reads_times_a_dst_change_repeats_or_skips_as_staging_do
     compared = [local_instant(t, (fmt,), "America/Denver") for t in times]
     assert staged == ["2026-11-01T08:30:00Z", "2026-03-08T09:30:00Z", "2026-07-01T15:30:00Z"]
     assert [c.strftime("%Y-%m-%dT%H:%M:%SZ") for c in compared if c is not None] == staged
+
+
+def _csv(path: Path, header: str, rows: list[str]) -> None:
+    path.write_text("\n".join([header, *rows]) + "\n", encoding="utf-8")
+
+
+def test_billing_lines_become_one_deal_per_encounter_and_visits_end_at_their_end_time(tmp_path: Path) -> None:
+    export = tmp_path / "export"
+    export.mkdir()
+    (export / "manifest.json").write_text('{"time_zone": "America/Chicago"}')
+    _csv(
+        export / "patient_data.csv",
+        "id,pid,fname,lname,email",
+        [f"{n},{1000 + n},First{n},Last{n},p{n}@example.org" for n in range(1, 13)],
+    )
+    _csv(
+        export / "users.csv",
+        "id,username,fname,lname,email",
+        [f"{n},doc{n},Doc{n},Staff{n},doc{n}@clinic.example" for n in range(1, 5)],
+    )
+    _csv(
+        export / "calendar.csv",
+        "eid,pid,provider_id,event_date,start_time,end_time,title",
+        [f"{n},{1000 + (n - 1) % 8 + 1},{1 + n % 4},2024-03-{n:02d},09:00,09:40,Visit {n}" for n in range(1, 13)]
+        + ["13,,2,2024-03-13,12:00,13:00,Lunch"],  # a calendar block: no patient
+    )
+    lines = []
+    for enc in range(1, 11):
+        lines.append(f"{3 * enc},{500 + enc},{1000 + enc},CPT4,99213,100.50,1,{1 + enc % 4}")
+        lines.append(f"{3 * enc + 1},{500 + enc},{1000 + enc},ICD10,E11.9,0.00,1,{1 + enc % 4}")  # $0 diagnosis
+        lines.append(f"{3 * enc + 2},{500 + enc},{1000 + enc},CPT4,90471,25.00,{0 if enc == 3 else 1},{1 + enc % 4}")
+    _csv(export / "billing.csv", "id,encounter,pid,code_type,code,fee,activity,provider_id", lines)
+
+    results = _stage_all(str(export), tmp_path / "out")
+
+    deals = {d["_source_key"]: d for d in pq.read_table(results["deals"].parquet_path).to_pylist()}
+    assert len(deals) == 10  # 30 lines, one deal per encounter
+    first = deals["billing:501"]
+    assert float(first["amount"]) == 125.50 and first["name"] == "501"
+    assert float(deals["billing:503"]["amount"]) == 100.50  # its voided line is not summed
+    assert first["_lookup_contact"] == "patient_data:1001"
+    (recon,) = results["deals"].reconciliation
+    assert recon.holds and (recon.source_rows, recon.staged, recon.skipped) == (30, 10, 20)
+    assert results["deals"].skip_reasons == {"folded into one record per encounter": 19, "voided line in the source": 1}
+
+    visits = {v["_source_key"]: v for v in pq.read_table(results["appointments"].parquet_path).to_pylist()}
+    assert visits["calendar:1"]["from_date"] == "2024-03-01T15:00:00Z"  # 09:00 CST
+    assert visits["calendar:1"]["end_date"] == "2024-03-01T15:40:00Z"
+    assert "calendar:13" not in visits
+    assert results["appointments"].skip_reasons == {"no patient: a calendar block (lunch, meeting), not a visit": 1}
+
+
+def test_references_without_their_keys_type_prefix_still_link(tmp_path: Path) -> None:
+    # CouchDB ids carry their type (`patient_2_<uuid>`), references hold only the uuid; FHIR references
+    # carry the type (`Patient/<id>`) the key lacks. Both link, by their values.
+    export = tmp_path / "export"
+    export.mkdir()
+    ids = [f"{n:08x}-1c2d-4e5f-8a9b-{n:012x}" for n in range(1, 21)]
+    _csv(
+        export / "patient.csv",
+        "_id,givenName,familyName,email",
+        [f"patient_2_{u},Given{n},Family{n},p{n}@example.org" for n, u in enumerate(ids)],
+    )
+    _csv(
+        export / "note.csv",
+        "_id,patient,content",
+        [f"note_2_{n},{u},Note about visit {n}" for n, u in enumerate(ids[:15])] + ["note_2_99,,Unfiled"],
+    )
+    results = _stage_all(str(export), tmp_path / "out")
+    notes = pq.read_table(results["notes"].parquet_path).to_pylist()
+    assert {n["_lookup_contact"] for n in notes} - {None} == {f"patient:patient_2_{u}" for u in ids[:15]}

@@ -41,7 +41,7 @@ def _fmt(column: ColumnProfile, fallback: str | None) -> str | None:
 
 
 def end_column(table: TableProfile, start: ColumnProfile, exclude: set[str]) -> ColumnProfile | None:
-    """An explicit end beside a start date and time (STOP, end_time...): same type and format as the start."""
+    """An explicit end beside a start (STOP beside START, end_time beside start_time): same type and format."""
     for column in table.columns:
         same_shape = (column.type, column.format) == (start.type, start.format)
         if column.name in exclude or column.name == start.name or not same_shape:
@@ -82,6 +82,11 @@ def time_lines(
         if unit == "seconds":
             why += f" (values up to {duration.max_value}: too long for minutes)"
         lines.append(_end_line(duration.name, f"end_after_{unit}:{fmt}", why, [date.name, *args]))
+    elif end is not None and time is not None:
+        # START date + start time, and an end time of the same day (OSCAR's end_time).
+        end_fmt = f"{_fmt(end, None)} {formats[0]}"
+        why = f"end = {date.name} + {end.name} ({end_fmt})"
+        lines.append(_end_line(end.name, f"local_datetime:{end_fmt}", why, [date.name]))
     elif end is not None:
         lines.append(_end_line(end.name, f"local_datetime:{fmt}", f"end = {end.name} ({fmt})"))
     return lines

@@ -53,7 +53,7 @@ def accepted(rel: Relationship, targets: dict[str, str]) -> bool:
     if rel.kind == "declared" or (rel.name_agrees and not rel.coincidental):
         return True
     if rel.coincidental:
-        return targets.get(rel.ref_table) == "user"
+        return targets.get(rel.ref_table) in ("user", "sales_account")
     return (rel.distinct_count or 0) >= 3  # values alone: the key is no dense 1..N run (see source.relationships)
 
 
@@ -155,6 +155,8 @@ def link_lines(
             type="lookup",
             transform=f"lookup:{parent_target}",
             references=rel.ref_table,
+            strip_prefix=rel.value_prefix,
+            key_prefix=rel.key_prefix,
             confidence=confidence,
             reason=f"{why}: linked to that {parent_target} by its Freshsales id",
         )
@@ -175,6 +177,16 @@ def reference_lines(
     lines = {}
     for column, rel in _relationships(inventory, table.name, keys, targets).items():
         kept_in = "description" if target in ("appointment", "task", "note") else f"cf_{_snake(column)}"
+        clerk = targets.get(rel.ref_table) == "user" and owner_rank(column) > len(OWNER_ROLE_WORDS)
+        if clerk:
+            lines[column] = FieldMapping(
+                source=column,
+                target=None,
+                confidence=0.75,
+                reason=f"{evidence(rel)}: who typed the row, the source's bookkeeping; not migrated",
+                needs_review=True,
+            )
+            continue
         if target in ("file", "user"):
             kept_in = None
         lines[column] = FieldMapping(

@@ -28,10 +28,27 @@ class FieldMapping(BaseModel):
     args: list[str] = Field(default_factory=list, description="further source columns the transform reads")
     references: str | None = Field(default=None, description="source table whose source key this value names")
     via: str | None = Field(default=None, description="column of `references` whose value is taken (owner email)")
+    strip_prefix: str | None = Field(
+        default=None, description="a link's values carry this prefix the parent's key lacks (`Patient/`)"
+    )
+    key_prefix: str | None = Field(
+        default=None, description="the parent's key is this prefix + the link's value (`patient_2_` + uuid)"
+    )
     choices: list[str] = Field(default_factory=list, description="dropdown values the admin creates")
+    aggregate: Literal["sum", "list"] | None = Field(
+        default=None,
+        description="in a grouped mapping: sum the rows' values, or list their distinct values; none: the first",
+    )
     allow_secret: bool = Field(
         default=False, description="a person's explicit choice to migrate a column the software takes for a secret"
     )
+
+
+def parent_key_value(line: FieldMapping, value: str) -> str:
+    """The parent row's key a link's (trimmed) value stands for, prefixes mended as the line says."""
+    if line.strip_prefix and value.startswith(line.strip_prefix):
+        value = value[len(line.strip_prefix) :]
+    return (line.key_prefix or "") + value
 
 
 class RowFilter(BaseModel):
@@ -61,6 +78,11 @@ class ObjectMapping(BaseModel):
     where: RowFilter | None = Field(default=None, description="only rows matching go to this target")
     skip_when: RowFilter | None = Field(default=None, description="rows matching are skipped (soft-deleted)")
     skip_reason: str = "soft-deleted in the source"
+    grouped: bool = Field(
+        default=False,
+        description="rows sharing the source key are one record (the billing lines of one encounter): each line's "
+        "`aggregate` folds them, and the rows after the first are skipped as folded into it",
+    )
     changed_at: str | None = Field(
         default=None, description="created/updated timestamp column: what a delta window selects rows by"
     )

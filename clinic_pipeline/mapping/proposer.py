@@ -56,6 +56,7 @@ from clinic_pipeline.mapping.activities import (
     with_title,
 )
 from clinic_pipeline.mapping.catalog import CONTACT, NOT_MIGRATED, SALES_ACCOUNT
+from clinic_pipeline.mapping.grain import per_encounter
 from clinic_pipeline.mapping.links import (
     accepted,
     link_lines,
@@ -84,6 +85,7 @@ NAME_WEIGHT = 0.65
 TYPE_WEIGHT = 0.35
 MIN_NAME_SCORE = 0.8  # below this a fuzzy name match is noise ("state" ~ "date")
 MIN_CONCEPT_SCORE = 0.55
+MIN_FUZZY_LENGTH = 5
 MIN_TABLE_SCORE = 0.5
 MAX_CONFIDENCE = 0.99
 KEY_CONCEPT = next(c for c in CONCEPTS if c.key == "source_key")
@@ -233,8 +235,11 @@ def name_similarity(name: str, phrases: tuple[str, ...]) -> tuple[float, str]:
         for phrase in phrases:
             if form == phrase:
                 return 1.0, phrase
-            score = max(fuzz.token_sort_ratio(form, phrase), fuzz.ratio(form.replace(" ", ""), phrase.replace(" ", "")))
-            score /= 100
+            if len(form) < MIN_FUZZY_LENGTH:
+                score = 0.0  # `pid` ~ `paid`, `st` ~ `sr`: a short name matches exactly or not at all
+            else:
+                joined = fuzz.ratio(form.replace(" ", ""), phrase.replace(" ", ""))
+                score = max(fuzz.token_sort_ratio(form, phrase), joined) / 100
             if set(phrase.split()) <= words:
                 # Every word of the phrase is in the name ("home phone number" ⊇ "home phone").
                 score = max(score, 0.8 + 0.15 * len(phrase) / max(len(form), 1))
@@ -432,6 +437,7 @@ def _source_key(
             referencing_tables.setdefault(r.ref_column, set()).add(r.table)
     referenced = {column: len(by) for column, by in referencing_tables.items()}
     candidate_keys = {t.name: set(t.candidate_keys) for t in inventory.tables}
+    incoming = _incoming(inventory, targets)
     referencing = {
         r.column
         for r in inventory.relationships
@@ -439,6 +445,8 @@ def _source_key(
         and r.ref_table != table.name
         and r.ref_column in candidate_keys.get(r.ref_table, set())
         and not names_own_table(r.column, table.name)
+        # Two keys holding the same values point at each other: the one more tables reference is the parent.
+        and incoming.get((table.name, r.column), 0) <= incoming.get((r.ref_table, r.ref_column), 0)
     }
 
     def score(column: ColumnProfile) -> float:
@@ -462,6 +470,15 @@ def _source_key(
         return None, 0.0
     best = max(keys, key=score)
     return best, min(MAX_CONFIDENCE, 0.6 + 0.3 * max(0.0, min(score(best), 1.0)))
+
+
+def _incoming(inventory: SchemaInventory, targets: dict[str, str]) -> dict[tuple[str, str], int]:
+    """(table, column) → how many other tables reference it."""
+    tables: dict[tuple[str, str], set[str]] = {}
+    for r in inventory.relationships:
+        if r.table != r.ref_table and accepted(r, targets):
+            tables.setdefault((r.ref_table, r.ref_column), set()).add(r.table)
+    return {key: len(by) for key, by in tables.items()}
 
 
 def _secret_lines(table: TableProfile, key: ColumnProfile | None, threshold: float) -> dict[str, FieldMapping]:
@@ -704,7 +721,9 @@ def _propose_object(
         date = _best_column(table, "appointment_date", ("date", "datetime"), used)
         time = _best_column(table, "start_time", ("time",), used) if date and date.type == "date" else None
         duration = _best_column(table, "duration", ("integer", "decimal"), used)
-        end = end_column(table, date, used) if date and time is None and duration is None else None
+        end = None
+        if date and duration is None:
+            end = end_column(table, time, used | {date.name}) if time else end_column(table, date, used)
         lines = time_lines(date, time, duration, inventory.date_format, end) if date else []
         if lines:
             preset.update({line.source: line for line in lines})
@@ -752,6 +771,8 @@ def _propose_object(
     )
     if target == "appointment":
         return split_calendar(mapping, duration)
+    if target == "deal":
+        return [per_encounter(mapping, table)]
     if target == "custom_module:lab_result":
         value = _best_column(table, "result_value", ("text", "decimal", "integer"), used)
         return split_unstructured(mapping, value, report_column(table, used | ({value.name} if value else set())))

@@ -461,3 +461,12 @@ EXTERNAL_PEOPLE_WORDS = frozenset({"referring", "referral", "referrer", "referre
 CLERK_ROLE_WORDS = frozenset(
     {"user", "clerk", "entered", "enteredby", "created", "creator", "author", "modified", "updated", "by", "operator"}
 )
+
+# Words of a billing line's column that name the encounter it belongs to: one deal per value.
+ENCOUNTER_WORDS = frozenset({"encounter", "visit", "claim", "invoice", "appointment"})
+# Values of an active flag that mean off (a voided billing line).
+INACTIVE_VALUES = ("0", "n", "no", "false", "f")
+
+# A payer column (`payer_id`, `carrier`, `InsuranceCompany`) points into the table of payers by its role.
+PAYER_ROLE_WORDS = frozenset({"payer", "payor", "carrier", "insurer", "insco"})
+PAYER_TABLE_WORDS = frozenset({"insurance", "payer", "payers", "payor", "payors", "carrier", "carriers", "insurer"})

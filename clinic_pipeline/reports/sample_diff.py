@@ -27,11 +27,12 @@ from pydantic import BaseModel
 from clinic_pipeline.freshsales.client import FreshsalesClient
 from clinic_pipeline.freshsales.errors import NotFoundError
 from clinic_pipeline.load.state import StateStore
-from clinic_pipeline.mapping.plan import FieldMapping, MappingPlan, ObjectMapping
+from clinic_pipeline.mapping.plan import FieldMapping, MappingPlan, ObjectMapping, parent_key_value
 from clinic_pipeline.private_files import write_private_text
 from clinic_pipeline.reports import source_compare as cmp
 from clinic_pipeline.source.inventory import SchemaInventory
 from clinic_pipeline.staging.objects import BY_NAME, BY_TARGET, STAGED_OBJECTS, StagedObject
+from clinic_pipeline.staging.stage import row_filter_sql
 from clinic_pipeline.staging.transforms import quote_ident
 from clinic_pipeline.staging.uniqueness import ALIASES_DIR
 
@@ -117,6 +118,27 @@ class _Context:
         names = [d[0] for d in result.description]
         return {int(r[names.index("_source_row")]): dict(zip(names, r, strict=True)) for r in result.fetchall()}
 
+    def folded(self, mapping: ObjectMapping, key: str, first: dict[str, Any]) -> dict[str, Any]:
+        """A grouped record's source values as staging folds them: summed and listed lines over the group's
+        rows that are not skipped, the first row's value for the others."""
+        skipped = f" AND NOT ({row_filter_sql(mapping.skip_when)})" if mapping.skip_when else ""
+        result = self.con.execute(
+            f"SELECT * FROM source.{quote_ident(mapping.source_table)} "
+            f"WHERE trim({quote_ident(mapping.source_key or '')}) = ?{skipped}",
+            [key],
+        )
+        names = [d[0] for d in result.description]
+        group = [dict(zip(names, r, strict=True)) for r in result.fetchall()]
+        raw = dict(first)
+        for line in mapping.mapped_fields():
+            values = [g.get(line.source) for g in group if not cmp.blank(g.get(line.source))]
+            if line.aggregate == "sum":
+                amounts = [cmp.money(v) for v in values]
+                raw[line.source] = str(sum(a for a in amounts if a is not None)) if values else None
+            elif line.aggregate == "list":
+                raw[line.source] = "; ".join(sorted({str(v).strip() for v in values})) or None
+        return raw
+
     def reference_value(self, table: str, key: str, column: str) -> Any:
         mapping = next((m for m in self.plan.objects if m.source_table == table and m.source_key), None)
         if mapping is None:
@@ -201,7 +223,7 @@ def _compare_line(
         if cmp.blank(value):
             return None
         parent = BY_TARGET[arg].name
-        want = f"{line.references}:{str(value).strip()}" if line.references else None
+        want = f"{line.references}:{parent_key_value(line, str(value).strip())}" if line.references else None
         if want is None:
             return None  # derived parents (one account per value) are compared by their own name
         want = ctx.aliases.get(want, want)
@@ -291,6 +313,8 @@ def _compare_object(ctx: _Context, obj: StagedObject, path: Path, tallies: dict,
             if mapping is None or not key.startswith(f"{table}:"):
                 continue  # a derived parent: its existence is what there is to check
             raw = raws.get(int(row["_source_row"]), {})
+            if mapping.grouped:
+                raw = ctx.folded(mapping, key.removeprefix(f"{table}:"), raw)
             labelled = sum(line.target == "description" for line in mapping.mapped_fields()) > 1
             for line in mapping.mapped_fields():
                 if line.target in KEY_TARGETS:

@@ -26,7 +26,7 @@ def blank(raw: Any) -> bool:
     return raw is None or str(raw).strip().lower() in NULL_LIKE
 
 
-def _money(value: Any) -> Decimal | None:
+def money(value: Any) -> Decimal | None:
     text = re.sub(r"[$,\s]", "", str(value))
     # Accounting negatives: (45.00) and 45.00- are -45.00.
     negative = (text.startswith("(") and text.endswith(")")) or text.endswith("-")
@@ -92,7 +92,7 @@ def expected_empty(kind: str, raw: Any, fmt: str | None, zone: str) -> bool:
     if kind == "datetime":
         return local_instant(text, (fmt,) if fmt else DATETIME_FORMATS, zone) is None
     if kind == "money":
-        return _money(text) is None
+        return money(text) is None
     return False
 
 
@@ -104,7 +104,7 @@ def matches(kind: str, raw: Any, actual: Any, fmt: str | None, zone: str) -> boo
         return False
     text = str(raw).strip()
     if kind == "money":
-        return _money(text) == _money(actual)
+        return money(text) == money(actual)
     if kind == "number":
         try:
             return float(text) == float(actual)

@@ -65,6 +65,7 @@ DATETIME_FORMATS = (
     "%Y-%m-%dT%H:%M:%SZ",
     "%Y-%m-%d %H:%M:%S.%f",
     "%Y-%m-%dT%H:%M:%S.%f",
+    "%Y-%m-%dT%H:%M:%S.%fZ",
     "%Y-%m-%dT%H:%M:%S%z",
     "%Y-%m-%d %H:%M",
     "%m/%d/%Y %H:%M:%S",

@@ -73,6 +73,12 @@ class Relationship(BaseModel):
     distinct_count: int | None = Field(default=None, description="the column's distinct values (inferred only)")
     ref_distinct_count: int | None = Field(default=None, description="the key's distinct values (inferred only)")
     name_agrees: bool = Field(default=True, description="the column names the table or its key (declared: true)")
+    value_prefix: str | None = Field(
+        default=None, description="a prefix all the column's values carry and the key's do not (`Patient/`)"
+    )
+    key_prefix: str | None = Field(
+        default=None, description="a prefix all the key's values carry and the column's do not (`patient_2_`)"
+    )
     coincidental: bool = Field(
         default=False,
         description="the key is a dense run of whole numbers that only a staff-role name ties the column to",

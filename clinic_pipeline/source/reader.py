@@ -42,6 +42,7 @@ ROW_COLUMN = "_source_row"
 CSV_SUFFIXES = (".csv", ".tsv")
 PARQUET_SUFFIXES = (".parquet", ".pq")
 JSON_SUFFIXES = (".json", ".jsonl", ".ndjson")
+JSON_KEEP_DATES_AS_TEXT = "keep-dates-as-text"
 DATA_SUFFIXES = CSV_SUFFIXES + PARQUET_SUFFIXES + JSON_SUFFIXES + SPREADSHEET_SUFFIXES
 # Old binary Excel: refused by name rather than skipped, so no table goes missing without a word.
 LEGACY_SPREADSHEET_SUFFIXES = (".xls",)
@@ -264,7 +265,13 @@ def _file_select(path: Path, codec: str | None, workdir: Path) -> str:
         return f"SELECT * FROM read_csv({_literal(str(readable))}, all_varchar=true, header=true{options})"
     if suffix in PARQUET_SUFFIXES:
         return f"SELECT CAST(COLUMNS(*) AS VARCHAR) FROM read_parquet({_literal(str(path))})"
-    return f"SELECT CAST(COLUMNS(*) AS VARCHAR) FROM read_json_auto({_literal(str(path))})"
+    # A date format no value matches: date-times stay the text the export wrote, not DuckDB timestamps
+    # rendered back in the session's zone ("2018-07-08T21:15:00.000Z", not "2018-07-08 21:15:00+00").
+    keep = _literal(JSON_KEEP_DATES_AS_TEXT)
+    return (
+        f"SELECT CAST(COLUMNS(*) AS VARCHAR) FROM read_json_auto({_literal(str(path))}, "
+        f"dateformat={keep}, timestampformat={keep})"
+    )
 
 
 def _export_files(root: Path) -> Iterator[Path]:

@@ -3,8 +3,8 @@
 A relationship is an inclusion dependency measured on values: the share of a column's distinct values
 found in another table's candidate key, with both sides' distinct counts. Names add evidence but are not
 the gate, except inside a dense 1..N key, where any small integer fits by chance: there only columns
-that name the table, its key or a staff role (provider → users) are measured, and a role-only match is
-marked `coincidental`.
+that name the table, its key or a role (a provider → the users, a payer → the insurance companies) are
+measured, and a role-only match is marked `coincidental`.
 Each candidate column's and each key's distinct values are collected once (a column is a candidate for
 many keys), and one hash join counts the containment of every pair together.
 """
@@ -16,7 +16,13 @@ from dataclasses import dataclass
 
 import duckdb
 
-from clinic_pipeline.mapping.synonyms import EXTERNAL_PEOPLE_WORDS, OWNER_ROLE_WORDS, STAFF_TABLE_WORDS
+from clinic_pipeline.mapping.synonyms import (
+    EXTERNAL_PEOPLE_WORDS,
+    OWNER_ROLE_WORDS,
+    PAYER_ROLE_WORDS,
+    PAYER_TABLE_WORDS,
+    STAFF_TABLE_WORDS,
+)
 from clinic_pipeline.source.inventory_model import ColumnProfile, Relationship, TableProfile
 from clinic_pipeline.source.reader import VIEW_SCHEMA, quote_ident
 
@@ -37,6 +43,8 @@ _GENERIC_KEY_NAMES = frozenset({"id", "key", "uuid", "guid", "code", "name", "nu
 _OWNER_WORDS = frozenset(_singular(w) for w in OWNER_ROLE_WORDS)
 _STAFF_WORDS = frozenset(_singular(w) for w in STAFF_TABLE_WORDS)
 _EXTERNAL_WORDS = frozenset(_singular(w) for w in EXTERNAL_PEOPLE_WORDS)
+_PAYER_WORDS = frozenset(_singular(w) for w in PAYER_ROLE_WORDS)
+_PAYER_TABLE_WORDS = frozenset(_singular(w) for w in PAYER_TABLE_WORDS)
 
 
 def _name_affinity(column: str, ref_table: str, ref_column: str) -> bool:
@@ -63,16 +71,21 @@ def _names_another_table(column: str, table: str, tables: list[TableProfile]) ->
 
 
 def _role_affinity(column: str, ref_table: str) -> bool:
-    """`providerID`, `ProvTreat`, `attending_doctor` → a staff table (users, provider, staff...) by its role."""
-    table = _tokens(ref_table)
-    return bool(_tokens(column) & _OWNER_WORDS) and bool(table & _STAFF_WORDS) and not table & _EXTERNAL_WORDS
+    """`providerID`, `ProvTreat`, `attending_doctor` → a staff table (users, provider, staff...) by its role;
+    `payer_id`, `CarrierNum` → the payers' table (insurance companies, carriers)."""
+    table, words = _tokens(ref_table), _tokens(column)
+    staff = bool(words & _OWNER_WORDS) and bool(table & _STAFF_WORDS) and not table & _EXTERNAL_WORDS
+    return staff or (bool(words & _PAYER_WORDS) and bool(table & _PAYER_TABLE_WORDS))
 
 
 _FK_TYPES = ("id", "integer", "text", "email")
 MIN_COVERAGE = 0.9  # share of a column's distinct values found in the key, for an inferred relationship
+MIN_COVERAGE_NAMED = 0.8  # the same where the column names the table or its key
 # A key whose values fill this share of the integer range they span is a 1..N surrogate: any column of small
 # integers falls inside it by chance, so containment alone says little.
 DENSE_KEY = 0.5
+# Where an id's type prefix ends: `patient_2_<uuid>` (CouchDB), `Patient/<id>` (FHIR), `urn:uuid:<id>`.
+PREFIX_SEPARATORS = "_/:-|#."
 
 
 @dataclass(frozen=True)
@@ -120,7 +133,7 @@ def _candidate_pairs(tables: list[TableProfile], stats: dict[tuple[str, str], _K
                         continue  # `provider_id` in providers: that table's own identity, not a reference
                     # Orphans (appointments of deleted patients) add values the key lacks: allow what the
                     # coverage threshold below allows, no more.
-                    if column.distinct_count == 0 or column.distinct_count * MIN_COVERAGE > key.distinct_count:
+                    if column.distinct_count == 0 or column.distinct_count * MIN_COVERAGE_NAMED > key.distinct_count:
                         continue
                     affinity = _name_affinity(column.name, ref.name, key.name)
                     # Values decide where the key's own values are distinctive (codes, uuids, sparse numbers);
@@ -146,8 +159,8 @@ def _value_sets(
 
 def _containment(
     con: duckdb.DuckDBPyConnection, pairs: list[tuple[tuple[str, str], tuple[str, str]]]
-) -> list[tuple[int, int]]:
-    """(distinct values, those found in the key) for each (column, key) pair.
+) -> list[_Containment]:
+    """Distinct values, those found in the key, and the prefixes set aside, for each (column, key) pair.
 
     Each column's and each key's values are collected once (a column is a candidate for many keys), then
     one hash join counts all pairs together.
@@ -159,6 +172,8 @@ def _containment(
     pair_rows = ", ".join(f"({n}, {column_ids[c]}, {key_ids[k]})" for n, (c, k) in enumerate(pairs))
     _value_sets(con, "_inventory_column_values", columns, references=True)
     _value_sets(con, "_inventory_key_values", keys)
+    column_prefixes = _strip_prefixes(con, "_inventory_column_values")
+    key_prefixes = _strip_prefixes(con, "_inventory_key_values")
     try:
         rows = con.execute(
             f"WITH p(pair, col, key) AS (VALUES {pair_rows}), "
@@ -173,7 +188,46 @@ def _containment(
         con.execute("DROP TABLE IF EXISTS _inventory_column_values")
         con.execute("DROP TABLE IF EXISTS _inventory_key_values")
     by_pair = {pair: (int(total), int(found)) for pair, total, found in rows}
-    return [by_pair[n] for n in range(len(pairs))]
+    return [
+        _Containment(*by_pair[n], column_prefixes.get(column_ids[c], ""), key_prefixes.get(key_ids[k], ""))
+        for n, (c, k) in enumerate(pairs)
+    ]
+
+
+@dataclass(frozen=True)
+class _Containment:
+    total: int
+    found: int
+    value_prefix: str  # what every value of the column starts with ("Patient/"), set aside to compare
+    key_prefix: str  # what every value of the key starts with ("patient_2_")
+
+
+def _strip_prefixes(con: duckdb.DuckDBPyConnection, name: str) -> dict[int, str]:
+    """Sets aside the prefix every value of a set shares ("patient_2_" of CouchDB ids, "Patient/" of FHIR
+    references), so that a reference and a key match on what follows it; returns id → prefix."""
+    prefixes = {}
+    for set_id, low, high in con.execute(f"SELECT id, min(v), max(v) FROM {name} GROUP BY id").fetchall():
+        prefix = _shared_prefix(str(low), str(high))
+        if prefix:
+            prefixes[int(set_id)] = prefix
+    for set_id, prefix in prefixes.items():
+        con.execute(f"UPDATE {name} SET v = v[{len(prefix) + 1}:] WHERE id = ?", [set_id])
+    return prefixes
+
+
+def _shared_prefix(low: str, high: str) -> str:
+    """The common start of the smallest and largest value (so of all), up to its last separator, when it
+    names something (has a letter) and leaves the values a tail: `patient_2_`, `Patient/`."""
+    common = ""
+    for a, b in zip(low, high, strict=False):
+        if a != b:
+            break
+        common += a
+    cut = max(common.rfind(sep) for sep in PREFIX_SEPARATORS) + 1
+    prefix = common[:cut]
+    if not any(ch.isalpha() for ch in prefix) or len(prefix) >= min(len(low), len(high)):
+        return ""
+    return prefix
 
 
 def inferred_relationships(con: duckdb.DuckDBPyConnection, tables: list[TableProfile]) -> list[Relationship]:
@@ -188,10 +242,12 @@ def inferred_relationships(con: duckdb.DuckDBPyConnection, tables: list[TablePro
         return []
     counts = _containment(con, [((t.name, c.name), (r.name, k.name)) for t, c, r, k, _ in pairs])
     found = []
-    for (table, column, ref, key, affinity), (total, hits) in zip(pairs, counts, strict=True):
+    for (table, column, ref, key, affinity), measured in zip(pairs, counts, strict=True):
+        total, hits = measured.total, measured.found
         coverage = hits / total if total else 0.0
-        # Orphans are normal (deleted patients), so containment need not be total.
-        if coverage >= MIN_COVERAGE and (affinity or total >= 3):
+        differ = measured.value_prefix != measured.key_prefix
+        # Orphans are normal (deleted patients): names that agree carry a link through more of them.
+        if coverage >= (MIN_COVERAGE_NAMED if affinity else MIN_COVERAGE) and (affinity or total >= 3):
             found.append(
                 Relationship(
                     table=table.name,
@@ -204,6 +260,8 @@ def inferred_relationships(con: duckdb.DuckDBPyConnection, tables: list[TablePro
                     ref_distinct_count=stats[(ref.name, key.name)].distinct,
                     name_agrees=affinity,
                     coincidental=stats[(ref.name, key.name)].dense and not affinity,
+                    value_prefix=(measured.value_prefix or None) if differ else None,
+                    key_prefix=(measured.key_prefix or None) if differ else None,
                 )
             )
     return found

@@ -93,7 +93,8 @@ def _payload_name(target: str) -> str:
     return FIELD_ALIASES.get(target, target)
 
 
-def _filter_sql(rule: RowFilter) -> str:
+def row_filter_sql(rule: RowFilter) -> str:
+    """The SQL condition a plan's row filter stands for (also what the sample diff reads rows by)."""
     column = quote_ident(rule.source)
     present = present_sql(column)
     if rule.op in ("empty", "not_empty"):
@@ -111,6 +112,13 @@ def _filter_sql(rule: RowFilter) -> str:
     values = "(" + ", ".join(quote_literal(str(v).lower()) for v in rule.value) + ")"
     negate = "NOT " if rule.op == "not_in" else ""
     return f"coalesce({negate}(lower(trim({column})) IN {values}), {'TRUE' if negate else 'FALSE'})"
+
+
+def _skip_sql(mapping: ObjectMapping) -> str:
+    if mapping.skip_when is None:
+        return "NULL::VARCHAR AS _skip_reason"
+    reason = quote_literal(mapping.skip_reason)
+    return f"CASE WHEN {row_filter_sql(mapping.skip_when)} THEN {reason} END AS _skip_reason"
 
 
 def _key_sql(table: str, column: str) -> str:
@@ -156,8 +164,14 @@ def _field_columns(
     compiled = compile_transform(source, line.transform, tz, line.args)
     sel.levels.append(compiled.levels)
     if name == "lookup":
+        value = compiled.value_sql
+        if line.strip_prefix:
+            strip = quote_literal(line.strip_prefix)
+            value = (
+                f"CASE WHEN starts_with({value}, {strip}) THEN {value}[{len(line.strip_prefix) + 1}:] ELSE {value} END"
+            )
         key = (
-            f"{quote_literal(line.references + ':')} || {compiled.value_sql}"
+            f"{quote_literal(line.references + ':' + (line.key_prefix or ''))} || {value}"
             if line.references
             else _derived_key_sql(mapping.source_table, line.source, compiled.value_sql)
         )
@@ -196,7 +210,7 @@ def _where_sql(mapping: ObjectMapping, time_zone: str, window: Window | None) ->
 
     A table without a `changed_at` column is taken whole in every window: the loader's payload hashes
     then send only what really changed (diffed by content)."""
-    conditions = [_filter_sql(mapping.where)] if mapping.where else []
+    conditions = [row_filter_sql(mapping.where)] if mapping.where else []
     if window is not None and mapping.changed_at and mapping.changed_at_format:
         parsed = f"try_strptime(trim({quote_ident(mapping.changed_at)}), {quote_literal(mapping.changed_at_format)})"
         moment = f"timezone({quote_literal(time_zone)}, {parsed})"
@@ -224,9 +238,7 @@ def _direct_select(
             f"{key} AS _source_key",
             f"{quote_literal(table)} AS _source_table",
             "_source_row",
-            f"CASE WHEN {_filter_sql(mapping.skip_when)} THEN {quote_literal(mapping.skip_reason)} END AS _skip_reason"
-            if mapping.skip_when
-            else "NULL::VARCHAR AS _skip_reason",
+            _skip_sql(mapping),
         ],
         joins=[],
         issues=[],
@@ -249,7 +261,37 @@ def _direct_select(
         sel.columns.append(f"{quote_literal(time_zone)} AS time_zone")
     rows = f"(SELECT * FROM source.{quote_ident(table)} {' '.join(sel.joins)}{_where_sql(mapping, time_zone, window)})"
     select = f"SELECT {', '.join(sel.columns)} FROM {layered_from(rows, merge_levels(sel.levels))}"
+    if mapping.grouped:
+        select = _grouped_select(select, mapping)
     return select, sel.issues
+
+
+def _grouped_select(rows: str, mapping: ObjectMapping) -> str:
+    """One record per source key out of several rows (billing lines of one encounter).
+
+    The first row that is not skipped carries the record: a line's value is the sum (`aggregate: sum`) or
+    the distinct values joined by '; ' (`list`) over the group's rows that are not skipped, else the first
+    row's own value; the group's other rows are skipped, folded into it. Field issues stay per row."""
+    folds = {}
+    for line in mapping.mapped_fields():
+        name = _payload_name(line.target or "")
+        if line.aggregate == "sum":
+            folds[name] = f"sum({quote_ident(name)})"
+        elif line.aggregate == "list":
+            folds[name] = f"nullif(string_agg(DISTINCT {quote_ident(name)}, '; ' ORDER BY {quote_ident(name)}), '')"
+    folded = quote_literal(f"folded into one record per {mapping.source_key}")
+    return (
+        f"WITH r AS ({rows}), g AS (SELECT _source_key AS _group_key, min(_source_row) AS _first_row"
+        + "".join(f", {sql} AS {quote_ident('_fold_' + name)}" for name, sql in folds.items())
+        + " FROM r WHERE _skip_reason IS NULL AND _source_key IS NOT NULL GROUP BY ALL), "
+        "f AS (SELECT r.*, g.* FROM r LEFT JOIN g ON r._source_key = g._group_key) "
+        "SELECT * EXCLUDE (_group_key, _first_row"
+        + "".join(f", {quote_ident('_fold_' + name)}" for name in folds)
+        + f") REPLACE (CASE WHEN _skip_reason IS NULL AND _first_row IS NOT NULL AND _source_row <> _first_row "
+        f"THEN {folded} ELSE _skip_reason END AS _skip_reason"
+        + "".join(f", {quote_ident('_fold_' + name)} AS {quote_ident(name)}" for name in folds)
+        + ") FROM f"
+    )
 
 
 def _derived_select(mapping: ObjectMapping, source: str, time_zone: str) -> str:
