@@ -222,3 +222,29 @@ def test_references_without_their_keys_type_prefix_still_link(tmp_path: Path) ->
     results = _stage_all(str(export), tmp_path / "out")
     notes = pq.read_table(results["notes"].parquet_path).to_pylist()
     assert {n["_lookup_contact"] for n in notes} - {None} == {f"patient:patient_2_{u}" for u in ids[:15]}
+
+
+def test_a_resource_flattened_to_several_rows_is_one_record(tmp_path: Path) -> None:
+    # FHIR flat views repeat a patient's id once per name or address: one contact each, from its first row.
+    export = tmp_path / "export"
+    export.mkdir()
+    rows = []
+    for n in range(1, 16):
+        rows.append(f"{n},Family{n},Given{n},home,{n} Main St")
+        if n % 3 == 0:
+            rows.append(f"{n},Family{n},Given{n},work,{n} Office Rd")
+    _csv(export / "patient_flat.csv", "id,family,given,address_use,street", rows)
+    _csv(
+        export / "encounter_flat.csv",
+        "id,patient_id,period_start,period_end,type_display",
+        [f"{100 + n},{n},2024-05-{n:02d} 09:00:00+00,2024-05-{n:02d} 09:30:00+00,Visit" for n in range(1, 16)],
+    )
+    results = _stage_all(str(export), tmp_path / "out")
+    contacts = pq.read_table(results["contacts"].parquet_path).to_pylist()
+    assert len(contacts) == 15 and {c["address"] for c in contacts if c["_source_key"] == "patient_flat:3"} == {
+        "3 Main St"
+    }
+    (recon,) = results["contacts"].reconciliation
+    assert recon.holds and recon.skipped == 5
+    visits = pq.read_table(results["appointments"].parquet_path).to_pylist()
+    assert {v["_lookup_contact"] for v in visits} == {f"patient_flat:{n}" for n in range(1, 16)}

@@ -436,7 +436,7 @@ def _source_key(
         if r.ref_table == table.name and r.table != table.name and accepted(r, targets):
             referencing_tables.setdefault(r.ref_column, set()).add(r.table)
     referenced = {column: len(by) for column, by in referencing_tables.items()}
-    candidate_keys = {t.name: set(t.candidate_keys) for t in inventory.tables}
+    candidate_keys = {t.name: set(t.keys) for t in inventory.tables}
     incoming = _incoming(inventory, targets)
     referencing = {
         r.column
@@ -457,7 +457,7 @@ def _source_key(
             own += 0.2  # `<table>_id`: the surrogate key naming every schema uses
         return name_score + shape + own + (0.25 if column.name in referenced else 0.0)
 
-    keys = [table.column(k) for k in table.candidate_keys]
+    keys = [table.column(k) for k in table.keys]
     # A column pointing at another table is its own table's key only in 1:1 side tables.
     keys = [k for k in keys if k.name not in referencing] or keys
     # Other tables' links resolve only through the key they point at: a referenced key beats a
@@ -746,6 +746,8 @@ def _propose_object(
     if key is None:
         reasons.append("no unique non-null column: choose a source key before confirming")
         score = min(score, threshold - 0.01)
+    elif key.name == table.group_key:
+        reasons.append(f"key {key.name}, repeated over several rows per record: one record each, from its first row")
     else:
         reasons.append(f"key {key.name}")
     if target not in TARGETS and not target.startswith("custom_module:") and target != "user":
@@ -760,6 +762,8 @@ def _propose_object(
         target=target,
         also=also,
         source_key=key.name if key else None,
+        # A resource flattened to several rows (one per name, address or code): one record, its first row.
+        grouped=key is not None and key.name == table.group_key,
         confidence=round(max(0.0, min(MAX_CONFIDENCE, score)), 2),
         reason="; ".join(r for r in reasons if r),
         skip_when=skip[0] if skip else None,

@@ -66,6 +66,8 @@ DATETIME_FORMATS = (
     "%Y-%m-%d %H:%M:%S.%f",
     "%Y-%m-%dT%H:%M:%S.%f",
     "%Y-%m-%dT%H:%M:%S.%fZ",
+    "%Y-%m-%d %H:%M:%S%z",
+    "%Y-%m-%d %H:%M:%S.%f%z",
     "%Y-%m-%dT%H:%M:%S%z",
     "%Y-%m-%d %H:%M",
     "%m/%d/%Y %H:%M:%S",
@@ -494,6 +496,27 @@ def _is_key(column: ColumnProfile, rows: int) -> bool:
     return column.unique or (0 < filled == column.distinct_count and column.null_count <= gaps_allowed)
 
 
+# A flattened resource repeats its id over a few rows (one per name, address, code): at most this many on average.
+GROUP_ROWS_MAX = 5
+_OWN_ID_WORDS = frozenset({"id", "uuid", "guid", "key"})
+
+
+def _group_key(table: str, profiles: list[ColumnProfile], rows: int) -> str | None:
+    """The table's own id (`id`, `<table>_id`) when it repeats over a few filled rows each: one record per value."""
+    table_words = {w.rstrip("s") for w in _words(table)}
+    for column in profiles:
+        words = _words(column.name)
+        own = bool(words) and words[-1] in _OWN_ID_WORDS and {w.rstrip("s") for w in words[:-1]} <= table_words
+        filled = rows - column.null_count
+        if (
+            own
+            and column.null_count == 0
+            and 0 < column.distinct_count < filled <= GROUP_ROWS_MAX * column.distinct_count
+        ):
+            return column.name
+    return None
+
+
 def _key_rank(column: ColumnProfile) -> tuple[bool, bool, bool, int]:
     return (not column.unique, column.type != "id", not _id_name(column.name), column.max_length)
 
@@ -575,6 +598,7 @@ def _profile_table(
         row_count=row_count,
         columns=profiles,
         candidate_keys=[k.name for k in keys],
+        group_key=_group_key(name, profiles, row_count),
         created_column=created,
         updated_column=updated,
     )

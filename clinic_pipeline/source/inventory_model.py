@@ -56,8 +56,19 @@ class TableProfile(BaseModel):
     candidate_keys: list[str] = Field(
         description="columns unique among their values, empty on at most 2 rows or 2 %, most key-like first"
     )
+    group_key: str | None = Field(
+        default=None,
+        description="the table's own id column (`id`, `<table>_id`) repeating over a few rows each: a resource "
+        "flattened to several rows (one per name, address, code), one record per value",
+    )
     created_column: str | None = None
     updated_column: str | None = None
+
+    @property
+    def keys(self) -> list[str]:
+        """What other tables' references may point at: the group key of a flattened resource, else the
+        candidate keys (a flattened table's unique columns are its rows' details, not its identity)."""
+        return [self.group_key] if self.group_key else self.candidate_keys
 
     def column(self, name: str) -> ColumnProfile:
         return next(c for c in self.columns if c.name == name)

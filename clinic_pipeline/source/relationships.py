@@ -100,7 +100,7 @@ _Pair = tuple[TableProfile, ColumnProfile, TableProfile, ColumnProfile, bool]
 
 def _key_stats(con: duckdb.DuckDBPyConnection, tables: list[TableProfile]) -> dict[tuple[str, str], _KeyStats]:
     """Per candidate key: its distinct count and whether it is a dense run of whole numbers (one query)."""
-    keys = [(t.name, k) for t in tables for k in t.candidate_keys if t.column(k).type in _FK_TYPES]
+    keys = [(t.name, k) for t in tables for k in t.keys if t.column(k).type in _FK_TYPES]
     if not keys:
         return {}
     selects = " UNION ALL ".join(
@@ -120,7 +120,7 @@ def _candidate_pairs(tables: list[TableProfile], stats: dict[tuple[str, str], _K
     """(column, key) pairs worth a containment count: by type, distinct counts, names and the key's values."""
     pairs: list[_Pair] = []
     for ref in tables:
-        for key_name in ref.candidate_keys:
+        for key_name in ref.keys:
             key = ref.column(key_name)
             if (ref.name, key.name) not in stats or _names_another_table(key.name, ref.name, tables):
                 continue
