@@ -175,6 +175,7 @@ def reference_lines(
     record's key, so they are never a number, money or pick-list (kept as text, or in an activity's
     description, for a person to drop)."""
     lines = {}
+    tables = {t.name: t for t in inventory.tables}
     for column, rel in _relationships(inventory, table.name, keys, targets).items():
         kept_in = "description" if target in ("appointment", "task", "note") else f"cf_{_snake(column)}"
         clerk = targets.get(rel.ref_table) == "user" and owner_rank(column) > len(OWNER_ROLE_WORDS)
@@ -189,6 +190,20 @@ def reference_lines(
             continue
         if target in ("file", "user"):
             kept_in = None
+        place = _name_column(tables[rel.ref_table]) if rel.ref_table in tables else None
+        if target == "appointment" and targets.get(rel.ref_table) == "sales_account" and place is not None:
+            # A visit's clinic or room: the appointment's location field, by the place's name.
+            lines[column] = FieldMapping(
+                source=column,
+                target="location",
+                type="text",
+                transform="from_reference",
+                references=rel.ref_table,
+                via=place,
+                confidence=0.8,
+                reason=f"{evidence(rel)}: the visit's place, its {place} in the location field",
+            )
+            continue
         lines[column] = FieldMapping(
             source=column,
             target=kept_in,
@@ -201,6 +216,15 @@ def reference_lines(
             needs_review=True,
         )
     return lines
+
+
+def _name_column(table: TableProfile) -> str | None:
+    """The column that names a place (name, description, title): filled, short text."""
+    for word in ("name", "description", "title"):
+        for column in table.columns:
+            if column.type == "text" and word in normalise(column.name).split() and column.null_rate < 0.5:
+                return column.name
+    return None
 
 
 def _snake(name: str) -> str:

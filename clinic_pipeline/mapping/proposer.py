@@ -159,6 +159,12 @@ TARGETS: dict[str, dict[str, list[_Target]]] = {
         "location": [_t("location", "text")],
         "all_day": [_t("is_allday", "checkbox", "boolean")],
     },
+    "task": {
+        "due_date": [_t("due_date", "datetime", "local_datetime")],
+        "activity_type": [_t("title", "text")],
+        "notes": [_t("description", "text")],
+        "status": [_t("description", "text")],
+    },
     "file": {
         "full_name": [_t("file_name", "text", penalty=0.05)],
         "file_path": [_t("file_path", "text")],
@@ -302,9 +308,12 @@ def _snake(name: str) -> str:
 
 def _with_format(transform: str, column: ColumnProfile, fallback_format: str | None) -> tuple[str, FieldType | None]:
     """Complete parse_* with the column's format; (transform, type override when it cannot be parsed)."""
-    if not transform.startswith("parse_"):
+    if not transform.startswith(("parse_", "local_datetime")):
         return transform, None
     fmt = column.format or fallback_format
+    if transform == "local_datetime":
+        # A day (a task due on a date) is read as its midnight in the clinic's zone.
+        return (f"local_datetime:{fmt}", None) if fmt else ("trim", "text")
     if column.type == "date" and transform == "parse_datetime":
         return f"parse_date:{fmt}", "date"
     if fmt is None:
@@ -541,7 +550,10 @@ def _assign(
     lines: dict[str, FieldMapping] = dict(preset)
     # Several lines may fill an activity's description; every other field takes one column.
     taken: set[str] = {f.target for f in preset.values() if f.target and f.target != "description"}
-    for match in sorted(_matches(table, exclude), key=lambda m: (-m.score, m.column.name, m.concept.key)):
+    matches = _matches(table, exclude)
+    # A home phone stands in for the mobile only when no column holds the mobile number itself.
+    has_mobile = any(m.concept.key == "mobile" and m.name_score for m in matches)
+    for match in sorted(matches, key=lambda m: (-m.score, m.column.name, m.concept.key)):
         column, concept = match.column, match.concept
         if column.name in lines:
             continue
@@ -567,7 +579,7 @@ def _assign(
             continue
         for choice in targets.get(concept.key, []):
             name = choice.field.replace("{col}", _snake(column.name))
-            if name in taken:
+            if name in taken or (has_mobile and concept.key == "phone" and name == "mobile_number"):
                 continue
             if name != "description":
                 taken.add(name)
