@@ -11,6 +11,7 @@ from pydantic import ValidationError as PydanticValidationError
 
 from clinic_pipeline.freshsales import FreshsalesClient, RateLimiter, RetryPolicy
 from clinic_pipeline.load.modules import (
+    ACCOUNT_LINK_FIELD,
     CONTACT_LINK_FIELD,
     ModuleFieldSpec,
     SchemaError,
@@ -18,9 +19,13 @@ from clinic_pipeline.load.modules import (
     module_specs,
     verify_custom_fields,
 )
-from clinic_pipeline.mapping.checklist import CustomFieldSpec
+from clinic_pipeline.load.payloads import prepare
+from clinic_pipeline.load.state import IdMapRow
+from clinic_pipeline.mapping.checklist import CustomFieldSpec, module_custom_fields
+from clinic_pipeline.mapping.plan import FieldMapping, MappingPlan, ObjectMapping
+from clinic_pipeline.mapping.plan_check import plan_problems
 from clinic_pipeline.sandbox.launcher import SandboxHandle
-from clinic_pipeline.staging.objects import CUSTOM_MODULES
+from clinic_pipeline.staging.objects import BY_NAME, CUSTOM_MODULES
 
 MODULE_FIELDS: dict[str, list[ModuleFieldSpec]] = {
     "insurance_plan": [
@@ -37,6 +42,11 @@ MODULE_FIELDS: dict[str, list[ModuleFieldSpec]] = {
         ModuleFieldSpec(name="cf_test_name", label="Test name", type="text"),
         ModuleFieldSpec(name="cf_collected_at", label="Collected at", type="datetime"),
         ModuleFieldSpec(name="cf_abnormal", label="Abnormal", type="checkbox"),
+    ],
+    "clinical_list": [
+        ModuleFieldSpec(name="cf_list_type", label="List type", type="text"),
+        ModuleFieldSpec(name="cf_begin_date", label="Begin date", type="date"),
+        ModuleFieldSpec(name="cf_diagnosis", label="Diagnosis", type="text"),
     ],
 }
 
@@ -70,7 +80,12 @@ def test_modules_and_fields_are_created_once_and_a_record_links_to_its_contact(
 
     first = ensure_custom_modules(client, MODULE_FIELDS)
 
-    assert sorted(first.modules_created) == ["cm_insurance_plan", "cm_lab_result", "cm_treatment_plan"]
+    assert sorted(first.modules_created) == [
+        "cm_clinical_list",
+        "cm_insurance_plan",
+        "cm_lab_result",
+        "cm_treatment_plan",
+    ]
     assert first.fields_present == []
     for module, specs in MODULE_FIELDS.items():
         definitions = {d.name: d for d in client.field_definitions(f"cm_{module}")}
@@ -79,7 +94,7 @@ def test_modules_and_fields_are_created_once_and_a_record_links_to_its_contact(
         assert (definitions["cf_contact"].model_extra or {})["related_entity"] == "contact"
     status = next(d for d in client.field_definitions("cm_treatment_plan") if d.name == "cf_status")
     assert [c.value for c in status.choices] == ["active", "completed"]
-    assert len(first.fields_created) == 3 * (3 + 2)
+    assert len(first.fields_created) == 4 * (3 + 2)
 
     # What the loader sends: the contact's id in cf_contact, the source key in cf_source_key.
     contact = client.create("contacts", {"first_name": "A", "last_name": "B", "external_id": "patients:1"})
@@ -95,7 +110,7 @@ def test_modules_and_fields_are_created_once_and_a_record_links_to_its_contact(
     assert (second.modules_created, second.fields_created) == ([], [])
     assert len(second.fields_present) == len(first.fields_created)
     assert _schema_posts(sandbox) == posts
-    assert len([m for m in client.module_customizations() if m.is_custom]) == 3
+    assert len([m for m in client.module_customizations() if m.is_custom]) == 4
 
 
 def test_only_the_missing_fields_of_an_existing_module_are_created(client: FreshsalesClient) -> None:
@@ -139,7 +154,7 @@ def test_a_lost_answer_while_creating_is_reconciled_by_reading_back(
         httpx.post(f"{sandbox.root_url}/_sandbox/faults", json={"rate_reset": 0}, timeout=10).raise_for_status()
 
     assert client.stats["outcome_unknown"] >= 1  # seed 3 loses at least one create's answer
-    assert len(result.modules_created) == 3
+    assert len(result.modules_created) == len(CUSTOM_MODULES)
     for module, specs in MODULE_FIELDS.items():
         names = [d.name for d in client.field_definitions(f"cm_{module}")]
         assert sorted(names) == sorted(["name", "cf_source_key", "cf_contact", *(s.name for s in specs)])
@@ -218,3 +233,45 @@ def test_the_plans_module_fields_become_specs_with_the_loaders_fields_left_to_en
         "cm_lab_result.cf_source_key",
         "cm_lab_result.cf_test_name",
     ]
+
+
+def test_a_policy_links_to_its_payer_account_through_the_modules_account_lookup(client: FreshsalesClient) -> None:
+    plan = MappingPlan(
+        source_fingerprint="abc",
+        objects=[
+            ObjectMapping(
+                source_table="insurance_data",
+                target="custom_module:insurance_plan",
+                source_key="id",
+                fields=[
+                    FieldMapping(source="pid", target="cf_contact", type="lookup", transform="lookup:contact"),
+                    FieldMapping(
+                        source="provider",
+                        target="cf_sales_account",
+                        type="lookup",
+                        transform="lookup:sales_account",
+                        references="insurance_companies",
+                    ),
+                ],
+            )
+        ],
+    )
+    assert plan_problems(plan) == []
+    specs = module_specs(module_custom_fields(plan))
+    assert specs["insurance_plan"] == [ACCOUNT_LINK_FIELD]
+    ensure_custom_modules(client, specs)
+    definition = next(d for d in client.field_definitions("cm_insurance_plan") if d.name == "cf_sales_account")
+    assert (definition.model_extra or {})["related_entity"] == "sales_account"
+
+    # What the loader sends for a staged policy whose payer and patient were loaded.
+    payer = client.create("sales_accounts", {"name": "Acme Health", "custom_field": {}})
+    obj = BY_NAME["insurance_plan"]
+    parents = {
+        "sales_account": {"insurance_companies:7": IdMapRow("insurance_companies:7", payer["id"], "")},
+        "contact": {},
+    }
+    row = {"_source_key": "insurance_data:1", "_source_row": 1, "_lookup_sales_account": "insurance_companies:7"}
+    prepared = prepare(obj, row, parents)
+    assert prepared.payload is not None
+    record = client.create("cm_insurance_plan", {"name": "Policy 1", **prepared.payload})
+    assert record["custom_field"]["cf_sales_account"] == payer["id"]

@@ -152,3 +152,8 @@ def test_confirm_mapping_lists_every_problem_without_a_traceback(tmp_path: Path)
     assert done.returncode == 1 and "Traceback" not in done.stderr
     assert "no source_key" in done.stderr and "no line feeds the required title, from_date, end_date" in done.stderr
     assert read_plan(tmp_path / "data" / "plan" / "mapping_plan.yaml").status == "proposed"
+
+
+def test_a_custom_module_this_version_does_not_move_is_refused() -> None:
+    vitals = ObjectMapping(source_table="vitals", target="custom_module:vitals", source_key="id", fields=[])
+    assert "unknown custom module 'vitals'" in _refusal(vitals)

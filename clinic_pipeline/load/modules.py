@@ -101,6 +101,10 @@ class ModuleFieldSpec(BaseModel):
 
 SOURCE_KEY_FIELD = ModuleFieldSpec(name="cf_source_key", label="Source key", type="text")
 CONTACT_LINK_FIELD = ModuleFieldSpec(name="cf_contact", label="Contact", type="lookup", lookup_to="contact")
+# Created only for modules whose plan links a payer or organization (`lookup:sales_account`).
+ACCOUNT_LINK_FIELD = ModuleFieldSpec(
+    name="cf_sales_account", label="Sales account", type="lookup", lookup_to="sales_account"
+)
 BUILT_IN_FIELDS = (SOURCE_KEY_FIELD, CONTACT_LINK_FIELD)
 
 
@@ -130,11 +134,14 @@ class ModulesResult(BaseModel):
 def module_specs(fields: Mapping[str, Sequence[CustomFieldSpec]]) -> dict[str, list[ModuleFieldSpec]]:
     """The plan's module fields (`mapping.checklist.module_custom_fields`) as specs to ensure. The loader's
     own fields are left to `ensure_custom_modules`, which always adds them with the shape it needs (the
-    plan lists the contact link as a plain field)."""
+    plan lists the contact link as a plain field); the account link, where a plan has one, takes its
+    lookup shape."""
     built_in = {f.name for f in BUILT_IN_FIELDS}
     return {
         module: [
-            ModuleFieldSpec.model_validate(
+            ACCOUNT_LINK_FIELD
+            if f.name == ACCOUNT_LINK_FIELD.name
+            else ModuleFieldSpec.model_validate(
                 {
                     "name": f.name,
                     "label": f.label,

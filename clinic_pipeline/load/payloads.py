@@ -3,8 +3,8 @@
 Links per object (parents are keyed by target, as the staged `_lookup_<target>` columns name them):
 contacts → `sales_accounts: [{id, is_primary}]`; deals → `sales_account_id`, `contact_ids`; appointments,
 tasks and notes → `targetable_type: "Contact"`, `targetable_id` (appointments also list the contact as an
-attendee); custom module records → their `cf_contact` lookup field. A row whose parent has no Freshsales
-id is held back, never sent orphaned.
+attendee); custom module records → their `cf_contact` and `cf_sales_account` lookup fields. A row whose
+parent has no Freshsales id is held back, never sent orphaned.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from clinic_pipeline.staging.objects import DESCRIPTION_MARKER, StagedObject
 LOOKUP_PREFIX = "_lookup_"
 OWNER_COLUMN = "_owner_email"
 MODULE_CONTACT_FIELD = "cf_contact"  # load/modules.py gives every custom module this lookup to contacts
+MODULE_ACCOUNT_FIELD = "cf_sales_account"  # ...and this lookup to accounts where the plan links a payer
 OWNER_NOT_RESOLVED = "owner not resolved"
 # Without an owner these are meaningless to the clinic (whose appointment, whose task?): held back.
 OWNER_REQUIRED = frozenset({"appointments", "tasks"})
@@ -77,8 +78,8 @@ def _link(obj: StagedObject, parent: str, parent_id: int, body: dict[str, Any], 
             body.setdefault("appointment_attendees_attributes", []).append(
                 {"attendee_type": "Contact", "attendee_id": parent_id}
             )
-    elif obj.module is not None and parent == "contact":
-        custom[MODULE_CONTACT_FIELD] = parent_id
+    elif obj.module is not None and parent in ("contact", "sales_account"):
+        custom[MODULE_CONTACT_FIELD if parent == "contact" else MODULE_ACCOUNT_FIELD] = parent_id
     else:
         body[f"{parent}_id"] = parent_id
 

@@ -14,6 +14,8 @@ from clinic_pipeline.mapping.plan import FieldType
 SOURCE_KEY_FIELD = "cf_source_key"
 NOT_MIGRATED = "not_migrated"
 CUSTOM_MODULE_PREFIX = "custom_module:"
+# The custom modules this version creates, stages and loads (clinical_list: problem, allergy, medication lists).
+CUSTOM_MODULES = ("insurance_plan", "treatment_plan", "lab_result", "clinical_list")
 
 
 @dataclass(frozen=True)
@@ -184,6 +186,7 @@ def custom_module(name: str) -> TargetObject:
         _fields(
             ("name", "text", "Name", True),
             ("cf_contact", "lookup", "Contact"),  # the lookup load/modules.py gives every module
+            ("cf_sales_account", "lookup", "Account"),  # a payer or organization, where the plan links one
             ("owner_id", "lookup", "Owner"),
         ),
     )
@@ -191,7 +194,11 @@ def custom_module(name: str) -> TargetObject:
 
 def target_object(target: str) -> TargetObject:
     if target.startswith(CUSTOM_MODULE_PREFIX):
-        return custom_module(target.removeprefix(CUSTOM_MODULE_PREFIX))
+        name = target.removeprefix(CUSTOM_MODULE_PREFIX)
+        if name not in CUSTOM_MODULES:
+            # Staging and loading know these modules only: another would be proposed, confirmed and never moved.
+            raise ValueError(f"unknown custom module {name!r} (this version moves {', '.join(CUSTOM_MODULES)})")
+        return custom_module(name)
     try:
         return CATALOG[target]
     except KeyError:

@@ -56,8 +56,10 @@ def plan_custom_fields(plan: MappingPlan) -> list[CustomFieldSpec]:
         if obj is None:
             continue
         for field in mapping.mapped_fields():
-            # A link to the contact (`cf_contact` on module records) is the tool's own field, not the plan's.
-            if field.target and field.target.startswith("cf_") and field.type != "lookup":
+            # A link to the contact (`cf_contact` on module records) is the tool's own field, not the plan's;
+            # the link to an account (`cf_sales_account`) is created with the module where a plan needs it.
+            account_link = obj.module is not None and field.target == "cf_sales_account"
+            if field.target and field.target.startswith("cf_") and (field.type != "lookup" or account_link):
                 specs[(obj.entity, field.target)] = CustomFieldSpec(
                     entity=obj.entity,
                     name=field.target,

@@ -31,8 +31,8 @@ TRUE_FLAGS = ["1", "y", "yes", "true", "t", "x"]
 
 
 def link_target(child: str, parent: str) -> str | None:
-    if child.startswith("custom_module:") and parent == "contact":
-        return "cf_contact"
+    if child.startswith("custom_module:") and parent in ("contact", "sales_account"):
+        return f"cf_{parent}"
     return LINK_TARGETS.get((child, parent))
 
 

@@ -98,8 +98,8 @@ def plan_problems(
             continue
         try:
             target_object(mapping.target)
-        except ValueError:
-            problems.append(f"{mapping.source_table}: unknown Freshsales target {mapping.target!r}")
+        except ValueError as unknown:
+            problems.append(f"{mapping.source_table}: {unknown}")
             continue
         if mapping.target == USER.name:
             continue  # staff are matched to existing users by email (owner map), never created

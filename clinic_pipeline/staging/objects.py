@@ -17,6 +17,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from clinic_pipeline.mapping.catalog import CUSTOM_MODULES
+
 SOURCE_KEY_FIELD = "cf_source_key"
 DESCRIPTION_MARKER = "description"
 
@@ -48,8 +50,10 @@ NOTES = StagedObject("notes", "note", "notes", DESCRIPTION_MARKER, parents=("con
 FILES = StagedObject("files", "file", "documents", "sha256", parents=("contacts",), targetable=True)
 # The custom modules the mapping proposes (design.md's object table); the tool creates them via the API.
 CUSTOM_MODULES: tuple[StagedObject, ...] = tuple(
-    StagedObject(name, f"custom_module:{name}", f"custom_module/cm_{name}", SOURCE_KEY_FIELD, parents=("contacts",))
-    for name in ("insurance_plan", "treatment_plan", "lab_result")
+    StagedObject(
+        name, f"custom_module:{name}", f"custom_module/cm_{name}", SOURCE_KEY_FIELD, parents=("accounts", "contacts")
+    )
+    for name in CUSTOM_MODULES
 )
 
 # Dependency order: a record links to its parents by their Freshsales ids, so parents load first.
