@@ -51,7 +51,10 @@ def staged(tmp_path_factory: pytest.TempPathFactory) -> tuple[MappingPlan, dict[
 
 def test_every_object_reconciles(staged: tuple[MappingPlan, dict[str, StageResult]]) -> None:
     _plan, results = staged
-    assert {name for name, r in results.items() if r.staged_rows} == {o.name for o in STAGED_OBJECTS}
+    # Every object but the clinical lists, which this export does not hold.
+    assert {name for name, r in results.items() if r.staged_rows} == {o.name for o in STAGED_OBJECTS} - {
+        "clinical_list"
+    }
     for result in results.values():
         for rec in result.reconciliation:
             assert rec.holds, rec

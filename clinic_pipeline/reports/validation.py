@@ -37,6 +37,7 @@ from pydantic import BaseModel, Field, computed_field
 
 from clinic_pipeline.freshsales.client import FreshsalesClient
 from clinic_pipeline.freshsales.errors import NotFoundError, ViewNotFoundError
+from clinic_pipeline.load.payloads import MODULE_ACCOUNT_FIELD
 from clinic_pipeline.load.state import StateStore
 from clinic_pipeline.reports.charts import bar_chart
 from clinic_pipeline.staging.objects import BY_NAME, DESCRIPTION_MARKER, STAGED_OBJECTS, StagedObject
@@ -248,6 +249,8 @@ def _linked_ids(record: dict[str, Any], parent_target: str) -> set[int]:
     if parent_target == "sales_account":
         found += [a.get("id") for a in record.get("sales_accounts") or [] if isinstance(a, dict)]
         found.append(record.get("sales_account_id"))
+        # A custom module record links to its payer by a lookup custom field holding the account's id.
+        found.append((record.get("custom_field") or {}).get(MODULE_ACCOUNT_FIELD))
     else:
         found += list(record.get("contact_ids") or [])
         if record.get("targetable_type") == "Contact":

@@ -109,8 +109,12 @@ def choose_sample(staged_dir: Path, out_dir: Path, *, size: int = 200, seed: int
             "AND _lookup_contact IN (SELECT _source_key FROM chosen)"
         )
     linked = [f"SELECT {account} AS k FROM {src[CONTACTS.name]} WHERE _source_key IN (SELECT _source_key FROM chosen)"]
-    if "_lookup_sales_account" in _columns(con, paths["deals"]):
-        linked.append(f"SELECT _lookup_sales_account FROM {src['deals']} WHERE _source_key IN ({selected['deals']})")
+    # The accounts the chosen deals and module records link to (a payer) come along: the slice stays closed.
+    for obj in children:
+        if "accounts" in obj.parents and "_lookup_sales_account" in _columns(con, paths[obj.name]):
+            linked.append(
+                f"SELECT _lookup_sales_account FROM {src[obj.name]} WHERE _source_key IN ({selected[obj.name]})"
+            )
     selected[ACCOUNTS.name] = (
         f"SELECT k FROM ({' UNION '.join(linked)}) WHERE k IS NOT NULL UNION "
         f"(SELECT _source_key FROM {src[ACCOUNTS.name]} ORDER BY {order} LIMIT {OTHER_ACCOUNTS})"
