@@ -20,7 +20,7 @@ import pytest
 from pydantic import SecretStr
 
 from clinic_pipeline.freshsales import FreshsalesClient, RateLimiter, RetryPolicy
-from clinic_pipeline.load.loader import Loader, LoadResult
+from clinic_pipeline.load.loader import ChoiceNotFoundError, Loader, LoadResult
 from clinic_pipeline.load.owners import OwnerConfigurationError, OwnerMap
 from clinic_pipeline.load.payloads import marker
 from clinic_pipeline.load.state import StateStore, open_state
@@ -428,3 +428,45 @@ def test_sigkill_at_any_point_then_a_rerun_leaves_one_record_per_staged_row(
     # The first kill lands after the accounts' bulk request was sent, before its answer was committed:
     # the records the dead runs sent were found by their keys (or markers), not created twice.
     assert found["accounts"] == 5 and sum(found.values()) > 5
+
+
+def test_outcomes_load_by_name_and_an_unknown_one_stops_the_object_before_any_write(
+    tmp_path: Path, sandbox: SandboxHandle, client: FreshsalesClient, state: StateStore
+) -> None:
+    provider = "dr.who@clinic.example"
+    _user(sandbox, provider)
+    staged = _staged(tmp_path, provider)
+    loader = Loader(client, state, run_id="r1")
+    for obj in (ACCOUNTS, CONTACTS):
+        loader.load(obj, staged[obj.name], tmp_path / "rejected")
+    visit = {
+        "title": "Check-up",
+        "from_date": datetime(2025, 3, 1, 9, 0, tzinfo=UTC),
+        "end_date": datetime(2025, 3, 1, 9, 30, tzinfo=UTC),
+        "_lookup_contact": "patients:1",
+        "_owner_email": provider,
+    }
+    visits = _write(
+        tmp_path / "outcomes" / "appointments.parquet",
+        [
+            _row("visits:1", 1, **visit, _choice_outcome_id="Completed"),
+            _row("visits:2", 2, **visit, _choice_outcome_id="No show"),
+            _row("visits:3", 3, **visit, _choice_outcome_id=None),
+        ],
+    )
+    loader.load(APPOINTMENTS, visits, tmp_path / "rejected")
+    outcomes = {int(o["id"]): o["name"] for o in client.selector("sales_activity_outcomes")}
+    names = sorted(outcomes.get(a.get("outcome_id"), "none") for a in _control(sandbox, "snapshot")["appointments"])
+    assert names == ["Completed", "No show", "none"]
+
+    # A plan value the account has no outcome for: refused before any request, naming the field and value.
+    writes = _writes(sandbox)
+    unknown = _write(
+        tmp_path / "unknown" / "appointments.parquet", [_row("visits:4", 4, **visit, _choice_outcome_id="Rescheduled")]
+    )
+    with pytest.raises(
+        ChoiceNotFoundError,
+        match="outcome_id: the Freshsales account has no sales_activity_outcomes named 'Rescheduled'",
+    ):
+        loader.load(APPOINTMENTS, unknown, tmp_path / "rejected")
+    assert _writes(sandbox) == writes

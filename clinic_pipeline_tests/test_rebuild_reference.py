@@ -174,7 +174,7 @@ def test_report_points_at_the_freshsales_object_its_data_lives_in(
     assert report.plan_targets == ["appointment", "task"]
     assert report.freshsales_object == "Appointments + Tasks"
     assert report.columns == ["provider_id", "status"]
-    assert report.fields == {"provider_id": "owner_id", "status": "description"}
+    assert report.fields == {"provider_id": "owner_id", "status": "outcome_id"}
     assert report.filters == "status=no_show"
     assert report.report_type == "chart"
 

@@ -248,3 +248,30 @@ def test_a_resource_flattened_to_several_rows_is_one_record(tmp_path: Path) -> N
     assert recon.holds and recon.skipped == 5
     visits = pq.read_table(results["appointments"].parquet_path).to_pylist()
     assert {v["_lookup_contact"] for v in visits} == {f"patient_flat:{n}" for n in range(1, 16)}
+
+
+def test_a_visits_status_becomes_its_outcome_and_cancelled_visits_are_skipped(tmp_path: Path) -> None:
+    export = tmp_path / "export"
+    export.mkdir()
+    (export / "manifest.json").write_text('{"time_zone": "America/Chicago"}')
+    names = ["Ann", "Bo", "Cy", "Di", "Ed", "Flo", "Gus", "Hal"]
+    _csv(export / "patients.csv", "patient_id,first_name,last_name", [f"{n},{names[n - 1]},Smith" for n in range(1, 9)])
+    statuses = ["Completed", "No Show", "Cancelled", "Scheduled"]
+    _csv(
+        export / "appointments.csv",
+        "appointment_id,patient_id,start,stop,reason,status",
+        [f"{n},{1 + n % 8},2024-06-{n:02d} 09:00,2024-06-{n:02d} 09:30,Visit,{statuses[n % 4]}" for n in range(1, 21)],
+    )
+    con = duckdb.connect()
+    plan = propose_plan(build_inventory(open_source(str(export), con), con), 0.75)
+    (visits,) = [o for o in plan.objects if o.target == "appointment"]
+    (status,) = [f for f in visits.fields if f.source == "status"]
+    assert (status.target, status.transform) == ("outcome_id", "choice:sales_activity_outcomes")
+    assert status.value_map == {"Completed": "Completed", "No Show": "No show", "Scheduled": None}
+
+    results = _stage_all(str(export), tmp_path / "out")
+    staged = pq.read_table(results["appointments"].parquet_path).to_pylist()
+    assert sorted({v["_choice_outcome_id"] or "none" for v in staged}) == ["Completed", "No show", "none"]
+    assert results["appointments"].skip_reasons == {
+        "cancelled visit: it did not happen (a plan choice: remove the rule to keep them)": 5
+    }

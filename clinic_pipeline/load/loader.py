@@ -40,8 +40,9 @@ from clinic_pipeline.freshsales.models import JobStatus
 from clinic_pipeline.load.owners import OwnerMap
 from clinic_pipeline.load.payloads import OWNER_COLUMN, Prepared, marker, prepare
 from clinic_pipeline.load.state import AuditEntry, IdMapRow, Intent, StateStore
+from clinic_pipeline.mapping.catalog import CHOICE_SELECTORS
 from clinic_pipeline.private_files import write_private_jsonl
-from clinic_pipeline.staging.objects import BY_NAME, DESCRIPTION_MARKER, StagedObject
+from clinic_pipeline.staging.objects import BY_NAME, CHOICE_PREFIX, DESCRIPTION_MARKER, StagedObject
 
 log = logging.getLogger(__name__)
 BATCH_SIZE = 100  # staged rows committed together
@@ -58,6 +59,10 @@ REPORTED_OUTCOMES = frozenset({"rejected", "held_back", "unknown", "failed"})
 BULK_IDENTIFIERS = {"contacts": ("email", "emails"), "sales_accounts": ("name", "name")}
 KEY_NAMESPACE_SEPARATOR = ":"  # every source key is `<table>:<key>` (staging/objects.py)
 DUPLICATE_IDENTIFIER = "another staged record of this batch has the same email or name"
+
+
+class ChoiceNotFoundError(ValueError):
+    """The plan names an outcome, status or stage the Freshsales account does not have."""
 
 
 class LoadFailedError(RuntimeError):
@@ -160,13 +165,14 @@ class Loader:
         parent_maps = {BY_NAME[p].target: self._state.id_map(p) for p in obj.parents}
         known = self._state.id_map(obj.name)
         owners = self._owner_map(staged_path)
+        choices = self._choices(obj, staged_path)
         self._reconcile(obj, known)
         census: dict[str, bool] = {}  # asked once, when the first new record comes up
         rejected: list[dict[str, Any]] = []
         with ThreadPoolExecutor(max_workers=self._pool_size) as pool:
             for rows in _batches(staged_path, BULK_BATCH_SIZE if obj.bulk else BATCH_SIZE):
                 result.staged += len(rows)
-                prepared = [prepare(obj, r, parent_maps, owners) for r in rows]
+                prepared = [prepare(obj, r, parent_maps, owners, choices) for r in rows]
                 result.owner_unresolved += sum(p.owner_unresolved for p in prepared)
                 sent = self._load_batch(obj, prepared, known, pool, census=census)
                 self._commit(obj, sent, known)
@@ -196,6 +202,27 @@ class Loader:
         return result
 
     # ---- owners ------------------------------------------------------------------------------
+
+    def _choices(self, obj: StagedObject, staged_path: Path) -> dict[str, dict[str, int]]:
+        """Field → lower-cased name → id of the account's reference rows the staged `_choice_*` columns name.
+        A name the account lacks stops the object before any request: the plan's value map and the
+        account's choices disagree (refused here, never at a record's load)."""
+        resolved: dict[str, dict[str, int]] = {}
+        for column in pq.read_schema(staged_path).names:
+            if not column.startswith(CHOICE_PREFIX):
+                continue
+            field_name = column.removeprefix(CHOICE_PREFIX)
+            selector = CHOICE_SELECTORS[field_name]
+            rows = self._client.selector(selector)
+            resolved[field_name] = {str(r.get("name", "")).strip().lower(): int(r["id"]) for r in rows}
+            named = {str(v).strip() for v in pq.read_table(staged_path, columns=[column]).column(0).to_pylist() if v}
+            missing = sorted(n for n in named if n.lower() not in resolved[field_name])
+            if missing:
+                raise ChoiceNotFoundError(
+                    f"{obj.name}: {field_name}: the Freshsales account has no {selector} named "
+                    f"{', '.join(repr(m) for m in missing)}: add them in Freshsales or edit the plan's value_map"
+                )
+        return resolved
 
     def _owner_map(self, staged_path: Path) -> OwnerMap | None:
         """Fetched once per loader, and only for staged files that name owners."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
@@ -18,7 +19,7 @@ from typing import Any
 
 from clinic_pipeline.load.owners import OwnerMap
 from clinic_pipeline.load.state import IdMapRow
-from clinic_pipeline.staging.objects import DESCRIPTION_MARKER, StagedObject
+from clinic_pipeline.staging.objects import CHOICE_PREFIX, DESCRIPTION_MARKER, StagedObject
 
 LOOKUP_PREFIX = "_lookup_"
 OWNER_COLUMN = "_owner_email"
@@ -113,10 +114,12 @@ def prepare(
     row: dict[str, Any],
     parents: dict[str, dict[str, IdMapRow]],
     owners: OwnerMap | None = None,
+    choices: Mapping[str, Mapping[str, int]] | None = None,
 ) -> Prepared:
     """One staged row → the body to send; a row whose parent has no Freshsales id is held back.
 
-    Without an owner map `_owner_email` is ignored (owners are not part of the comparison then)."""
+    Without an owner map `_owner_email` is ignored (owners are not part of the comparison then). `choices`:
+    field → lower-cased choice name → id, for the staged `_choice_<field>` columns (an appointment's outcome)."""
     source_key = str(row["_source_key"])
     source_row = row.get("_source_row")
     body: dict[str, Any] = {}
@@ -133,6 +136,14 @@ def prepare(
             _link(obj, parent, mapped.freshsales_id, body, custom)
             if parent == "contact":
                 parent_id = mapped.freshsales_id
+        elif column.startswith(CHOICE_PREFIX):
+            choice_id = (
+                None
+                if value is None
+                else (choices or {}).get(column.removeprefix(CHOICE_PREFIX), {}).get(str(value).strip().lower())
+            )
+            if choice_id is not None:
+                body[column.removeprefix(CHOICE_PREFIX)] = choice_id
         elif value is None or column.startswith("_"):
             continue
         elif column.startswith("cf_"):

@@ -160,6 +160,10 @@ def split_calendar(mapping: ObjectMapping, duration: ColumnProfile | None) -> li
             continue
         if line.target == "from_date":
             line = line.model_copy(update={"target": "due_date", "reason": line.reason + "; a task is due then"})
+        elif line.target == "outcome_id":
+            line = line.model_copy(
+                update={"target": "description", "type": "text", "transform": "trim", "value_map": {}}
+            )
         elif line.target == "location":
             line = line.model_copy(update={"target": "description", "reason": line.reason + "; tasks have no location"})
         task_fields.append(line)
@@ -199,6 +203,7 @@ def split_unstructured(
         source_key=mapping.source_key,
         where=RowFilter(source=value.name, op="empty"),
         skip_when=mapping.skip_when,
+        skip_rules=mapping.skip_rules,
         confidence=mapping.confidence,
         reason=f"rows without a value in {value.name}: unstructured reports become notes on the contact, "
         f"original text of {report.name} kept",

@@ -12,6 +12,14 @@ from dataclasses import dataclass, field
 from clinic_pipeline.mapping.plan import FieldType
 
 SOURCE_KEY_FIELD = "cf_source_key"
+# Fields whose value is one of an account's reference rows, resolved by name at load (freshsales_api.md).
+CHOICE_SELECTORS = {
+    "outcome_id": "sales_activity_outcomes",
+    "contact_status_id": "contact_statuses",
+    "lifecycle_stage_id": "lifecycle_stages",
+    "deal_stage_id": "deal_stages",
+    "territory_id": "territories",
+}
 NOT_MIGRATED = "not_migrated"
 CUSTOM_MODULE_PREFIX = "custom_module:"
 # The custom modules this version creates, stages and loads (clinical_list: problem, allergy, medication lists).

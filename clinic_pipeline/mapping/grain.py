@@ -10,7 +10,7 @@ skipped with that reason.
 
 from __future__ import annotations
 
-from clinic_pipeline.mapping.plan import FieldMapping, ObjectMapping, RowFilter
+from clinic_pipeline.mapping.plan import FieldMapping, ObjectMapping, RowFilter, SkipRule
 from clinic_pipeline.mapping.synonyms import ENCOUNTER_WORDS, INACTIVE_VALUES, expand, normalise
 from clinic_pipeline.source.inventory import ColumnProfile, TableProfile
 
@@ -87,17 +87,26 @@ def per_encounter(mapping: ObjectMapping, table: TableProfile) -> ObjectMapping:
         "fields": fields,
         "reason": f"{mapping.reason}; billing lines: one deal per {encounter.name}, amounts summed, codes listed",
     }
+    rules = list(mapping.skip_rules)
+    rules.append(
+        SkipRule(
+            when=RowFilter(source=encounter.name, op="in", value=NO_ENCOUNTER),
+            reason="a line billed outside any encounter (no deal to fold it into)",
+        )
+    )
     voided = _active_flag(table)
-    if mapping.skip_when is None and voided is None:
-        update["skip_when"] = RowFilter(source=encounter.name, op="in", value=NO_ENCOUNTER)
-        update["skip_reason"] = "a line billed outside any encounter (no deal to fold it into)"
-    if voided is not None and mapping.skip_when is None:
-        update["skip_when"] = RowFilter(source=voided.name, op="in", value=list(INACTIVE_VALUES))
-        update["skip_reason"] = "voided line in the source"
+    if voided is not None:
+        rules.append(
+            SkipRule(
+                when=RowFilter(source=voided.name, op="in", value=list(INACTIVE_VALUES)),
+                reason="voided line in the source",
+            )
+        )
         fields[:] = [
-            f.model_copy(update={"target": None, "reason": "voided flag: voided lines are skipped (skip_when)"})
+            f.model_copy(update={"target": None, "reason": "voided flag: voided lines are skipped (skip_rules)"})
             if f.source == voided.name
             else f
             for f in fields
         ]
+    update["skip_rules"] = rules
     return mapping.model_copy(update=update)

@@ -39,6 +39,10 @@ class FieldMapping(BaseModel):
         default=None,
         description="in a grouped mapping: sum the rows' values, or list their distinct values; none: the first",
     )
+    value_map: dict[str, str | None] = Field(
+        default_factory=dict,
+        description="choice lines: source value (case-insensitive) → the Freshsales choice's name, none: no choice",
+    )
     allow_secret: bool = Field(
         default=False, description="a person's explicit choice to migrate a column the software takes for a secret"
     )
@@ -66,6 +70,15 @@ class RowFilter(BaseModel):
     value: float | list[str] | None = None
 
 
+class SkipRule(BaseModel):
+    """Rows matching `when` are skipped with `reason` (a calendar block, a cancelled visit, a voided line)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    when: RowFilter
+    reason: str
+
+
 class ObjectMapping(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -78,6 +91,9 @@ class ObjectMapping(BaseModel):
     where: RowFilter | None = Field(default=None, description="only rows matching go to this target")
     skip_when: RowFilter | None = Field(default=None, description="rows matching are skipped (soft-deleted)")
     skip_reason: str = "soft-deleted in the source"
+    skip_rules: list[SkipRule] = Field(
+        default_factory=list, description="further rows skipped, each with its own reason (after skip_when)"
+    )
     grouped: bool = Field(
         default=False,
         description="rows sharing the source key are one record (the billing lines of one encounter): each line's "

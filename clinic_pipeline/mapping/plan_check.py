@@ -37,6 +37,7 @@ _TRANSFORM_TYPES: dict[str, frozenset[FieldType]] = {
     "boolean": frozenset({"checkbox"}),
     "lookup": frozenset({"lookup"}),
     "owner_by_email": frozenset({"lookup"}),
+    "choice": frozenset({"lookup"}),
 }
 # Fed by staging itself when no line does: a module record's name falls back to its source key.
 _FED_BY_STAGING = frozenset({"name"})

@@ -65,7 +65,8 @@ from clinic_pipeline.mapping.links import (
     reference_lines,
     soft_delete_filter,
 )
-from clinic_pipeline.mapping.plan import FieldMapping, FieldType, MappingPlan, ObjectMapping, RowFilter
+from clinic_pipeline.mapping.outcomes import cancelled_rule, outcome_line
+from clinic_pipeline.mapping.plan import FieldMapping, FieldType, MappingPlan, ObjectMapping, RowFilter, SkipRule
 from clinic_pipeline.mapping.secrets import secret_evidence
 from clinic_pipeline.mapping.synonyms import (
     CONCEPT_BY_KEY,
@@ -745,6 +746,10 @@ def _propose_object(
                 )
         else:
             duration = None
+        status = _best_column(table, "status", ("text",), used)
+        outcome = outcome_line(status) if status is not None else None
+        if outcome is not None:
+            preset[outcome.source] = outcome
     fields = _assign(table, target, key, key_confidence, inventory, threshold, preset)
     if target == "appointment":
         fields = with_title(fields, table)
@@ -752,9 +757,8 @@ def _propose_object(
         fields = with_title(fields, table, title="name", kept_in="cf_")
     changed = _changed_column(table)
     reasons = [why]
-    skip = (soft_delete[1], "soft-deleted in the source") if soft_delete else _without_patient(table, target, fields)
-    if skip and not soft_delete:
-        reasons.append(f"rows without {skip[0].source} are skipped: {skip[1]}")
+    rules = [rule for rule in (_without_patient(table, target, fields), _cancelled(table, target, fields)) if rule]
+    reasons += [f"skipped: {rule.reason} ({rule.when.source} {rule.when.op})" for rule in rules]
     if key is None:
         reasons.append("no unique non-null column: choose a source key before confirming")
         score = min(score, threshold - 0.01)
@@ -778,8 +782,8 @@ def _propose_object(
         grouped=key is not None and key.name == table.group_key,
         confidence=round(max(0.0, min(MAX_CONFIDENCE, score)), 2),
         reason="; ".join(r for r in reasons if r),
-        skip_when=skip[0] if skip else None,
-        skip_reason=skip[1] if skip else "soft-deleted in the source",
+        skip_when=soft_delete[1] if soft_delete else None,
+        skip_rules=rules,
         changed_at=changed.name if changed else None,
         changed_at_format=changed.format if changed else None,
         duplicates="keep_flagged" if target == CONTACT.name else None,
@@ -795,14 +799,22 @@ def _propose_object(
     return [mapping]
 
 
-def _without_patient(table: TableProfile, target: str, fields: list[FieldMapping]) -> tuple[RowFilter, str] | None:
+def _without_patient(table: TableProfile, target: str, fields: list[FieldMapping]) -> SkipRule | None:
     """Calendar rows with no patient (lunch, meetings, provider blocks) are no visits: skipped with a reason."""
     if target not in ("appointment", "task"):
         return None
     link = next((f for f in fields if f.target == "targetable_id" and f.transform == "lookup:contact"), None)
     if link is None or table.column(link.source).null_count == 0:
         return None
-    return RowFilter(source=link.source, op="empty"), "no patient: a calendar block (lunch, meeting), not a visit"
+    return SkipRule(
+        when=RowFilter(source=link.source, op="empty"),
+        reason="no patient: a calendar block (lunch, meeting), not a visit",
+    )
+
+
+def _cancelled(table: TableProfile, target: str, fields: list[FieldMapping]) -> SkipRule | None:
+    outcome = next((f for f in fields if f.target == "outcome_id"), None)
+    return cancelled_rule(table.column(outcome.source)) if target == "appointment" and outcome else None
 
 
 def _changed_column(table: TableProfile) -> ColumnProfile | None:

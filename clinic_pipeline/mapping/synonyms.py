@@ -477,3 +477,12 @@ INACTIVE_VALUES = ("0", "n", "no", "false", "f")
 # A payer column (`payer_id`, `carrier`, `InsuranceCompany`) points into the table of payers by its role.
 PAYER_ROLE_WORDS = frozenset({"payer", "payor", "carrier", "insurer", "insco"})
 PAYER_TABLE_WORDS = frozenset({"insurance", "payer", "payers", "payor", "payors", "carrier", "carriers", "insurer"})
+
+# A visit's status values → the Freshsales outcome (the default outcomes of an account: freshsales_api.md's
+# sales_activity_outcomes); matched on the normalised value's words.
+OUTCOME_VALUES: dict[str, tuple[str, ...]] = {
+    "Completed": ("completed", "complete", "done", "attended", "arrived", "checked out", "seen", "fulfilled", "kept"),
+    "No show": ("no show", "noshow", "missed", "did not attend", "dna", "broken", "failed"),
+}
+# Status values of a visit that did not happen and that the plan skips by default (a plan choice).
+CANCELLED_VALUES = ("cancelled", "canceled", "cancel", "canceled by patient", "cancelled by clinic")

@@ -15,6 +15,7 @@ import csv
 import hashlib
 import html
 import io
+import re
 from collections import Counter
 from datetime import timedelta
 from pathlib import Path
@@ -32,7 +33,7 @@ from clinic_pipeline.private_files import write_private_text
 from clinic_pipeline.reports import source_compare as cmp
 from clinic_pipeline.source.inventory import SchemaInventory
 from clinic_pipeline.staging.objects import BY_NAME, BY_TARGET, STAGED_OBJECTS, StagedObject
-from clinic_pipeline.staging.stage import row_filter_sql
+from clinic_pipeline.staging.stage import skipped_sql
 from clinic_pipeline.staging.transforms import quote_ident
 from clinic_pipeline.staging.uniqueness import ALIASES_DIR
 
@@ -41,6 +42,7 @@ Verdict = Literal["matched", "differs", "missing"]
 LINK_KEYS = ("sales_accounts", "sales_account_id", "contact_ids", "targetable_id", "contacts")
 INCLUDES = {"contacts": "sales_accounts", "deals": "contacts,sales_account"}
 MARKER = "\n\n[source "  # the loader's idempotency marker at the end of a description
+ALONE_MARKER = re.compile(r"\[source [0-9a-f]{16}\]")  # ...or all of it, on a record with no description
 KEY_TARGETS = frozenset({"external_id", "cf_source_key"})
 # Files carry no fields Freshsales reads back; their upload is verified by checksum at load time.
 NOT_DIFFED = frozenset({"files"})
@@ -110,6 +112,7 @@ class _Context:
         self.keys_by_id = {name: {r.freshsales_id: k for k, r in m.items()} for name, m in self.id_maps.items()}
         self.users = {int(u.id): (u.email or "").lower() for u in client.owners()}
         self.aliases = _aliases(staged_dir)
+        self.choices: dict[str, dict[int, str]] = {}
 
     def source_rows(self, table: str, rows: list[int]) -> dict[int, dict[str, Any]]:
         result = self.con.execute(
@@ -118,10 +121,19 @@ class _Context:
         names = [d[0] for d in result.description]
         return {int(r[names.index("_source_row")]): dict(zip(names, r, strict=True)) for r in result.fetchall()}
 
+    def choice_name(self, selector: str, choice_id: Any) -> str | None:
+        """The name of the reference row (an outcome) a record holds, from the account's selector."""
+        if choice_id in (None, ""):
+            return None
+        if selector not in self.choices:
+            self.choices[selector] = {int(r["id"]): str(r.get("name")) for r in self.client.selector(selector)}
+        return self.choices[selector].get(int(choice_id))
+
     def folded(self, mapping: ObjectMapping, key: str, first: dict[str, Any]) -> dict[str, Any]:
         """A grouped record's source values as staging folds them: summed and listed lines over the group's
         rows that are not skipped, the first row's value for the others."""
-        skipped = f" AND NOT ({row_filter_sql(mapping.skip_when)})" if mapping.skip_when else ""
+        skipped_when = skipped_sql(mapping)
+        skipped = f" AND NOT coalesce({skipped_when}, FALSE)" if skipped_when else ""
         result = self.con.execute(
             f"SELECT * FROM source.{quote_ident(mapping.source_table)} "
             f"WHERE trim({quote_ident(mapping.source_key or '')}) = ?{skipped}",
@@ -195,7 +207,9 @@ def _actual(record: dict[str, Any], field: str) -> Any:
         return record.get(field) or (record.get("custom_field") or {}).get("cf_shared_mobile")
     value = record.get(field)
     if field == "description" and isinstance(value, str):
-        return value.split(MARKER)[0]
+        # The marker alone (a record with no description of its own) is no description.
+        text = value.split(MARKER)[0]
+        return None if ALONE_MARKER.fullmatch(text) else text
     return value
 
 
@@ -238,6 +252,13 @@ def _compare_line(
         owners = {ctx.users.get(i) for i in _owner_ids(record)} - {None}
         verdict: Verdict = "matched" if email in owners else "missing" if not owners else "differs"
         return verdict, email, ",".join(sorted(str(o) for o in owners))
+    if name == "choice":
+        choices = {k.strip().lower(): v for k, v in line.value_map.items()}
+        want = None if cmp.blank(value) else choices.get(str(value).strip().lower())
+        got = ctx.choice_name(arg, record.get(line.target or ""))
+        if want is None and got is None:
+            return None
+        return ("matched" if want == got else "missing" if got is None else "differs"), want, got
     if name == "from_reference" or not line.target:
         return None
     kind = cmp.kind_of(line.type, line.transform)

@@ -21,6 +21,9 @@ from clinic_pipeline.mapping.catalog import CUSTOM_MODULES
 
 SOURCE_KEY_FIELD = "cf_source_key"
 DESCRIPTION_MARKER = "description"
+# A staged `_choice_<field>` column holds the name of a Freshsales reference row (an appointment's outcome),
+# resolved to its id at load.
+CHOICE_PREFIX = "_choice_"
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,7 @@ import duckdb
 from clinic_pipeline.mapping.plan import FieldMapping, MappingPlan, ObjectMapping, RowFilter
 from clinic_pipeline.private_files import write_private_parquet
 from clinic_pipeline.source.reader import SourceExport
-from clinic_pipeline.staging.objects import BY_TARGET, SOURCE_KEY_FIELD, StagedObject
+from clinic_pipeline.staging.objects import BY_TARGET, CHOICE_PREFIX, SOURCE_KEY_FIELD, StagedObject
 from clinic_pipeline.staging.transforms import (
     Level,
     compile_transform,
@@ -115,10 +115,19 @@ def row_filter_sql(rule: RowFilter) -> str:
 
 
 def _skip_sql(mapping: ObjectMapping) -> str:
-    if mapping.skip_when is None:
+    """The row's skip reason: `skip_when` first, then each of `skip_rules` in order."""
+    cases = [(mapping.skip_when, mapping.skip_reason)] if mapping.skip_when else []
+    cases += [(rule.when, rule.reason) for rule in mapping.skip_rules]
+    if not cases:
         return "NULL::VARCHAR AS _skip_reason"
-    reason = quote_literal(mapping.skip_reason)
-    return f"CASE WHEN {row_filter_sql(mapping.skip_when)} THEN {reason} END AS _skip_reason"
+    whens = " ".join(f"WHEN {row_filter_sql(when)} THEN {quote_literal(reason)}" for when, reason in cases)
+    return f"CASE {whens} END AS _skip_reason"
+
+
+def skipped_sql(mapping: ObjectMapping) -> str | None:
+    """The condition under which staging skips a row of `mapping`, or None when it skips none."""
+    rules = ([mapping.skip_when] if mapping.skip_when else []) + [rule.when for rule in mapping.skip_rules]
+    return " OR ".join(f"({row_filter_sql(rule)})" for rule in rules) or None
 
 
 def _key_sql(table: str, column: str) -> str:
@@ -179,6 +188,16 @@ def _field_columns(
         return
     if name == "owner_by_email":
         sel.columns.append(f"{compiled.value_sql} AS _owner_email")
+        return
+    if name == "choice":
+        # The Freshsales choice's name (the loader resolves it to its id); values the map leaves out get none.
+        cases = " ".join(
+            f"WHEN {quote_literal(value.strip().lower())} THEN {quote_literal(choice)}"
+            for value, choice in line.value_map.items()
+            if choice
+        )
+        value = f"CASE lower({compiled.value_sql}) {cases} END" if cases else "NULL::VARCHAR"
+        sel.columns.append(f"{value} AS {quote_ident(CHOICE_PREFIX + (line.target or ''))}")
         return
     target = _payload_name(line.target or "")
     if target == "description":

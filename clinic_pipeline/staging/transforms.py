@@ -154,7 +154,7 @@ def compile_transform(column: str, transform: str | None, time_zone: str, args: 
         return _local_datetime(steps, name, arg, column, time_zone, args, transform)
     text, present = steps.text(column)
 
-    if name in ("trim", "picklist", "from_reference", "lookup"):
+    if name in ("trim", "picklist", "from_reference", "lookup", "choice"):
         if name == "lookup" and not arg:
             raise UnknownTransformError("transform 'lookup' needs a target object, e.g. lookup:sales_account")
         # A present value is never empty after trimming ('' is null-like).

@@ -1,0 +1,53 @@
+"""A visit's status: its Freshsales outcome (completed, no-show), and cancelled visits skipped with a reason.
+
+The plan carries the decision per status value (`value_map`), so a person sees every value and what it
+becomes: completed and attended visits → `Completed`, no-shows and missed ones → `No show` (the account's
+default outcomes, resolved by name at load), other values (scheduled, checked in) → no outcome. Cancelled
+visits did not happen: they are skipped with that reason by default, a plan choice a person can undo by
+removing the rule.
+"""
+
+from __future__ import annotations
+
+from clinic_pipeline.mapping.plan import FieldMapping, RowFilter, SkipRule
+from clinic_pipeline.mapping.synonyms import CANCELLED_VALUES, OUTCOME_VALUES, normalise
+from clinic_pipeline.source.inventory import ColumnProfile
+
+OUTCOMES = "sales_activity_outcomes"
+CANCELLED_REASON = "cancelled visit: it did not happen (a plan choice: remove the rule to keep them)"
+
+
+def _says(value: str, phrases: tuple[str, ...]) -> bool:
+    text = normalise(value)
+    words = set(text.split())
+    return any(text == p or (" " not in p and p in words) or (" " in p and p in text) for p in phrases)
+
+
+def _choice(value: str) -> str | None:
+    return next((name for name, phrases in OUTCOME_VALUES.items() if _says(value, phrases)), None)
+
+
+def outcome_line(status: ColumnProfile) -> FieldMapping | None:
+    """The status column's line onto the activity's outcome, when its values say completed or no-show."""
+    values = status.categories or []
+    value_map = {v: _choice(v) for v in values if not _says(v, CANCELLED_VALUES)}
+    if not any(value_map.values()):
+        return None
+    said = "; ".join(f"{v} → {c}" for v, c in value_map.items() if c)
+    return FieldMapping(
+        source=status.name,
+        target="outcome_id",
+        type="lookup",
+        transform=f"choice:{OUTCOMES}",
+        value_map=value_map,
+        confidence=0.8,
+        reason=f"status values → Freshsales outcomes: {said}; other values: no outcome",
+        needs_review=True,
+    )
+
+
+def cancelled_rule(status: ColumnProfile) -> SkipRule | None:
+    cancelled = [v for v in status.categories or [] if _says(v, CANCELLED_VALUES)]
+    if not cancelled:
+        return None
+    return SkipRule(when=RowFilter(source=status.name, op="in", value=cancelled), reason=CANCELLED_REASON)
