@@ -559,24 +559,12 @@ def _assign(
         if column.name in lines:
             continue
         if concept.sensitive:
-            lines[column.name] = FieldMapping(
-                source=column.name,
-                target=None,
-                confidence=round(min(MAX_CONFIDENCE, match.score), 2),
-                reason=f"not migrated by default: name ~ '{match.phrase}' {match.name_score:.2f}, a sensitive "
-                "identifier a CRM should not hold; set a target to copy it anyway",
-                needs_review=match.score < threshold,
-            )
+            why = "a sensitive identifier a CRM should not hold; set a target to copy it anyway"
+            lines[column.name] = _unmigrated(match, why, threshold)
             continue
         if concept.key == "recorded_by" or (target in NO_CUSTOM_FIELDS and concept.key in BOOKKEEPING_CONCEPTS):
-            lines[column.name] = FieldMapping(
-                source=column.name,
-                target=None,
-                confidence=round(min(MAX_CONFIDENCE, match.score), 2),
-                reason=f"name ~ '{match.phrase}' {match.name_score:.2f}: the source's own bookkeeping (who or when "
-                "a row was typed), not clinic data: not migrated",
-                needs_review=match.score < threshold,
-            )
+            why = "the source's own bookkeeping (who or when a row was typed), not clinic data"
+            lines[column.name] = _unmigrated(match, why, threshold)
             continue
         for choice in targets.get(concept.key, []):
             name = choice.field.replace("{col}", _snake(column.name))
@@ -609,6 +597,17 @@ def _points_outside(column: ColumnProfile) -> bool:
     words = normalise(column.name).split()
     return (
         len(words) >= 2 and words[-1] in REFERENCE_SUFFIXES and column.type in ("integer", "id") and not column.unique
+    )
+
+
+def _unmigrated(match: _Match, why: str, threshold: float) -> FieldMapping:
+    """A column the proposer recognises and leaves behind, with the name evidence and the reason."""
+    return FieldMapping(
+        source=match.column.name,
+        target=None,
+        confidence=round(min(MAX_CONFIDENCE, match.score), 2),
+        reason=f"not migrated: name ~ '{match.phrase}' {match.name_score:.2f}, {why}",
+        needs_review=match.score < threshold,
     )
 
 
