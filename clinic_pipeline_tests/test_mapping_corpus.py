@@ -9,12 +9,12 @@ from corpus_scores import exports, score_export
 # Field and link accuracy each export must keep: the current scores, rounded down. The README's mapping
 # section shows them beside each export's first score.
 FLOORS: dict[str, tuple[float, float]] = {
-    "fhir_views": (0.82, 0.84),
+    "fhir_views": (0.85, 0.84),
     "gnu_health": (0.57, 0.33),
     "hospitalrun": (0.61, 0.58),
     "open_dental": (0.73, 0.50),
     "openemr": (0.88, 0.81),
-    "openmrs": (0.82, 0.50),
+    "openmrs": (0.84, 0.50),
     "oscar": (0.85, 1.0),
 }
 

@@ -20,7 +20,7 @@ TASK_BELOW_MINUTES = 15
 ACTIVITY_FIELDS = frozenset({"title", "from_date", "end_date", "due_date", "description", "location", "owner_id"})
 LONG_TEXT = 200
 # Words of a column that can title a visit, best first; Freshsales requires the title.
-TITLE_WORDS = ("title", "subject", "type", "reason", "description", "summary", "class", "category", "name")
+TITLE_WORDS = ("title", "subject", "display", "type", "reason", "description", "summary", "class", "category", "name")
 TITLE_MAX_LENGTH = 255
 END_WORDS = ("end", "stop", "finish", "until")
 MINUTES_IN_A_DAY = 24 * 60  # a duration above this is not a visit's length in minutes: it counts seconds

@@ -249,7 +249,8 @@ CONCEPTS: tuple[Concept, ...] = (
     _c(
         "recorded_by",
         "created by, updated by, modified by, entered by, changed by, creator, last update user, last updated by, "
-        "last modified by, voided by, retired by, deleted by, entered user",
+        "last modified by, voided by, retired by, deleted by, entered user, void reason, date voided, retire reason, "
+        "date retired, deleted at, date deleted, deletion reason",
         "id integer text email",
     ),
     _c("deleted_flag", "deleted, is deleted, deleted flag, void, voided, removed, archived", "boolean integer text"),
