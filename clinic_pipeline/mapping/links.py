@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from clinic_pipeline.mapping.catalog import target_object
 from clinic_pipeline.mapping.plan import FieldMapping, RowFilter
-from clinic_pipeline.mapping.synonyms import CLERK_ROLE_WORDS, CONCEPT_BY_KEY, OWNER_ROLE_WORDS, normalise
+from clinic_pipeline.mapping.synonyms import CLERK_ROLE_WORDS, CONCEPT_BY_KEY, OWNER_ROLE_WORDS, normalise, snake_name
 from clinic_pipeline.source.inventory import ColumnProfile, Relationship, SchemaInventory, TableProfile
 
 CHILDREN_OF_CONTACT = ("deal", "appointment", "task", "note", "file")
@@ -130,7 +130,7 @@ def link_lines(
         ranks[column] = (parent.row_count if parent is not None else 0, confidence)
         if parent_target == "user" and parent is not None:
             if owner_rank(column) > len(OWNER_ROLE_WORDS) or not _has_owner(target):
-                continue  # who typed the row (`user`, `created_by`): no owner; reference_lines keeps it as text
+                continue  # who typed the row (`user`, `created_by`), or a file: no owner (see reference_lines)
             ranks[column] = (-owner_rank(column), confidence)
             via = _email_column(parent)
             if via is None:
@@ -177,7 +177,7 @@ def reference_lines(
     lines = {}
     tables = {t.name: t for t in inventory.tables}
     for column, rel in _relationships(inventory, table.name, keys, targets).items():
-        kept_in = "description" if target in ("appointment", "task", "note") else f"cf_{_snake(column)}"
+        kept_in = "description" if target in ("appointment", "task", "note") else f"cf_{snake_name(column)}"
         clerk = targets.get(rel.ref_table) == "user" and owner_rank(column) > len(OWNER_ROLE_WORDS)
         if clerk:
             lines[column] = FieldMapping(
@@ -225,11 +225,6 @@ def _name_column(table: TableProfile) -> str | None:
             if column.type == "text" and word in normalise(column.name).split() and column.null_rate < 0.5:
                 return column.name
     return None
-
-
-def _snake(name: str) -> str:
-    snake = normalise(name).replace(" ", "_")[:48] or "field"
-    return f"f_{snake}" if snake[0].isdigit() else snake
 
 
 def _one_per_field(lines: dict[str, FieldMapping], ranks: dict[str, tuple[int, float]]) -> dict[str, FieldMapping]:

@@ -77,6 +77,7 @@ from clinic_pipeline.mapping.synonyms import (
     Concept,
     TableConcept,
     normalise,
+    snake_name,
     variants,
 )
 from clinic_pipeline.reports.freshsales_workflows import WORKFLOW_ROLES
@@ -302,11 +303,6 @@ def _matches(table: TableProfile, exclude: set[str]) -> list[_Match]:
     return found
 
 
-def _snake(name: str) -> str:
-    snake = normalise(name).replace(" ", "_")[:48] or "field"
-    return f"f_{snake}" if snake[0].isdigit() else snake
-
-
 def _with_format(transform: str, column: ColumnProfile, fallback_format: str | None) -> tuple[str, FieldType | None]:
     """Complete parse_* with the column's format; (transform, type override when it cannot be parsed)."""
     if not transform.startswith(("parse_", "local_datetime")):
@@ -350,7 +346,7 @@ def _field_line(
     transform, type_override = _with_format(target.transform, column, inventory.date_format)
     penalty, notes = _penalties(column, transform, inventory)
     confidence = round(max(0.0, min(MAX_CONFIDENCE, confidence - penalty - target.penalty)), 2)
-    name = target.field.replace("{col}", _snake(column.name))
+    name = target.field.replace("{col}", snake_name(column.name))
     if notes:
         reason = f"{reason}; {'; '.join(notes)}"
     ftype = type_override or target.type
@@ -372,7 +368,7 @@ def _field_line(
 
 def _fallback(column: ColumnProfile, inventory: SchemaInventory, threshold: float, target: str) -> FieldMapping:
     """No concept fits: a custom field typed from the values, for a person to keep, rename or drop."""
-    cf = f"cf_{_snake(column.name)}"
+    cf = f"cf_{snake_name(column.name)}"
     if target in NO_CUSTOM_FIELDS and column.null_rate < 1.0:
         if column.type in CODED_TYPES:
             return FieldMapping(
@@ -567,7 +563,7 @@ def _assign(
             lines[column.name] = _unmigrated(match, why, threshold)
             continue
         for choice in targets.get(concept.key, []):
-            name = choice.field.replace("{col}", _snake(column.name))
+            name = choice.field.replace("{col}", snake_name(column.name))
             if name in taken or (has_mobile and concept.key == "phone" and name == "mobile_number"):
                 continue
             if name != "description":

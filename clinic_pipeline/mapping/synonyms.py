@@ -105,6 +105,12 @@ def normalise(name: str) -> str:
     return " ".join(re.split(r"[^0-9a-zA-Z]+", text.lower())).strip()
 
 
+def snake_name(name: str) -> str:
+    """A column's name as the tail of a custom field name: `Home Phone #` → `home_phone_number`."""
+    snake = normalise(name).replace(" ", "_")[:48] or "field"
+    return f"f_{snake}" if snake[0].isdigit() else snake
+
+
 def expand(normalised: str) -> str:
     return " ".join(ABBREVIATIONS.get(word, word) for word in normalised.split())
 
