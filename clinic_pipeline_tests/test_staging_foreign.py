@@ -275,3 +275,36 @@ def test_a_visits_status_becomes_its_outcome_and_cancelled_visits_are_skipped(tm
     assert results["appointments"].skip_reasons == {
         "cancelled visit: it did not happen (a plan choice: remove the rule to keep them)": 5
     }
+
+
+def test_a_delta_window_restages_a_whole_encounter_when_one_of_its_lines_changed(tmp_path: Path) -> None:
+    export = tmp_path / "export"
+    export.mkdir()
+    (export / "manifest.json").write_text('{"time_zone": "UTC"}')
+    _csv(export / "patients.csv", "patient_id,first_name,last_name", [f"{n},Ann{n},Lee" for n in range(1, 11)])
+    lines = []
+    for enc in range(1, 11):
+        for item, fee in enumerate(("100.00", "20.00")):
+            # One line of encounter 3 is edited at cutover; every other line is older.
+            stamp = "2024-06-01 12:30:00" if (enc, item) == (3, 1) else "2024-05-01 09:00:00"
+            lines.append(f"{2 * enc + item},{700 + enc},{enc},{fee},{stamp}")
+    _csv(export / "billing.csv", "id,encounter,patient_id,fee,updated_at", lines)
+    con = duckdb.connect()
+    source = open_source(str(export), con)
+    plan = confirm_checked(propose_plan(build_inventory(source, con), 0.75), "tester", list(source.tables))
+    out = tmp_path / "out"
+    for obj in STAGED_OBJECTS[:2]:  # accounts, contacts: the full run's parents
+        stage_object(obj, plan, source, con, staged_dir=out / "full", quarantine_dir=out / "q")
+    window = (datetime(2024, 6, 1, 12, tzinfo=UTC), datetime(2024, 6, 1, 13, tzinfo=UTC))
+    deals = stage_object(
+        next(o for o in STAGED_OBJECTS if o.name == "deals"),
+        plan,
+        source,
+        con,
+        staged_dir=out / "delta",
+        quarantine_dir=out / "dq",
+        window=window,
+        parent_dirs=(out / "full",),
+    )
+    (deal,) = pq.read_table(deals.parquet_path).to_pylist()
+    assert deal["_source_key"] == "billing:703" and float(deal["amount"]) == 120.0

@@ -228,13 +228,19 @@ def _where_sql(mapping: ObjectMapping, time_zone: str, window: Window | None) ->
     """The mapping's own row filter, and for a delta window the rows created/changed inside it.
 
     A table without a `changed_at` column is taken whole in every window: the loader's payload hashes
-    then send only what really changed (diffed by content)."""
+    then send only what really changed (diffed by content). A grouped mapping takes every row of a group
+    one of whose rows changed: a deal summed over its changed lines only would overwrite the whole."""
     conditions = [row_filter_sql(mapping.where)] if mapping.where else []
     if window is not None and mapping.changed_at and mapping.changed_at_format:
         parsed = f"try_strptime(trim({quote_ident(mapping.changed_at)}), {quote_literal(mapping.changed_at_format)})"
         moment = f"timezone({quote_literal(time_zone)}, {parsed})"
         start, end = (quote_literal(t.astimezone(UTC).isoformat()) for t in window)
-        conditions.append(f"{moment} >= {start}::TIMESTAMPTZ AND {moment} < {end}::TIMESTAMPTZ")
+        changed = f"{moment} >= {start}::TIMESTAMPTZ AND {moment} < {end}::TIMESTAMPTZ"
+        if mapping.grouped and mapping.source_key:
+            key = f"trim({quote_ident(mapping.source_key)})"
+            table = f"source.{quote_ident(mapping.source_table)}"
+            changed = f"{key} IN (SELECT {key} FROM {table} WHERE {changed})"
+        conditions.append(changed)
     return f" WHERE {' AND '.join(conditions)}" if conditions else ""
 
 
