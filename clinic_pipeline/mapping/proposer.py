@@ -94,6 +94,9 @@ KEY_CONCEPT = next(c for c in CONCEPTS if c.key == "source_key")
 FIELD_CONCEPTS = tuple(c for c in CONCEPTS if c.key != "source_key")
 LOOKUP_ACCOUNT = "lookup:sales_account"
 SHA256_HEX_LENGTH = 64
+# A word that starts this share of the table names, in an export of at least this many tables, is a vendor prefix.
+VENDOR_PREFIX_SHARE = 0.6
+VENDOR_PREFIX_MIN_TABLES = 4
 SKIPPED_NAMED = 15  # skipped tables named in the printed assumption; the plan lists every one
 
 
@@ -235,6 +238,10 @@ def _value_words(column: ColumnProfile) -> str:
     return words
 
 
+def _singular(word: str) -> str:
+    return word[:-1] if len(word) > 3 and word.endswith("s") and not word.endswith("ss") else word
+
+
 def name_similarity(name: str, phrases: tuple[str, ...]) -> tuple[float, str]:
     """Best similarity in [0, 1] of any spelling of `name` to any phrase, and that phrase."""
     best, best_phrase = 0.0, ""
@@ -248,7 +255,7 @@ def name_similarity(name: str, phrases: tuple[str, ...]) -> tuple[float, str]:
             else:
                 joined = fuzz.ratio(form.replace(" ", ""), phrase.replace(" ", ""))
                 score = max(fuzz.token_sort_ratio(form, phrase), joined) / 100
-            if set(phrase.split()) <= words:
+            if {_singular(w) for w in phrase.split()} <= {_singular(w) for w in words}:
                 # Every word of the phrase is in the name ("home phone number" ⊇ "home phone").
                 score = max(score, 0.8 + 0.15 * len(phrase) / max(len(form), 1))
             if score > best:
@@ -507,10 +514,13 @@ def _sensitive(column: str) -> bool:
     return any(name_similarity(column, c.phrases)[0] >= MIN_NAME_SCORE for c in FIELD_CONCEPTS if c.sensitive)
 
 
-def _table_concept(table: TableProfile, field_hits: set[str]) -> tuple[TableConcept | None, float, str]:
+def _table_concept(
+    table: TableProfile, field_hits: set[str], prefix: str = ""
+) -> tuple[TableConcept | None, float, str]:
     best: tuple[TableConcept | None, float, str] = (None, 0.0, "")
+    name = " ".join(w for w in normalise(table.name).split() if w != prefix) or table.name
     for concept in TABLE_CONCEPTS:
-        name_score, phrase = name_similarity(table.name, concept.phrases)
+        name_score, phrase = name_similarity(name, concept.phrases)
         signals = concept.signals & field_hits
         signal = min(1.0, len(signals) / 3) if concept.signals else 0.0
         # Column signals add evidence; their absence does not outweigh a name that says it outright.
@@ -636,10 +646,11 @@ def _key_line(
 
 
 def _table_target(
-    table: TableProfile, threshold: float
+    table: TableProfile, threshold: float, prefix: str = ""
 ) -> tuple[ObjectMapping | None, TableConcept | None, float, str]:
-    """First pass: a not-migrated verdict, or the table's concept with its score and evidence."""
-    words = set(normalise(table.name).split())
+    """First pass: a not-migrated verdict, or the table's concept with its score and evidence. `prefix`: the
+    vendor's word every table name starts with (`oh_`, `gnuhealth_`), which says nothing of the table."""
+    words = set(normalise(table.name).split()) - {prefix}
     if table.row_count == 0:
         return _not_migrated(table, "not migrated: the table is empty in this export", 0.9), None, 0.0, ""
     if words & SYSTEM_TABLE_WORDS:
@@ -651,7 +662,7 @@ def _table_target(
         rebuild = ["rules"]
     if rebuild:
         return _not_migrated(table, f"not migrated: {REBUILD_TABLE_WORDS[rebuild[0]]}", 0.85), None, 0.0, ""
-    concept, score, why = _table_concept(table, _field_hits(table))
+    concept, score, why = _table_concept(table, _field_hits(table), prefix)
     if concept is None or score < MIN_TABLE_SCORE:
         return (
             _not_migrated(
@@ -830,7 +841,8 @@ def propose_plan(inventory: SchemaInventory, review_threshold: float) -> Mapping
     """The proposed plan for every table of the inventory (status `proposed`, nothing confirmed)."""
     if not 0.0 <= review_threshold <= 1.0:
         raise ValueError("review_threshold must lie in [0, 1]")
-    first = {t.name: (t, *_table_target(t, review_threshold)) for t in inventory.tables}
+    prefix = _vendor_prefix(inventory)
+    first = {t.name: (t, *_table_target(t, review_threshold, prefix)) for t in inventory.tables}
     targets = {name: concept.target for name, (_t, _m, concept, _s, _w) in first.items() if concept is not None}
     keys = {}
     for table in inventory.tables:
@@ -846,6 +858,15 @@ def propose_plan(inventory: SchemaInventory, review_threshold: float) -> Mapping
     return MappingPlan(
         source_fingerprint=inventory.fingerprint, assumptions=_assumptions(inventory, objects), objects=objects
     )
+
+
+def _vendor_prefix(inventory: SchemaInventory) -> str:
+    """The first word most table names share (`oh_patient`, `oh_bills`...): the vendor's, not the table's."""
+    firsts = [normalise(t.name).split()[0] for t in inventory.tables if len(normalise(t.name).split()) > 1]
+    if len(inventory.tables) < VENDOR_PREFIX_MIN_TABLES or not firsts:
+        return ""
+    word = max(set(firsts), key=firsts.count)
+    return word if firsts.count(word) >= VENDOR_PREFIX_SHARE * len(inventory.tables) else ""
 
 
 def _assumptions(inventory: SchemaInventory, objects: list[ObjectMapping]) -> list[str]:

@@ -72,6 +72,7 @@ ABBREVIATIONS: dict[str, str] = {
     "wk": "work",
     "dur": "duration",
     "obs": "observations",
+    "opd": "outpatient visit",
     "pmt": "payment",
     "pymt": "payment",
     "chg": "charge",
@@ -289,15 +290,16 @@ TABLE_CONCEPTS: tuple[TableConcept, ...] = (
     _t(
         "sales_account",
         "location, locations, clinic, clinics, facility, facilities, site, sites, office, offices, practice, "
-        "branch, organization, organisation, payer, payers, insurance company, insurance companies, carrier, carriers, "
-        "insurance carrier, insurance carriers, "
+        "branch, ward, wards, organization, organisation, payer, payers, insurance company, insurance companies, "
+        "carrier, carriers, insurance carrier, insurance carriers, "
         "payer list, pharmacy",
         "full_name address city zipcode website phone",
     ),
     _t(
         "appointment",
         "appointment, appointments, visit, visits, encounter, encounters, calendar, event, events, schedule, "
-        "booking, bookings, calendar event, calendar events",
+        "booking, bookings, calendar event, calendar events, outpatient, outpatient visit, outpatient visits, "
+        "admission, admissions",
         "",
     ),
     _t(
@@ -321,12 +323,14 @@ TABLE_CONCEPTS: tuple[TableConcept, ...] = (
         "custom_module:clinical_list",
         "problem list, problems, problem, allergy, allergies, medication, medications, medication list, drugs, "
         "prescription, prescriptions, diagnosis, diagnoses, condition, conditions, disease, diseases, "
-        "immunization, immunizations, lists, medical history, patient disease, patient medication",
+        "immunization, immunizations, lists, medical history, patient disease, patient medication, vaccine, vaccines, "
+        "vaccination, vaccinations, patient vaccine",
         "",
     ),
     _t(
         "custom_module:lab_result",
         "lab, labs, lab result, lab results, result, results, observation, observations, measurement, measurements, "
+        "laboratory, laboratories, lab exam, lab exams, "
         "vital, vitals, vital signs",
         "",
     ),
@@ -413,11 +417,20 @@ SECRET_WORDS = frozenset(
         "credential",
         "credentials",
         "passcode",
+        "pass",
+        "creditcard",
+        "cvv",
     }
 )
 HASH_WORDS = frozenset({"hash", "hashed", "digest"})
-# Two-word secrets: api key, private key, security answer...
+# Two-word secrets: api key, private key, security answer, payment card data (PCI: never in a CRM)...
 SECRET_PHRASES = (
+    "credit card",
+    "card number",
+    "registration key",
+    "registration code",
+    "activation key",
+    "reset key",
     "service key",
     "signing key",
     "api key",
