@@ -12,6 +12,8 @@ FLOORS: dict[str, tuple[float, float]] = {
     "fhir_views": (0.85, 0.84),
     "gnu_health": (0.57, 0.33),
     "hospitalrun": (0.61, 0.58),
+    "nosh": (0.79, 0.57),
+    "open_hospital": (0.78, 0.71),
     "open_dental": (0.73, 0.50),
     "openemr": (0.88, 0.81),
     "openmrs": (0.84, 0.50),
