@@ -155,6 +155,15 @@ PHI = ("Jane", "Secretname", "555-0199")
         ("INSERT INTO `q` VALUES (1,'Jane','Secretname');\n", 3, "INSERT into `q` before its CREATE TABLE"),
         ("INSERT INTO `p` VALUES (1,'Jane','Secretname);\n", 3, "statement never ends"),
         ("CREATE TABLE `r` (`id` int(11) NOT NULL, PRIMARY KEY (`id`);\n", 3, "cannot parse CREATE TABLE"),
+        ("INSERT INTO `p` VALUES (1,'Jane',NOW();\n", 3, "cannot parse the VALUES of INSERT into `p` (row 1)"),
+        ("INSERT INTO `p` VALUES\n(1,'Jane',Secretname);\n", 4, "cannot parse the VALUES of INSERT into `p` (row 1)"),
+        ("INSERT INTO `p` VALUES (1,'Jane',\nUNHEX('Secretname')));\n", 4, "cannot parse the VALUES"),
+        ("INSERT INTO `p` VALUES (1,'Jane',);\n", 3, "cannot parse the VALUES"),
+        ("INSERT INTO `p` VALUES (1,'Jane','Secretname') garbage;\n", 3, "cannot parse the VALUES"),
+        ("CREATE TABLE `r` (`id` int AS (`id` + 1);\n", 3, "cannot parse CREATE TABLE"),
+        ("CREATE TABLE `r` (`id`, PRIMARY KEY (`id`));\n", 3, "cannot parse CREATE TABLE"),
+        ("CREATE TABLE `r` (`a` int AS (1) VIRTUAL);\n", 3, "CREATE TABLE `r` declares no columns"),
+        ("ALTER TABLE `p` ADD CONSTRAINT `f` FOREIGN KEY `id` REFERENCES `q`;\n", 3, "cannot parse ALTER TABLE"),
     ],
 )
 def test_malformed_statement_names_file_and_line_and_no_values(
@@ -169,7 +178,7 @@ def test_malformed_statement_names_file_and_line_and_no_values(
         open_source(str(dump), duckdb.connect())
     message = str(info.value)
     assert message.startswith(f"{dump}: line {line}: ") and reason in message
-    assert not any(value in message for value in PHI)
+    assert "\n" not in message and not any(value in message for value in PHI)
 
 
 def test_invalid_utf8_text_is_an_error_but_raw_binary_is_hex(tmp_path: Path) -> None:
@@ -491,33 +500,6 @@ def test_value_by_value_reading_stays_fast(tmp_path: Path) -> None:
     assert export.tables["d"].row_count == rows
     assert _rows(con, "SELECT flag, photo FROM source.d WHERE _source_row = 255") == [("1", "89504e47000000ff")]
     assert elapsed < 8, f"{rows} rows took {elapsed:.1f} s"
-
-
-@pytest.mark.parametrize(
-    ("body", "line", "reason"),
-    [
-        ("INSERT INTO `p` VALUES (1,'Jane',NOW();\n", 3, "cannot parse the VALUES of INSERT into `p` (row 1)"),
-        ("INSERT INTO `p` VALUES\n(1,'Jane',Secretname);\n", 4, "cannot parse the VALUES of INSERT into `p` (row 1)"),
-        ("INSERT INTO `p` VALUES (1,'Jane',\nUNHEX('Secretname')));\n", 4, "cannot parse the VALUES"),
-        ("INSERT INTO `p` VALUES (1,'Jane',);\n", 3, "cannot parse the VALUES"),
-        ("INSERT INTO `p` VALUES (1,'Jane','Secretname') garbage;\n", 3, "cannot parse the VALUES"),
-        ("CREATE TABLE `r` (`id` int AS (`id` + 1);\n", 3, "cannot parse CREATE TABLE"),
-        ("CREATE TABLE `r` (`id`, PRIMARY KEY (`id`));\n", 3, "cannot parse CREATE TABLE"),
-        ("CREATE TABLE `r` (`a` int AS (1) VIRTUAL);\n", 3, "CREATE TABLE `r` declares no columns"),
-        ("ALTER TABLE `p` ADD CONSTRAINT `f` FOREIGN KEY `id` REFERENCES `q`;\n", 3, "cannot parse ALTER TABLE"),
-    ],
-)
-def test_broken_statements_name_file_and_line_never_values(tmp_path: Path, body: str, line: int, reason: str) -> None:
-    dump = tmp_path / "broken.sql"
-    dump.write_text(
-        "-- MySQL dump\nCREATE TABLE `p` (`id` int(11), `fname` varchar(20), `lname` varchar(20));\n" + body,
-        encoding="utf-8",
-    )
-    with pytest.raises(SourceError) as info:
-        open_source(str(dump), duckdb.connect())
-    message = str(info.value)
-    assert message.startswith(f"{dump}: line {line}: ") and reason in message
-    assert "\n" not in message and not any(value in message for value in (*PHI, "Secretname"))
 
 
 # --- The real OpenEMR schema, when a copy is at hand ---------------------------------------------------
