@@ -22,10 +22,10 @@ from clinic_pipeline.load.loader import LoadFailedError
 from clinic_pipeline.mapping.plan import PlanNotConfirmedError, read_plan
 from clinic_pipeline.mapping.review import render_review
 from clinic_pipeline.mapping.sign_off import SignOffRequiredError
+from clinic_pipeline.model.objects import STAGED_OBJECTS
 from clinic_pipeline.reports.validation import describe_not_loaded
 from clinic_pipeline.settings import ConfigurationError, Settings
 from clinic_pipeline.source.reader import SourceError
-from clinic_pipeline.staging.objects import STAGED_OBJECTS
 from clinic_pipeline.staging.stage import ReconciliationError
 
 app = typer.Typer(

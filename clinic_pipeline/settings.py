@@ -9,6 +9,8 @@ from pathlib import Path
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from clinic_pipeline.errors import OperatorError
+
 
 class Settings(BaseSettings):
     """Every knob the pipeline reads from the environment (or a local `.env`).
@@ -89,5 +91,5 @@ class Settings(BaseSettings):
         return self.freshsales_base_url, self.freshsales_api_key
 
 
-class ConfigurationError(RuntimeError):
+class ConfigurationError(OperatorError):
     """A setting the requested step needs is missing or invalid; the message names it."""

@@ -47,6 +47,7 @@ from clinic_pipeline.mapping.plan_check import confirm_checked
 from clinic_pipeline.mapping.proposer import propose_plan
 from clinic_pipeline.mapping.secrets import secret_columns
 from clinic_pipeline.mapping.sign_off import SignOff, record_sign_off, require_sign_off
+from clinic_pipeline.model.objects import BY_NAME, FILES, STAGED_OBJECTS
 from clinic_pipeline.reports.rebuild import RebuildReference, build_rebuild_reference
 from clinic_pipeline.reports.sample_diff import SampleDiff, diff_sample
 from clinic_pipeline.reports.validation import ValidationReport, validate_migration, write_report
@@ -54,7 +55,6 @@ from clinic_pipeline.settings import ConfigurationError, Settings
 from clinic_pipeline.source.inventory import SchemaInventory, build_inventory, read_inventory, write_inventory
 from clinic_pipeline.source.inventory_page import write_inventory_page
 from clinic_pipeline.source.reader import SourceExport, open_source
-from clinic_pipeline.staging.objects import BY_NAME, FILES, STAGED_OBJECTS
 from clinic_pipeline.staging.quality import QualityResult, run_quality_checks
 from clinic_pipeline.staging.sample import SampleSelection, choose_sample
 from clinic_pipeline.staging.stage import StageResult, stage_object, tables_read

@@ -24,8 +24,8 @@ from clinic_pipeline.load.state import IdMapRow
 from clinic_pipeline.mapping.checklist import CustomFieldSpec, module_custom_fields
 from clinic_pipeline.mapping.plan import FieldMapping, MappingPlan, ObjectMapping
 from clinic_pipeline.mapping.plan_check import plan_problems
+from clinic_pipeline.model.objects import BY_NAME, MODULE_OBJECTS
 from clinic_pipeline.sandbox.launcher import SandboxHandle
-from clinic_pipeline.staging.objects import BY_NAME, CUSTOM_MODULES
 
 MODULE_FIELDS: dict[str, list[ModuleFieldSpec]] = {
     "insurance_plan": [
@@ -76,7 +76,7 @@ def _admin_field(sandbox: SandboxHandle, entity: str, name: str, ftype: str, **e
 def test_modules_and_fields_are_created_once_and_a_record_links_to_its_contact(
     client: FreshsalesClient, sandbox: SandboxHandle
 ) -> None:
-    assert set(MODULE_FIELDS) == {o.module for o in CUSTOM_MODULES}
+    assert set(MODULE_FIELDS) == {o.module for o in MODULE_OBJECTS}
 
     first = ensure_custom_modules(client, MODULE_FIELDS)
 
@@ -154,7 +154,7 @@ def test_a_lost_answer_while_creating_is_reconciled_by_reading_back(
         httpx.post(f"{sandbox.root_url}/_sandbox/faults", json={"rate_reset": 0}, timeout=10).raise_for_status()
 
     assert client.stats["outcome_unknown"] >= 1  # seed 3 loses at least one create's answer
-    assert len(result.modules_created) == len(CUSTOM_MODULES)
+    assert len(result.modules_created) == len(MODULE_OBJECTS)
     for module, specs in MODULE_FIELDS.items():
         names = [d.name for d in client.field_definitions(f"cm_{module}")]
         assert sorted(names) == sorted(["name", "cf_source_key", "cf_contact", *(s.name for s in specs)])

@@ -18,8 +18,8 @@ from clinic_pipeline.load.estimate import PLAN_LIMITS, ObjectEstimate, RateLimit
 from clinic_pipeline.load.loader import Loader
 from clinic_pipeline.load.payloads import prepare
 from clinic_pipeline.load.state import IdMapRow, StateStore, open_state
+from clinic_pipeline.model.objects import ACCOUNTS, CONTACTS, TASKS
 from clinic_pipeline.sandbox.launcher import SandboxHandle
-from clinic_pipeline.staging.objects import ACCOUNTS, CONTACTS, TASKS
 
 
 def _write(path: Path, rows: list[dict[str, Any]]) -> Path:

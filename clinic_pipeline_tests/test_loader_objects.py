@@ -24,8 +24,8 @@ from clinic_pipeline.load.loader import ChoiceNotFoundError, Loader, LoadResult
 from clinic_pipeline.load.owners import OwnerConfigurationError, OwnerMap
 from clinic_pipeline.load.payloads import marker
 from clinic_pipeline.load.state import StateStore, open_state
+from clinic_pipeline.model.objects import ACCOUNTS, APPOINTMENTS, BY_NAME, CONTACTS, DEALS, NOTES, TASKS
 from clinic_pipeline.sandbox.launcher import SandboxHandle
-from clinic_pipeline.staging.objects import ACCOUNTS, APPOINTMENTS, BY_NAME, CONTACTS, DEALS, NOTES, TASKS
 
 LAB = BY_NAME["lab_result"]
 WRITES = ("POST", "PUT", "DELETE")
@@ -332,7 +332,7 @@ from pydantic import SecretStr
 from clinic_pipeline.freshsales import FreshsalesClient, RateLimiter
 from clinic_pipeline.load.loader import Loader
 from clinic_pipeline.load.state import open_state
-from clinic_pipeline.staging.objects import BY_NAME
+from clinic_pipeline.model.objects import BY_NAME
 
 base_url, api_key, staged, state_path, run_id = sys.argv[1:]
 client = FreshsalesClient(base_url, SecretStr(api_key), rate_limiter=RateLimiter(100_000, 10_000))

@@ -14,11 +14,11 @@ from clinic_pipeline.mapping.plan import MappingPlan, read_plan, write_plan
 from clinic_pipeline.mapping.proposer import propose_plan
 from clinic_pipeline.mapping.review import render_review, review_rows
 from clinic_pipeline.mapping.synonyms import normalise, variants
+from clinic_pipeline.model.transforms import compile_transform
 from clinic_pipeline.samples import FIXTURE_DIR
 from clinic_pipeline.samples.generator import generate_clinic
 from clinic_pipeline.source.inventory import SchemaInventory, build_inventory
 from clinic_pipeline.source.reader import open_source
-from clinic_pipeline.staging.transforms import compile_transform
 
 FIXTURES = Path(__file__).parent / "fixtures"
 GOLD: dict[str, dict[str, Any]] = yaml.safe_load((FIXTURES / "gold_mappings.yaml").read_text(encoding="utf-8"))

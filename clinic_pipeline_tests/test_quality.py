@@ -8,7 +8,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from clinic_pipeline.staging.objects import ACCOUNTS, APPOINTMENTS, BY_NAME, CONTACTS, DEALS, FILES, StagedObject
+from clinic_pipeline.model.objects import ACCOUNTS, APPOINTMENTS, BY_NAME, CONTACTS, DEALS, FILES, FreshsalesObject
 from clinic_pipeline.staging.quality import QualityResult, population_rates, run_quality_checks
 
 SECRET = "Quixotic-Lemur"  # planted in bad values: must never surface in a result
@@ -151,7 +151,7 @@ def test_contacts_need_a_name_or_an_email(tmp_path: Path, accounts: Path) -> Non
         (BY_NAME["lab_result"], "SELECT 'l:1' AS _source_key, 'HbA1c' AS name", set()),
     ],
 )
-def test_required_fields_per_target_block(tmp_path: Path, obj: StagedObject, sql: str, failing: set[str]) -> None:
+def test_required_fields_per_target_block(tmp_path: Path, obj: FreshsalesObject, sql: str, failing: set[str]) -> None:
     results = run_quality_checks(obj, _write(tmp_path / f"{obj.name}.parquet", sql))
     assert {r.name for r in results if r.blocking and not r.passed} == failing
 

@@ -18,8 +18,8 @@ from clinic_pipeline.freshsales import FreshsalesClient, RateLimiter, RetryPolic
 from clinic_pipeline.load.loader import Loader
 from clinic_pipeline.load.rollback import ObjectRollback, restorable, rollback
 from clinic_pipeline.load.state import AuditEntry, StateStore, open_state
+from clinic_pipeline.model.objects import ACCOUNTS, CONTACTS
 from clinic_pipeline.sandbox.launcher import SandboxHandle
-from clinic_pipeline.staging.objects import ACCOUNTS, CONTACTS
 
 ACCOUNT_ROWS: list[dict[str, Any]] = [
     # Same key as the pre-existing account below: adopted and changed by the load.

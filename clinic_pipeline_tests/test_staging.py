@@ -10,9 +10,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from clinic_pipeline.mapping.plan import FieldMapping, MappingPlan, ObjectMapping, confirm_plan
+from clinic_pipeline.model.objects import ACCOUNTS, CONTACTS
 from clinic_pipeline.source.reader import open_source
 from clinic_pipeline.staging import stage
-from clinic_pipeline.staging.objects import ACCOUNTS, CONTACTS
 from clinic_pipeline.staging.stage import stage_object
 
 EXPORT = """Chart No,Given,Family,Birth,E-mail,Cell,Site

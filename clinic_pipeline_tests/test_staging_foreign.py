@@ -14,12 +14,12 @@ import pytest
 
 from clinic_pipeline.mapping.plan_check import confirm_checked
 from clinic_pipeline.mapping.proposer import propose_plan
+from clinic_pipeline.model.objects import STAGED_OBJECTS
+from clinic_pipeline.model.transforms import compile_transform, layered_from
 from clinic_pipeline.reports.source_compare import local_instant
 from clinic_pipeline.source.inventory import build_inventory
 from clinic_pipeline.source.reader import open_source
-from clinic_pipeline.staging.objects import STAGED_OBJECTS
 from clinic_pipeline.staging.stage import StageResult, stage_object
-from clinic_pipeline.staging.transforms import compile_transform, layered_from
 
 FIXTURES = Path(__file__).parent / "fixtures"
 

@@ -20,9 +20,9 @@ import pytest
 
 from clinic_pipeline.mapping.plan import FieldMapping, MappingPlan, ObjectMapping, confirm_plan
 from clinic_pipeline.mapping.proposer import propose_plan
+from clinic_pipeline.model.objects import BY_NAME, STAGED_OBJECTS
 from clinic_pipeline.source.inventory import build_inventory
 from clinic_pipeline.source.reader import SourceExport, open_source
-from clinic_pipeline.staging.objects import BY_NAME, STAGED_OBJECTS
 from clinic_pipeline.staging.stage import StageResult, stage_object
 
 SAMPLE = Path(__file__).parent / "fixtures" / "sample_shape"

@@ -7,7 +7,7 @@ from decimal import Decimal
 import duckdb
 import pytest
 
-from clinic_pipeline.staging.transforms import (
+from clinic_pipeline.model.transforms import (
     UnknownTransformError,
     compile_transform,
     layered_from,

@@ -20,6 +20,7 @@ from pydantic import SecretStr
 
 from clinic_pipeline.freshsales import FreshsalesClient, RateLimiter, RetryPolicy
 from clinic_pipeline.load.state import AuditEntry, IdMapRow, StateStore, open_state
+from clinic_pipeline.model.objects import BY_NAME
 from clinic_pipeline.reports.validation import (
     ValidationReport,
     marker_of,
@@ -27,7 +28,6 @@ from clinic_pipeline.reports.validation import (
     write_report,
 )
 from clinic_pipeline.sandbox.launcher import SandboxHandle
-from clinic_pipeline.staging.objects import BY_NAME
 
 OWNER = "priya.rao@clinic.example"
 DELTA = "2026-11-24-14:00"

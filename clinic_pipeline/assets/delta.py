@@ -16,7 +16,7 @@ from clinic_pipeline.assets.load import loaded_group
 from clinic_pipeline.assets.resources import ClinicPipelineResource
 from clinic_pipeline.assets.staging import quality_checks, staged_group
 from clinic_pipeline.delta.windows import WINDOW, closed_windows, partition_key
-from clinic_pipeline.staging.objects import STAGED_OBJECTS
+from clinic_pipeline.model.objects import STAGED_OBJECTS
 
 PREFIX = "delta_"
 GROUP = "delta"

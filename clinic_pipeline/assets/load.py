@@ -10,11 +10,11 @@ from clinic_pipeline import steps
 from clinic_pipeline.assets.resources import ClinicPipelineResource, operator_errors
 from clinic_pipeline.assets.sample import FRESHSALES_POOL, sample_diff
 from clinic_pipeline.assets.staging import staged_assets
-from clinic_pipeline.staging.objects import STAGED_OBJECTS, StagedObject
+from clinic_pipeline.model.objects import STAGED_OBJECTS, FreshsalesObject
 
 
 def loaded_asset(
-    obj: StagedObject,
+    obj: FreshsalesObject,
     staged: dict[str, dg.AssetsDefinition],
     *,
     prefix: str = "",

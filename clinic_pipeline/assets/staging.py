@@ -8,12 +8,12 @@ import dagster as dg
 from clinic_pipeline import steps
 from clinic_pipeline.assets.plan import confirmed_mapping
 from clinic_pipeline.assets.resources import ClinicPipelineResource, operator_errors
-from clinic_pipeline.staging.objects import STAGED_OBJECTS, StagedObject
+from clinic_pipeline.model.objects import STAGED_OBJECTS, FreshsalesObject
 from clinic_pipeline.staging.quality import QualityResult
 
 
 def staged_asset(
-    obj: StagedObject,
+    obj: FreshsalesObject,
     parents: dict[str, dg.AssetsDefinition],
     *,
     prefix: str = "",
@@ -56,7 +56,7 @@ def _metadata(results: list[QualityResult]) -> dict[str, dg.MetadataValue]:
     return metadata
 
 
-def quality_checks(obj: StagedObject, asset: dg.AssetsDefinition) -> list[dg.AssetChecksDefinition]:
+def quality_checks(obj: FreshsalesObject, asset: dg.AssetsDefinition) -> list[dg.AssetChecksDefinition]:
     """The object's Great Expectations suite as two checks: what must hold before a record moves
     (blocking: the load of this object and its dependents waits), and what is only reported."""
 

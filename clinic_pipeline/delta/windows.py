@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo
 import duckdb
 
 from clinic_pipeline.mapping.plan import MappingPlan
-from clinic_pipeline.staging.transforms import quote_ident, quote_literal
+from clinic_pipeline.sql import quote_ident, quote_literal
 
 WINDOW = timedelta(hours=1)
 # strptime formats whose text order is time order: SQLite can compare them as strings.

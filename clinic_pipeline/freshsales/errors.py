@@ -12,11 +12,13 @@ from typing import Any
 
 import httpx
 
+from clinic_pipeline.errors import OperatorError
+
 # An HTML error page (a proxy's 502, a maintenance page) is not worth quoting: it is long and says nothing.
 _MAX_TEXT_MESSAGE = 200
 
 
-class FreshsalesError(Exception):
+class FreshsalesError(OperatorError):
     """Base of every error the client raises. `status` is None when no HTTP answer arrived."""
 
     def __init__(

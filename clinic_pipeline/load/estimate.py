@@ -32,7 +32,7 @@ from clinic_pipeline.freshsales.client import MAX_BULK_ITEMS
 from clinic_pipeline.load.owners import OwnerMap
 from clinic_pipeline.load.payloads import LOOKUP_PREFIX, prepare
 from clinic_pipeline.load.state import IdMapRow, StateStore
-from clinic_pipeline.staging.objects import BY_NAME, STAGED_OBJECTS, StagedObject
+from clinic_pipeline.model.objects import BY_NAME, STAGED_OBJECTS, FreshsalesObject
 
 POLLS_PER_BULK_CALL = 1
 PLACEHOLDER_ID = 0  # a parent that gets its Freshsales id during the load
@@ -151,7 +151,7 @@ def _mapped_keys(state: StateStore, obj: str) -> pa.Table:
         return cursor.sql("SELECT source_key, payload_hash FROM id_map WHERE object = ?", params=[obj]).to_arrow_table()
 
 
-def _identifier_sql(obj: StagedObject, path: Path) -> str:
+def _identifier_sql(obj: FreshsalesObject, path: Path) -> str:
     """Whether a new record has the identifier bulk upsert creates by (accounts: name, contacts: email;
     deals have none the API accepts for a create)."""
     column = {"sales_accounts": "name", "contacts": "email"}.get(obj.entity)
@@ -181,7 +181,7 @@ class _Estimator:
             self._resolvable.add(parent)
         return f"ok_{parent}"
 
-    def object(self, obj: StagedObject, path: Path) -> ObjectEstimate:
+    def object(self, obj: FreshsalesObject, path: Path) -> ObjectEstimate:
         self._ensure_map(obj.name)
         lookups = [n for n in pq.read_schema(path).names if n.startswith(LOOKUP_PREFIX)]
         parent_targets = {BY_NAME[p].target: p for p in obj.parents}
@@ -229,7 +229,7 @@ class _Estimator:
             single_creates=single if obj.bulk else 0,
         )
 
-    def _changed(self, obj: StagedObject, path: Path) -> int:
+    def _changed(self, obj: FreshsalesObject, path: Path) -> int:
         """Mapped rows whose prepared body hashes differently. Rows are read with pyarrow, as the loader
         reads them, so values convert to the same Python types and hash alike."""
         selected = self._mem.sql(

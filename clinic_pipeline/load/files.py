@@ -32,11 +32,12 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from clinic_pipeline.errors import OperatorError
 from clinic_pipeline.freshsales.client import FreshsalesClient
 from clinic_pipeline.freshsales.errors import FreshsalesError, NotFoundError, OutcomeUnknownError, ValidationError
 from clinic_pipeline.load.state import AuditEntry, IdMapRow, StateStore
+from clinic_pipeline.model.objects import CONTACTS, FILES
 from clinic_pipeline.private_files import write_private_jsonl
-from clinic_pipeline.staging.objects import CONTACTS, FILES
 
 logger = logging.getLogger(__name__)
 
@@ -69,7 +70,7 @@ ORDER BY s._source_row, s._source_key
 """
 
 
-class FilesLoadFailedError(RuntimeError):
+class FilesLoadFailedError(OperatorError):
     """Some uploads ended without a known outcome even after reconciliation; a re-run reconciles them."""
 
 

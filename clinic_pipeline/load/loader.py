@@ -28,6 +28,7 @@ from typing import Any
 
 import pyarrow.parquet as pq
 
+from clinic_pipeline.errors import OperatorError
 from clinic_pipeline.freshsales.client import FreshsalesClient
 from clinic_pipeline.freshsales.errors import (
     FreshsalesError,
@@ -40,9 +41,9 @@ from clinic_pipeline.freshsales.models import JobStatus
 from clinic_pipeline.load.owners import OwnerMap
 from clinic_pipeline.load.payloads import OWNER_COLUMN, Prepared, marker, prepare
 from clinic_pipeline.load.state import AuditEntry, IdMapRow, Intent, StateStore
-from clinic_pipeline.mapping.catalog import CHOICE_SELECTORS
+from clinic_pipeline.model.objects import BY_NAME, CHOICE_PREFIX, CHOICE_SELECTORS, DESCRIPTION_MARKER, FreshsalesObject
+from clinic_pipeline.model.outcomes import IN_FRESHSALES, MAPPED, REPORTED, WRITTEN, LoadOutcome
 from clinic_pipeline.private_files import write_private_jsonl
-from clinic_pipeline.staging.objects import BY_NAME, CHOICE_PREFIX, DESCRIPTION_MARKER, StagedObject
 
 log = logging.getLogger(__name__)
 BATCH_SIZE = 100  # staged rows committed together
@@ -52,20 +53,17 @@ BULK_BATCH_SIZE = 500
 MAX_BULK_ITEMS = 100  # one bulk_upsert request, one `is_in` search
 # The API refused the record itself: retrying cannot help, the record goes to the rejected file.
 REJECTION_STATUSES = frozenset({400, 404, 409, 422})
-# Outcomes that put a record's id in the id map.
-MAPPED_OUTCOMES = frozenset({"created", "updated", "adopted", "found_existing"})
-REPORTED_OUTCOMES = frozenset({"rejected", "held_back", "unknown", "failed"})
 # What a pre-existing record may be matched on by bulk upsert, per entity: (search attribute, identifier).
 BULK_IDENTIFIERS = {"contacts": ("email", "emails"), "sales_accounts": ("name", "name")}
 KEY_NAMESPACE_SEPARATOR = ":"  # every source key is `<table>:<key>` (staging/objects.py)
 DUPLICATE_IDENTIFIER = "another staged record of this batch has the same email or name"
 
 
-class ChoiceNotFoundError(ValueError):
+class ChoiceNotFoundError(OperatorError, ValueError):
     """The plan names an outcome, status or stage the Freshsales account does not have."""
 
 
-class LoadFailedError(RuntimeError):
+class LoadFailedError(OperatorError):
     """Some records hit errors that outlasted the retries; what succeeded is committed, a re-run resumes."""
 
 
@@ -80,11 +78,11 @@ class LoadResult:
 
     @property
     def loaded(self) -> int:
-        return sum(self.outcomes[k] for k in ("created", "updated", "unchanged", "adopted", "found_existing"))
+        return sum(self.outcomes[k] for k in IN_FRESHSALES)
 
     @property
     def written(self) -> int:
-        return sum(self.outcomes[k] for k in ("created", "updated", "adopted", "rejected"))
+        return sum(self.outcomes[k] for k in WRITTEN)
 
     @property
     def records_per_request(self) -> float:
@@ -93,9 +91,9 @@ class LoadResult:
     def summary(self) -> dict[str, int | float]:
         """Counts for run metadata: no values, no keys."""
         counts: dict[str, int | float] = {"staged": self.staged, "loaded": self.loaded}
-        for outcome in ("created", "updated", "adopted", "found_existing", "unchanged", "rejected", "held_back"):
+        for outcome in (*sorted(IN_FRESHSALES), LoadOutcome.REJECTED, LoadOutcome.HELD_BACK):
             counts[outcome] = self.outcomes[outcome]
-        counts["unknown"] = self.outcomes["unknown"] + self.outcomes["failed"]
+        counts[LoadOutcome.UNKNOWN] = self.outcomes[LoadOutcome.UNKNOWN] + self.outcomes[LoadOutcome.FAILED]
         counts["owner_unresolved"] = self.owner_unresolved
         counts["requests"] = self.requests
         counts["records_per_request"] = self.records_per_request
@@ -126,7 +124,7 @@ def _batches(path: Path, size: int) -> Iterator[list[dict[str, Any]]]:
         yield batch.to_pylist()
 
 
-def _identifier_values(obj: StagedObject, record: dict[str, Any]) -> list[str]:
+def _identifier_values(obj: FreshsalesObject, record: dict[str, Any]) -> list[str]:
     if obj.entity == "contacts":
         values = [e.get("value") if isinstance(e, dict) else e for e in record.get("emails") or []]
         return [v for v in [*values, record.get("email")] if isinstance(v, str)]
@@ -158,7 +156,7 @@ class Loader:
         self._owners = owners
         self._fallback_owner_email = fallback_owner_email
 
-    def load(self, obj: StagedObject, staged_path: Path, rejected_dir: Path) -> LoadResult:
+    def load(self, obj: FreshsalesObject, staged_path: Path, rejected_dir: Path) -> LoadResult:
         requests_before = self._client.stats["requests"]
         result = LoadResult(obj.name)
         # Keyed by target: staged rows name their parents as `_lookup_<target>`.
@@ -178,7 +176,7 @@ class Loader:
                 self._commit(obj, sent, known)
                 for s in sent:
                     result.outcomes[s.outcome] += 1
-                    if s.outcome in REPORTED_OUTCOMES:
+                    if s.outcome in REPORTED:
                         rejected.append(
                             {
                                 "source_key": s.prepared.source_key,
@@ -193,7 +191,7 @@ class Loader:
         result.rejected_path = rejected_dir / f"{obj.name}.jsonl"
         write_private_jsonl(result.rejected_path, rejected)
         log.info("%s: %s", obj.name, result.summary())
-        unfinished = result.outcomes["failed"] + result.outcomes["unknown"]
+        unfinished = result.outcomes[LoadOutcome.FAILED] + result.outcomes[LoadOutcome.UNKNOWN]
         if unfinished:
             raise LoadFailedError(
                 f"{unfinished} {obj.name} records failed after retries or have an unknown outcome (see the audit "
@@ -203,7 +201,7 @@ class Loader:
 
     # ---- owners ------------------------------------------------------------------------------
 
-    def _choices(self, obj: StagedObject, staged_path: Path) -> dict[str, dict[str, int]]:
+    def _choices(self, obj: FreshsalesObject, staged_path: Path) -> dict[str, dict[str, int]]:
         """Field → lower-cased name → id of the account's reference rows the staged `_choice_*` columns name.
         A name the account lacks stops the object before any request: the plan's value map and the
         account's choices disagree (refused here, never at a record's load)."""
@@ -237,7 +235,7 @@ class Loader:
 
     # ---- reconciliation of what a previous run left open -------------------------------------
 
-    def _reconcile(self, obj: StagedObject, known: dict[str, IdMapRow]) -> None:
+    def _reconcile(self, obj: FreshsalesObject, known: dict[str, IdMapRow]) -> None:
         pending = self._state.pending_intents(obj.name)
         if not pending:
             return
@@ -251,19 +249,21 @@ class Loader:
             elif intent.before_image is not None:
                 # A record that existed before the migration, taken over by the lost bulk upsert.
                 sent.append(
-                    _Sent(prepared, "reconcile", "adopted", int(record["id"]), before_image=intent.before_image)
+                    _Sent(
+                        prepared, "reconcile", LoadOutcome.ADOPTED, int(record["id"]), before_image=intent.before_image
+                    )
                 )
             else:
-                sent.append(_Sent(prepared, "reconcile", "found_existing", int(record["id"])))
+                sent.append(_Sent(prepared, "reconcile", LoadOutcome.FOUND_EXISTING, int(record["id"])))
         log.info("%s: reconciled %d open intents, %d found", obj.name, len(pending), len(found))
         self._commit(obj, sent, known)
 
-    def _find(self, obj: StagedObject, intents: Sequence[Intent]) -> dict[str, dict[str, Any]]:
+    def _find(self, obj: FreshsalesObject, intents: Sequence[Intent]) -> dict[str, dict[str, Any]]:
         if obj.key_field != DESCRIPTION_MARKER:
             return self._client.find_by_keys(obj.entity, obj.key_field, [i.source_key for i in intents])
         return self._find_by_marker(obj, intents)
 
-    def _find_by_marker(self, obj: StagedObject, intents: Sequence[Intent]) -> dict[str, dict[str, Any]]:
+    def _find_by_marker(self, obj: FreshsalesObject, intents: Sequence[Intent]) -> dict[str, dict[str, Any]]:
         """Records without a searchable key: the parent contact's side-loaded records, matched by marker."""
         by_parent: dict[int, list[str]] = defaultdict(list)
         for intent in intents:
@@ -284,7 +284,7 @@ class Loader:
                     found[key] = child
         return found
 
-    def _unknown_keyed_records(self, obj: StagedObject, known: dict[str, IdMapRow]) -> bool:
+    def _unknown_keyed_records(self, obj: FreshsalesObject, known: dict[str, IdMapRow]) -> bool:
         """Does Freshsales hold records with a source key this state does not know (an earlier migration
         whose state is lost, a pre-existing import)? One count per object and run; only then are new
         records looked up by key before being sent, to be adopted rather than duplicated."""
@@ -302,7 +302,7 @@ class Loader:
             )
         return keyed != ours
 
-    def _adoptable(self, obj: StagedObject, news: list[Prepared]) -> dict[str, tuple[int, dict[str, Any]]]:
+    def _adoptable(self, obj: FreshsalesObject, news: list[Prepared]) -> dict[str, tuple[int, dict[str, Any]]]:
         """New records whose key Freshsales already holds: their id and before-image."""
         found = self._client.find_by_keys(obj.entity, obj.key_field, [p.source_key for p in news])
         return {key: (int(r["id"]), self._client.get(obj.entity, int(r["id"]))) for key, r in found.items()}
@@ -311,7 +311,7 @@ class Loader:
 
     def _load_batch(
         self,
-        obj: StagedObject,
+        obj: FreshsalesObject,
         batch: list[Prepared],
         known: dict[str, IdMapRow],
         pool: ThreadPoolExecutor,
@@ -324,9 +324,9 @@ class Loader:
         for p in batch:
             mapped = known.get(p.source_key)
             if p.payload is None:
-                sent.append(_Sent(p, "hold", "held_back", reason=p.held_back_reason))
+                sent.append(_Sent(p, "hold", LoadOutcome.HELD_BACK, reason=p.held_back_reason))
             elif mapped is not None and mapped.payload_hash == p.payload_hash:
-                sent.append(_Sent(p, "skip", "unchanged", mapped.freshsales_id))
+                sent.append(_Sent(p, "skip", LoadOutcome.UNCHANGED, mapped.freshsales_id))
             elif mapped is not None:
                 updates.append(p)
             else:
@@ -343,7 +343,7 @@ class Loader:
             by_identifier, duplicates = _unique_identifiers(
                 [p for p in news if p.identifier is not None and obj.entity in BULK_IDENTIFIERS]
             )
-            sent += [_Sent(p, "create", "rejected", reason=DUPLICATE_IDENTIFIER) for p in duplicates]
+            sent += [_Sent(p, "create", LoadOutcome.REJECTED, reason=DUPLICATE_IDENTIFIER) for p in duplicates]
             dropped = {p.source_key for p in duplicates}
             chosen = {p.source_key for p in by_identifier}
             news = [p for p in news if p.source_key not in dropped]
@@ -370,7 +370,7 @@ class Loader:
             sent.extend(bulk_future.result())
         return sent
 
-    def _pre_existing(self, obj: StagedObject, news: list[Prepared]) -> dict[str, dict[str, Any]]:
+    def _pre_existing(self, obj: FreshsalesObject, news: list[Prepared]) -> dict[str, dict[str, Any]]:
         """Before-images of records a bulk upsert by email/name would silently take over: one search per
         100 records, plus one read per record that was there before the migration."""
         attribute, identifier = BULK_IDENTIFIERS[obj.entity]
@@ -392,7 +392,7 @@ class Loader:
             log.info("%s: %d records existed before the migration and will be adopted", obj.name, len(out))
         return out
 
-    def _bulk(self, obj: StagedObject, items: list[_BulkItem]) -> list[_Sent]:
+    def _bulk(self, obj: FreshsalesObject, items: list[_BulkItem]) -> list[_Sent]:
         # One request at a time: a request refused as a whole is then isolated without resending others.
         return [
             sent
@@ -400,65 +400,67 @@ class Loader:
             for sent in self._bulk_request(obj, items[start : start + MAX_BULK_ITEMS])
         ]
 
-    def _bulk_request(self, obj: StagedObject, items: list[_BulkItem]) -> list[_Sent]:
+    def _bulk_request(self, obj: FreshsalesObject, items: list[_BulkItem]) -> list[_Sent]:
         body = [{"unique_identifier": i.identifier, "data": i.prepared.payload} for i in items]
         try:
             job = self._client.bulk_upsert(obj.entity, body)
         except JobTimeoutError:
-            return [_Sent(i.prepared, _op(i), "unknown", reason="bulk job did not finish") for i in items]
+            return [_Sent(i.prepared, _op(i), LoadOutcome.UNKNOWN, reason="bulk job did not finish") for i in items]
         except FreshsalesError as exc:
             if exc.status == 400 and len(items) > 1:
                 # The whole request was refused: halve it until the offending item stands alone.
                 middle = len(items) // 2
                 return self._bulk_request(obj, items[:middle]) + self._bulk_request(obj, items[middle:])
-            outcome = "rejected" if exc.status in REJECTION_STATUSES else "failed"
+            outcome = LoadOutcome.REJECTED if exc.status in REJECTION_STATUSES else LoadOutcome.FAILED
             return [_Sent(i.prepared, _op(i), outcome, None, exc.status, _reason(exc)) for i in items]
         results = _results_by_index(job, len(items))
         return [_job_outcome(item, result) for item, result in zip(items, results, strict=True)]
 
-    def _update(self, obj: StagedObject, p: Prepared, mapped: IdMapRow) -> _Sent:
+    def _update(self, obj: FreshsalesObject, p: Prepared, mapped: IdMapRow) -> _Sent:
         assert p.payload is not None
         try:
             self._client.update(obj.entity, mapped.freshsales_id, p.payload)
         except FreshsalesError as exc:
-            outcome = "rejected" if exc.status in REJECTION_STATUSES else "failed"
+            outcome = LoadOutcome.REJECTED if exc.status in REJECTION_STATUSES else LoadOutcome.FAILED
             return _Sent(p, "update", outcome, mapped.freshsales_id, exc.status, _reason(exc))
-        return _Sent(p, "update", "updated", mapped.freshsales_id, 200)
+        return _Sent(p, "update", LoadOutcome.UPDATED, mapped.freshsales_id, 200)
 
-    def _adopt(self, obj: StagedObject, p: Prepared, record_id: int, before: dict[str, Any]) -> _Sent:
+    def _adopt(self, obj: FreshsalesObject, p: Prepared, record_id: int, before: dict[str, Any]) -> _Sent:
         assert p.payload is not None
         try:
             self._client.update(obj.entity, record_id, p.payload)
         except FreshsalesError as exc:
-            outcome = "rejected" if exc.status in REJECTION_STATUSES else "failed"
+            outcome = LoadOutcome.REJECTED if exc.status in REJECTION_STATUSES else LoadOutcome.FAILED
             return _Sent(p, "update", outcome, record_id, exc.status, _reason(exc))
-        return _Sent(p, "update", "adopted", record_id, 200, before_image=before)
+        return _Sent(p, "update", LoadOutcome.ADOPTED, record_id, 200, before_image=before)
 
-    def _create(self, obj: StagedObject, p: Prepared) -> _Sent:
+    def _create(self, obj: FreshsalesObject, p: Prepared) -> _Sent:
         assert p.payload is not None
         try:
             try:
                 record = self._client.create(obj.entity, p.payload)
-                return _Sent(p, "create", "created", int(record["id"]), 201)
+                return _Sent(p, "create", LoadOutcome.CREATED, int(record["id"]), 201)
             except OutcomeUnknownError:
                 intent = Intent(p.source_key, p.payload_hash, p.parent_id)
                 found = self._find(obj, [intent]).get(p.source_key)
                 if found is not None:
-                    return _Sent(p, "create", "created", int(found["id"]), None)
+                    return _Sent(p, "create", LoadOutcome.CREATED, int(found["id"]), None)
                 try:
                     record = self._client.create(obj.entity, p.payload)
                 except OutcomeUnknownError:
-                    return _Sent(p, "create", "unknown", reason="outcome unknown twice; the next run reconciles it")
-                return _Sent(p, "create", "created", int(record["id"]), 201)
+                    return _Sent(
+                        p, "create", LoadOutcome.UNKNOWN, reason="outcome unknown twice; the next run reconciles it"
+                    )
+                return _Sent(p, "create", LoadOutcome.CREATED, int(record["id"]), 201)
         except FreshsalesError as exc:
-            outcome = "rejected" if exc.status in REJECTION_STATUSES else "failed"
+            outcome = LoadOutcome.REJECTED if exc.status in REJECTION_STATUSES else LoadOutcome.FAILED
             return _Sent(p, "create", outcome, None, exc.status, _reason(exc))
 
-    def _commit(self, obj: StagedObject, sent: list[_Sent], known: dict[str, IdMapRow]) -> None:
+    def _commit(self, obj: FreshsalesObject, sent: list[_Sent], known: dict[str, IdMapRow]) -> None:
         mapped = [
             IdMapRow(s.prepared.source_key, s.freshsales_id, s.prepared.payload_hash)
             for s in sent
-            if s.freshsales_id is not None and s.outcome in MAPPED_OUTCOMES
+            if s.freshsales_id is not None and s.outcome in MAPPED
         ]
         audit = [
             AuditEntry(
@@ -505,18 +507,18 @@ def _results_by_index(job: JobStatus, count: int) -> list[dict[str, Any] | None]
 def _job_outcome(item: _BulkItem, result: dict[str, Any] | None) -> _Sent:
     p = item.prepared
     if result is None:
-        return _Sent(p, _op(item), "unknown", reason="bulk job reported no result for the record")
+        return _Sent(p, _op(item), LoadOutcome.UNKNOWN, reason="bulk job reported no result for the record")
     status = result.get("status") if isinstance(result.get("status"), int) else None
     action = result.get("action")
     record_id = result.get("id")
     if action in ("created", "updated") and record_id is not None:
         if not item.is_new:
-            return _Sent(p, "update", "updated", int(record_id), status)
+            return _Sent(p, "update", LoadOutcome.UPDATED, int(record_id), status)
         if action == "created":
-            return _Sent(p, "create", "created", int(record_id), status)
+            return _Sent(p, "create", LoadOutcome.CREATED, int(record_id), status)
         # A new record that bulk upsert matched by email/name: it was already there.
-        return _Sent(p, "update", "adopted", int(record_id), status, before_image=item.before_image)
+        return _Sent(p, "update", LoadOutcome.ADOPTED, int(record_id), status, before_image=item.before_image)
     errors = result.get("errors") or {}
     messages = errors.get("message") if isinstance(errors, dict) else None
     reason = "; ".join(str(m) for m in messages) if isinstance(messages, list) else str(messages or "failed")
-    return _Sent(p, _op(item), "rejected", None, status, reason)
+    return _Sent(p, _op(item), LoadOutcome.REJECTED, None, status, reason)

@@ -21,10 +21,12 @@ from typing import Literal, Self, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from clinic_pipeline.errors import OperatorError
 from clinic_pipeline.freshsales.client import FreshsalesClient
 from clinic_pipeline.freshsales.errors import OutcomeUnknownError
 from clinic_pipeline.freshsales.models import FieldDefinition, ModuleCustomization
 from clinic_pipeline.mapping.checklist import CustomFieldSpec
+from clinic_pipeline.model.objects import ADMIN_FIELD_ENTITIES, SOURCE_KEY_FIELD
 
 logger = logging.getLogger(__name__)
 
@@ -52,10 +54,9 @@ COMPATIBLE_TYPES: dict[str, frozenset[str]] = {
 _CREATE_TYPE = {"datetime": "date_time_split"}
 _FROM_FRESHSALES_TYPE = {v: k for k, v in _CREATE_TYPE.items()}
 _FIELD_NAME = re.compile(r"cf_[a-z0-9_]+")
-VERIFIABLE_ENTITIES = frozenset({"contacts", "sales_accounts", "deals"})
 
 
-class SchemaError(RuntimeError):
+class SchemaError(OperatorError):
     """Freshsales holds a field the migration needs with another type (names and types only)."""
 
 
@@ -99,13 +100,13 @@ class ModuleFieldSpec(BaseModel):
         return f"lookup→{self.lookup_to}" if self.type == "lookup" else self.freshsales_type
 
 
-SOURCE_KEY_FIELD = ModuleFieldSpec(name="cf_source_key", label="Source key", type="text")
+SOURCE_KEY_SPEC = ModuleFieldSpec(name=SOURCE_KEY_FIELD, label="Source key", type="text")
 CONTACT_LINK_FIELD = ModuleFieldSpec(name="cf_contact", label="Contact", type="lookup", lookup_to="contact")
 # Created only for modules whose plan links a payer or organization (`lookup:sales_account`).
 ACCOUNT_LINK_FIELD = ModuleFieldSpec(
     name="cf_sales_account", label="Sales account", type="lookup", lookup_to="sales_account"
 )
-BUILT_IN_FIELDS = (SOURCE_KEY_FIELD, CONTACT_LINK_FIELD)
+BUILT_IN_FIELDS = (SOURCE_KEY_SPEC, CONTACT_LINK_FIELD)
 
 
 class ModuleOutcome(BaseModel):
@@ -296,8 +297,8 @@ def verify_custom_fields(client: FreshsalesClient, required: Mapping[str, Sequen
     (`datetime`, `email`…) or Freshsales' own (`date_time_split`, `textarea`…)."""
     problems: list[str] = []
     for entity, fields in required.items():
-        if entity not in VERIFIABLE_ENTITIES:
-            raise ValueError(f"{entity}: custom fields are verified on {', '.join(sorted(VERIFIABLE_ENTITIES))}")
+        if entity not in ADMIN_FIELD_ENTITIES:
+            raise ValueError(f"{entity}: custom fields are verified on {', '.join(sorted(ADMIN_FIELD_ENTITIES))}")
         if not fields:
             continue
         present = {d.name: d.type or "unknown" for d in client.field_definitions(entity)}

@@ -19,7 +19,7 @@ from typing import Any
 
 from clinic_pipeline.load.owners import OwnerMap
 from clinic_pipeline.load.state import IdMapRow
-from clinic_pipeline.staging.objects import CHOICE_PREFIX, DESCRIPTION_MARKER, StagedObject
+from clinic_pipeline.model.objects import CHOICE_PREFIX, DESCRIPTION_MARKER, FreshsalesObject
 
 LOOKUP_PREFIX = "_lookup_"
 OWNER_COLUMN = "_owner_email"
@@ -67,7 +67,7 @@ def payload_hash(payload: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def _link(obj: StagedObject, parent: str, parent_id: int, body: dict[str, Any], custom: dict[str, Any]) -> None:
+def _link(obj: FreshsalesObject, parent: str, parent_id: int, body: dict[str, Any], custom: dict[str, Any]) -> None:
     if obj.entity == "contacts" and parent == "sales_account":
         body["sales_accounts"] = [{"id": parent_id, "is_primary": True}]
     elif obj.entity == "deals" and parent == "contact":
@@ -85,7 +85,7 @@ def _link(obj: StagedObject, parent: str, parent_id: int, body: dict[str, Any], 
         body[f"{parent}_id"] = parent_id
 
 
-def _identifier(obj: StagedObject, body: dict[str, Any]) -> dict[str, str] | None:
+def _identifier(obj: FreshsalesObject, body: dict[str, Any]) -> dict[str, str] | None:
     """The identifier Freshsales' bulk upsert accepts for a new record: contacts by email, accounts by name."""
     if obj.entity == "contacts":
         email = body.get("email")
@@ -99,7 +99,7 @@ def _identifier(obj: StagedObject, body: dict[str, Any]) -> dict[str, str] | Non
     return None
 
 
-def _apply_owner(obj: StagedObject, owner_id: int, body: dict[str, Any]) -> None:
+def _apply_owner(obj: FreshsalesObject, owner_id: int, body: dict[str, Any]) -> None:
     if obj.entity == "appointments":
         # Appointments have no owner field: the provider attends as a user.
         body.setdefault("appointment_attendees_attributes", []).append(
@@ -110,7 +110,7 @@ def _apply_owner(obj: StagedObject, owner_id: int, body: dict[str, Any]) -> None
 
 
 def prepare(
-    obj: StagedObject,
+    obj: FreshsalesObject,
     row: dict[str, Any],
     parents: dict[str, dict[str, IdMapRow]],
     owners: OwnerMap | None = None,

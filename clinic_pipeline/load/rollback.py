@@ -28,7 +28,7 @@ from pydantic import BaseModel, Field
 from clinic_pipeline.freshsales.client import MAX_BULK_ITEMS, FreshsalesClient
 from clinic_pipeline.freshsales.errors import FreshsalesError, NotFoundError
 from clinic_pipeline.load.state import AuditEntry, StateStore
-from clinic_pipeline.staging.objects import SOURCE_KEY_FIELD, STAGED_OBJECTS, StagedObject
+from clinic_pipeline.model.objects import SOURCE_KEY_FIELD, STAGED_OBJECTS, FreshsalesObject
 
 log = logging.getLogger(__name__)
 
@@ -195,7 +195,7 @@ WHERE m.object = $object AND EXISTS (
 """
 
 
-def _params(obj: StagedObject, run_ids: Sequence[str] | None) -> dict[str, Any]:
+def _params(obj: FreshsalesObject, run_ids: Sequence[str] | None) -> dict[str, Any]:
     return {
         "object": obj.name,
         "created": list(CREATED_OUTCOMES),
@@ -206,7 +206,7 @@ def _params(obj: StagedObject, run_ids: Sequence[str] | None) -> dict[str, Any]:
     }
 
 
-def _plan(state: StateStore, obj: StagedObject, run_ids: Sequence[str] | None) -> tuple[list[_Action], int]:
+def _plan(state: StateStore, obj: FreshsalesObject, run_ids: Sequence[str] | None) -> tuple[list[_Action], int]:
     """(actions left to do, records a previous rollback already finished) for one object."""
     params = _params(obj, run_ids)
     rows = _con(state).execute(_PLAN_SQL, params).fetchall()
@@ -245,7 +245,7 @@ class _Rollback:
         self._run_id = run_id
         self._pool = pool
 
-    def object(self, obj: StagedObject, run_ids: Sequence[str] | None) -> ObjectRollback:
+    def object(self, obj: FreshsalesObject, run_ids: Sequence[str] | None) -> ObjectRollback:
         counts = ObjectRollback()
         actions, counts.already_done = _plan(self._state, obj, run_ids)
         deletes = [a for a in actions if a.before_image is None]
@@ -265,7 +265,7 @@ class _Rollback:
         return counts
 
     def _unreconciled(
-        self, obj: StagedObject, run_ids: Sequence[str] | None, planned: set[int], counts: ObjectRollback
+        self, obj: FreshsalesObject, run_ids: Sequence[str] | None, planned: set[int], counts: ObjectRollback
     ) -> list[_Action]:
         """Records created by a request whose answer was lost, found by their source key. The loader
         searches before it creates, so a record holding one of these keys is one of ours."""
@@ -285,7 +285,7 @@ class _Rollback:
             counts.unsupported += len(keys)  # no searchable key (description markers): an admin checks these
         return [a for a in actions if a.freshsales_id not in planned]
 
-    def _commit(self, obj: StagedObject, done: list[_Done], counts: ObjectRollback) -> None:
+    def _commit(self, obj: FreshsalesObject, done: list[_Done], counts: ObjectRollback) -> None:
         audit = [AuditEntry(d.op, d.outcome, d.action.source_key, d.action.freshsales_id, d.http_status) for d in done]
         self._state.record_batch(obj=obj.name, run_id=self._run_id, partition=None, mapped=[], audit=audit)
         _con(self._state).execute(_FORGET_MAPPED_SQL, {"object": obj.name}).fetchall()
@@ -297,7 +297,7 @@ class _Rollback:
             else:
                 counts.restored += 1
 
-    def _delete_chunk(self, obj: StagedObject, chunk: Sequence[_Action]) -> list[_Done]:
+    def _delete_chunk(self, obj: FreshsalesObject, chunk: Sequence[_Action]) -> list[_Done]:
         in_bin = False
         if obj.entity in BULK_DESTROY_ENTITIES or obj.module is not None:
             try:
@@ -311,7 +311,7 @@ class _Rollback:
                 )
         return list(self._pool.map(lambda a: self._delete_one(obj, a, in_bin), chunk))
 
-    def _delete_one(self, obj: StagedObject, action: _Action, in_bin: bool) -> _Done:
+    def _delete_one(self, obj: FreshsalesObject, action: _Action, in_bin: bool) -> _Done:
         steps: list[Callable[[str, int], None]] = [] if in_bin else [self._client.delete]
         if obj.entity not in NO_RECYCLE_BIN:
             steps.append(self._client.forget)
@@ -324,7 +324,7 @@ class _Rollback:
                 return _Done(action, "delete", "failed", exc.status)
         return _Done(action, "delete", "deleted", 200)
 
-    def _restore(self, obj: StagedObject, action: _Action) -> _Done:
+    def _restore(self, obj: FreshsalesObject, action: _Action) -> _Done:
         assert action.before_image is not None
         try:
             current = self._client.get(obj.entity, action.freshsales_id)

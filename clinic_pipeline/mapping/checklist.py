@@ -13,8 +13,7 @@ from pathlib import Path
 from pydantic import BaseModel
 
 from clinic_pipeline.mapping.plan import MappingPlan
-from clinic_pipeline.staging.objects import BY_TARGET, STAGED_OBJECTS
-from clinic_pipeline.staging.uniqueness import POLICY_FIELDS
+from clinic_pipeline.model.objects import ADMIN_FIELD_ENTITIES, BY_TARGET, POLICY_FIELDS, STAGED_OBJECTS
 
 # Plan field types → the Freshsales field type the admin picks.
 FRESHSALES_FIELD_TYPE = {
@@ -28,10 +27,6 @@ FRESHSALES_FIELD_TYPE = {
     "dropdown": "dropdown",
     "checkbox": "checkbox",
 }
-
-
-# Entities whose custom fields only an admin can create; custom modules the tool creates itself.
-ADMIN_ENTITIES = frozenset({"contacts", "sales_accounts", "deals"})
 
 
 class CustomFieldSpec(BaseModel):
@@ -75,7 +70,7 @@ def plan_custom_fields(plan: MappingPlan) -> list[CustomFieldSpec]:
 
 def required_custom_fields(plan: MappingPlan) -> list[CustomFieldSpec]:
     """The fields the admin must create: contacts, accounts and deals (the checklist)."""
-    return [s for s in plan_custom_fields(plan) if s.entity in ADMIN_ENTITIES]
+    return [s for s in plan_custom_fields(plan) if s.entity in ADMIN_FIELD_ENTITIES]
 
 
 def module_custom_fields(plan: MappingPlan) -> dict[str, list[CustomFieldSpec]]:

@@ -11,9 +11,9 @@ A foreign key (declared, or inferred by the inventory from names and value conta
 
 from __future__ import annotations
 
-from clinic_pipeline.mapping.catalog import target_object
 from clinic_pipeline.mapping.plan import FieldMapping, RowFilter
 from clinic_pipeline.mapping.synonyms import CLERK_ROLE_WORDS, CONCEPT_BY_KEY, OWNER_ROLE_WORDS, normalise, snake_name
+from clinic_pipeline.model.objects import target_object
 from clinic_pipeline.source.inventory import ColumnProfile, Relationship, SchemaInventory, TableProfile
 
 CHILDREN_OF_CONTACT = ("deal", "appointment", "task", "note", "file")

@@ -19,7 +19,7 @@ from pydantic import BaseModel
 from clinic_pipeline.freshsales.models import Owner
 from clinic_pipeline.mapping.plan import MappingPlan
 from clinic_pipeline.private_files import write_private_table, write_private_text
-from clinic_pipeline.staging.transforms import quote_ident
+from clinic_pipeline.sql import quote_ident
 
 OwnerStatus = Literal["resolved", "inactive_user", "no_user", "no_email"]
 

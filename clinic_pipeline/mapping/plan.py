@@ -11,7 +11,8 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
-FieldType = Literal["text", "number", "date", "datetime", "dropdown", "checkbox", "email", "phone", "url", "lookup"]
+from clinic_pipeline.errors import OperatorError
+from clinic_pipeline.model.objects import FieldType
 
 
 class FieldMapping(BaseModel):
@@ -140,7 +141,7 @@ class MappingPlan(BaseModel):
         return [o for o in self.objects if o.target == target or target in o.also]
 
 
-class PlanNotConfirmedError(RuntimeError):
+class PlanNotConfirmedError(OperatorError):
     """Raised before any record moves when the plan is unconfirmed or changed since confirmation."""
 
 

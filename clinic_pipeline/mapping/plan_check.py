@@ -15,37 +15,17 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping
 
-from clinic_pipeline.mapping.catalog import NOT_MIGRATED, USER, target_object
-from clinic_pipeline.mapping.plan import FieldMapping, FieldType, MappingPlan, ObjectMapping, confirm_plan
+from clinic_pipeline.errors import OperatorError
+from clinic_pipeline.mapping.plan import FieldMapping, MappingPlan, ObjectMapping, confirm_plan
+from clinic_pipeline.model.objects import NOT_MIGRATED, USERS, FieldType, target_object
+from clinic_pipeline.model.transforms import UnknownTransformError, transform_of
 
-_TEXTUAL: frozenset[FieldType] = frozenset({"text", "dropdown", "email", "phone", "url"})
-# The types each transform's value can be stored as (transforms.py's vocabulary).
-_TRANSFORM_TYPES: dict[str, frozenset[FieldType]] = {
-    "trim": _TEXTUAL,
-    "picklist": _TEXTUAL,
-    "from_reference": _TEXTUAL,
-    "lower_email": frozenset({"email", "text"}),
-    "phone": frozenset({"phone", "text"}),
-    "parse_date": frozenset({"date"}),
-    "parse_datetime": frozenset({"datetime"}),
-    "local_datetime": frozenset({"datetime"}),
-    "end_after_minutes": frozenset({"datetime"}),
-    "end_after_seconds": frozenset({"datetime"}),
-    "cents": frozenset({"number"}),
-    "number": frozenset({"number"}),
-    "integer": frozenset({"number"}),
-    "boolean": frozenset({"checkbox"}),
-    "lookup": frozenset({"lookup"}),
-    "owner_by_email": frozenset({"lookup"}),
-    "choice": frozenset({"lookup"}),
-}
 # Fed by staging itself when no line does: a module record's name falls back to its source key.
 _FED_BY_STAGING = frozenset({"name"})
-# Freshsales accepts a contact with any one of these.
-_CONTACT_IDENTITY = ("first_name", "last_name", "emails")
+_TEXTUAL: frozenset[FieldType] = frozenset({"text", "dropdown", "email", "phone", "url"})
 
 
-class PlanInvalidError(ValueError):
+class PlanInvalidError(OperatorError, ValueError):
     """The plan cannot be confirmed as it stands; the message lists every problem."""
 
 
@@ -62,21 +42,23 @@ def _line_problems(mapping: ObjectMapping, line: FieldMapping) -> list[str]:
         problems.append(f"{where}: {mapping.target} has no such field (custom fields are cf_<name> with custom: true)")
     elif field is not None and not _fits(line, field.type):
         problems.append(f"{where}: the line's type {line.type} does not fit the field's type {field.type}")
-    name = (line.transform or "trim").partition(":")[0]
-    produced = _TRANSFORM_TYPES.get(name)
-    if produced is None:
-        problems.append(f"{where}: unknown transform {line.transform!r}")
-    elif line.type not in produced:
-        problems.append(f"{where}: transform {name} does not yield a {line.type} value")
+    try:
+        transform, _arg = transform_of(line.transform)
+    except UnknownTransformError as exc:
+        problems.append(f"{where}: {exc}")
+    else:
+        if line.type not in transform.yields:
+            problems.append(f"{where}: transform {transform.name} does not yield a {line.type} value")
     return problems
 
 
 def _required_problems(mapping: ObjectMapping, fed: set[str]) -> list[str]:
-    if mapping.target == "contact":
-        if fed.isdisjoint(_CONTACT_IDENTITY):
-            return [f"{mapping.source_table} → contact: nothing feeds {', '.join(_CONTACT_IDENTITY)} (one is required)"]
-        return []
     target = target_object(mapping.target)
+    if target.identity:
+        if fed.isdisjoint(target.identity):
+            identity = ", ".join(target.identity)
+            return [f"{mapping.source_table} → {mapping.target}: nothing feeds {identity} (one is required)"]
+        return []
     missing = [n for n, f in target.fields.items() if f.required and n not in fed and n not in _FED_BY_STAGING]
     if not missing:
         return []
@@ -102,7 +84,7 @@ def plan_problems(
         except ValueError as unknown:
             problems.append(f"{mapping.source_table}: {unknown}")
             continue
-        if mapping.target == USER.name:
+        if mapping.target == USERS.target:
             continue  # staff are matched to existing users by email (owner map), never created
         if not mapping.source_key:
             problems.append(f"{mapping.source_table} → {mapping.target}: no source_key (the loader needs one)")

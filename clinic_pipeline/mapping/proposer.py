@@ -20,8 +20,9 @@ Conventions the plan follows:
 - Sensitive identifiers (SSN, insurance member/policy ids, licence numbers) → target null, with a reason.
 - Created/updated timestamps → `cf_source_created_at` / `cf_source_updated_at` (Freshsales sets its own
   `created_at`/`updated_at` and ignores client values, so the originals are kept in custom fields).
-- Pick-list columns stay `type: text` with the `picklist` transform: the plan carries no choice list yet,
-  and a dropdown without its choices would reject every value.
+- Pick-list columns keep `type: text` with the `picklist` transform unless the plan lists their choices
+  (a dropdown without its choices would reject every value); statuses naming a Freshsales reference row
+  (an appointment's outcome) use `choice:<selector>` with a value map.
 
 Clinic location → account rule: a location/clinic/facility column on the contact table becomes the
 line `{target: sales_accounts, type: lookup, transform: "lookup:sales_account"}` and the object gets
@@ -29,16 +30,8 @@ line `{target: sales_accounts, type: lookup, transform: "lookup:sales_account"}`
 account `name` = the trimmed value (first spelling in row order), `cf_source_key` =
 `<table>.<column>:<lower(trimmed value)>`, and the contact links to that account.
 
-Transform vocabulary (exactly what `staging.transforms` compiles to SQL; `None` means `trim`):
-  trim                  whitespace trimmed; empty and null-like sentinels (N/A, NULL, 0000-00-00) → null
-  lower_email           trimmed, lower-cased, must look like an address; placeholders (none@none.com) dropped
-  phone                 E.164 (+1 for 10-digit NANP numbers) where possible, else the trimmed original
-  parse_date:<fmt>      strptime format (e.g. parse_date:%m/%d/%Y) → YYYY-MM-DD; sentinel dates → null
-  parse_datetime:<fmt>  strptime format of a local wall-clock time in the manifest's zone → ISO-8601 UTC
-  cents                 money text ($1,234.50) → exact decimal to the cent, never through a float
-  picklist              trimmed value kept as the pick-list choice
-  lookup:<object>       the parent record's source key (resolved to its Freshsales id at load time);
-                        here only lookup:sales_account, per the location rule above
+The transforms a line may name, with the types each yields, are `model.transforms.TRANSFORMS`
+(`vocabulary()` prints them); the plan check refuses any other.
 """
 
 from __future__ import annotations
@@ -55,7 +48,6 @@ from clinic_pipeline.mapping.activities import (
     time_lines,
     with_title,
 )
-from clinic_pipeline.mapping.catalog import CONTACT, NOT_MIGRATED, SALES_ACCOUNT
 from clinic_pipeline.mapping.grain import per_encounter
 from clinic_pipeline.mapping.links import (
     accepted,
@@ -66,7 +58,7 @@ from clinic_pipeline.mapping.links import (
     soft_delete_filter,
 )
 from clinic_pipeline.mapping.outcomes import cancelled_rule, outcome_line
-from clinic_pipeline.mapping.plan import FieldMapping, FieldType, MappingPlan, ObjectMapping, RowFilter, SkipRule
+from clinic_pipeline.mapping.plan import FieldMapping, MappingPlan, ObjectMapping, RowFilter, SkipRule
 from clinic_pipeline.mapping.secrets import secret_evidence
 from clinic_pipeline.mapping.synonyms import (
     CONCEPT_BY_KEY,
@@ -80,7 +72,8 @@ from clinic_pipeline.mapping.synonyms import (
     snake_name,
     variants,
 )
-from clinic_pipeline.reports.freshsales_workflows import WORKFLOW_ROLES
+from clinic_pipeline.mapping.workflow_vocabulary import WORKFLOW_ROLES
+from clinic_pipeline.model.objects import ACCOUNTS, CONTACTS, NOT_MIGRATED, FieldType
 from clinic_pipeline.source.inventory import ColumnProfile, SchemaInventory, TableProfile
 
 NAME_WEIGHT = 0.65
@@ -135,7 +128,7 @@ _ADDRESS: dict[str, list[_Target]] = {
 }
 # Concept → targets in order of preference, per Freshsales object with a field map in this version.
 TARGETS: dict[str, dict[str, list[_Target]]] = {
-    CONTACT.name: {
+    CONTACTS.target: {
         **_COMMON,
         **_ADDRESS,
         "first_name": [_t("first_name", "text")],
@@ -178,7 +171,7 @@ TARGETS: dict[str, dict[str, list[_Target]]] = {
         "file_size": [_t("size_bytes", "number", "integer")],
         "checksum": [_t("sha256", "text")],
     },
-    SALES_ACCOUNT.name: {
+    ACCOUNTS.target: {
         **_COMMON,
         **_ADDRESS,
         "full_name": [_t("name", "text")],
@@ -626,10 +619,10 @@ def _key_line(
         if key.null_count == 0
         else f"unique; empty on {key.null_count} of {table.row_count} rows, which staging quarantines"
     )
-    if target == CONTACT.name:
+    if target == CONTACTS.target:
         return FieldMapping(
             source=key.name,
-            target=CONTACT.key_field,
+            target=CONTACTS.key_field,
             type="text",
             transform="trim",
             confidence=confidence,
@@ -775,7 +768,7 @@ def _propose_object(
     if target not in TARGETS and not target.startswith("custom_module:") and target != "user":
         reasons.append(f"{target}: generic field map in this version (custom fields), review every line")
         score = min(score, threshold - 0.01)
-    also = ["sales_account"] if target == CONTACT.name and any(_derives_account(f) for f in fields) else []
+    also = ["sales_account"] if target == CONTACTS.target and any(_derives_account(f) for f in fields) else []
     if also:
         location = next(f.source for f in fields if _derives_account(f))
         reasons.append(f"one sales_account per distinct {location}, linked to each contact")
@@ -792,7 +785,7 @@ def _propose_object(
         skip_rules=rules,
         changed_at=changed.name if changed else None,
         changed_at_format=changed.format if changed else None,
-        duplicates="keep_flagged" if target == CONTACT.name else None,
+        duplicates="keep_flagged" if target == CONTACTS.target else None,
         fields=fields,
     )
     if target == "appointment":

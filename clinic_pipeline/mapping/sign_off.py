@@ -14,8 +14,10 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
+from clinic_pipeline.errors import OperatorError
 
-class SignOffRequiredError(RuntimeError):
+
+class SignOffRequiredError(OperatorError):
     """The full migration waits for a signed-off sample diff of exactly this plan."""
 
 

@@ -6,7 +6,7 @@ are read from the export; every rule becomes an entry with its trigger, conditio
 clinic wrote them (JSON parsed when it parses) and the Freshsales workflow to build: module, entry
 point, actions, and what is not native (SMS). Every report gets the Freshsales object its data now
 lives in, through the plan, and a report type. Columns are found by vocabulary, never by one vendor's
-names (`freshsales_workflows` holds the words).
+names (`workflow_vocabulary` holds the words).
 
 Outputs (JSON for machines, Markdown checklist and HTML for the admin) may quote staff-written rule text
 such as message templates, so they are written 0600; the returned summary holds counts, table names and
@@ -25,10 +25,10 @@ from typing import Annotated, Any, Literal
 import duckdb
 from pydantic import BaseModel, Field
 
+from clinic_pipeline.mapping import workflow_vocabulary as fw
 from clinic_pipeline.mapping.plan import MappingPlan, ObjectMapping
 from clinic_pipeline.mapping.synonyms import ABBREVIATIONS, normalise
 from clinic_pipeline.private_files import write_private_text
-from clinic_pipeline.reports import freshsales_workflows as fw
 from clinic_pipeline.source.reader import ROW_COLUMN, VIEW_SCHEMA, SourceExport, quote_ident, table_name
 
 SCHEMA_VERSION = 1

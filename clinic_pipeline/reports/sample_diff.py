@@ -29,12 +29,12 @@ from clinic_pipeline.freshsales.client import FreshsalesClient
 from clinic_pipeline.freshsales.errors import NotFoundError
 from clinic_pipeline.load.state import StateStore
 from clinic_pipeline.mapping.plan import FieldMapping, MappingPlan, ObjectMapping, parent_key_value
+from clinic_pipeline.model.objects import BY_NAME, BY_TARGET, STAGED_OBJECTS, FreshsalesObject
 from clinic_pipeline.private_files import write_private_text
 from clinic_pipeline.reports import source_compare as cmp
 from clinic_pipeline.source.inventory import SchemaInventory
-from clinic_pipeline.staging.objects import BY_NAME, BY_TARGET, STAGED_OBJECTS, StagedObject
+from clinic_pipeline.sql import quote_ident
 from clinic_pipeline.staging.stage import skipped_sql
-from clinic_pipeline.staging.transforms import quote_ident
 from clinic_pipeline.staging.uniqueness import ALIASES_DIR
 
 Verdict = Literal["matched", "differs", "missing"]
@@ -213,7 +213,7 @@ def _actual(record: dict[str, Any], field: str) -> Any:
     return value
 
 
-def _mapping_for(plan: MappingPlan, obj: StagedObject, table: str) -> ObjectMapping | None:
+def _mapping_for(plan: MappingPlan, obj: FreshsalesObject, table: str) -> ObjectMapping | None:
     return next((m for m in plan.objects if m.target == obj.target and m.source_table == table), None)
 
 
@@ -223,7 +223,7 @@ def _text(value: Any) -> str:
 
 def _compare_line(
     ctx: _Context,
-    obj: StagedObject,
+    obj: FreshsalesObject,
     line: FieldMapping,
     raw: dict[str, Any],
     record: dict[str, Any],
@@ -299,7 +299,9 @@ def _compare_line(
     return ("missing" if actual in (None, "", []) else "differs"), value, actual
 
 
-def _compare_object(ctx: _Context, obj: StagedObject, path: Path, tallies: dict, rows: list[_Row]) -> tuple[int, int]:
+def _compare_object(
+    ctx: _Context, obj: FreshsalesObject, path: Path, tallies: dict, rows: list[_Row]
+) -> tuple[int, int]:
     columns = ["_source_key", "_source_table", "_source_row"]
     if "_lookup_contact" in pq.read_schema(path).names:
         columns.append("_lookup_contact")
@@ -363,7 +365,7 @@ def _compare_object(ctx: _Context, obj: StagedObject, path: Path, tallies: dict,
     return records, missing_records
 
 
-def _fetch(ctx: _Context, obj: StagedObject, freshsales_id: int, contact_key: str | None) -> dict[str, Any] | None:
+def _fetch(ctx: _Context, obj: FreshsalesObject, freshsales_id: int, contact_key: str | None) -> dict[str, Any] | None:
     try:
         if obj.entity != "notes":
             return ctx.client.get(obj.entity, freshsales_id, include=INCLUDES.get(obj.entity))

@@ -13,7 +13,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from clinic_pipeline.staging.transforms import NULL_LIKE, PLACEHOLDER_EMAILS, SENTINEL_MAX_YEAR
+from clinic_pipeline.model.transforms import NULL_LIKE, PLACEHOLDER_EMAILS, SENTINEL_MAX_YEAR
 
 DATE_FORMATS = ("%Y-%m-%d", "%m/%d/%Y", "%d/%m/%Y", "%m/%d/%y", "%d.%m.%Y", "%Y/%m/%d")
 DATETIME_FORMATS = ("%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M", "%m/%d/%Y %H:%M", "%m/%d/%Y %I:%M %p")

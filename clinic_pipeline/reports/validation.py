@@ -39,8 +39,9 @@ from clinic_pipeline.freshsales.client import FreshsalesClient
 from clinic_pipeline.freshsales.errors import NotFoundError, ViewNotFoundError
 from clinic_pipeline.load.payloads import MODULE_ACCOUNT_FIELD
 from clinic_pipeline.load.state import StateStore
+from clinic_pipeline.model.objects import BY_NAME, DESCRIPTION_MARKER, STAGED_OBJECTS, FreshsalesObject
+from clinic_pipeline.model.outcomes import IN_FRESHSALES
 from clinic_pipeline.reports.charts import bar_chart
-from clinic_pipeline.staging.objects import BY_NAME, DESCRIPTION_MARKER, STAGED_OBJECTS, StagedObject
 
 SAMPLE_SIZE = 200  # keyed objects: 4 searches read back 200 records
 BY_ID_SAMPLE_SIZE = 100  # objects read one request per record (or per parent)
@@ -52,7 +53,6 @@ ACTIVITY_FILTERS = {"tasks": ("open", "completed"), "appointments": ("past", "up
 SIDE_LOADED = frozenset({"notes", "documents"})  # read through the parent contact
 # A file's staged columns (local path, name, checksum) feed the upload; Freshsales keeps no such fields.
 PRESENCE_ONLY = frozenset({"documents"})
-LOADED_OUTCOMES = frozenset({"created", "updated", "unchanged", "adopted"})
 MARKER = re.compile(r"\[source ([0-9a-f]{16})\]")
 
 
@@ -282,7 +282,7 @@ def _activity_total(client: FreshsalesClient, entity: str, filter_name: str) -> 
     return int((meta or {}).get("total") or 0)
 
 
-def _count(client: FreshsalesClient, obj: StagedObject) -> tuple[int | None, str]:
+def _count(client: FreshsalesClient, obj: FreshsalesObject) -> tuple[int | None, str]:
     """Records of this kind in Freshsales, and how they were counted."""
     if obj.entity in ACTIVITY_FILTERS:
         filters = ACTIVITY_FILTERS[obj.entity]
@@ -307,7 +307,7 @@ def _count(client: FreshsalesClient, obj: StagedObject) -> tuple[int | None, str
 Found = dict[str, list[dict[str, Any]]]
 
 
-def _by_key_search(client: FreshsalesClient, obj: StagedObject, keys: Sequence[str]) -> Found:
+def _by_key_search(client: FreshsalesClient, obj: FreshsalesObject, keys: Sequence[str]) -> Found:
     found: dict[str, list[dict[str, Any]]] = {k: [] for k in keys}
     for start in range(0, len(keys), KEYS_PER_SEARCH):
         chunk = list(keys[start : start + KEYS_PER_SEARCH])
@@ -322,7 +322,7 @@ def _by_key_search(client: FreshsalesClient, obj: StagedObject, keys: Sequence[s
     return found
 
 
-def _by_id(client: FreshsalesClient, obj: StagedObject, rows: Sequence[dict[str, Any]]) -> Found:
+def _by_id(client: FreshsalesClient, obj: FreshsalesObject, rows: Sequence[dict[str, Any]]) -> Found:
     found: dict[str, list[dict[str, Any]]] = {}
     for row in rows:
         key = row["_source_key"]
@@ -337,7 +337,7 @@ def _by_id(client: FreshsalesClient, obj: StagedObject, rows: Sequence[dict[str,
 
 
 def _by_parent(
-    client: FreshsalesClient, obj: StagedObject, rows: Sequence[dict[str, Any]], parent_ids: dict[str, int]
+    client: FreshsalesClient, obj: FreshsalesObject, rows: Sequence[dict[str, Any]], parent_ids: dict[str, int]
 ) -> Found:
     """Notes and files: read the parent contact's side-loaded list once per distinct parent."""
     lookup = f"_lookup_{BY_NAME[obj.parents[0]].target}"
@@ -383,14 +383,14 @@ def _rate(hits: int, total: int) -> float | None:
 def validate_object(
     client: FreshsalesClient,
     state: StateStore,
-    obj: StagedObject,
+    obj: FreshsalesObject,
     *,
     staged_path: Path | Sequence[Path],
     quarantined: int | None = None,
     quarantine_files: Sequence[Path] = (),
     reconciliation_files: Sequence[Path] = (),
     rejected_files: Sequence[Path] = (),
-    link_parent: StagedObject | None = None,
+    link_parent: FreshsalesObject | None = None,
     sample_size: int = SAMPLE_SIZE,
     by_id_sample_size: int = BY_ID_SAMPLE_SIZE,
 ) -> ObjectValidation:
@@ -477,7 +477,7 @@ def validate_object(
 
 
 def _with_links(
-    client: FreshsalesClient, obj: StagedObject, record: dict[str, Any], parents: Sequence[StagedObject]
+    client: FreshsalesClient, obj: FreshsalesObject, record: dict[str, Any], parents: Sequence[FreshsalesObject]
 ) -> dict[str, Any]:
     """Search answers may leave a contact's accounts out: read those few by id with the side-load."""
     if (
@@ -509,9 +509,9 @@ def _population(
 
 
 def _links(
-    obj: StagedObject,
+    obj: FreshsalesObject,
     compared: Sequence[tuple[dict[str, Any], dict[str, Any]]],
-    parents: Sequence[StagedObject],
+    parents: Sequence[FreshsalesObject],
     parent_maps: dict[str, dict[str, int]],
 ) -> tuple[int, int]:
     """(children checked, children with a missing or wrong parent link) on the sample."""
@@ -546,7 +546,9 @@ class ObjectFiles:
     rejected: list[Path]
 
 
-def object_files(obj: StagedObject, staged_dir: Path, quarantine_dir: Path, rejected_dir: Path | None) -> ObjectFiles:
+def object_files(
+    obj: FreshsalesObject, staged_dir: Path, quarantine_dir: Path, rejected_dir: Path | None
+) -> ObjectFiles:
     def with_deltas(folder: Path | None, name: str) -> list[Path]:
         if folder is None:
             return []
@@ -567,7 +569,7 @@ def validate_migration(
     staged_dir: Path,
     quarantine_dir: Path,
     rejected_dir: Path | None = None,
-    objects: Iterable[StagedObject] = STAGED_OBJECTS,
+    objects: Iterable[FreshsalesObject] = STAGED_OBJECTS,
     sample_size: int = SAMPLE_SIZE,
     by_id_sample_size: int = BY_ID_SAMPLE_SIZE,
     tolerance: float = POPULATION_TOLERANCE,
@@ -649,7 +651,7 @@ def _object_findings(o: ObjectValidation, tolerance: float) -> tuple[list[str], 
     if o.not_loaded:
         # A staged record held back or rejected is patient data missing from Freshsales: it fails the
         # report. Quarantined and skipped rows are not counted here: they were never staged to load.
-        outcomes = ", ".join(f"{k} {v}" for k, v in o.load_outcomes.items() if k.split("/")[-1] not in LOADED_OUTCOMES)
+        outcomes = ", ".join(f"{k} {v}" for k, v in o.load_outcomes.items() if k.split("/")[-1] not in IN_FRESHSALES)
         problems.append(
             f"{o.object}: {o.not_loaded} of {o.staged} staged records not loaded into Freshsales "
             f"({describe_not_loaded(o)}; audit: {outcomes or 'no outcome'})"

@@ -21,8 +21,8 @@ from typing import Any
 import duckdb
 from pydantic import BaseModel, Field
 
-from clinic_pipeline.staging.objects import StagedObject
-from clinic_pipeline.staging.stage import REQUIRED_ALL, REQUIRED_ANY
+from clinic_pipeline.model.objects import FreshsalesObject
+from clinic_pipeline.sql import quote_ident
 
 SOURCE_KEY = "_source_key"
 LOOKUP_PREFIX = "_lookup_"
@@ -31,7 +31,6 @@ EMAIL_REGEX = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
 EARLIEST_DATE = date(1900, 1, 1)
 FUTURE_YEARS = 2
 _EPOCH = date(1970, 1, 1)
-CUSTOM_MODULE_REQUIRED = ("name",)
 # Copied from GX results: counts and ratios only, never the unexpected values themselves.
 _GX_COUNTS = ("element_count", "unexpected_count", "unexpected_percent", "missing_count")
 _AMOUNT_NAME = re.compile(r"^(amount|cf_amount_.*)$")
@@ -56,10 +55,6 @@ class _GxCheck:
     kwargs: dict[str, Any]
 
 
-def _ident(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
 def _schema(con: duckdb.DuckDBPyConnection, path: Path) -> dict[str, str]:
     rows = con.execute("DESCRIBE SELECT * FROM read_parquet(?)", [str(path)]).fetchall()
     return {str(r[0]): str(r[1]) for r in rows}
@@ -69,19 +64,17 @@ def _payload_columns(schema: Mapping[str, str]) -> list[str]:
     return [c for c in schema if not c.startswith("_")]
 
 
-def _required(target: str) -> tuple[tuple[str, ...], bool]:
-    """The target's required fields and whether all of them (True) or any one (False) must be present."""
-    if target.startswith("custom_module:"):
-        return CUSTOM_MODULE_REQUIRED, True
-    if target in REQUIRED_ANY:
-        return REQUIRED_ANY[target], False
-    return REQUIRED_ALL.get(target, ()), True
+def _required(obj: FreshsalesObject) -> tuple[tuple[str, ...], bool]:
+    """The object's required fields and whether all of them (True) or any one (False) must be present."""
+    if obj.identity:
+        return obj.staged_identity, False
+    return obj.staged_required, True
 
 
 def _present_sql(column: str, schema: Mapping[str, str]) -> str:
     if column not in schema:
         return "FALSE"
-    quoted = _ident(column)
+    quoted = quote_ident(column)
     if schema[column] == "VARCHAR":
         return f"coalesce(trim({quoted}) <> '', FALSE)"
     return f"{quoted} IS NOT NULL"
@@ -105,7 +98,7 @@ def _population_rates(
 ) -> tuple[int, dict[str, float]]:
     """The row count and the non-null share per payload column."""
     columns = _payload_columns(schema)
-    counts = ", ".join(f"count({_ident(c)})" for c in columns)
+    counts = ", ".join(f"count({quote_ident(c)})" for c in columns)
     row = con.execute(f"SELECT count(*){', ' + counts if counts else ''} FROM read_parquet(?)", [str(path)]).fetchone()
     assert row is not None
     total = int(row[0])
@@ -119,7 +112,7 @@ def _lookup_results(
     for column in (c for c in schema if c.startswith(LOOKUP_PREFIX)):
         target = column.removeprefix(LOOKUP_PREFIX)
         name = f"lookup:{target}"
-        row = con.execute(f"SELECT count({_ident(column)}) FROM read_parquet(?)", [str(path)]).fetchone()
+        row = con.execute(f"SELECT count({quote_ident(column)}) FROM read_parquet(?)", [str(path)]).fetchone()
         linked = int(row[0]) if row else 0
         parent = parent_keys.get(target)
         if parent is None or not Path(parent).exists():
@@ -134,7 +127,7 @@ def _lookup_results(
                 )
             )
             continue
-        link = f"c.{_ident(column)}"
+        link = f"c.{quote_ident(column)}"
         sql = (
             f"SELECT count(*) FROM read_parquet(?) c ANTI JOIN read_parquet(?) p ON {link} = p.{SOURCE_KEY} "
             f"WHERE {link} IS NOT NULL"
@@ -157,8 +150,8 @@ def _amount_results(con: duckdb.DuckDBPyConnection, path: Path, columns: list[st
     if not columns:
         return []
     parts = ", ".join(
-        f"count(*) FILTER (WHERE {_ident(c)} < 0), count(*) FILTER (WHERE {_ident(c)} <> round({_ident(c)}, 2))"
-        for c in columns
+        f"count(*) FILTER (WHERE {q} < 0), count(*) FILTER (WHERE {q} <> round({q}, 2))"
+        for q in map(quote_ident, columns)
     )
     row = con.execute(f"SELECT {parts} FROM read_parquet(?)", [str(path)]).fetchone()
     assert row is not None
@@ -187,9 +180,9 @@ def _key_checks(schema: Mapping[str, str]) -> tuple[list[str], list[_GxCheck]]:
     ]
 
 
-def _required_checks(target: str, schema: Mapping[str, str]) -> tuple[list[str], list[_GxCheck]]:
+def _required_checks(obj: FreshsalesObject, schema: Mapping[str, str]) -> tuple[list[str], list[_GxCheck]]:
     """Presence flags (TRUE or NULL, never the values) and a not-null expectation on each."""
-    fields, all_of = _required(target)
+    fields, all_of = _required(obj)
     if not fields:
         return [], []
     if not all_of:
@@ -211,7 +204,7 @@ def _required_checks(target: str, schema: Mapping[str, str]) -> tuple[list[str],
             _GxCheck(
                 f"required:{field}",
                 True,
-                f"{field} is present (Freshsales requires it for a {target})",
+                f"{field} is present (Freshsales requires it for a {obj.target})",
                 "ExpectColumnValuesToNotBeNull",
                 {"column": flag},
             )
@@ -224,7 +217,7 @@ def _email_checks(schema: Mapping[str, str]) -> tuple[list[str], list[_GxCheck]]
     checks: list[_GxCheck] = []
     for i, column in enumerate(c for c in _payload_columns(schema) if _is_email_column(c, schema)):
         alias = f"_email_{i}"
-        select.append(f"nullif(trim({_ident(column)}), '') AS {alias}")
+        select.append(f"nullif(trim({quote_ident(column)}), '') AS {alias}")
         checks.append(
             _GxCheck(
                 f"email_valid:{column}",
@@ -244,7 +237,7 @@ def _date_checks(schema: Mapping[str, str], today: date) -> tuple[list[str], lis
     for i, column in enumerate(c for c in _payload_columns(schema) if _is_date_type(schema[c])):
         alias = f"_date_{i}"
         # Whole days since 1970 compare as integers: GX's datetime path is several times slower.
-        select.append(f"CAST({_ident(column)} AS DATE) - DATE '1970-01-01' AS {alias}")
+        select.append(f"CAST({quote_ident(column)} AS DATE) - DATE '1970-01-01' AS {alias}")
         checks.append(
             _GxCheck(
                 f"date_range:{column}",
@@ -257,13 +250,13 @@ def _date_checks(schema: Mapping[str, str], today: date) -> tuple[list[str], lis
     return select, checks
 
 
-def _plan(obj: StagedObject, schema: Mapping[str, str], today: date) -> tuple[list[str], list[_GxCheck]]:
+def _plan(obj: FreshsalesObject, schema: Mapping[str, str], today: date) -> tuple[list[str], list[_GxCheck]]:
     """The SELECT list that prepares the frame GX sees, and the expectations to run on it."""
     select: list[str] = []
     checks: list[_GxCheck] = []
     for part_select, part_checks in (
         _key_checks(schema),
-        _required_checks(obj.target, schema),
+        _required_checks(obj, schema),
         _email_checks(schema),
         _date_checks(schema, today),
     ):
@@ -327,7 +320,7 @@ def _run_gx(frame: Any, checks: list[_GxCheck]) -> list[QualityResult]:
 
 
 def run_quality_checks(
-    obj: StagedObject, staged_path: Path, *, parent_keys: Mapping[str, Path] | None = None
+    obj: FreshsalesObject, staged_path: Path, *, parent_keys: Mapping[str, Path] | None = None
 ) -> list[QualityResult]:
     """Every check on one staged file; `parent_keys` maps a parent target to its staged Parquet path.
 

@@ -14,9 +14,9 @@ from pathlib import Path
 import duckdb
 from pydantic import BaseModel
 
+from clinic_pipeline.model.objects import ACCOUNTS, CONTACTS, STAGED_OBJECTS
 from clinic_pipeline.private_files import write_private_parquet
-from clinic_pipeline.staging.objects import ACCOUNTS, CONTACTS, STAGED_OBJECTS
-from clinic_pipeline.staging.transforms import quote_literal
+from clinic_pipeline.sql import quote_literal
 
 MIN_SIZE, MAX_SIZE = 100, 500
 CHILDREN_PER_OBJECT = 2

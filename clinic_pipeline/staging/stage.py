@@ -23,40 +23,27 @@ from pathlib import Path
 
 import duckdb
 
+from clinic_pipeline.errors import OperatorError
 from clinic_pipeline.mapping.plan import FieldMapping, MappingPlan, ObjectMapping, RowFilter
-from clinic_pipeline.private_files import write_private_parquet
-from clinic_pipeline.source.reader import SourceExport
-from clinic_pipeline.staging.objects import BY_TARGET, CHOICE_PREFIX, SOURCE_KEY_FIELD, StagedObject
-from clinic_pipeline.staging.transforms import (
+from clinic_pipeline.model.objects import BY_TARGET, CHOICE_PREFIX, FIELD_ALIASES, SOURCE_KEY_FIELD, FreshsalesObject
+from clinic_pipeline.model.transforms import (
     Level,
     compile_transform,
     layered_from,
     merge_levels,
     present_sql,
-    quote_ident,
-    quote_literal,
 )
+from clinic_pipeline.private_files import write_private_parquet
+from clinic_pipeline.source.reader import SourceExport
+from clinic_pipeline.sql import quote_ident, quote_literal
 from clinic_pipeline.staging.uniqueness import ALIASES_DIR, disambiguate_account_names, resolve_people
 
 Window = tuple[datetime, datetime]  # [start, end), timezone-aware
-# What Freshsales needs before it accepts a record (freshsales_api.md); `name` of a module record
-# falls back to its source key.
-REQUIRED_ALL: dict[str, tuple[str, ...]] = {
-    "sales_account": ("name",),
-    "deal": ("name", "amount"),
-    "appointment": ("title", "from_date", "end_date"),
-    "task": ("title", "due_date"),
-    "note": ("description",),
-    "file": ("file_path", "file_name"),
-}
-REQUIRED_ANY: dict[str, tuple[str, ...]] = {"contact": ("first_name", "last_name", "email")}
-# Freshsales contacts take the primary address as `email`; plans may name the list field.
-FIELD_ALIASES = {"emails": "email"}
 # Link targets a staged row names as `_lookup_<target>`, and the plan's line targets that express them.
 LINK_FIELDS = frozenset({"sales_accounts", "sales_account_id", "contact_ids", "targetable_id", "owner_id"})
 
 
-class ReconciliationError(RuntimeError):
+class ReconciliationError(OperatorError):
     """Source rows ≠ staged + quarantined + skipped: a row went missing, which must never pass silently."""
 
 
@@ -246,7 +233,7 @@ def _where_sql(mapping: ObjectMapping, time_zone: str, window: Window | None) ->
 
 def _direct_select(
     mapping: ObjectMapping,
-    obj: StagedObject,
+    obj: FreshsalesObject,
     plan: MappingPlan,
     time_zone: str,
     documents_root: Path | None,
@@ -338,11 +325,13 @@ def _columns(con: duckdb.DuckDBPyConnection, table: str) -> list[str]:
 
 def _required_sql(target: str, columns: list[str]) -> tuple[str, str]:
     """(condition that holds for an acceptable record, the quarantine reason when it does not)."""
-    if target in REQUIRED_ANY:
-        wanted = REQUIRED_ANY[target]
+    obj = BY_TARGET[target]
+    if obj.identity:
+        wanted = obj.staged_identity
         present = [f"{quote_ident(c)} IS NOT NULL" for c in wanted if c in columns]
         return (" OR ".join(present) or "FALSE"), "none of " + ", ".join(wanted)
-    wanted = REQUIRED_ALL.get(target, ())
+    # A module record's `name` falls back to its source key: staging always fills it.
+    wanted = tuple(c for c in obj.staged_required if not (obj.module and c == "name"))
     if not wanted:
         return "TRUE", ""
     checks = [f"{quote_ident(c)} IS NOT NULL" if c in columns else "FALSE" for c in wanted]
@@ -397,7 +386,7 @@ def documents_root(export: SourceExport) -> Path | None:
     return path.resolve() if path.is_dir() else None
 
 
-def tables_read(obj: StagedObject, plan: MappingPlan) -> set[str]:
+def tables_read(obj: FreshsalesObject, plan: MappingPlan) -> set[str]:
     """The source tables `stage_object(obj, plan, ...)` reads: the export may be opened with only these."""
     tables: set[str] = set()
     for mapping in plan.objects:
@@ -411,7 +400,7 @@ def tables_read(obj: StagedObject, plan: MappingPlan) -> set[str]:
 
 
 def stage_object(
-    obj: StagedObject,
+    obj: FreshsalesObject,
     plan: MappingPlan,
     export: SourceExport,
     con: duckdb.DuckDBPyConnection,
@@ -441,7 +430,7 @@ def _unordered_inserts(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
 
 
 def _stage(
-    obj: StagedObject,
+    obj: FreshsalesObject,
     plan: MappingPlan,
     export: SourceExport,
     con: duckdb.DuckDBPyConnection,
@@ -547,7 +536,7 @@ def _verdict(con: duckdb.DuckDBPyConnection, target: str, columns: list[str], pa
 
 def _result(
     con: duckdb.DuckDBPyConnection,
-    obj: StagedObject,
+    obj: FreshsalesObject,
     taken: dict[str, int],
     parquet_path: Path,
     quarantine_path: Path,

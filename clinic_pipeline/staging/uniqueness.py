@@ -29,20 +29,12 @@ from pathlib import Path
 import duckdb
 
 from clinic_pipeline.mapping.plan import MappingPlan
+from clinic_pipeline.model.objects import POLICY_FIELDS
 from clinic_pipeline.private_files import write_private_parquet
-from clinic_pipeline.staging.transforms import quote_literal
+from clinic_pipeline.sql import quote_literal
 
 ALIASES_DIR = "_aliases"
 DOB = "cf_date_of_birth"
-# Custom contact fields these rules fill: the checklist asks the admin for them.
-POLICY_FIELDS: tuple[tuple[str, str, str], ...] = (
-    ("cf_possible_duplicate_of", "text", "Possible duplicate of (source key)"),
-    ("cf_merged_source_keys", "text", "Merged source keys"),
-    ("cf_shared_email", "text", "Shared family email"),
-    ("cf_email_shared_with", "text", "Email shared with (source key)"),
-    ("cf_shared_mobile", "text", "Shared family mobile number"),
-    ("cf_mobile_shared_with", "text", "Mobile number shared with (source key)"),
-)
 MERGED_REASON = "merged duplicate patient"
 # Values one contact may hold: (column, field a shared value moves to, field naming its keeper, what makes
 # two values the same: emails are already lower-cased, mobile numbers compare by their digits).

@@ -33,8 +33,8 @@ from pydantic import SecretStr
 from clinic_pipeline.freshsales import FreshsalesClient, RateLimiter, RetryPolicy
 from clinic_pipeline.load.loader import Loader
 from clinic_pipeline.load.state import open_state
+from clinic_pipeline.model.objects import BY_NAME, FreshsalesObject
 from clinic_pipeline.sandbox.launcher import SandboxHandle, running_sandbox
-from clinic_pipeline.staging.objects import BY_NAME, StagedObject
 
 API_KEY = "bench-key"
 ORDER = ("accounts", "contacts", "deals", "appointments", "tasks", "lab_result", "notes")
@@ -207,7 +207,7 @@ def load_world(
         first_load_request = len(transport.sent)
         before = client.stats["requests"]
         for name in ORDER:
-            obj: StagedObject = BY_NAME[name]
+            obj: FreshsalesObject = BY_NAME[name]
             result = loader.load(obj, staged[name], work / "rejected")
             assert result.loaded == result.staged, (name, dict(result.outcomes))
             figures.append(ObjectFigures(name, result.staged, floor[name], result.requests))

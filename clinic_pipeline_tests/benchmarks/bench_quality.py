@@ -18,7 +18,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from clinic_pipeline.staging.objects import CONTACTS
+from clinic_pipeline.model.objects import CONTACTS
 from clinic_pipeline.staging.quality import run_quality_checks
 
 ROWS = 1_000_000

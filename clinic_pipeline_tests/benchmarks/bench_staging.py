@@ -37,10 +37,10 @@ import pytest
 
 from clinic_pipeline.mapping.plan import MappingPlan, confirm_plan
 from clinic_pipeline.mapping.proposer import propose_plan
+from clinic_pipeline.model.objects import STAGED_OBJECTS
 from clinic_pipeline.samples.generator import generate_clinic
 from clinic_pipeline.source.inventory import build_inventory
 from clinic_pipeline.source.reader import open_source
-from clinic_pipeline.staging.objects import STAGED_OBJECTS
 from clinic_pipeline.staging.stage import stage_object, tables_read
 
 PATIENTS = 110_000  # ≈ 2.04 M records over all tables
