@@ -11,22 +11,23 @@ import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Annotated, ParamSpec, TypeVar
 
 import typer
 
 from clinic_pipeline import steps
 from clinic_pipeline.delta.windows import WINDOW, closed_windows, partition_key, partition_window
-from clinic_pipeline.freshsales.errors import FreshsalesError
-from clinic_pipeline.load.loader import LoadFailedError
-from clinic_pipeline.mapping.plan import PlanNotConfirmedError, read_plan
+from clinic_pipeline.errors import OperatorError
+from clinic_pipeline.mapping.plan import read_plan
 from clinic_pipeline.mapping.review import render_review
-from clinic_pipeline.mapping.sign_off import SignOffRequiredError
 from clinic_pipeline.model.objects import STAGED_OBJECTS
-from clinic_pipeline.reports.validation import describe_not_loaded
-from clinic_pipeline.settings import ConfigurationError, Settings
-from clinic_pipeline.source.reader import SourceError
-from clinic_pipeline.staging.stage import ReconciliationError
+from clinic_pipeline.model.outcomes import LoadOutcome
+from clinic_pipeline.reports.validation import ValidationReport, describe_not_loaded
+from clinic_pipeline.settings import ConfigurationError, Settings, load_settings
+from clinic_pipeline.staging.sample import MAX_SIZE, MIN_SIZE
+
+if TYPE_CHECKING:
+    from clinic_pipeline.runs import RunOutcome
 
 app = typer.Typer(
     help="Migrate a clinic's export into Freshsales: inventory → plan → stage → load → validate.",
@@ -35,17 +36,6 @@ app = typer.Typer(
 )
 P = ParamSpec("P")
 R = TypeVar("R")
-OPERATOR_ERRORS = (
-    ConfigurationError,
-    PlanNotConfirmedError,
-    SourceError,
-    FreshsalesError,
-    LoadFailedError,
-    SignOffRequiredError,
-    ReconciliationError,
-    FileNotFoundError,
-    ValueError,
-)
 
 
 def _one_line_errors(fn: Callable[P, R]) -> Callable[P, R]:
@@ -53,19 +43,16 @@ def _one_line_errors(fn: Callable[P, R]) -> Callable[P, R]:
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return fn(*args, **kwargs)
-        except OPERATOR_ERRORS as exc:
-            typer.echo(f"error: {exc}", err=True)
+        except OperatorError as exc:
+            for line in str(exc).splitlines():
+                typer.echo(f"error: {line}", err=True)
             raise typer.Exit(code=1) from None
 
     return wrapper
 
 
 def _settings() -> Settings:
-    try:
-        return Settings()
-    except ValueError as exc:
-        # pydantic names the variable and the problem; the input itself is not echoed back.
-        raise ConfigurationError(str(exc).splitlines()[0] + ": check the environment / .env") from None
+    return load_settings()
 
 
 @app.command("sandbox")
@@ -73,9 +60,9 @@ def _settings() -> Settings:
 def sandbox_command(
     host: Annotated[str, typer.Option(help="loopback address to bind")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port")] = 8765,
-    db: Annotated[Path, typer.Option(help="SQLite file holding the sandbox's records")] = Path(
-        "data/sandbox/freshsales.sqlite"
-    ),
+    db: Annotated[
+        Path | None, typer.Option(help="SQLite file holding the sandbox's records (default: CLINIC_DATA_DIR/sandbox)")
+    ] = None,
     api_key: Annotated[str, typer.Option(envvar="FRESHSALES_API_KEY", help="key clients must send")] = "sandbox-key",
     test_mode: Annotated[bool, typer.Option("--test-mode", help="enable the /_sandbox/ controls")] = False,
     plan: Annotated[str, typer.Option(help="rate-limit preset: growth|pro|enterprise|unlimited")] = "unlimited",
@@ -91,7 +78,7 @@ def sandbox_command(
     serve(
         host=host,
         port=port,
-        db=db,
+        db=db or _settings().paths.sandbox_db,
         api_key=api_key,
         test_mode=test_mode,
         plan=plan,
@@ -116,7 +103,7 @@ def sample_data(
 
     if fmt not in ("csv", "sqlite"):
         raise typer.BadParameter("--format is csv or sqlite")
-    dest = out or _settings().clinic_data_dir / "source" / "clinic"
+    dest = out or _settings().paths.generated_source
     result = generate_clinic(
         dest, patients=patients, seed=seed, fmt="csv" if fmt == "csv" else "sqlite", large_documents=large_documents
     )
@@ -133,7 +120,7 @@ def inventory() -> None:
     settings = _settings()
     inv = steps.run_inventory(settings)
     rows = sum(t.row_count for t in inv.tables)
-    typer.echo(f"{len(inv.tables)} tables, {rows} rows → {settings.inventory_path}")
+    typer.echo(f"{len(inv.tables)} tables, {rows} rows → {settings.paths.inventory_path}")
 
 
 @app.command("propose-mapping")
@@ -145,10 +132,10 @@ def propose_mapping(
     settings = _settings()
     outcome = steps.run_propose(settings, force=force)
     if not outcome.written:
-        typer.echo(f"kept the existing plan for this source ({settings.plan_path}); --force replaces it")
+        typer.echo(f"kept the existing plan for this source ({settings.paths.plan_path}); --force replaces it")
         return
     review = sum(f.needs_review for o in outcome.plan.objects for f in o.fields)
-    typer.echo(f"plan proposed → {settings.plan_path} ({review} lines need review)")
+    typer.echo(f"plan proposed → {settings.paths.plan_path} ({review} lines need review)")
     for assumption in outcome.plan.assumptions:
         typer.echo(f"assumed: {assumption}")
     if outcome.backup:
@@ -159,7 +146,7 @@ def propose_mapping(
 @_one_line_errors
 def review_mapping() -> None:
     """Show the plan, lowest confidence first."""
-    typer.echo(render_review(read_plan(_settings().plan_path)))
+    typer.echo(render_review(read_plan(_settings().paths.plan_path)))
 
 
 @app.command("confirm-mapping")
@@ -188,13 +175,21 @@ def migrate(
     ] = None,
     seed: Annotated[int, typer.Option(help="which slice --sample picks")] = 7,
 ) -> None:
-    """Migrate: a sample slice first (signed off), then the full run, in dependency order."""
+    """Migrate: a sample slice first (signed off), then the full run. Each runs the asset graph's
+    selection in process, blocking quality checks included."""
     if sum((full, dry_run, sample is not None)) != 1:
         raise typer.BadParameter("choose exactly one of --full, --dry-run or --sample N")
+    from clinic_pipeline import runs  # Dagster: only for the commands that run the graph
+
     settings = _settings()
-    run_id = f"cli-{uuid.uuid4()}"
+    resources = runs.environment_resources()
     if sample is not None:
-        outcome = steps.run_sample(settings, size=sample, seed=seed, run_id=run_id)
+        if not MIN_SIZE <= sample <= MAX_SIZE:
+            raise typer.BadParameter(f"a sample holds {MIN_SIZE} to {MAX_SIZE} records")
+        config = {"ops": {"sample_diff": {"config": {"size": sample, "seed": seed}}}}
+        run = runs.materialize(runs.SAMPLE, resources, run_config=config)
+        _print_staged(run)
+        outcome = steps.read_sample_outcome(settings)
         diff = outcome.diff
         held_back = sum(counts.get("held_back", 0) for counts in outcome.loaded.values())
         rejected = sum(counts.get("rejected", 0) for counts in outcome.loaded.values())
@@ -208,21 +203,32 @@ def migrate(
         typer.echo(f"diff → {diff.html_path} and {diff.csv_path} (private: they hold patient data)")
         typer.echo("if it is right: clinic-pipeline sign-off --by NAME")
         return
-    for obj in STAGED_OBJECTS:
-        staged = steps.run_stage(settings, obj.name)
-        typer.echo(
-            f"staged {obj.name}: {staged.staged_rows} records, {staged.quarantined_rows} quarantined, "
-            f"{staged.skipped_rows} skipped, {staged.field_issues} field issues"
-        )
     if dry_run:
+        _print_staged(runs.materialize(runs.STAGE, resources))
         typer.echo(steps.run_estimate(settings).table())
         return
-    steps.run_freshsales_schema(settings)
+    run = runs.materialize(runs.FULL, resources)
+    _print_staged(run)
     for obj in STAGED_OBJECTS:
-        result = steps.run_load(settings, obj.name, run_id=run_id)
-        counts = ", ".join(f"{k} {v}" for k, v in sorted(result.outcomes.items()))
-        typer.echo(f"loaded {obj.name}: {counts}")
-    _print_report(steps.run_validation(settings), settings)
+        typer.echo(f"loaded {obj.name}: {_outcomes(run, f'loaded_{obj.name}')}")
+    typer.echo(f"run {run.run_id} (undo it: clinic-pipeline rollback --run {run.run_id})")
+    _print_report(ValidationReport.model_validate_json(settings.paths.validation_json.read_text()), settings)
+
+
+def _print_staged(run: RunOutcome, prefix: str = "") -> None:
+    for obj in STAGED_OBJECTS:
+        asset = f"{prefix}staged_{obj.name}"
+        typer.echo(
+            f"staged {obj.name}: {run.value(asset, 'staged_rows')} records, "
+            f"{run.value(asset, 'quarantined_rows')} quarantined, {run.value(asset, 'skipped_rows')} skipped, "
+            f"{run.value(asset, 'field_issues')} field issues"
+        )
+
+
+def _outcomes(run: RunOutcome, asset: str) -> str:
+    """The load's non-zero outcomes (`created 3, unchanged 22`), or that nothing was sent."""
+    counts = [f"{o} {run.value(asset, o)}" for o in sorted(LoadOutcome) if run.value(asset, o)]
+    return ", ".join(counts) or "nothing to send"
 
 
 @app.command("rollback")
@@ -274,14 +280,15 @@ def delta(
             changed = steps.run_count_changes(settings, (start, start + WINDOW))
             typer.echo(f"{partition_key(start)}: {sum(changed.values())} changed rows")
         return
-    run_id = f"cli-delta-{uuid.uuid4()}"
+    from clinic_pipeline import runs
+
     for key in window:
-        partition_window(key)  # a clear error for a malformed key before anything moves
+        start, _end = partition_window(key)  # a clear error for a malformed key before anything moves
+        cutover = settings.cutover_start or start
+        run = runs.materialize(runs.DELTA, runs.environment_resources(), partition=key, cutover_start=cutover)
         for obj in STAGED_OBJECTS:
-            staged = steps.run_stage(settings, obj.name, partition=key)
-            result = steps.run_load(settings, obj.name, run_id=run_id, partition=key)
-            counts = ", ".join(f"{k} {v}" for k, v in sorted(result.outcomes.items()))
-            typer.echo(f"{key} {obj.name}: staged {staged.staged_rows}; {counts or 'nothing to send'}")
+            staged = run.value(f"delta_staged_{obj.name}", "staged_rows")
+            typer.echo(f"{key} {obj.name}: staged {staged}; {_outcomes(run, f'delta_loaded_{obj.name}')}")
 
 
 def _print_report(report: steps.ValidationReport, settings: Settings) -> None:
@@ -295,7 +302,7 @@ def _print_report(report: steps.ValidationReport, settings: Settings) -> None:
         if o.not_loaded:
             # The sampled "missing" above can read 0 while staged records never reached Freshsales.
             typer.echo(f"not loaded {o.object}: {o.not_loaded} of {o.staged} staged ({describe_not_loaded(o)})")
-    typer.echo(f"report → {settings.reports_dir / 'validation_report.html'}")
+    typer.echo(f"report → {settings.paths.validation_html}")
     if not report.ok:
         for problem in report.discrepancies:
             typer.echo(f"discrepancy: {problem}", err=True)
@@ -352,19 +359,19 @@ def ui(
     from clinic_pipeline.sandbox.launcher import running_sandbox
 
     settings = _settings()
-    home = Path(os.environ.get("DAGSTER_HOME") or (settings.clinic_data_dir / "dagster")).resolve()
+    home = Path(os.environ.get("DAGSTER_HOME") or settings.paths.dagster_home).resolve()
     home.mkdir(parents=True, exist_ok=True)
     # The repository's instance settings (the freshsales_api pool limit) unless the home has its own.
     if not (home / "dagster.yaml").exists() and Path("dagster.yaml").exists():
         shutil.copy("dagster.yaml", home / "dagster.yaml")
-    db = settings.clinic_data_dir / "sandbox" / "freshsales.sqlite"
+    db = settings.paths.sandbox_db
     db.parent.mkdir(parents=True, exist_ok=True)
     with running_sandbox(db, DEMO_API_KEY, test_mode=True, plan="unlimited", port=sandbox_port) as handle:
         env = os.environ | {
             "DAGSTER_HOME": str(home),
             "FRESHSALES_BASE_URL": settings.freshsales_base_url or handle.base_url,
             "FRESHSALES_API_KEY": DEMO_API_KEY,
-            "CLINIC_SOURCE": settings.clinic_source or str(settings.clinic_data_dir / "source" / "clinic"),
+            "CLINIC_SOURCE": settings.clinic_source or str(settings.paths.generated_source),
         }
         if not settings.freshsales_base_url:
             # The demo's own sandbox, as `demo` sets it up: no rate limit, the sandbox admin as fallback owner.

@@ -15,7 +15,7 @@ from clinic_pipeline.assets.plan import (
     mapping_plan,
     owner_map,
 )
-from clinic_pipeline.assets.resources import ClinicPipelineResource
+from clinic_pipeline.assets.resources import ClinicResource, FreshsalesResource
 from clinic_pipeline.assets.rollback import rollback_job
 from clinic_pipeline.assets.sample import sample_diff
 from clinic_pipeline.assets.staging import staged_assets, staged_checks
@@ -24,7 +24,7 @@ from clinic_pipeline.assets.verify import (
     validation_report,
     workflow_rebuild_reference,
 )
-from clinic_pipeline.settings import Settings
+from clinic_pipeline.settings import ConfigurationError, load_settings
 
 ALL_ASSETS = [
     schema_inventory,
@@ -42,15 +42,23 @@ ALL_ASSETS = [
 ALL_CHECKS = [*staged_checks, validation_has_no_discrepancies]
 
 
+def default_resources() -> dict[str, dg.ConfigurableResource]:
+    """Everything from the environment; the API key through EnvVar, so Dagster shows it as a secret."""
+    return {
+        "clinic": ClinicResource(),
+        "freshsales": FreshsalesResource(api_key=dg.EnvVar("FRESHSALES_API_KEY")),
+    }
+
+
 def _cutover_start() -> datetime | None:
     try:
-        return Settings().cutover_start
-    except ValueError:
+        return load_settings().cutover_start
+    except ConfigurationError:
         return None  # an invalid environment is reported by the assets that need it, one line each
 
 
 def build_definitions(
-    pipeline: ClinicPipelineResource | None = None, cutover_start: datetime | None = None
+    resources: dict[str, dg.ConfigurableResource] | None = None, cutover_start: datetime | None = None
 ) -> dg.Definitions:
     """Everything; the delta group (assets, job, sensor, schedule) only once CUTOVER_START is known."""
     assets, checks = list(ALL_ASSETS), list(ALL_CHECKS)
@@ -70,7 +78,7 @@ def build_definitions(
         jobs=jobs,
         sensors=sensors,
         schedules=schedules,
-        resources={"pipeline": pipeline or ClinicPipelineResource()},
+        resources=resources or default_resources(),
     )
 
 

@@ -7,19 +7,16 @@ checklist (Freshsales' public API cannot create them; the sandbox's test-mode co
 
 from __future__ import annotations
 
-import os
 import shutil
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-import dagster as dg
 import duckdb
 import httpx
 
-from clinic_pipeline import steps
-from clinic_pipeline.assets.resources import ClinicPipelineResource
-from clinic_pipeline.definitions import ALL_ASSETS, ALL_CHECKS
+from clinic_pipeline import runs, steps
+from clinic_pipeline.assets.resources import pipeline_resources, resources_settings
 from clinic_pipeline.mapping.checklist import required_custom_fields
 from clinic_pipeline.mapping.owner_map import staff_emails
 from clinic_pipeline.reports.validation import ValidationReport
@@ -27,7 +24,6 @@ from clinic_pipeline.samples.generator import generate_clinic
 from clinic_pipeline.settings import ConfigurationError, Settings
 from clinic_pipeline.source.reader import open_source
 
-ALL_ASSET_KEYS = [key.to_user_string() for a in ALL_ASSETS for key in a.keys]
 DEMO_API_KEY = "demo-sandbox-key"
 DEMO_CONFIRMER = "clinic-pipeline demo (automatic)"
 DEMO_PATIENTS = 300  # a few thousand records: the whole migration in about a minute
@@ -45,7 +41,7 @@ def _freshsales(settings: Settings, fresh: bool, echo: Callable[[str], None]) ->
         return
     from clinic_pipeline.sandbox.launcher import running_sandbox
 
-    db = settings.clinic_data_dir / "sandbox" / "freshsales.sqlite"
+    db = settings.paths.sandbox_db
     if fresh and db.parent.exists():
         shutil.rmtree(db.parent)
     db.parent.mkdir(parents=True, exist_ok=True)
@@ -70,36 +66,6 @@ def create_custom_fields_as_admin(settings: Settings, root_url: str, api_key: st
                 )
 
 
-def sign_off_split() -> tuple[list[str], list[str]]:
-    """(assets up to the sample diff, the full load and what follows it), after the plan is confirmed."""
-    after = [
-        key.to_user_string()
-        for a in ALL_ASSETS
-        for key in a.keys
-        if a.group_names_by_key.get(key) in ("load", "verify") and key.to_user_string() != "sample_diff"
-    ]
-    before = [k for k in ALL_ASSET_KEYS if k not in (*after, "schema_inventory", "mapping_plan")]
-    return before, after
-
-
-def _materialize(selection: list[str], resource: ClinicPipelineResource) -> dg.ExecuteInProcessResult:
-    # With DAGSTER_HOME set (as `make ui` does) the runs land in that instance and show in the UI.
-    instance = dg.DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else None
-    result = dg.materialize(
-        [*ALL_ASSETS, *ALL_CHECKS],
-        selection=selection,
-        resources={"pipeline": resource},
-        instance=instance,
-        # Step-by-step DEBUG events belong in the UI; the terminal gets the demo's own summary.
-        run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
-        raise_on_error=False,
-    )
-    if not result.success:
-        failures = [e.step_key for e in result.get_step_failure_events()]
-        raise ConfigurationError(f"demo: Dagster steps failed: {', '.join(str(f) for f in failures)}")
-    return result
-
-
 def invite_staff_as_admin(settings: Settings, root_url: str, echo: Callable[[str], None]) -> None:
     """Plays the admin inviting the clinic's staff: one sandbox user per provider email."""
     plan = steps.confirmed_plan(settings)
@@ -119,15 +85,16 @@ def invite_staff_as_admin(settings: Settings, root_url: str, echo: Callable[[str
 
 
 def run_demo(settings: Settings, *, echo: Callable[[str], None], fresh_sandbox: bool = True) -> None:
-    source = settings.clinic_data_dir / "source" / "clinic"
+    paths = settings.paths
+    source = paths.generated_source
     for generated in (
         source,
-        settings.plan_dir,
-        settings.staged_dir,
-        settings.quarantine_dir,
-        settings.state_db_path.parent,
-        settings.clinic_data_dir / "sample",
-        settings.clinic_data_dir / "load",
+        paths.plan_dir,
+        paths.staged_dir,
+        paths.quarantine_dir,
+        paths.state_db_path.parent,
+        paths.sample_root,
+        paths.load_dir,
     ):
         if generated.exists():
             shutil.rmtree(generated)
@@ -144,10 +111,10 @@ def run_demo(settings: Settings, *, echo: Callable[[str], None], fresh_sandbox: 
         if sandbox_root is not None:
             # Our own sandbox has no rate limit: pacing the client to a real plan's budget only slows the demo.
             config |= {"freshsales_requests_per_hour": 1_000_000, "freshsales_requests_per_minute": 100_000}
-        # Dagster builds resources from their constructor config: a changed setting means a new resource.
-        resource = ClinicPipelineResource(**config)
-        run_settings = resource.settings()
-        _materialize(["schema_inventory", "mapping_plan"], resource)
+        # Dagster builds resources from their constructor config: a changed setting means new resources.
+        resources = pipeline_resources(**config)
+        run_settings = resources_settings(resources)
+        runs.materialize(runs.PLAN, resources)
         plan = steps.run_confirm(run_settings, DEMO_CONFIRMER)
         echo(f"demo: AUTOMATICALLY CONFIRMED the mapping plan as '{DEMO_CONFIRMER}' (hash {plan.confirmed_hash})")
         echo("demo: in a real migration a person reviews `clinic-pipeline review-mapping` and confirms it")
@@ -156,31 +123,31 @@ def run_demo(settings: Settings, *, echo: Callable[[str], None], fresh_sandbox: 
             invite_staff_as_admin(run_settings, sandbox_root, echo)
             if not run_settings.clinic_fallback_owner_email:
                 admin = DEMO_FALLBACK_OWNER
-                resource = ClinicPipelineResource(**(config | {"clinic_fallback_owner_email": admin}))
-                run_settings = resource.settings()
+                resources = pipeline_resources(**(config | {"clinic_fallback_owner_email": admin}))
+                run_settings = resources_settings(resources)
                 echo(
                     f"demo: FALLBACK OWNER set to the sandbox admin ({admin}) for staff without an email or user: "
                     "in a real migration the operator decides (CLINIC_FALLBACK_OWNER_EMAIL)"
                 )
         # Everything up to the sample diff, then the full load: Dagster orders each run by the asset graph.
-        before, after = sign_off_split()
-        diff = _materialize(before, resource).asset_materializations_for_node("sample_diff")[0].metadata
+        sample = runs.materialize(runs.SAMPLE, resources)
         echo(
-            f"demo: sample migration: {diff['records'].value} records read back, {diff['matched'].value} of "
-            f"{diff['fields_compared'].value} fields match ({run_settings.reports_dir / 'sample_diff.html'})"
+            f"demo: sample migration: {sample.value('sample_diff', 'records')} records read back, "
+            f"{sample.value('sample_diff', 'matched')} of {sample.value('sample_diff', 'fields_compared')} fields "
+            f"match ({sample.value('sample_diff', 'html')})"
         )
         signed = steps.run_sign_off(run_settings, DEMO_CONFIRMER)
         echo(f"demo: AUTOMATICALLY SIGNED OFF the sample diff as '{signed.signed_by}'")
         echo("demo: in a real migration a person reads the diff and runs `clinic-pipeline sign-off --by NAME`")
-        _materialize(after, resource)
-        report = ValidationReport.model_validate_json((run_settings.reports_dir / "validation_report.json").read_text())
+        runs.materialize(runs.FULL, resources)
+        report = ValidationReport.model_validate_json(run_settings.paths.validation_json.read_text())
         for o in report.objects:
             total = "not countable" if o.freshsales_total is None else o.freshsales_total
             echo(
                 f"demo: {o.object}: {o.staged} staged, {o.in_id_map} loaded, {total} in Freshsales; "
                 f"{o.keys_found_once} of {o.keys_checked} checked keys found once ({o.quarantined} quarantined)"
             )
-        echo(f"demo: validation report → {run_settings.reports_dir / 'validation_report.html'}")
+        echo(f"demo: validation report → {run_settings.paths.validation_html}")
         if not report.ok:
             raise ConfigurationError(f"demo: validation found {len(report.discrepancies)} discrepancies")
     echo("demo: done")

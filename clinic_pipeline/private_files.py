@@ -20,6 +20,8 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from clinic_pipeline.sql import quote_literal
+
 FILE_MODE = 0o600
 
 
@@ -37,8 +39,7 @@ def private_target(path: Path) -> Iterator[Path]:
 def write_private_parquet(con: duckdb.DuckDBPyConnection, query: str, path: Path) -> None:
     """COPY the result of `query` to `path` as zstd Parquet."""
     with private_target(path) as target:
-        quoted = "'" + str(target).replace("'", "''") + "'"
-        con.execute(f"COPY ({query}) TO {quoted} (FORMAT parquet, COMPRESSION zstd)")
+        con.execute(f"COPY ({query}) TO {quote_literal(target)} (FORMAT parquet, COMPRESSION zstd)")
 
 
 def write_private_table(table: pa.Table, path: Path) -> None:

@@ -6,10 +6,11 @@ from datetime import datetime
 from functools import cached_property
 from pathlib import Path
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from clinic_pipeline.errors import OperatorError
+from clinic_pipeline.paths import Paths
 
 
 class Settings(BaseSettings):
@@ -53,32 +54,8 @@ class Settings(BaseSettings):
         return value
 
     @cached_property
-    def plan_dir(self) -> Path:
-        return self.clinic_data_dir / "plan"
-
-    @cached_property
-    def plan_path(self) -> Path:
-        return self.plan_dir / "mapping_plan.yaml"
-
-    @cached_property
-    def inventory_path(self) -> Path:
-        return self.clinic_data_dir / "inventory" / "schema_inventory.json"
-
-    @cached_property
-    def staged_dir(self) -> Path:
-        return self.clinic_data_dir / "staged"
-
-    @cached_property
-    def quarantine_dir(self) -> Path:
-        return self.clinic_data_dir / "quarantine"
-
-    @cached_property
-    def state_db_path(self) -> Path:
-        return self.clinic_data_dir / "state" / "migration.duckdb"
-
-    @cached_property
-    def reports_dir(self) -> Path:
-        return self.clinic_data_dir / "reports"
+    def paths(self) -> Paths:
+        return Paths(self.clinic_data_dir)
 
     def require_source(self) -> str:
         if not self.clinic_source:
@@ -93,3 +70,15 @@ class Settings(BaseSettings):
 
 class ConfigurationError(OperatorError):
     """A setting the requested step needs is missing or invalid; the message names it."""
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Settings from `overrides` and the environment; an invalid one is a one-line error naming its variable
+    (pydantic's own message, never the value, which may be a key)."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        variable = str(first["loc"][0]).upper() if first["loc"] else "settings"
+        more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+        raise ConfigurationError(f"{variable}: {first['msg']}{more}: check the environment / .env") from None

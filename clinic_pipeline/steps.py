@@ -1,7 +1,9 @@
-"""One function per pipeline step: what the Dagster assets and the CLI both call.
+"""One function per pipeline step: what the Dagster assets call (and the CLI, for single steps).
 
 Each takes the validated `Settings`, does its step through the domain packages and returns a small
-summary (counts, paths, hashes: never record values) for asset metadata and terminal output.
+summary (counts, paths, hashes: never record values) for asset metadata and terminal output. A step
+never redoes an upstream step: it checks its inputs are there and current, and otherwise says which
+asset to materialize first. The order of steps is the asset graph's alone (`assets/`, `runs`).
 """
 
 from __future__ import annotations
@@ -47,14 +49,16 @@ from clinic_pipeline.mapping.plan_check import confirm_checked
 from clinic_pipeline.mapping.proposer import propose_plan
 from clinic_pipeline.mapping.secrets import secret_columns
 from clinic_pipeline.mapping.sign_off import SignOff, record_sign_off, require_sign_off
-from clinic_pipeline.model.objects import BY_NAME, FILES, STAGED_OBJECTS
+from clinic_pipeline.model.objects import BY_NAME, FILES, STAGED_OBJECTS, FreshsalesObject
 from clinic_pipeline.reports.rebuild import RebuildReference, build_rebuild_reference
 from clinic_pipeline.reports.sample_diff import SampleDiff, diff_sample
 from clinic_pipeline.reports.validation import ValidationReport, validate_migration, write_report
 from clinic_pipeline.settings import ConfigurationError, Settings
+from clinic_pipeline.source.export import SourceExport
 from clinic_pipeline.source.inventory import SchemaInventory, build_inventory, read_inventory, write_inventory
 from clinic_pipeline.source.inventory_page import write_inventory_page
-from clinic_pipeline.source.reader import SourceExport, open_source
+from clinic_pipeline.source.reader import open_source
+from clinic_pipeline.sql import quote_literal
 from clinic_pipeline.staging.quality import QualityResult, run_quality_checks
 from clinic_pipeline.staging.sample import SampleSelection, choose_sample
 from clinic_pipeline.staging.stage import StageResult, stage_object, tables_read
@@ -66,7 +70,7 @@ def _source(
 ) -> Iterator[tuple[SourceExport, duckdb.DuckDBPyConnection]]:
     """The export opened read-only in a fresh DuckDB connection (only `tables`, when given)."""
     # DuckDB spills to disk past its memory limit: the spill holds source rows, so it goes to a private folder.
-    spill = settings.clinic_data_dir / "tmp"
+    spill = settings.paths.spill_dir
     spill.mkdir(parents=True, exist_ok=True)
     spill.chmod(0o700)
     con = duckdb.connect(config={"temp_directory": str(spill)})
@@ -79,8 +83,8 @@ def _source(
 def run_inventory(settings: Settings) -> SchemaInventory:
     with _source(settings) as (export, con):
         inventory = build_inventory(export, con)
-    write_inventory(inventory, settings.inventory_path)
-    write_inventory_page(inventory, settings.inventory_path.with_suffix(".md"))
+    write_inventory(inventory, settings.paths.inventory_path)
+    write_inventory_page(inventory, settings.paths.inventory_page)
     return inventory
 
 
@@ -93,36 +97,36 @@ class ProposeOutcome:
 
 def run_propose(settings: Settings, *, force: bool = False) -> ProposeOutcome:
     """Propose a plan; never overwrite a person's edits to a plan of the same source unless forced."""
-    inventory = read_inventory(settings.inventory_path)
-    if settings.plan_path.exists() and not force:
-        existing = read_plan(settings.plan_path)
+    inventory = read_inventory(settings.paths.inventory_path)
+    if settings.paths.plan_path.exists() and not force:
+        existing = read_plan(settings.paths.plan_path)
         if existing.source_fingerprint == inventory.fingerprint:
             return ProposeOutcome(existing, written=False)
     backup = None
-    if settings.plan_path.exists():
+    if settings.paths.plan_path.exists():
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-        backup = settings.plan_path.with_name(f"mapping_plan.{stamp}.yaml")
-        shutil.copy2(settings.plan_path, backup)
+        backup = settings.paths.plan_path.with_name(f"mapping_plan.{stamp}.yaml")
+        shutil.copy2(settings.paths.plan_path, backup)
     plan = propose_plan(inventory, settings.mapping_review_threshold)
-    write_plan(plan, settings.plan_path)
+    write_plan(plan, settings.paths.plan_path)
     return ProposeOutcome(plan, written=True, backup=backup)
 
 
 def run_confirm(settings: Settings, by: str) -> MappingPlan:
     """Check the plan (`mapping.plan_check`) against the inventory's tables, then stamp it for `by`."""
-    inventory = read_inventory(settings.inventory_path) if settings.inventory_path.exists() else None
+    inventory = read_inventory(settings.paths.inventory_path) if settings.paths.inventory_path.exists() else None
     tables = [t.name for t in inventory.tables] if inventory else None
     secrets = secret_columns(inventory) if inventory else None
-    plan = confirm_checked(read_plan(settings.plan_path), by, tables, secrets)
-    write_plan(plan, settings.plan_path)
+    plan = confirm_checked(read_plan(settings.paths.plan_path), by, tables, secrets)
+    write_plan(plan, settings.paths.plan_path)
     return plan
 
 
 def confirmed_plan(settings: Settings) -> MappingPlan:
     """The gate before any record moves; also refuses a plan proposed from another source."""
-    plan = require_confirmed(read_plan(settings.plan_path))
-    if settings.inventory_path.exists():
-        inventory = read_inventory(settings.inventory_path)
+    plan = require_confirmed(read_plan(settings.paths.plan_path))
+    if settings.paths.inventory_path.exists():
+        inventory = read_inventory(settings.paths.inventory_path)
         if inventory.fingerprint != plan.source_fingerprint:
             raise ConfigurationError(
                 "the confirmed plan was proposed from a different source inventory: propose and confirm again"
@@ -130,10 +134,21 @@ def confirmed_plan(settings: Settings) -> MappingPlan:
     return plan
 
 
+def require_staged(settings: Settings, name: str, folder: Path) -> Path:
+    """The object's staged file, refused when missing or staged from an earlier version of the plan."""
+    path = folder / f"{name}.parquet"
+    if not path.exists():
+        raise ConfigurationError(f"{path}: not staged yet; materialize staged_{name} first")
+    if path.stat().st_mtime < settings.paths.plan_path.stat().st_mtime:
+        raise ConfigurationError(f"staged {name} is older than the plan: materialize staged_{name} again first")
+    return path
+
+
 def run_checklist(settings: Settings) -> tuple[Path, Path, int]:
     specs = required_custom_fields(confirmed_plan(settings))
-    md, csv_path = write_checklist(specs, settings.plan_dir)
-    return md, csv_path, len(specs)
+    paths = settings.paths
+    write_checklist(specs, paths.checklist_md, paths.checklist_csv)
+    return paths.checklist_md, paths.checklist_csv, len(specs)
 
 
 def run_owner_map(settings: Settings) -> StaffOwnerMap:
@@ -145,7 +160,8 @@ def run_owner_map(settings: Settings) -> StaffOwnerMap:
             owner_map = build_owner_map(plan, con, users, settings.clinic_fallback_owner_email)
         except ValueError as exc:
             raise ConfigurationError(str(exc)) from None
-    _parquet, listing = write_owner_map(owner_map, settings.plan_dir)
+    listing = settings.paths.owner_map_md
+    write_owner_map(owner_map, settings.paths.owner_map_parquet, listing)
     missing = unresolved(owner_map)
     owned = any(f.transform == "owner_by_email" for o in plan.objects for f in o.fields)
     if missing and owned:
@@ -158,55 +174,50 @@ def run_owner_map(settings: Settings) -> StaffOwnerMap:
     return owner_map
 
 
-def staged_dir_for(settings: Settings, partition: str | None) -> Path:
-    """The full run's staged files, or a delta partition's own folder."""
-    return settings.staged_dir if partition is None else settings.staged_dir / "delta" / partition
-
-
 def run_stage(settings: Settings, name: str, *, partition: str | None = None) -> StageResult:
     """Stage one object: all of it, or for a delta partition the rows created/changed in its window."""
     plan = confirmed_plan(settings)
     obj = BY_NAME[name]
+    paths = settings.paths
     with _source(settings, tables_read(obj, plan)) as (export, con):
-        if partition is None:
-            return stage_object(
-                obj, plan, export, con, staged_dir=settings.staged_dir, quarantine_dir=settings.quarantine_dir
-            )
         return stage_object(
             obj,
             plan,
             export,
             con,
-            staged_dir=staged_dir_for(settings, partition),
-            quarantine_dir=settings.quarantine_dir / "delta" / partition,
-            window=partition_window(partition),
-            parent_dirs=[settings.staged_dir],
+            staged_dir=paths.staged_dir_for(partition),
+            quarantine_dir=paths.quarantine_dir_for(partition),
+            window=partition_window(partition) if partition else None,
+            # A delta partition's rows may link to parents staged by the full run.
+            parent_dirs=[paths.staged_dir] if partition else (),
         )
 
 
 def run_quality(settings: Settings, name: str, *, partition: str | None = None) -> list[QualityResult]:
     """The object's quality suite; a delta partition's links may point at parents of the full run."""
     obj = BY_NAME[name]
-    folder = staged_dir_for(settings, partition)
+    folder = settings.paths.staged_dir_for(partition)
+    staged = require_staged(settings, obj.name, folder)
     parents: dict[str, Path] = {}
     with tempfile.TemporaryDirectory() as tmp:
         for parent in (BY_NAME[p] for p in obj.parents):
-            files = [d / f"{parent.name}.parquet" for d in {folder, settings.staged_dir}]
+            files = [d / f"{parent.name}.parquet" for d in {folder, settings.paths.staged_dir}]
             files = [f for f in files if f.exists()]
             if len(files) == 1:
                 parents[parent.target] = files[0]
             elif files:
                 keys = Path(tmp) / f"{parent.name}.parquet"
-                listing = ", ".join(f"'{f}'" for f in files)
-                duckdb.execute(f"COPY (SELECT _source_key FROM read_parquet([{listing}])) TO '{keys}' (FORMAT parquet)")
+                listing = ", ".join(map(quote_literal, files))
+                query = f"SELECT _source_key FROM read_parquet([{listing}])"
+                duckdb.execute(f"COPY ({query}) TO {quote_literal(keys)} (FORMAT parquet)")
                 parents[parent.target] = keys
-        return run_quality_checks(obj, folder / f"{obj.name}.parquet", parent_keys=parents)
+        return run_quality_checks(obj, staged, parent_keys=parents)
 
 
 def run_count_changes(settings: Settings, window: tuple[datetime, datetime]) -> dict[str, int]:
     """Source rows per table created/changed in a delta window: the sensor's cheap question."""
     plan = confirmed_plan(settings)
-    zone = read_inventory(settings.inventory_path).time_zone
+    zone = read_inventory(settings.paths.inventory_path).time_zone
     source = settings.require_source()
     if source.startswith("sqlite:///"):
         counts = count_changes_sqlite(Path(source.removeprefix("sqlite:///")), plan, window, zone)
@@ -236,17 +247,9 @@ def run_freshsales_schema(settings: Settings) -> ModulesResult:
     if problems:
         raise ConfigurationError(
             f"Freshsales lacks {len(problems)} custom fields the plan needs ({'; '.join(problems[:10])}"
-            f"{' …' if len(problems) > 10 else ''}): an admin creates them from data/plan/custom_field_checklist.md"
+            f"{' …' if len(problems) > 10 else ''}): an admin creates them from {settings.paths.checklist_md}"
         )
     return result
-
-
-def _sample_dir(settings: Settings) -> Path:
-    return settings.clinic_data_dir / "sample" / "staged"
-
-
-def _sign_off_path(settings: Settings) -> Path:
-    return settings.plan_dir / "sign_off.json"
 
 
 class SampleOutcome(BaseModel):
@@ -257,79 +260,90 @@ class SampleOutcome(BaseModel):
 
 
 def run_sample(settings: Settings, *, size: int, seed: int, run_id: str) -> SampleOutcome:
-    """Stage everything, load a referentially closed slice, read it back and diff it field by field."""
+    """Load a referentially closed slice of the staged records, read it back and diff it field by field."""
     plan = confirmed_plan(settings)
+    paths = settings.paths
     for obj in STAGED_OBJECTS:
-        run_stage(settings, obj.name)
-    run_freshsales_schema(settings)
-    selection = choose_sample(settings.staged_dir, _sample_dir(settings), size=size, seed=seed)
-    loaded = {
-        obj.name: dict(run_load(settings, obj.name, run_id=run_id, sample=True).outcomes) for obj in STAGED_OBJECTS
-    }
-    inventory = read_inventory(settings.inventory_path)
+        require_staged(settings, obj.name, paths.staged_dir)
+    selection = choose_sample(paths.staged_dir, paths.sample_dir, size=size, seed=seed)
+    inventory = read_inventory(paths.inventory_path)
     with (
         FreshsalesClient.from_settings(settings) as client,
-        open_state(settings.state_db_path) as state,
+        open_state(paths.state_db_path) as state,
         _source(settings) as (_export, con),
     ):
+        loaded = {
+            obj.name: dict(
+                _load(settings, client, state, obj, paths.sample_dir / f"{obj.name}.parquet", run_id=run_id).outcomes
+            )
+            for obj in STAGED_OBJECTS
+        }
         diff = diff_sample(
             client,
             state,
             plan,
             con,
             inventory,
-            staged_dir=settings.staged_dir,
-            sample_dir=_sample_dir(settings),
-            out_dir=settings.reports_dir,
+            staged_dir=paths.staged_dir,
+            sample_dir=paths.sample_dir,
+            out_dir=paths.reports_dir,
         )
     outcome = SampleOutcome(plan_hash=plan.confirmed_hash or "", selection=selection, loaded=loaded, diff=diff)
-    (settings.reports_dir / "sample_diff.json").write_text(outcome.model_dump_json(indent=2), encoding="utf-8")
+    paths.sample_diff_json.write_text(outcome.model_dump_json(indent=2), encoding="utf-8")
     return outcome
+
+
+def read_sample_outcome(settings: Settings) -> SampleOutcome:
+    summary = settings.paths.sample_diff_json
+    if not summary.exists():
+        raise ConfigurationError("no sample diff: run `clinic-pipeline migrate --sample 200` first")
+    return SampleOutcome.model_validate_json(summary.read_text(encoding="utf-8"))
 
 
 def run_sign_off(settings: Settings, by: str) -> SignOff:
     """Accept the latest sample diff for the current confirmed plan."""
     plan = confirmed_plan(settings)
-    summary = settings.reports_dir / "sample_diff.json"
-    if not summary.exists():
-        raise ConfigurationError("no sample diff to sign off: run `clinic-pipeline migrate --sample 200` first")
-    outcome = SampleOutcome.model_validate_json(summary.read_text(encoding="utf-8"))
+    outcome = read_sample_outcome(settings)
     if outcome.plan_hash != plan.confirmed_hash:
         raise ConfigurationError("the sample diff was made with another version of the plan: migrate the sample again")
     return record_sign_off(
-        _sign_off_path(settings), by=by, plan_hash=outcome.plan_hash, diff_hash=outcome.diff.diff_hash
+        settings.paths.sign_off, by=by, plan_hash=outcome.plan_hash, diff_hash=outcome.diff.diff_hash
     )
 
 
-def run_load(
-    settings: Settings, name: str, *, run_id: str, partition: str | None = None, sample: bool = False
-) -> LoadResult:
-    """Load one object: the sample slice, the full run, or a delta partition. The full run and the
-    delta wait for a signed-off sample diff of the current confirmed plan."""
+def run_load(settings: Settings, name: str, *, run_id: str, partition: str | None = None) -> LoadResult:
+    """Load one object: the full run, or a delta partition. Both wait for a signed-off sample diff of
+    the current confirmed plan."""
     obj = BY_NAME[name]
     plan = confirmed_plan(settings)
-    if sample:
-        staged = _sample_dir(settings) / f"{obj.name}.parquet"
-    else:
-        require_sign_off(_sign_off_path(settings), plan.confirmed_hash or "")
-        staged = staged_dir_for(settings, partition) / f"{obj.name}.parquet"
-    if not staged.exists():
-        raise ConfigurationError(f"{staged}: not staged yet; materialize staged_{obj.name} first")
-    rejected = settings.clinic_data_dir / "load" / "rejected"
-    if partition is not None:
-        rejected = rejected / "delta" / partition
-    with FreshsalesClient.from_settings(settings) as client, open_state(settings.state_db_path) as state:
-        if obj.name == FILES.name:
-            return _load_files(settings, client, state, staged, run_id=run_id, partition=partition, rejected=rejected)
-        loader = Loader(
-            client,
-            state,
-            run_id=run_id,
-            partition=partition,
-            max_concurrency=settings.freshsales_max_concurrency,
-            fallback_owner_email=settings.clinic_fallback_owner_email,
-        )
-        return loader.load(obj, staged, rejected)
+    require_sign_off(settings.paths.sign_off, plan.confirmed_hash or "")
+    staged = require_staged(settings, obj.name, settings.paths.staged_dir_for(partition))
+    with FreshsalesClient.from_settings(settings) as client, open_state(settings.paths.state_db_path) as state:
+        return _load(settings, client, state, obj, staged, run_id=run_id, partition=partition)
+
+
+def _load(
+    settings: Settings,
+    client: FreshsalesClient,
+    state: StateStore,
+    obj: FreshsalesObject,
+    staged: Path,
+    *,
+    run_id: str,
+    partition: str | None = None,
+) -> LoadResult:
+    rejected = settings.paths.rejected_dir_for(partition)
+    if obj.name == FILES.name:
+        return _load_files(settings, client, state, staged, run_id=run_id, partition=partition, rejected=rejected)
+    loader = Loader(
+        client,
+        state,
+        run_id=run_id,
+        partition=partition,
+        max_concurrency=settings.freshsales_max_concurrency,
+        fallback_owner_email=settings.clinic_fallback_owner_email,
+    )
+    return loader.load(obj, staged, rejected)
 
 
 def _load_files(
@@ -365,17 +379,17 @@ def run_rebuild_reference(settings: Settings) -> RebuildReference:
     """The source's workflow rules and reports as a rebuild reference for the Freshsales admin."""
     plan = confirmed_plan(settings)
     with _source(settings) as (export, con):
-        return build_rebuild_reference(plan, export, con, settings.reports_dir)
+        return build_rebuild_reference(plan, export, con, settings.paths.reports_dir)
 
 
 def run_estimate(settings: Settings) -> DryRunEstimate:
     """What a full load would send, from the staged files and the id map: zero API calls."""
-    staged = {o.name: settings.staged_dir / f"{o.name}.parquet" for o in STAGED_OBJECTS}
+    staged = {o.name: settings.paths.staged_dir / f"{o.name}.parquet" for o in STAGED_OBJECTS}
     limits = RateLimits(
         hourly=settings.freshsales_requests_per_hour, per_minute=settings.freshsales_requests_per_minute
     )
     # The owners the owner map resolved, so bodies hash exactly as the loader will build them.
-    staff = read_owner_map(settings.plan_dir)
+    staff = read_owner_map(settings.paths.owner_map_parquet)
     owners = (
         OwnerMap(
             by_email={
@@ -386,15 +400,15 @@ def run_estimate(settings: Settings) -> DryRunEstimate:
         if staff is not None
         else None
     )
-    with open_state(settings.state_db_path) as state:
+    with open_state(settings.paths.state_db_path) as state:
         return estimate(state, staged, plan_limits=limits, owners=owners)
 
 
 def run_rollback(settings: Settings, run_ids: list[str] | None, *, rollback_run_id: str) -> RollbackResult:
     """Undo the given runs (None: every run): delete what they created, restore what they changed."""
-    if not settings.state_db_path.exists():
-        raise ConfigurationError(f"{settings.state_db_path}: no migration state, nothing to roll back")
-    with FreshsalesClient.from_settings(settings) as client, open_state(settings.state_db_path) as state:
+    if not settings.paths.state_db_path.exists():
+        raise ConfigurationError(f"{settings.paths.state_db_path}: no migration state, nothing to roll back")
+    with FreshsalesClient.from_settings(settings) as client, open_state(settings.paths.state_db_path) as state:
         return rollback(
             client,
             state,
@@ -406,20 +420,24 @@ def run_rollback(settings: Settings, run_ids: list[str] | None, *, rollback_run_
 
 def run_validation(settings: Settings) -> ValidationReport:
     """Freshsales read back against what was staged and loaded, full run and delta partitions together."""
-    with FreshsalesClient.from_settings(settings) as client, open_state(settings.state_db_path) as state:
+    with FreshsalesClient.from_settings(settings) as client, open_state(settings.paths.state_db_path) as state:
         report = validate_migration(
             client,
             state,
-            staged_dir=settings.staged_dir,
-            quarantine_dir=settings.quarantine_dir,
-            rejected_dir=settings.clinic_data_dir / "load" / "rejected",
+            staged_dir=settings.paths.staged_dir,
+            quarantine_dir=settings.paths.quarantine_dir,
+            rejected_dir=settings.paths.rejected_dir,
         )
-    write_report(report, settings.reports_dir)
+    write_report(report, settings.paths.validation_json, settings.paths.validation_html)
     return report
 
 
 def _row_count(path: Path) -> int:
     return pq.ParquetFile(path).metadata.num_rows if path.exists() else 0
+
+
+# `status` answers at once: during a load it says the state is busy rather than waiting for the load.
+STATUS_WAIT_SECONDS = 5
 
 
 class PipelineStatus(BaseModel):
@@ -434,19 +452,19 @@ class PipelineStatus(BaseModel):
 
 def run_status(settings: Settings) -> PipelineStatus:
     """Where the migration stands, from local files only (no API calls): counts, never values."""
-    plan = read_plan(settings.plan_path) if settings.plan_path.exists() else None
+    plan = read_plan(settings.paths.plan_path) if settings.paths.plan_path.exists() else None
     loaded: dict[str, int] = {}
     audit: dict[str, int] = {}
-    if settings.state_db_path.exists():
-        with open_state(settings.state_db_path, read_only=True) as state:
+    if settings.paths.state_db_path.exists():
+        with open_state(settings.paths.state_db_path, read_only=True, wait_seconds=STATUS_WAIT_SECONDS) as state:
             loaded = state.id_map_counts()
             audit = {"/".join(k): v for k, v in state.audit_counts().items()}
     return PipelineStatus(
-        inventory=settings.inventory_path.exists(),
+        inventory=settings.paths.inventory_path.exists(),
         plan_status=plan.status if plan else None,
         plan_confirmed_by=plan.confirmed_by if plan else None,
-        staged={o.name: _row_count(settings.staged_dir / f"{o.name}.parquet") for o in STAGED_OBJECTS},
-        quarantined={o.name: _row_count(settings.quarantine_dir / f"{o.name}.parquet") for o in STAGED_OBJECTS},
+        staged={o.name: _row_count(settings.paths.staged_dir / f"{o.name}.parquet") for o in STAGED_OBJECTS},
+        quarantined={o.name: _row_count(settings.paths.quarantine_dir / f"{o.name}.parquet") for o in STAGED_OBJECTS},
         loaded=loaded,
         audit=audit,
     )

@@ -11,8 +11,9 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import yaml
 
-from clinic_pipeline.demo import create_custom_fields_as_admin
+from clinic_pipeline.demo import DEMO_FALLBACK_OWNER, create_custom_fields_as_admin
 from clinic_pipeline.samples import FIXTURE_DIR, copy_fixture
 from clinic_pipeline.settings import Settings
 
@@ -148,10 +149,10 @@ def test_sample_data_generates_a_clinic_deterministically(tmp_path: Path) -> Non
     assert bad.returncode != 0 and "csv or sqlite" in bad.stderr
 
 
-def test_records_held_back_show_in_the_sample_and_fail_the_full_validation(tmp_path: Path, sandbox: Any) -> None:
+def test_staff_without_users_stop_the_sample_until_a_fallback_owner_is_set(tmp_path: Path, sandbox: Any) -> None:
     shutil.copytree(FIXTURES / "sample_shape", tmp_path / "export")
     # The clinic's providers have no Freshsales user (one has no email at all) and no fallback owner
-    # is set: their visits cannot get the owner Freshsales requires and are held back.
+    # is set: their records would land ownerless, so the owner map stops the run before any record moves.
     env = _clean_env(tmp_path) | {
         "CLINIC_SOURCE": str(tmp_path / "export"),
         "FRESHSALES_BASE_URL": sandbox.base_url,
@@ -163,54 +164,59 @@ def test_records_held_back_show_in_the_sample_and_fail_the_full_validation(tmp_p
     settings = Settings(clinic_data_dir=tmp_path / "data", clinic_source=str(tmp_path / "export"))
     create_custom_fields_as_admin(settings, sandbox.root_url, sandbox.api_key, echo=lambda _: None)
 
+    refused = _run(["migrate", "--sample", "100"], env, tmp_path)
+    assert refused.returncode == 1
+    errors = refused.stderr.splitlines()
+    assert all(line.startswith("error: ") for line in errors), refused.stderr[-2000:]
+    assert re.search(r"error: \d+ providers/staff have no active Freshsales user", refused.stderr)
+    assert str(settings.paths.owner_map_md) in refused.stderr
+    assert httpx.get(f"{sandbox.root_url}/_sandbox/snapshot", timeout=30).json()["contacts"] == []
+
+    env |= {"CLINIC_FALLBACK_OWNER_EMAIL": DEMO_FALLBACK_OWNER}
     assert _run(["migrate", "--sample", "100"], env, tmp_path).returncode == 0
     assert _run(["sign-off", "--by", "Dr. Reviewer"], env, tmp_path).returncode == 0
     full = _run(["migrate", "--full"], env, tmp_path)
-    assert full.returncode == 2  # a failed validation, as for any other discrepancy
+    assert full.returncode == 0, full.stderr[-2000:]
     # Two of the four visits link to a patient the export lacks or skipped (soft-deleted): quarantined.
-    assert "loaded appointments: held_back 2" in full.stdout
-    assert "validated appointments: 2 staged, 0 loaded, 0 in Freshsales" in full.stdout
-    assert "not loaded appointments: 2 of 2 staged (held back: owner not resolved 2)" in full.stdout
-    # The audit counts every hold, the sample run's too.
-    assert re.search(
-        r"discrepancy: appointments: 2 of 2 staged records not loaded into Freshsales "
-        r"\(held back: owner not resolved 2; audit: hold/held_back \d+\)",
-        full.stderr,
-    )
-    report = json.loads((tmp_path / "data" / "reports" / "validation_report.json").read_text())
-    appointments = next(o for o in report["objects"] if o["object"] == "appointments")
-    assert report["ok"] is False
-    assert (appointments["not_loaded"], appointments["not_loaded_reasons"]) == (2, {"held back: owner not resolved": 2})
-    _assert_no_patient_values(tmp_path / "export" / "patients.csv", full.stdout + full.stderr)
+    assert "validated appointments: 2 staged, 2 loaded, 2 in Freshsales" in full.stdout
+    report = json.loads(settings.paths.validation_json.read_text())
+    assert report["ok"] is True
+    _assert_no_patient_values(tmp_path / "export" / "patients.csv", refused.stderr + full.stdout + full.stderr)
 
 
-def test_the_sample_summary_counts_records_missing_from_freshsales(tmp_path: Path, sandbox: Any) -> None:
+def test_a_failing_blocking_check_stops_the_cli_load_of_its_object_and_everything_after_it(
+    tmp_path: Path, sandbox: Any
+) -> None:
     env = _clean_env(tmp_path) | {
         "CLINIC_SOURCE": str(tmp_path / "export"),
         "FRESHSALES_BASE_URL": sandbox.base_url,
         "FRESHSALES_API_KEY": sandbox.api_key,
+        "CLINIC_FALLBACK_OWNER_EMAIL": DEMO_FALLBACK_OWNER,
     }
-    # The generated clinic's staff have no Freshsales users and no fallback owner is set: the
-    # sampled visits are held back, so the sample's field totals alone would look clean.
     for args in (
         ["sample-data", "--out", str(tmp_path / "export"), "--patients", "30", "--seed", "5"],
         ["inventory"],
         ["propose-mapping"],
-        ["confirm-mapping", "--by", "Dr. Reviewer"],
     ):
-        result = _run(args, env, tmp_path)
-        assert result.returncode == 0, (args, result.stderr[-2000:])
+        assert _run(args, env, tmp_path).returncode == 0, args
+    # A reviewer relates each visit to its clinic's account. The plan check accepts the line, staging
+    # stages it, but the loader links appointments to contacts only: the blocking check must stop them.
+    plan_path = tmp_path / "data" / "plan" / "mapping_plan.yaml"
+    plan = yaml.safe_load(plan_path.read_text(encoding="utf-8"))
+    visits = next(o for o in plan["objects"] if o["target"] == "appointment")
+    line = next(f for f in visits["fields"] if f["references"] == "locations")
+    line |= {"target": "targetable_id", "type": "lookup", "transform": "lookup:sales_account", "via": None}
+    plan_path.write_text(yaml.safe_dump(plan, sort_keys=False), encoding="utf-8")
+    assert _run(["confirm-mapping", "--by", "Dr. Reviewer"], env, tmp_path).returncode == 0
     settings = Settings(clinic_data_dir=tmp_path / "data", clinic_source=str(tmp_path / "export"))
     create_custom_fields_as_admin(settings, sandbox.root_url, sandbox.api_key, echo=lambda _: None)
 
-    sample = _run(["migrate", "--sample", "100"], env, tmp_path)
-    assert sample.returncode == 0, sample.stderr[-2000:]
-    written = json.loads((tmp_path / "data" / "reports" / "sample_diff.json").read_text())
-    diff = written["diff"]
-    held_back = sum(counts.get("held_back", 0) for counts in written["loaded"].values())
-    assert diff["records_missing"] > 0 and held_back > 0
-    assert (
-        f"sample: {diff['records']} records, {diff['records'] - diff['records_missing']} loaded and read back, "
-        f"{diff['records_missing']} missing from Freshsales (load: {held_back} held back, 0 rejected); "
-    ) in sample.stdout
-    _assert_no_patient_values(tmp_path / "export" / "patients.csv", sample.stdout + sample.stderr)
+    for command in (["migrate", "--sample", "100"], ["migrate", "--full"]):
+        stopped = _run(command, env, tmp_path)
+        assert stopped.returncode == 1, command
+        assert "error: staged_appointments: quality_blocking: failed: lookup:sales_account" in stopped.stderr
+        assert "Traceback" not in stopped.stderr
+        assert httpx.get(f"{sandbox.root_url}/_sandbox/snapshot", timeout=30).json()["appointments"] == []
+    # The sample never ran, so the full run's loads also refuse: nothing reached Freshsales.
+    assert "no signed-off sample diff" in stopped.stderr
+    assert httpx.get(f"{sandbox.root_url}/_sandbox/snapshot", timeout=30).json()["contacts"] == []

@@ -9,6 +9,7 @@ import pytest
 from pydantic import SecretStr
 from pydantic import ValidationError as PydanticValidationError
 
+from clinic_pipeline.errors import OperatorError
 from clinic_pipeline.freshsales import FreshsalesClient, RateLimiter, RetryPolicy
 from clinic_pipeline.load.modules import (
     ACCOUNT_LINK_FIELD,
@@ -170,7 +171,7 @@ def test_field_specs_are_checked_before_anything_is_sent() -> None:
 
 def test_a_spec_contradicting_the_loaders_own_fields_is_refused(client: FreshsalesClient) -> None:
     wrong = ModuleFieldSpec(name="cf_contact", label="Contact", type="text")
-    with pytest.raises(ValueError, match="cf_contact: the loader needs it as lookup→contact, not text"):
+    with pytest.raises(OperatorError, match="cf_contact: the loader needs it as lookup→contact, not text"):
         ensure_custom_modules(client, {"lab_result": [wrong]})
     assert [m for m in client.module_customizations() if m.is_custom] == []
 

@@ -15,6 +15,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from clinic_pipeline.errors import OperatorError
 from clinic_pipeline.samples.generator import TABLE_NAMES, GeneratedClinic, MessRates, generate_clinic
 from clinic_pipeline.source.reader import open_source
 
@@ -83,7 +84,7 @@ def test_refuses_a_folder_that_holds_something_else(tmp_path: Path) -> None:
     with pytest.raises(FileExistsError):
         generate_clinic(tmp_path, patients=10)
     assert (tmp_path / "keep.txt").read_text() == "not ours"
-    with pytest.raises(ValueError):
+    with pytest.raises(OperatorError, match="at least 1"):
         generate_clinic(tmp_path / "x", patients=0)
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from clinic_pipeline.errors import OperatorError
 from clinic_pipeline.samples import FIXTURE_DIR, copy_fixture
 from clinic_pipeline.source.inventory import (
     SchemaInventory,
@@ -154,7 +155,7 @@ def test_inventory_json_round_trips_and_holds_no_phi(fixture_inventory: SchemaIn
 
 
 def test_missing_inventory_file_says_what_to_run(tmp_path: Path) -> None:
-    with pytest.raises(FileNotFoundError, match="clinic-pipeline inventory"):
+    with pytest.raises(OperatorError, match="clinic-pipeline inventory"):
         read_inventory(tmp_path / "none.json")
 
 

@@ -16,9 +16,11 @@ import pytest
 import sqlglot
 from sqlglot import exp
 
+from clinic_pipeline.source.errors import SourceError
+from clinic_pipeline.source.export import SourceExport
 from clinic_pipeline.source.inventory import build_inventory
 from clinic_pipeline.source.mysql_dump import iter_statements
-from clinic_pipeline.source.reader import SourceError, SourceExport, open_source
+from clinic_pipeline.source.reader import open_source
 
 DUMPS = Path(__file__).parent / "fixtures" / "dumps"
 OPENEMR = DUMPS / "openemr_small.sql"

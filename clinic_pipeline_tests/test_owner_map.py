@@ -47,10 +47,10 @@ def test_unresolved_staff_block_with_a_list(tmp_path: Path, sandbox: Any) -> Non
     message = str(failure.value)
     assert "2 providers/staff have no active Freshsales user" in message
     assert "2 (no_email)" in message and "3 (inactive_user)" in message
-    entries = {r["source_key"]: r for r in pq.read_table(settings.plan_dir / "owner_map.parquet").to_pylist()}
+    entries = {r["source_key"]: r for r in pq.read_table(settings.paths.plan_dir / "owner_map.parquet").to_pylist()}
     assert entries["1"]["status"] == "resolved" and entries["1"]["user_id"] is not None
     assert (entries["2"]["status"], entries["3"]["status"]) == ("no_email", "inactive_user")
-    listing = settings.plan_dir / "owner_map.md"
+    listing = settings.paths.plan_dir / "owner_map.md"
     assert "no email in the source" in listing.read_text() and stat.S_IMODE(listing.stat().st_mode) == 0o600
 
 

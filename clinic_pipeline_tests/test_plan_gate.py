@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from clinic_pipeline.errors import OperatorError
 from clinic_pipeline.mapping.plan import (
     FieldMapping,
     MappingPlan,
@@ -61,7 +62,7 @@ def test_edit_after_confirmation_needs_a_new_confirmation(tmp_path: Path) -> Non
 
 
 def test_confirmation_needs_a_name() -> None:
-    with pytest.raises(ValueError, match="needs a name"):
+    with pytest.raises(OperatorError, match="needs a name"):
         confirm_plan(_plan(), "  ")
 
 

@@ -19,7 +19,7 @@ def test_settings_read_the_environment_and_hide_the_key(monkeypatch: pytest.Monk
     monkeypatch.setenv("CUTOVER_START", "2026-11-20T18:00:00-06:00")
     settings = Settings()
     assert settings.freshsales_base_url == "https://clinic.myfreshworks.com/crm/sales"
-    assert settings.state_db_path == tmp_path / "d" / "state" / "migration.duckdb"
+    assert settings.paths.state_db_path == tmp_path / "d" / "state" / "migration.duckdb"
     assert settings.cutover_start is not None and settings.cutover_start.utcoffset() is not None
     for text in (str(settings), repr(settings), settings.model_dump_json()):
         assert SECRET not in text

@@ -16,8 +16,10 @@ from clinic_pipeline.mapping.plan import confirm_plan
 from clinic_pipeline.mapping.proposer import propose_plan
 from clinic_pipeline.model.objects import STAGED_OBJECTS
 from clinic_pipeline.samples import FIXTURE_DIR, copy_fixture
+from clinic_pipeline.source.errors import SourceError
+from clinic_pipeline.source.export import table_name
 from clinic_pipeline.source.inventory import build_inventory
-from clinic_pipeline.source.reader import SourceError, open_source, table_name
+from clinic_pipeline.source.reader import open_source
 from clinic_pipeline.staging.stage import stage_object, tables_read
 
 FIXTURES = Path(__file__).parent / "fixtures"

@@ -13,8 +13,9 @@ import pytest
 from clinic_pipeline.mapping.plan_check import confirm_checked
 from clinic_pipeline.mapping.proposer import propose_plan
 from clinic_pipeline.model.objects import STAGED_OBJECTS
+from clinic_pipeline.source.errors import SourceError
 from clinic_pipeline.source.inventory import build_inventory
-from clinic_pipeline.source.reader import SourceError, open_source
+from clinic_pipeline.source.reader import open_source
 from clinic_pipeline.staging.stage import stage_object
 
 PATIENTS = [

@@ -18,11 +18,13 @@ import duckdb
 import pyarrow.parquet as pq
 import pytest
 
+from clinic_pipeline.errors import OperatorError
 from clinic_pipeline.mapping.plan import FieldMapping, MappingPlan, ObjectMapping, confirm_plan
 from clinic_pipeline.mapping.proposer import propose_plan
 from clinic_pipeline.model.objects import BY_NAME, STAGED_OBJECTS
+from clinic_pipeline.source.export import SourceExport
 from clinic_pipeline.source.inventory import build_inventory
-from clinic_pipeline.source.reader import SourceExport, open_source
+from clinic_pipeline.source.reader import open_source
 from clinic_pipeline.staging.stage import StageResult, stage_object
 
 SAMPLE = Path(__file__).parent / "fixtures" / "sample_shape"
@@ -229,7 +231,7 @@ def test_children_of_missing_parents_are_quarantined(tmp_path: Path) -> None:
 def test_staging_children_before_parents_is_refused(tmp_path: Path) -> None:
     con = duckdb.connect()
     export = open_source(str(SAMPLE), con)
-    with pytest.raises(FileNotFoundError, match="stage contacts before"):
+    with pytest.raises(OperatorError, match="stage contacts before"):
         stage_object(BY_NAME["appointments"], _orphan_plan(), export, con, staged_dir=tmp_path, quarantine_dir=tmp_path)
 
 

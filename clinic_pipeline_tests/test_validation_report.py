@@ -381,7 +381,8 @@ def test_the_written_report_holds_counts_and_charts_but_no_values(
     )
     assert report.discrepancies == [missing]
 
-    json_path, html_path = write_report(report, tmp_path / "reports")
+    json_path, html_path = tmp_path / "reports" / "report.json", tmp_path / "reports" / "report.html"
+    write_report(report, json_path, html_path)
     page = html_path.read_text(encoding="utf-8")
     body = json_path.read_text(encoding="utf-8")
     written = json.loads(body)

@@ -13,7 +13,7 @@ import dagster as dg
 
 from clinic_pipeline import steps
 from clinic_pipeline.assets.load import loaded_group
-from clinic_pipeline.assets.resources import ClinicPipelineResource
+from clinic_pipeline.assets.resources import ClinicResource
 from clinic_pipeline.assets.staging import quality_checks, staged_group
 from clinic_pipeline.delta.windows import WINDOW, closed_windows, partition_key
 from clinic_pipeline.model.objects import STAGED_OBJECTS
@@ -49,8 +49,8 @@ def delta_definitions(cutover_start: datetime) -> DeltaDefinitions:
         default_status=dg.DefaultSensorStatus.STOPPED,
         description="Requests each closed hourly window that shows source changes, once (run key = window).",
     )
-    def delta_window_sensor(context: dg.SensorEvaluationContext, pipeline: ClinicPipelineResource) -> dg.SensorResult:
-        settings = pipeline.settings()
+    def delta_window_sensor(context: dg.SensorEvaluationContext, clinic: ClinicResource) -> dg.SensorResult:
+        settings = clinic.settings()
         after = datetime.fromisoformat(context.cursor) if context.cursor else None
         requests, checked, last = [], 0, after
         for start in closed_windows(cutover_start, after, datetime.now(UTC) - GRACE):
@@ -69,5 +69,5 @@ def delta_definitions(cutover_start: datetime) -> DeltaDefinitions:
         return dg.SensorResult(skip_reason=reason, cursor=cursor)
 
     schedule = dg.build_schedule_from_partitioned_job(job, minute_of_hour=10, name="delta_hourly_schedule")
-    checks = [check for obj in STAGED_OBJECTS for check in quality_checks(obj, staged[obj.name])]
+    checks = [quality_checks(obj, staged[obj.name]) for obj in STAGED_OBJECTS]
     return DeltaDefinitions([*staged.values(), *loaded.values()], checks, job, [delta_window_sensor], [schedule])

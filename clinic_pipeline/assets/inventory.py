@@ -3,12 +3,16 @@
 import dagster as dg
 
 from clinic_pipeline import steps
-from clinic_pipeline.assets.resources import ClinicPipelineResource, operator_errors
+from clinic_pipeline.assets.resources import ClinicResource, operator_errors
 
 
-@dg.asset(group_name="inventory", description="Every table and column of the export, profiled (no values).")
-def schema_inventory(pipeline: ClinicPipelineResource) -> dg.MaterializeResult:
-    settings = pipeline.settings()
+@dg.asset(
+    group_name="inventory",
+    kinds={"duckdb"},
+    description="Every table and column of the export, profiled (no values).",
+)
+def schema_inventory(clinic: ClinicResource) -> dg.MaterializeResult:
+    settings = clinic.settings()
     with operator_errors():
         inventory = steps.run_inventory(settings)
     return dg.MaterializeResult(
@@ -16,6 +20,6 @@ def schema_inventory(pipeline: ClinicPipelineResource) -> dg.MaterializeResult:
             "tables": dg.MetadataValue.int(len(inventory.tables)),
             "rows": dg.MetadataValue.int(sum(t.row_count for t in inventory.tables)),
             "fingerprint": dg.MetadataValue.text(inventory.fingerprint),
-            "path": dg.MetadataValue.path(str(settings.inventory_path)),
+            "path": dg.MetadataValue.path(str(settings.paths.inventory_path)),
         }
     )

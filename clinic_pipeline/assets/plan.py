@@ -4,12 +4,18 @@ import dagster as dg
 
 from clinic_pipeline import steps
 from clinic_pipeline.assets.inventory import schema_inventory
-from clinic_pipeline.assets.resources import ClinicPipelineResource, operator_errors
+from clinic_pipeline.assets.resources import (
+    FRESHSALES_POOL,
+    ClinicResource,
+    FreshsalesResource,
+    operator_errors,
+    settings_from,
+)
 
 
 @dg.asset(group_name="plan", deps=[schema_inventory], description="The proposed object and field map.")
-def mapping_plan(pipeline: ClinicPipelineResource) -> dg.MaterializeResult:
-    settings = pipeline.settings()
+def mapping_plan(clinic: ClinicResource) -> dg.MaterializeResult:
+    settings = clinic.settings()
     with operator_errors():
         outcome = steps.run_propose(settings)
     fields = [f for o in outcome.plan.objects for f in o.fields]
@@ -20,7 +26,7 @@ def mapping_plan(pipeline: ClinicPipelineResource) -> dg.MaterializeResult:
             "objects": dg.MetadataValue.int(len(outcome.plan.objects)),
             "fields": dg.MetadataValue.int(len(fields)),
             "fields_needing_review": dg.MetadataValue.int(sum(f.needs_review for f in fields)),
-            "path": dg.MetadataValue.path(str(settings.plan_path)),
+            "path": dg.MetadataValue.path(str(settings.paths.plan_path)),
         }
     )
 
@@ -30,9 +36,9 @@ def mapping_plan(pipeline: ClinicPipelineResource) -> dg.MaterializeResult:
     deps=[mapping_plan],
     description="Fails until a person confirms the plan (`clinic-pipeline confirm-mapping --by NAME`).",
 )
-def confirmed_mapping(pipeline: ClinicPipelineResource) -> dg.MaterializeResult:
+def confirmed_mapping(clinic: ClinicResource) -> dg.MaterializeResult:
     with operator_errors():
-        plan = steps.confirmed_plan(pipeline.settings())
+        plan = steps.confirmed_plan(clinic.settings())
     return dg.MaterializeResult(
         metadata={
             "confirmed_by": dg.MetadataValue.text(plan.confirmed_by or ""),
@@ -42,9 +48,9 @@ def confirmed_mapping(pipeline: ClinicPipelineResource) -> dg.MaterializeResult:
 
 
 @dg.asset(group_name="plan", deps=[confirmed_mapping], description="Custom fields the admin creates in the UI.")
-def custom_field_checklist(pipeline: ClinicPipelineResource) -> dg.MaterializeResult:
+def custom_field_checklist(clinic: ClinicResource) -> dg.MaterializeResult:
     with operator_errors():
-        md, csv_path, count = steps.run_checklist(pipeline.settings())
+        md, csv_path, count = steps.run_checklist(clinic.settings())
     return dg.MaterializeResult(
         metadata={
             "custom_fields": dg.MetadataValue.int(count),
@@ -57,11 +63,13 @@ def custom_field_checklist(pipeline: ClinicPipelineResource) -> dg.MaterializeRe
 @dg.asset(
     group_name="plan",
     deps=[confirmed_mapping],
+    pool=FRESHSALES_POOL,
+    kinds={"freshsales"},
     description="Providers/staff → Freshsales users by email (data/plan/owner_map.parquet + .md); fails, "
     "listing them, while staff whose records need an owner have no active user and no fallback is set.",
 )
-def owner_map(pipeline: ClinicPipelineResource) -> dg.MaterializeResult:
-    settings = pipeline.settings()
+def owner_map(clinic: ClinicResource, freshsales: FreshsalesResource) -> dg.MaterializeResult:
+    settings = settings_from(clinic, freshsales)
     with operator_errors():
         result = steps.run_owner_map(settings)
     counts = result.counts()
@@ -71,19 +79,21 @@ def owner_map(pipeline: ClinicPipelineResource) -> dg.MaterializeResult:
     }
     metadata["staff"] = dg.MetadataValue.int(len(result.entries))
     metadata["fallback_owner_used"] = dg.MetadataValue.bool(result.fallback_owner_id is not None)
-    metadata["path"] = dg.MetadataValue.path(str(settings.plan_dir / "owner_map.md"))
+    metadata["path"] = dg.MetadataValue.path(str(settings.paths.owner_map_md))
     return dg.MaterializeResult(metadata=metadata)
 
 
 @dg.asset(
     group_name="plan",
     deps=[custom_field_checklist],
+    pool=FRESHSALES_POOL,
+    kinds={"freshsales"},
     description="Custom modules and their fields created through the API; the admin's custom fields on "
     "contacts, accounts and deals read back and verified. Fails, listing what is missing, until they exist.",
 )
-def freshsales_schema(pipeline: ClinicPipelineResource) -> dg.MaterializeResult:
+def freshsales_schema(clinic: ClinicResource, freshsales: FreshsalesResource) -> dg.MaterializeResult:
     with operator_errors():
-        result = steps.run_freshsales_schema(pipeline.settings())
+        result = steps.run_freshsales_schema(settings_from(clinic, freshsales))
     return dg.MaterializeResult(
         metadata={
             "modules_created": dg.MetadataValue.int(len(result.modules_created)),

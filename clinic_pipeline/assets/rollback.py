@@ -4,8 +4,13 @@ import dagster as dg
 from pydantic import Field
 
 from clinic_pipeline import steps
-from clinic_pipeline.assets.resources import ClinicPipelineResource, operator_errors
-from clinic_pipeline.assets.sample import FRESHSALES_POOL
+from clinic_pipeline.assets.resources import (
+    FRESHSALES_POOL,
+    ClinicResource,
+    FreshsalesResource,
+    operator_errors,
+    settings_from,
+)
 
 
 class RollbackConfig(dg.Config):
@@ -14,12 +19,16 @@ class RollbackConfig(dg.Config):
 
 
 @dg.op(pool=FRESHSALES_POOL, description="Deletes what the runs created and restores what they changed.")
-def rollback_runs(context: dg.OpExecutionContext, config: RollbackConfig, pipeline: ClinicPipelineResource) -> None:
+def rollback_runs(
+    context: dg.OpExecutionContext, config: RollbackConfig, clinic: ClinicResource, freshsales: FreshsalesResource
+) -> None:
     if bool(config.run_ids) == config.all_runs:
         raise dg.Failure(description="give run_ids or all_runs: true", allow_retries=False)
     with operator_errors():
         result = steps.run_rollback(
-            pipeline.settings(), None if config.all_runs else config.run_ids, rollback_run_id=context.run_id
+            settings_from(clinic, freshsales),
+            None if config.all_runs else config.run_ids,
+            rollback_run_id=context.run_id,
         )
     for name, counts in result.objects.items():
         context.log.info(

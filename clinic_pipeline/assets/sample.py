@@ -1,14 +1,17 @@
-"""`sample_diff`: the sample migration, read back and diffed, before the full run may start."""
+"""`sample` group: the sample migration, read back and diffed, before the full run may start."""
 
 import dagster as dg
 
 from clinic_pipeline import steps
 from clinic_pipeline.assets.plan import freshsales_schema, owner_map
-from clinic_pipeline.assets.resources import ClinicPipelineResource, operator_errors
+from clinic_pipeline.assets.resources import (
+    FRESHSALES_POOL,
+    ClinicResource,
+    FreshsalesResource,
+    operator_errors,
+    settings_from,
+)
 from clinic_pipeline.assets.staging import staged_assets
-
-# The hourly API budget belongs to the Freshsales account, not to a run: one pool for every load.
-FRESHSALES_POOL = "freshsales_api"
 
 
 class SampleConfig(dg.Config):
@@ -17,18 +20,20 @@ class SampleConfig(dg.Config):
 
 
 @dg.asset(
-    group_name="verify",
+    group_name="sample",
     deps=[*staged_assets.values(), owner_map, freshsales_schema],
     pool=FRESHSALES_POOL,
+    kinds={"freshsales"},
     description="Loads a referentially closed slice, reads it back and diffs it field by field "
     "(data/reports/sample_diff.html, 0600). The full load waits for `clinic-pipeline sign-off --by NAME`.",
 )
 def sample_diff(
-    context: dg.AssetExecutionContext, config: SampleConfig, pipeline: ClinicPipelineResource
+    context: dg.AssetExecutionContext, config: SampleConfig, clinic: ClinicResource, freshsales: FreshsalesResource
 ) -> dg.MaterializeResult:
-    settings = pipeline.settings()
     with operator_errors():
-        outcome = steps.run_sample(settings, size=config.size, seed=config.seed, run_id=context.run_id)
+        outcome = steps.run_sample(
+            settings_from(clinic, freshsales), size=config.size, seed=config.seed, run_id=context.run_id
+        )
     diff = outcome.diff
     metadata: dict[str, dg.MetadataValue] = {
         "records": dg.MetadataValue.int(diff.records),

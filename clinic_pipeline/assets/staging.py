@@ -3,13 +3,18 @@
 The same factory builds the delta group's hourly-partitioned `delta_staged_<object>` assets.
 """
 
+from collections.abc import Iterator
+
 import dagster as dg
 
 from clinic_pipeline import steps
 from clinic_pipeline.assets.plan import confirmed_mapping
-from clinic_pipeline.assets.resources import ClinicPipelineResource, operator_errors
+from clinic_pipeline.assets.resources import ClinicResource, operator_errors
 from clinic_pipeline.model.objects import STAGED_OBJECTS, FreshsalesObject
 from clinic_pipeline.staging.quality import QualityResult
+
+BLOCKING_CHECK = "quality_blocking"
+WARNING_CHECK = "quality_warnings"
 
 
 def staged_asset(
@@ -20,18 +25,25 @@ def staged_asset(
     group: str = "staging",
     partitions_def: dg.PartitionsDefinition | None = None,
 ) -> dg.AssetsDefinition:
+    where = (
+        f"data/staged/{obj.name}.parquet"
+        if partitions_def is None
+        else f"data/staged/delta/<window>/{obj.name}.parquet"
+    )
+
     @dg.asset(
         name=f"{prefix}staged_{obj.name}",
         group_name=group,
         # Parents first: links to a parent that was not staged are quarantined as orphans.
         deps=[confirmed_mapping, *(parents[p] for p in obj.parents)],
         partitions_def=partitions_def,
-        description=f"Freshsales-shaped {obj.entity} records, keyed by source key (data/staged/{obj.name}.parquet).",
+        kinds={"duckdb", "parquet"},
+        description=f"Freshsales-shaped {obj.entity} records, keyed by source key ({where}).",
     )
-    def _asset(context: dg.AssetExecutionContext, pipeline: ClinicPipelineResource) -> dg.MaterializeResult:
+    def _asset(context: dg.AssetExecutionContext, clinic: ClinicResource) -> dg.MaterializeResult:
         partition = context.partition_key if context.has_partition_key else None
         with operator_errors():
-            result = steps.run_stage(pipeline.settings(), obj.name, partition=partition)
+            result = steps.run_stage(clinic.settings(), obj.name, partition=partition)
         return dg.MaterializeResult(
             metadata={
                 "source_rows": dg.MetadataValue.int(result.source_rows),
@@ -50,54 +62,51 @@ def staged_asset(
 
 
 def _metadata(results: list[QualityResult]) -> dict[str, dg.MetadataValue]:
-    metadata: dict[str, dg.MetadataValue] = {}
-    for r in results:
-        metadata[r.name] = dg.MetadataValue.json({"passed": r.passed, **r.observed})
-    return metadata
+    return {r.name: dg.MetadataValue.json({"passed": r.passed, **r.observed}) for r in results}
 
 
-def quality_checks(obj: FreshsalesObject, asset: dg.AssetsDefinition) -> list[dg.AssetChecksDefinition]:
-    """The object's Great Expectations suite as two checks: what must hold before a record moves
-    (blocking: the load of this object and its dependents waits), and what is only reported."""
+def quality_checks(obj: FreshsalesObject, asset: dg.AssetsDefinition) -> dg.AssetChecksDefinition:
+    """The object's Great Expectations suite, run once, as two checks: what must hold before a record
+    moves (blocking: the load of this object and its dependents waits), and what is only reported."""
+    key = asset.key
 
-    @dg.asset_check(
-        asset=asset,
-        name="quality_blocking",
-        blocking=True,
-        description="Source keys present and unique, the fields Freshsales requires, links to staged parents.",
+    @dg.multi_asset_check(
+        name=f"{key.path[-1]}_quality",
+        specs=[
+            dg.AssetCheckSpec(
+                BLOCKING_CHECK,
+                asset=key,
+                blocking=True,
+                description="Source keys present and unique, the fields Freshsales requires, links to staged parents.",
+            ),
+            dg.AssetCheckSpec(
+                WARNING_CHECK,
+                asset=key,
+                description="Email syntax, amounts (non-negative, whole cents), date ranges, population per field.",
+            ),
+        ],
     )
-    def _blocking(context: dg.AssetCheckExecutionContext, pipeline: ClinicPipelineResource) -> dg.AssetCheckResult:
+    def _checks(context: dg.AssetCheckExecutionContext, clinic: ClinicResource) -> Iterator[dg.AssetCheckResult]:
         partition = context.partition_key if context.has_partition_key else None
         with operator_errors():
-            results = [r for r in steps.run_quality(pipeline.settings(), obj.name, partition=partition) if r.blocking]
-        failed = [r.name for r in results if not r.passed]
-        return dg.AssetCheckResult(
-            passed=not failed,
-            description=f"failed: {', '.join(failed)}" if failed else "every blocking check passed",
-            metadata=_metadata(results),
-        )
+            results = steps.run_quality(clinic.settings(), obj.name, partition=partition)
+        for name, blocking in ((BLOCKING_CHECK, True), (WARNING_CHECK, False)):
+            part = [r for r in results if r.blocking == blocking]
+            failed = [r.name for r in part if not r.passed]
+            if failed:
+                description = f"{'failed' if blocking else 'warnings'}: {', '.join(failed)}"
+            else:
+                description = "every blocking check passed" if blocking else "no warnings"
+            yield dg.AssetCheckResult(
+                asset_key=key,
+                check_name=name,
+                passed=not failed,
+                severity=dg.AssetCheckSeverity.ERROR if blocking else dg.AssetCheckSeverity.WARN,
+                description=description,
+                metadata=_metadata(part),
+            )
 
-    @dg.asset_check(
-        asset=asset,
-        name="quality_warnings",
-        blocking=False,
-        description="Email syntax, amounts (non-negative, whole cents), date ranges, population per field.",
-    )
-    def _warnings(context: dg.AssetCheckExecutionContext, pipeline: ClinicPipelineResource) -> dg.AssetCheckResult:
-        partition = context.partition_key if context.has_partition_key else None
-        with operator_errors():
-            results = [
-                r for r in steps.run_quality(pipeline.settings(), obj.name, partition=partition) if not r.blocking
-            ]
-        failed = [r.name for r in results if not r.passed]
-        return dg.AssetCheckResult(
-            passed=not failed,
-            severity=dg.AssetCheckSeverity.WARN,
-            description=f"warnings: {', '.join(failed)}" if failed else "no warnings",
-            metadata=_metadata(results),
-        )
-
-    return [_blocking, _warnings]
+    return _checks
 
 
 def staged_group(
@@ -111,4 +120,4 @@ def staged_group(
 
 
 staged_assets = staged_group()
-staged_checks = [check for obj in STAGED_OBJECTS for check in quality_checks(obj, staged_assets[obj.name])]
+staged_checks = [quality_checks(obj, staged_assets[obj.name]) for obj in STAGED_OBJECTS]

@@ -5,23 +5,31 @@ import dagster as dg
 from clinic_pipeline import steps
 from clinic_pipeline.assets.load import loaded_assets
 from clinic_pipeline.assets.plan import confirmed_mapping
-from clinic_pipeline.assets.resources import ClinicPipelineResource, operator_errors
+from clinic_pipeline.assets.resources import (
+    FRESHSALES_POOL,
+    ClinicResource,
+    FreshsalesResource,
+    operator_errors,
+    settings_from,
+)
 from clinic_pipeline.reports.validation import ValidationReport
 
 
 @dg.asset(
     group_name="verify",
     deps=list(loaded_assets.values()),
+    pool=FRESHSALES_POOL,
+    kinds={"freshsales"},
     description="Source vs Freshsales: records found once by source key, counts, links (counts only).",
 )
-def validation_report(pipeline: ClinicPipelineResource) -> dg.MaterializeResult:
-    settings = pipeline.settings()
+def validation_report(clinic: ClinicResource, freshsales: FreshsalesResource) -> dg.MaterializeResult:
+    settings = settings_from(clinic, freshsales)
     with operator_errors():
         report = steps.run_validation(settings)
     metadata: dict[str, dg.MetadataValue] = {
         "ok": dg.MetadataValue.bool(report.ok),
         "discrepancies": dg.MetadataValue.int(len(report.discrepancies)),
-        "html": dg.MetadataValue.path(str(settings.reports_dir / "validation_report.html")),
+        "html": dg.MetadataValue.path(str(settings.paths.validation_html)),
     }
     for o in report.objects:
         metadata[f"{o.object}_freshsales_total"] = dg.MetadataValue.int(o.freshsales_total)
@@ -30,8 +38,8 @@ def validation_report(pipeline: ClinicPipelineResource) -> dg.MaterializeResult:
 
 
 @dg.asset_check(asset=validation_report, description="Every staged record is in Freshsales exactly once.")
-def validation_has_no_discrepancies(pipeline: ClinicPipelineResource) -> dg.AssetCheckResult:
-    path = pipeline.settings().reports_dir / "validation_report.json"
+def validation_has_no_discrepancies(clinic: ClinicResource) -> dg.AssetCheckResult:
+    path = clinic.settings().paths.validation_json
     report = ValidationReport.model_validate_json(path.read_text())
     return dg.AssetCheckResult(
         passed=report.ok, metadata={"discrepancies": dg.MetadataValue.int(len(report.discrepancies))}
@@ -44,9 +52,9 @@ def validation_has_no_discrepancies(pipeline: ClinicPipelineResource) -> dg.Asse
     description="Workflow/automation rules and report definitions, not migrated, exported as a rebuild "
     "reference for the admin (JSON + Markdown + HTML in data/reports, 0600).",
 )
-def workflow_rebuild_reference(pipeline: ClinicPipelineResource) -> dg.MaterializeResult:
+def workflow_rebuild_reference(clinic: ClinicResource) -> dg.MaterializeResult:
     with operator_errors():
-        result = steps.run_rebuild_reference(pipeline.settings())
+        result = steps.run_rebuild_reference(clinic.settings())
     return dg.MaterializeResult(
         metadata={
             "workflow_rules": dg.MetadataValue.int(result.workflow_rules),

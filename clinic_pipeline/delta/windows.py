@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo
 
 import duckdb
 
+from clinic_pipeline.errors import OperatorError
 from clinic_pipeline.mapping.plan import MappingPlan
 from clinic_pipeline.sql import quote_ident, quote_literal
 
@@ -32,7 +33,7 @@ def partition_window(key: str) -> tuple[datetime, datetime]:
     try:
         start = datetime.strptime(key, PARTITION_FORMAT).replace(tzinfo=UTC)
     except ValueError:
-        raise ValueError(f"window {key!r} is not an hourly partition key like 2026-11-24-14:00 (UTC)") from None
+        raise OperatorError(f"window {key!r} is not an hourly partition key like 2026-11-24-14:00 (UTC)") from None
     return start, start + WINDOW
 
 
@@ -57,12 +58,6 @@ def _tracked(plan: MappingPlan) -> dict[str, tuple[str, str]]:
         if mapping.target != "not_migrated" and mapping.changed_at and mapping.changed_at_format:
             tables.setdefault(mapping.source_table, (mapping.changed_at, mapping.changed_at_format))
     return tables
-
-
-def untracked_tables(plan: MappingPlan) -> list[str]:
-    """Migrated tables without a timestamp: every window takes them whole (diffed by content hash)."""
-    tracked = _tracked(plan)
-    return sorted({m.source_table for m in plan.objects if m.target not in ("not_migrated", "user")} - set(tracked))
 
 
 def _local(moment: datetime, zone: str, fmt: str) -> str:

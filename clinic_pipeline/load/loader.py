@@ -92,8 +92,8 @@ class LoadResult:
         """Counts for run metadata: no values, no keys."""
         counts: dict[str, int | float] = {"staged": self.staged, "loaded": self.loaded}
         for outcome in (*sorted(IN_FRESHSALES), LoadOutcome.REJECTED, LoadOutcome.HELD_BACK):
-            counts[outcome] = self.outcomes[outcome]
-        counts[LoadOutcome.UNKNOWN] = self.outcomes[LoadOutcome.UNKNOWN] + self.outcomes[LoadOutcome.FAILED]
+            counts[outcome.value] = self.outcomes[outcome]
+        counts[LoadOutcome.UNKNOWN.value] = self.outcomes[LoadOutcome.UNKNOWN] + self.outcomes[LoadOutcome.FAILED]
         counts["owner_unresolved"] = self.owner_unresolved
         counts["requests"] = self.requests
         counts["records_per_request"] = self.records_per_request

@@ -176,7 +176,7 @@ def _field_specs(module: str, given: Sequence[ModuleFieldSpec]) -> list[ModuleFi
     for spec in given:
         known = by_name.get(spec.name)
         if known is not None and known.shape != spec.shape:
-            raise ValueError(f"{module}.{spec.name}: the loader needs it as {known.shape}, not {spec.shape}")
+            raise SchemaError(f"{module}.{spec.name}: the loader needs it as {known.shape}, not {spec.shape}")
         by_name.setdefault(spec.name, spec)
     return list(by_name.values())
 

@@ -25,6 +25,7 @@ from typing import Any
 import duckdb
 from pydantic import BaseModel, Field
 
+from clinic_pipeline.errors import OperatorError
 from clinic_pipeline.freshsales.client import MAX_BULK_ITEMS, FreshsalesClient
 from clinic_pipeline.freshsales.errors import FreshsalesError, NotFoundError
 from clinic_pipeline.load.state import AuditEntry, StateStore
@@ -347,7 +348,7 @@ def rollback(
     Failures are counted and audited, not raised: re-run with a new or the same rollback run id to
     finish (`RollbackResult.complete` says whether anything is left)."""
     if run_ids is not None and rollback_run_id in run_ids:
-        raise ValueError("a rollback run cannot roll itself back")
+        raise OperatorError("a rollback run cannot roll itself back")
     result = RollbackResult(rollback_run_id=rollback_run_id, run_ids=list(run_ids) if run_ids is not None else None)
     with ThreadPoolExecutor(max_workers=max_concurrency) as pool:
         worker = _Rollback(client, state, rollback_run_id, pool)

@@ -6,15 +6,19 @@ never reached the state (the process died, or the outcome was unknown): only tho
 up in Freshsales on the next run. A before-image of a record the send may overwrite (a bulk upsert by
 email or name adopting a pre-existing record) travels with the intent so a crash cannot lose it.
 
-The file is created with mode 0600 because before-images in the audit log hold PHI. Connections are
-short-lived: Dagster runs steps in separate processes and DuckDB allows one writer process at a time.
+The file is created with mode 0600 because before-images in the audit log hold PHI. DuckDB lets one
+process at a time open the file (a read-only open elsewhere conflicts too), and Dagster runs steps in
+separate processes: `open_state` first takes the store for its process through `state_lock` (an
+flock on `<db>.lock`), so a second process waits for the first to close, then gives up with a
+one-line `StateBusyError` after `wait_seconds`. Within one process, nested opens and threads share
+the hold, each with its own connection. Connections are short-lived: one per step or command.
 """
 
 from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -22,6 +26,11 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+
+from clinic_pipeline.load.state_lock import DEFAULT_WAIT_SECONDS, busy_from_duckdb, holding_state, opening_guard
+
+# Re-exported: callers that open the store catch its error from the same module.
+from clinic_pipeline.load.state_lock import StateBusyError as StateBusyError
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS id_map (
@@ -215,18 +224,45 @@ class StateStore:
 
 
 @contextmanager
-def open_state(path: Path, *, read_only: bool = False) -> Iterator[StateStore]:
+def open_state(
+    path: Path,
+    *,
+    read_only: bool = False,
+    wait_seconds: float = DEFAULT_WAIT_SECONDS,
+    on_wait: Callable[[str], None] | None = None,
+) -> Iterator[StateStore]:
+    """The state store, once no other process has it open: see the module's docstring.
+
+    Waits up to `wait_seconds` for another process to close it (reported once, to `on_wait` or the
+    log), then raises `StateBusyError`. A brief command such as `status` should pass a short wait.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
+    with holding_state(path, wait_seconds=wait_seconds, on_wait=on_wait):
+        with opening_guard():
+            con = _connect(path, read_only=read_only)
+        try:
+            yield StateStore(con)
+        finally:
+            con.close()
+
+
+def _connect(path: Path, *, read_only: bool) -> duckdb.DuckDBPyConnection:
     # A restrictive umask while DuckDB creates the file: it is never world-readable, not even briefly.
     old_umask = os.umask(0o177)
     try:
         con = duckdb.connect(str(path), read_only=read_only)
+    except duckdb.IOException as exc:
+        # A process that does not take our lock (an older build, a DuckDB shell) holds the file.
+        if "Could not set lock" not in str(exc):
+            raise
+        raise busy_from_duckdb(path, str(exc)) from None
     finally:
         os.umask(old_umask)
     try:
         if not read_only:
             con.execute(_SCHEMA)
         os.chmod(path, 0o600)
-        yield StateStore(con)
-    finally:
+    except BaseException:
         con.close()
+        raise
+    return con

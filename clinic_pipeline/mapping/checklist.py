@@ -82,14 +82,12 @@ def module_custom_fields(plan: MappingPlan) -> dict[str, list[CustomFieldSpec]]:
     return modules
 
 
-def write_checklist(specs: list[CustomFieldSpec], out_dir: Path) -> tuple[Path, Path]:
-    out_dir.mkdir(parents=True, exist_ok=True)
-    csv_path = out_dir / "custom_field_checklist.csv"
+def write_checklist(specs: list[CustomFieldSpec], md_path: Path, csv_path: Path) -> None:
+    csv_path.parent.mkdir(parents=True, exist_ok=True)
     with csv_path.open("w", newline="", encoding="utf-8") as fh:
         writer = csv.DictWriter(fh, fieldnames=list(CustomFieldSpec.model_fields))
         writer.writeheader()
         writer.writerows({**s.model_dump(), "choices": ";".join(s.choices)} for s in specs)
-    md_path = out_dir / "custom_field_checklist.md"
     lines = [
         "# Custom fields to create in Freshsales before the migration",
         "",
@@ -100,4 +98,3 @@ def write_checklist(specs: list[CustomFieldSpec], out_dir: Path) -> tuple[Path, 
         *(f"| {s.entity} | `{s.name}` | {s.label} | {s.type} | {', '.join(s.choices)} |" for s in specs),
     ]
     md_path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return md_path, csv_path

@@ -84,8 +84,7 @@ def build_owner_map(
     return StaffOwnerMap(entries=entries, fallback_owner_id=int(fallback.id) if fallback else None)
 
 
-def read_owner_map(out_dir: Path) -> StaffOwnerMap | None:
-    path = out_dir / "owner_map.parquet"
+def read_owner_map(path: Path) -> StaffOwnerMap | None:
     if not path.exists():
         return None
     entries = [OwnerEntry.model_validate(r) for r in pq.read_table(path).to_pylist()]
@@ -97,10 +96,10 @@ def unresolved(owner_map: StaffOwnerMap) -> list[OwnerEntry]:
     return [e for e in owner_map.entries if e.user_id is None]
 
 
-def write_owner_map(owner_map: StaffOwnerMap, out_dir: Path) -> tuple[Path, Path]:
-    """`owner_map.parquet` (source key → user id, status) and a readable `owner_map.md` listing every
+def write_owner_map(owner_map: StaffOwnerMap, parquet_path: Path, md_path: Path) -> None:
+    """The map as Parquet (source key → user id, status) and a readable Markdown page listing every
     unresolved staff member with the reason. Keys and ids only; private like everything under data/."""
-    out_dir.mkdir(parents=True, exist_ok=True)
+    parquet_path.parent.mkdir(parents=True, exist_ok=True)
     table = pa.Table.from_pylist(
         [e.model_dump() for e in owner_map.entries],
         schema=pa.schema(
@@ -112,7 +111,6 @@ def write_owner_map(owner_map: StaffOwnerMap, out_dir: Path) -> tuple[Path, Path
             ]
         ),
     )
-    parquet_path, md_path = out_dir / "owner_map.parquet", out_dir / "owner_map.md"
     write_private_table(table, parquet_path)
     reasons = {
         "no_email": "no email in the source",
@@ -136,4 +134,3 @@ def write_owner_map(owner_map: StaffOwnerMap, out_dir: Path) -> tuple[Path, Path
         ),
     ]
     write_private_text(md_path, "\n".join(lines) + "\n")
-    return parquet_path, md_path

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from clinic_pipeline.errors import OperatorError
 from clinic_pipeline.model.objects import FieldType
@@ -147,10 +147,19 @@ class PlanNotConfirmedError(OperatorError):
 
 def read_plan(path: Path) -> MappingPlan:
     if not path.exists():
-        raise FileNotFoundError(f"{path}: no mapping plan; run `clinic-pipeline propose-mapping` first")
-    with path.open(encoding="utf-8") as fh:
-        data = yaml.safe_load(fh)
-    return MappingPlan.model_validate(data)
+        raise OperatorError(f"{path}: no mapping plan; run `clinic-pipeline propose-mapping` first")
+    try:
+        with path.open(encoding="utf-8") as fh:
+            data = yaml.safe_load(fh)
+        return MappingPlan.model_validate(data)
+    except yaml.YAMLError as exc:
+        where = getattr(exc, "problem_mark", None)
+        line = f" line {where.line + 1}" if where is not None else ""
+        raise OperatorError(f"{path}:{line} not valid YAML; fix the plan or propose it again") from None
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(p) for p in first["loc"])
+        raise OperatorError(f"{path}: {field}: {first['msg']} ({exc.error_count()} problems in all)") from None
 
 
 def write_plan(plan: MappingPlan, path: Path) -> None:
@@ -164,7 +173,7 @@ def write_plan(plan: MappingPlan, path: Path) -> None:
 
 def confirm_plan(plan: MappingPlan, by: str) -> MappingPlan:
     if not by.strip():
-        raise ValueError("confirmation needs a name (--by NAME)")
+        raise OperatorError("confirmation needs a name (--by NAME)")
     return plan.model_copy(
         update={"status": "confirmed", "confirmed_by": by.strip(), "confirmed_hash": plan.objects_hash()}
     )

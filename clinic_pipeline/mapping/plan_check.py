@@ -17,7 +17,7 @@ from collections.abc import Collection, Mapping
 
 from clinic_pipeline.errors import OperatorError
 from clinic_pipeline.mapping.plan import FieldMapping, MappingPlan, ObjectMapping, confirm_plan
-from clinic_pipeline.model.objects import NOT_MIGRATED, USERS, FieldType, target_object
+from clinic_pipeline.model.objects import NOT_MIGRATED, USERS, FieldType, UnknownTargetError, target_object
 from clinic_pipeline.model.transforms import UnknownTransformError, transform_of
 
 # Fed by staging itself when no line does: a module record's name falls back to its source key.
@@ -81,7 +81,7 @@ def plan_problems(
             continue
         try:
             target_object(mapping.target)
-        except ValueError as unknown:
+        except UnknownTargetError as unknown:
             problems.append(f"{mapping.source_table}: {unknown}")
             continue
         if mapping.target == USERS.target:

@@ -30,7 +30,7 @@ class SignOff(BaseModel):
 
 def record_sign_off(path: Path, *, by: str, plan_hash: str, diff_hash: str) -> SignOff:
     if not by.strip():
-        raise ValueError("a sign-off needs a name (--by NAME)")
+        raise OperatorError("a sign-off needs a name (--by NAME)")
     sign_off = SignOff(signed_by=by.strip(), signed_at=datetime.now(UTC), plan_hash=plan_hash, diff_hash=diff_hash)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")

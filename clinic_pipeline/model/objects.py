@@ -19,6 +19,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from clinic_pipeline.errors import OperatorError
+
 FieldType = Literal["text", "number", "date", "datetime", "dropdown", "checkbox", "email", "phone", "url", "lookup"]
 # Who creates an object's custom fields: only an admin in the UI, the tool through the API, or nobody.
 CustomFields = Literal["admin", "tool", "none"]
@@ -275,21 +277,23 @@ USERS = FreshsalesObject(
     _fields(("email", "email", "Email", True), ("display_name", "text", "Name")),
 )
 
-# Load order: a record links to its parents by their Freshsales ids, so parents load first.
-STAGED_OBJECTS: tuple[FreshsalesObject, ...] = (
-    ACCOUNTS,
-    CONTACTS,
-    DEALS,
-    APPOINTMENTS,
-    TASKS,
-    *MODULE_OBJECTS,
-    NOTES,
-    FILES,
+# The load order in stages: each stage loads after every object of the stage before it (the asset lineage
+# shows it), and a record's parents are always in an earlier stage, since it links to their Freshsales ids.
+LOAD_STAGES: tuple[tuple[FreshsalesObject, ...], ...] = (
+    (ACCOUNTS,),
+    (CONTACTS,),
+    (DEALS, APPOINTMENTS, TASKS, NOTES, FILES),
+    MODULE_OBJECTS,
 )
+STAGED_OBJECTS: tuple[FreshsalesObject, ...] = tuple(o for stage in LOAD_STAGES for o in stage)
 BY_NAME = {o.name: o for o in STAGED_OBJECTS}
 # Entities whose custom fields only an admin can create (the checklist); the tool creates the modules' own.
 ADMIN_FIELD_ENTITIES = frozenset(o.entity for o in STAGED_OBJECTS if o.custom_fields == "admin")
 BY_TARGET = {o.target: o for o in (*STAGED_OBJECTS, USERS)}
+
+
+class UnknownTargetError(OperatorError, ValueError):
+    """The plan names a target this version does not move."""
 
 
 def target_object(target: str) -> FreshsalesObject:
@@ -297,8 +301,8 @@ def target_object(target: str) -> FreshsalesObject:
     if target.startswith(CUSTOM_MODULE_PREFIX) and target not in BY_TARGET:
         # Staging and loading know these modules only: another would be proposed, confirmed and never moved.
         name = target.removeprefix(CUSTOM_MODULE_PREFIX)
-        raise ValueError(f"unknown custom module {name!r} (this version moves {', '.join(CUSTOM_MODULES)})")
+        raise UnknownTargetError(f"unknown custom module {name!r} (this version moves {', '.join(CUSTOM_MODULES)})")
     try:
         return BY_TARGET[target]
     except KeyError:
-        raise ValueError(f"unknown Freshsales target {target!r}") from None
+        raise UnknownTargetError(f"unknown Freshsales target {target!r}") from None

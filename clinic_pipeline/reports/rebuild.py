@@ -29,7 +29,8 @@ from clinic_pipeline.mapping import workflow_vocabulary as fw
 from clinic_pipeline.mapping.plan import MappingPlan, ObjectMapping
 from clinic_pipeline.mapping.synonyms import ABBREVIATIONS, normalise
 from clinic_pipeline.private_files import write_private_text
-from clinic_pipeline.source.reader import ROW_COLUMN, VIEW_SCHEMA, SourceExport, quote_ident, table_name
+from clinic_pipeline.source.export import ROW_COLUMN, VIEW_SCHEMA, SourceExport, table_name
+from clinic_pipeline.sql import quote_ident
 
 SCHEMA_VERSION = 1
 JSON_NAME = "workflow_rebuild_reference.json"

@@ -35,6 +35,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from pydantic import BaseModel, Field, computed_field
 
+from clinic_pipeline.errors import OperatorError
 from clinic_pipeline.freshsales.client import FreshsalesClient
 from clinic_pipeline.freshsales.errors import NotFoundError, ViewNotFoundError
 from clinic_pipeline.load.payloads import MODULE_ACCOUNT_FIELD
@@ -42,6 +43,7 @@ from clinic_pipeline.load.state import StateStore
 from clinic_pipeline.model.objects import BY_NAME, DESCRIPTION_MARKER, STAGED_OBJECTS, FreshsalesObject
 from clinic_pipeline.model.outcomes import IN_FRESHSALES
 from clinic_pipeline.reports.charts import bar_chart
+from clinic_pipeline.sql import quote_ident, quote_literal
 
 SAMPLE_SIZE = 200  # keyed objects: 4 searches read back 200 records
 BY_ID_SAMPLE_SIZE = 100  # objects read one request per record (or per parent)
@@ -118,12 +120,8 @@ class ValidationReport(BaseModel):
 # ---- staged side (DuckDB over the Parquet files) ----------------------------------------------
 
 
-def _quote(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
 def _paths_sql(paths: Sequence[Path]) -> str:
-    return "[" + ", ".join("'" + str(p).replace("'", "''") + "'" for p in paths) + "]"
+    return "[" + ", ".join(map(quote_literal, paths)) + "]"
 
 
 def _open_staged(con: duckdb.DuckDBPyConnection, paths: Sequence[Path]) -> list[str]:
@@ -143,7 +141,7 @@ def _open_staged(con: duckdb.DuckDBPyConnection, paths: Sequence[Path]) -> list[
 def _staged_rates(con: duckdb.DuckDBPyConnection, fields: Sequence[str]) -> tuple[int, dict[str, float]]:
     if not fields:
         return int(con.execute("SELECT count(*) FROM staged").fetchall()[0][0]), {}
-    counts = ", ".join(f"count({_quote(f)})" for f in fields)
+    counts = ", ".join(f"count({quote_ident(f)})" for f in fields)
     row = con.execute(f"SELECT count(*), {counts} FROM staged").fetchall()[0]
     total = int(row[0])
     return total, {f: (int(n) / total if total else 0.0) for f, n in zip(fields, row[1:], strict=True)}
@@ -401,7 +399,7 @@ def validate_object(
     before = client.stats["requests"]
     paths = _staged_files(staged_path)
     if not paths:
-        raise FileNotFoundError(f"{obj.name}: no staged file to validate")
+        raise OperatorError(f"{obj.name}: no staged file to validate; materialize staged_{obj.name} first")
     id_map = state.id_map(obj.name)
     parents = [link_parent] if link_parent is not None else [BY_NAME[p] for p in obj.parents]
     parent_maps = {p.target: {k: r.freshsales_id for k, r in state.id_map(p.name).items()} for p in parents}
@@ -704,13 +702,10 @@ def build_report(
 # ---- output -----------------------------------------------------------------------------------
 
 
-def write_report(report: ValidationReport, out_dir: Path) -> tuple[Path, Path]:
-    out_dir.mkdir(parents=True, exist_ok=True)
-    json_path = out_dir / "validation_report.json"
+def write_report(report: ValidationReport, json_path: Path, html_path: Path) -> None:
+    json_path.parent.mkdir(parents=True, exist_ok=True)
     json_path.write_text(json.dumps(report.model_dump(mode="json"), indent=2), encoding="utf-8")
-    html_path = out_dir / "validation_report.html"
     html_path.write_text(render_html(report), encoding="utf-8")
-    return json_path, html_path
 
 
 SUMMARY_COLUMNS: tuple[tuple[str, Callable[[ObjectValidation], Any]], ...] = (

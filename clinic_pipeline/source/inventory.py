@@ -27,6 +27,8 @@ from pathlib import Path
 
 import duckdb
 
+from clinic_pipeline.errors import OperatorError
+from clinic_pipeline.source.export import ROW_COLUMN, VIEW_SCHEMA, SourceExport
 from clinic_pipeline.source.inventory_model import (
     ColumnProfile,
     Relationship,
@@ -36,8 +38,8 @@ from clinic_pipeline.source.inventory_model import (
     ValueType,
 )
 from clinic_pipeline.source.masking import mask_example, mask_examples
-from clinic_pipeline.source.reader import ROW_COLUMN, VIEW_SCHEMA, SourceExport, quote_ident
 from clinic_pipeline.source.relationships import inferred_relationships
+from clinic_pipeline.sql import quote_ident, quote_literal
 
 # The inventory's public names, wherever they live: callers import them from here.
 __all__ = [
@@ -180,12 +182,8 @@ def _personal_name(name: str) -> bool:
 TYPE_THRESHOLD = 0.9
 
 
-def _lit(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
-
-
 def _in_list(values: tuple[str, ...]) -> str:
-    return "(" + ", ".join(_lit(v) for v in values) + ")"
+    return "(" + ", ".join(quote_literal(v) for v in values) + ")"
 
 
 NULL_LIKE = TEXT_SENTINELS + ZERO_DATES
@@ -217,7 +215,7 @@ def _shape_aggregates() -> dict[str, str]:
         return f"sum(cnt * w) FILTER (WHERE {cond})"
 
     def match(pattern: str) -> str:
-        return share(f"regexp_full_match(t, {_lit(PATTERNS[pattern])})")
+        return share(f"regexp_full_match(t, {quote_literal(PATTERNS[pattern])})")
 
     aggs = {
         "date_sentinel": share(f"lower(t) IN {_in_list(DATE_SENTINELS)}"),
@@ -231,7 +229,9 @@ def _shape_aggregates() -> dict[str, str]:
         "all_upper": share("t = upper(t) AND t <> lower(t)"),
         "multi_word": share("contains(t, ' ')"),
         "letters_and_digits": share("regexp_matches(t, '[0-9]') AND regexp_matches(t, '[A-Za-z]')"),
-        "hex_lengths": f"count(DISTINCT length(t)) FILTER (WHERE regexp_full_match(t, {_lit(PATTERNS['hex_digest'])}))",
+        "hex_lengths": (
+            f"count(DISTINCT length(t)) FILTER (WHERE regexp_full_match(t, {quote_literal(PATTERNS['hex_digest'])}))"
+        ),
         "phone_digits": share(
             "length(regexp_replace(regexp_replace(lower(t), '(x|ext\\.?)\\s*\\d+$', ''), '[^0-9]', '', 'g'))"
             " BETWEEN 7 AND 15"
@@ -241,7 +241,7 @@ def _shape_aggregates() -> dict[str, str]:
         aggs[pattern] = match(pattern)
     for kind, formats in (("date", DATE_FORMATS), ("datetime", DATETIME_FORMATS), ("time", TIME_FORMATS)):
         for k, fmt in enumerate(formats):
-            aggs[f"{kind}{k}"] = share(f"try_strptime(t, {_lit(fmt)}) IS NOT NULL")
+            aggs[f"{kind}{k}"] = share(f"try_strptime(t, {quote_literal(fmt)}) IS NOT NULL")
     return aggs
 
 
@@ -301,7 +301,8 @@ def _shape_counts(con: duckdb.DuckDBPyConnection, columns: list[str], exact: lis
     hints are the sample's frequency-weighted shares scaled to the column's non-null rows.
     """
     params = ", ".join(
-        f"({_lit(column)}, {c['present']}, {_stride(c['distinct'])})" for column, c in zip(columns, exact, strict=True)
+        f"({quote_literal(column)}, {c['present']}, {_stride(c['distinct'])})"
+        for column, c in zip(columns, exact, strict=True)
     )
     aggs = _shape_aggregates()
     query = (
@@ -536,7 +537,7 @@ def _ordered_expression(column: ColumnProfile) -> str | None:
         return f"try_cast(regexp_replace({t}, '[$,\\s()+-]', '', 'g') AS DECIMAL(38, 2)) * {sign}"
     if column.type in ("date", "datetime") and column.format:
         sentinels = _in_list(DATE_SENTINELS)
-        parsed = f"try_strptime({t}, {_lit(column.format)})"
+        parsed = f"try_strptime({t}, {quote_literal(column.format)})"
         if "%z" in column.format:
             parsed = f"timezone('UTC', {parsed})"  # offsets differ per value: compare and show in UTC
         return f"CASE WHEN lower({t}) NOT IN {sentinels} THEN {parsed} END"
@@ -675,5 +676,5 @@ def write_inventory(inv: SchemaInventory, path: Path) -> None:
 
 def read_inventory(path: Path) -> SchemaInventory:
     if not path.exists():
-        raise FileNotFoundError(f"{path}: no schema inventory; run `clinic-pipeline inventory` first")
+        raise OperatorError(f"{path}: no schema inventory; run `clinic-pipeline inventory` first")
     return SchemaInventory.model_validate_json(path.read_text(encoding="utf-8"))

@@ -40,17 +40,9 @@ import duckdb
 import pyarrow as pa
 
 from clinic_pipeline.source.errors import SourceError
+from clinic_pipeline.source.export import DATA_SCHEMA, DeclaredForeignKey, ExportBuilder, SourceExport, table_name
 from clinic_pipeline.source.manifest import read_manifest
-
-# The reader imports this module lazily (from `open_source`), so importing it back here is not circular.
-from clinic_pipeline.source.reader import (
-    DATA_SCHEMA,
-    DeclaredForeignKey,
-    SourceExport,
-    _Builder,
-    quote_ident,
-    table_name,
-)
+from clinic_pipeline.sql import quote_ident
 
 __all__ = ["Statement", "iter_statements", "open_mysql_dump"]
 
@@ -601,7 +593,7 @@ def _slot(slots: list[_Column], i: int) -> _Column:
 class _DumpLoader:
     """Applies the statements of one dump to `_source_data` tables, in batches of Arrow columns."""
 
-    def __init__(self, path: Path, con: duckdb.DuckDBPyConnection, builder: _Builder) -> None:
+    def __init__(self, path: Path, con: duckdb.DuckDBPyConnection, builder: ExportBuilder) -> None:
         self.path = path
         self.con = con
         self.builder = builder
@@ -917,7 +909,7 @@ class _DumpLoader:
 
 def open_mysql_dump(spec: str, path: Path, con: duckdb.DuckDBPyConnection) -> SourceExport:
     """Load every table of the mysqldump file `path` into `con` as `source."<table>"` (see module doc)."""
-    builder = _Builder(con, read_manifest(path.parent))
+    builder = ExportBuilder(con, read_manifest(path.parent))
     loader = _DumpLoader(path, con, builder)
     try:
         for stmt in iter_statements(path):

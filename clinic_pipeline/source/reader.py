@@ -20,7 +20,6 @@ import os
 import re
 import sqlite3
 import tempfile
-import unicodedata
 import zipfile
 from collections.abc import Collection, Iterator
 from pathlib import Path
@@ -28,17 +27,24 @@ from typing import Any
 
 import duckdb
 import pyarrow as pa
-from pydantic import BaseModel, Field
 
 from clinic_pipeline.source.errors import SourceError
+from clinic_pipeline.source.export import (
+    DATA_SCHEMA,
+    VIEW_SCHEMA,
+    DeclaredForeignKey,
+    ExportBuilder,
+    SourceExport,
+)
 from clinic_pipeline.source.manifest import MANIFEST_NAME, ExportManifest, read_manifest
+from clinic_pipeline.source.mysql_dump import open_mysql_dump
 from clinic_pipeline.source.spreadsheets import SPREADSHEET_SUFFIXES, read_workbook
+from clinic_pipeline.sql import quote_ident, quote_literal
 
-__all__ = ["DeclaredForeignKey", "SourceError", "SourceExport", "SourceTable", "open_source", "table_name"]
+# Besides `open_source`, names that modules outside this package still import from here; their home is
+# `source.export`, `source.errors` and `clinic_pipeline.sql`.
+__all__ = ["open_source"]
 
-VIEW_SCHEMA = "source"
-DATA_SCHEMA = "_source_data"
-ROW_COLUMN = "_source_row"
 CSV_SUFFIXES = (".csv", ".tsv")
 PARQUET_SUFFIXES = (".parquet", ".pq")
 JSON_SUFFIXES = (".json", ".jsonl", ".ndjson")
@@ -54,126 +60,6 @@ SQLITE_MAGIC = b"SQLite format 3\x00"
 _UTF8_BOM = codecs.BOM_UTF8
 _CHUNK = 1 << 20
 _BATCH_ROWS = 50_000
-
-
-class SourceTable(BaseModel):
-    name: str
-    origin: str = Field(description="file path or database table, for error messages")
-    location: str = Field(description="where it sits inside the export (relative file or table name): copy-stable")
-    columns: list[str]
-    row_count: int
-
-
-class DeclaredForeignKey(BaseModel):
-    table: str
-    columns: list[str]
-    ref_table: str
-    ref_columns: list[str]
-
-
-class SourceExport(BaseModel):
-    spec: str
-    manifest: ExportManifest
-    tables: dict[str, SourceTable]
-    foreign_keys: list[DeclaredForeignKey] = Field(default_factory=list)
-    warnings: list[str] = Field(default_factory=list, description="counts and names only, never values")
-
-
-def quote_ident(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
-def _literal(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
-
-
-def table_name(raw: str) -> str:
-    """`Patient List` → `patient_list`, `PatientList` → `patient_list`, `pc_eventDate` → `pc_event_date`."""
-    spaced = re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", raw)
-    ascii_only = unicodedata.normalize("NFKD", spaced).encode("ascii", "ignore").decode()
-    snake = re.sub(r"[^0-9A-Za-z]+", "_", ascii_only).strip("_").lower()
-    if not snake:
-        return "table"
-    return f"t_{snake}" if snake[0].isdigit() else snake
-
-
-class _Builder:
-    """Collects the tables of one export into `_source_data` and the `source` views."""
-
-    def __init__(
-        self, con: duckdb.DuckDBPyConnection, manifest: ExportManifest, wanted: Collection[str] | None = None
-    ) -> None:
-        self.con = con
-        self.manifest = manifest
-        self.wanted = None if wanted is None else frozenset(wanted)
-        self.tables: dict[str, SourceTable] = {}
-        # Names claimed by tables left unread: a later table must not take them, or names would depend
-        # on which tables the caller asked for.
-        self.passed_over: set[str] = set()
-        self.warnings: list[str] = []
-        self.foreign_keys: list[DeclaredForeignKey] = []
-        con.execute(f"DROP SCHEMA IF EXISTS {VIEW_SCHEMA} CASCADE")
-        con.execute(f"DROP SCHEMA IF EXISTS {DATA_SCHEMA} CASCADE")
-        con.execute(f"CREATE SCHEMA {DATA_SCHEMA}")
-        con.execute(f"CREATE SCHEMA {VIEW_SCHEMA}")
-
-    def claim_name(self, raw: str) -> str:
-        base = table_name(raw)
-        name, n = base, 1
-        while name in self.tables or name in self.passed_over:
-            n += 1
-            name = f"{base}_{n}"
-        if not self.wants(name):
-            self.passed_over.add(name)
-        return name
-
-    def wants(self, name: str) -> bool:
-        return self.wanted is None or name in self.wanted
-
-    def add(self, name: str, select_sql: str, origin: str, location: str) -> None:
-        if not self.wants(name):
-            return
-        data = f"{DATA_SCHEMA}.{quote_ident(name)}"
-        try:
-            # Insertion order is preserved, so rowid + 1 is the data row number in the original.
-            self.con.execute(f"CREATE TABLE {data} AS {select_sql}")
-        except duckdb.Error as exc:
-            raise SourceError(f"{origin}: cannot read ({_safe_duckdb_reason(exc)})") from None
-        self.register(name, origin, location)
-
-    def register(self, name: str, origin: str, location: str) -> None:
-        data = f"{DATA_SCHEMA}.{quote_ident(name)}"
-        columns = [row[0] for row in self.con.execute(f"DESCRIBE {data}").fetchall()]
-        if ROW_COLUMN in columns:
-            raise SourceError(f"{origin}: has a column named {ROW_COLUMN}, which the reader reserves")
-        self.con.execute(
-            f"CREATE VIEW {VIEW_SCHEMA}.{quote_ident(name)} AS "
-            f"SELECT *, (rowid + 1)::BIGINT AS {ROW_COLUMN} FROM {data}"
-        )
-        (rows,) = self.con.execute(f"SELECT count(*) FROM {data}").fetchall()[0]
-        self.tables[name] = SourceTable(
-            name=name, origin=origin, location=location, columns=columns, row_count=int(rows)
-        )
-        expected = self.manifest.expected_rows(name, Path(location).name)
-        if expected is not None and expected != rows:
-            self.warnings.append(f"{location}: manifest says {expected} rows, read {rows}")
-
-    def export(self, spec: str) -> SourceExport:
-        if not self.tables and not self.passed_over:
-            raise SourceError(f"{spec}: no tables found (expected CSV, Parquet or JSON files, or database tables)")
-        return SourceExport(
-            spec=spec,
-            manifest=self.manifest,
-            tables=self.tables,
-            foreign_keys=self.foreign_keys,
-            warnings=self.warnings,
-        )
-
-
-def _safe_duckdb_reason(exc: duckdb.Error) -> str:
-    """DuckDB's CSV errors quote the offending line: keep only the error kind and line number."""
-    line = re.search(r"\bLine:\s*(\d+)", str(exc))
-    return type(exc).__name__ + (f" near line {line.group(1)}" if line else "")
 
 
 # ---------------------------------------------------------------- files
@@ -260,16 +146,16 @@ def _file_select(path: Path, codec: str | None, workdir: Path) -> str:
         encoding, skip = _csv_encoding(path, codec)
         readable = path if encoding == "utf-8" and skip == 0 else _utf8_copy(path, encoding, skip, workdir)
         delim = _header_delimiter(readable)
-        options = f", delim={_literal(delim)}, quote='\"'" if delim else ""
+        options = f", delim={quote_literal(delim)}, quote='\"'" if delim else ""
         # Exports always carry a header; with every column VARCHAR the sniffer cannot tell it from data.
-        return f"SELECT * FROM read_csv({_literal(str(readable))}, all_varchar=true, header=true{options})"
+        return f"SELECT * FROM read_csv({quote_literal(readable)}, all_varchar=true, header=true{options})"
     if suffix in PARQUET_SUFFIXES:
-        return f"SELECT CAST(COLUMNS(*) AS VARCHAR) FROM read_parquet({_literal(str(path))})"
+        return f"SELECT CAST(COLUMNS(*) AS VARCHAR) FROM read_parquet({quote_literal(path)})"
     # A date format no value matches: date-times stay the text the export wrote, not DuckDB timestamps
     # rendered back in the session's zone ("2018-07-08T21:15:00.000Z", not "2018-07-08 21:15:00+00").
-    keep = _literal(JSON_KEEP_DATES_AS_TEXT)
+    keep = quote_literal(JSON_KEEP_DATES_AS_TEXT)
     return (
-        f"SELECT CAST(COLUMNS(*) AS VARCHAR) FROM read_json_auto({_literal(str(path))}, "
+        f"SELECT CAST(COLUMNS(*) AS VARCHAR) FROM read_json_auto({quote_literal(path)}, "
         f"dateformat={keep}, timestampformat={keep})"
     )
 
@@ -305,7 +191,7 @@ def _open_folder(
 ) -> SourceExport:
     manifest = _manifest_in(root)
     codec = _python_codec(manifest.encoding)
-    builder = _Builder(con, manifest, tables)
+    builder = ExportBuilder(con, manifest, tables)
     with tempfile.TemporaryDirectory(prefix="clinic-src-") as tmp:
         for path in _data_files(root):
             rel = path.relative_to(root).as_posix()
@@ -313,7 +199,7 @@ def _open_folder(
     return builder.export(spec)
 
 
-def _add_file(builder: _Builder, path: Path, rel: str, origin: str, codec: str | None, workdir: Path) -> None:
+def _add_file(builder: ExportBuilder, path: Path, rel: str, origin: str, codec: str | None, workdir: Path) -> None:
     """One data file as one table, or a workbook as one table per sheet (named after the file when it has
     a single sheet, `<file> <sheet>` otherwise)."""
     suffix = path.suffix.lower()
@@ -359,7 +245,7 @@ def _open_single_file(
     spec: str, path: Path, con: duckdb.DuckDBPyConnection, tables: Collection[str] | None = None
 ) -> SourceExport:
     manifest = read_manifest(path.parent)
-    builder = _Builder(con, manifest, tables)
+    builder = ExportBuilder(con, manifest, tables)
     with tempfile.TemporaryDirectory(prefix="clinic-src-") as tmp:
         _add_file(builder, path, path.name, str(path), _python_codec(manifest.encoding), Path(tmp))
     return builder.export(spec)
@@ -387,7 +273,7 @@ def _sqlite_rows(db: sqlite3.Connection, table: str) -> sqlite3.Cursor:
 def _open_sqlite(
     spec: str, path: Path, con: duckdb.DuckDBPyConnection, tables: Collection[str] | None = None
 ) -> SourceExport:
-    builder = _Builder(con, read_manifest(path.parent), tables)
+    builder = ExportBuilder(con, read_manifest(path.parent), tables)
     try:
         db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     except sqlite3.Error:
@@ -450,10 +336,10 @@ def _sqlite_foreign_keys(db: sqlite3.Connection, raw: str, names: dict[str, str]
 def _open_duckdb(
     spec: str, path: Path, con: duckdb.DuckDBPyConnection, tables: Collection[str] | None = None
 ) -> SourceExport:
-    builder = _Builder(con, read_manifest(path.parent), tables)
+    builder = ExportBuilder(con, read_manifest(path.parent), tables)
     alias = "_clinic_source_db"
     try:
-        con.execute(f"ATTACH {_literal(str(path))} AS {alias} (READ_ONLY)")
+        con.execute(f"ATTACH {quote_literal(path)} AS {alias} (READ_ONLY)")
     except duckdb.Error as exc:
         raise SourceError(f"{path}: cannot open as DuckDB ({type(exc).__name__})") from None
     try:
@@ -517,7 +403,7 @@ def _open(spec: str, con: duckdb.DuckDBPyConnection, tables: Collection[str] | N
         # The URL may carry a password: name only the kind of source.
         raise SourceError(f"{scheme}:// sources are not supported yet: export to CSV, SQLite or DuckDB for now")
     if scheme in SERVER_SCHEMES:
-        # Imported here: server_databases builds on this module, so a top-level import would be circular.
+        # Imported here: the database drivers take about 0.1 s to import, which only a server source should pay.
         from clinic_pipeline.source.server_databases import POSTGRES_SCHEMES, open_mysql, open_postgres
 
         return open_postgres(spec, con) if scheme in POSTGRES_SCHEMES else open_mysql(spec, con)
@@ -538,9 +424,6 @@ def _open(spec: str, con: duckdb.DuckDBPyConnection, tables: Collection[str] | N
         return _open_folder(spec, path, con, tables=tables)
     suffix = path.suffix.lower()
     if suffix == ".sql":
-        # Imported here: mysql_dump builds on this module, so a top-level import would be circular.
-        from clinic_pipeline.source.mysql_dump import open_mysql_dump
-
         return open_mysql_dump(spec, path, con)
     if suffix == ".zip":
         return _open_zip(spec, path, con, tables)

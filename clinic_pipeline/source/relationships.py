@@ -23,8 +23,9 @@ from clinic_pipeline.mapping.synonyms import (
     PAYER_TABLE_WORDS,
     STAFF_TABLE_WORDS,
 )
+from clinic_pipeline.source.export import VIEW_SCHEMA
 from clinic_pipeline.source.inventory_model import ColumnProfile, Relationship, TableProfile
-from clinic_pipeline.source.reader import VIEW_SCHEMA, quote_ident
+from clinic_pipeline.sql import quote_ident
 
 
 def _singular(word: str) -> str:

@@ -37,8 +37,9 @@ import pymysql.cursors
 from psycopg import sql
 
 from clinic_pipeline.source.errors import SourceError
+from clinic_pipeline.source.export import DATA_SCHEMA, DeclaredForeignKey, ExportBuilder, SourceExport
 from clinic_pipeline.source.manifest import MANIFEST_NAME, ExportManifest, assumed_manifest, read_manifest
-from clinic_pipeline.source.reader import DATA_SCHEMA, DeclaredForeignKey, SourceExport, _Builder, quote_ident
+from clinic_pipeline.sql import quote_ident
 
 __all__ = [
     "MYSQL_SCHEMES",
@@ -136,7 +137,9 @@ class _Table:
     order_by: list[str]
 
 
-def _ingest(builder: _Builder, table: _Table, batches: Iterator[Sequence[tuple[object, ...]]], origin: str) -> None:
+def _ingest(
+    builder: ExportBuilder, table: _Table, batches: Iterator[Sequence[tuple[object, ...]]], origin: str
+) -> None:
     """Batches of all-text rows → `_source_data."<name>"` (in read order, so rowid + 1 is `_source_row`)."""
     name = builder.claim_name(table.label.replace(".", "_"))
     data = f"{DATA_SCHEMA}.{quote_ident(name)}"
@@ -151,7 +154,7 @@ def _ingest(builder: _Builder, table: _Table, batches: Iterator[Sequence[tuple[o
     builder.register(name, origin, table.label)
 
 
-def _readable(builder: _Builder, tables: list[_Table], url: ServerUrl) -> list[_Table]:
+def _readable(builder: ExportBuilder, tables: list[_Table], url: ServerUrl) -> list[_Table]:
     readable = [t for t in tables if t.columns]
     # PostgreSQL allows a table without columns; it holds nothing to migrate.
     builder.warnings.extend(f"{url.where}:{t.label}: no columns, skipped" for t in tables if not t.columns)
@@ -289,7 +292,7 @@ def _pg_batches(conn: psycopg.Connection, table: _Table) -> Iterator[list[tuple[
 
 def open_postgres(spec: str, con: duckdb.DuckDBPyConnection) -> SourceExport:
     url = parse_server_url(spec)
-    builder = _Builder(con, _manifest(url))
+    builder = ExportBuilder(con, _manifest(url))
     with connect_postgres(url) as conn, conn.transaction():
         tables = _pg_tables(conn, url)
         for table in _readable(builder, list(tables.values()), url):
@@ -312,7 +315,7 @@ def open_postgres(spec: str, con: duckdb.DuckDBPyConnection) -> SourceExport:
     return builder.export(url.redacted)
 
 
-def _names(builder: _Builder, tables: dict[int, _Table]) -> dict[int, str]:
+def _names(builder: ExportBuilder, tables: dict[int, _Table]) -> dict[int, str]:
     """Source table → the DuckDB name it was registered under (tables register by their `location`)."""
     by_location = {t.location: name for name, t in builder.tables.items()}
     return {key: by_location[t.label] for key, t in tables.items() if t.label in by_location}
@@ -429,7 +432,7 @@ def _mysql_batches(conn: pymysql.connections.Connection, table: _Table) -> Itera
 
 def open_mysql(spec: str, con: duckdb.DuckDBPyConnection) -> SourceExport:
     url = parse_server_url(spec)
-    builder = _Builder(con, _manifest(url))
+    builder = ExportBuilder(con, _manifest(url))
     with connect_mysql(url) as conn:
         tables = _mysql_tables(conn, url)
         keys = _mysql_foreign_keys(conn)

@@ -14,6 +14,7 @@ from pathlib import Path
 import duckdb
 from pydantic import BaseModel
 
+from clinic_pipeline.errors import OperatorError
 from clinic_pipeline.model.objects import ACCOUNTS, CONTACTS, STAGED_OBJECTS
 from clinic_pipeline.private_files import write_private_parquet
 from clinic_pipeline.sql import quote_literal
@@ -53,11 +54,11 @@ def _awkward_sql(columns: set[str]) -> str:
 
 def choose_sample(staged_dir: Path, out_dir: Path, *, size: int = 200, seed: int = 7) -> SampleSelection:
     if not MIN_SIZE <= size <= MAX_SIZE:
-        raise ValueError(f"a sample holds {MIN_SIZE} to {MAX_SIZE} records (asked for {size})")
+        raise OperatorError(f"a sample holds {MIN_SIZE} to {MAX_SIZE} records (asked for {size})")
     paths = {o.name: staged_dir / f"{o.name}.parquet" for o in STAGED_OBJECTS}
     missing = [name for name, path in paths.items() if not path.exists()]
     if missing:
-        raise FileNotFoundError(f"{staged_dir}: stage every object before sampling (missing: {', '.join(missing)})")
+        raise OperatorError(f"{staged_dir}: stage every object before sampling (missing: {', '.join(missing)})")
     con = duckdb.connect()
     src = {name: f"read_parquet({quote_literal(str(path))})" for name, path in paths.items()}
     children = [

@@ -34,7 +34,7 @@ from clinic_pipeline.model.transforms import (
     present_sql,
 )
 from clinic_pipeline.private_files import write_private_parquet
-from clinic_pipeline.source.reader import SourceExport
+from clinic_pipeline.source.export import SourceExport
 from clinic_pipeline.sql import quote_ident, quote_literal
 from clinic_pipeline.staging.uniqueness import ALIASES_DIR, disambiguate_account_names, resolve_people
 
@@ -88,14 +88,14 @@ def row_filter_sql(rule: RowFilter) -> str:
         return f"NOT {present}" if rule.op == "empty" else present
     if rule.op in ("below", "at_least"):
         if not isinstance(rule.value, int | float):
-            raise ValueError(f"plan: filter {rule.op} on {rule.source!r} needs a number")
+            raise OperatorError(f"plan: filter {rule.op} on {rule.source!r} needs a number")
         number = f"try_cast(trim({column}) AS DOUBLE)"
         # `below` takes the rows without a number too, so `below` and `at_least` split a table in two.
         if rule.op == "below":
             return f"coalesce({number} < {float(rule.value)}, TRUE)"
         return f"coalesce({number} >= {float(rule.value)}, FALSE)"
     if not isinstance(rule.value, list):
-        raise ValueError(f"plan: filter {rule.op} on {rule.source!r} needs a list of values")
+        raise OperatorError(f"plan: filter {rule.op} on {rule.source!r} needs a list of values")
     values = "(" + ", ".join(quote_literal(str(v).lower()) for v in rule.value) + ")"
     negate = "NOT " if rule.op == "not_in" else ""
     return f"coalesce({negate}(lower(trim({column})) IN {values}), {'TRUE' if negate else 'FALSE'})"
@@ -129,7 +129,7 @@ def _referenced_key(plan: MappingPlan, table: str) -> str:
     for mapping in plan.objects:
         if mapping.source_table == table and mapping.source_key:
             return mapping.source_key
-    raise ValueError(f"plan: lines reference table {table!r}, which has no mapping with a source_key")
+    raise OperatorError(f"plan: lines reference table {table!r}, which has no mapping with a source_key")
 
 
 @dataclass
@@ -241,7 +241,7 @@ def _direct_select(
 ) -> tuple[str, list[str]]:
     """SELECT of one source table mapped straight onto `obj`, and the field-issue SELECTs over it."""
     if not mapping.source_key:
-        raise ValueError(f"plan: table {mapping.source_table!r} has no source_key; the loader needs one")
+        raise OperatorError(f"plan: table {mapping.source_table!r} has no source_key; the loader needs one")
     table = mapping.source_table
     key = _key_sql(table, mapping.source_key)
     sel = _Select(
@@ -347,7 +347,7 @@ def _parent_checks(columns: list[str], dirs: Sequence[Path]) -> list[tuple[str, 
         parent = BY_TARGET[column.removeprefix("_lookup_")]
         paths = [d / f"{parent.name}.parquet" for d in dirs if (d / f"{parent.name}.parquet").exists()]
         if not paths:
-            raise FileNotFoundError(
+            raise OperatorError(
                 f"{dirs[0] / parent.name}.parquet: stage {parent.name} before the objects that link to it"
             )
         files = "[" + ", ".join(quote_literal(str(p)) for p in paths) + "]"

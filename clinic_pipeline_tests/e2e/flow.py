@@ -7,48 +7,48 @@ from typing import Any
 
 import dagster as dg
 
-from clinic_pipeline import steps
-from clinic_pipeline.assets.resources import ClinicPipelineResource
+from clinic_pipeline import runs, steps
+from clinic_pipeline.assets.resources import pipeline_resources, resources_settings
 from clinic_pipeline.definitions import ALL_ASSETS, ALL_CHECKS
-from clinic_pipeline.demo import DEMO_FALLBACK_OWNER, create_custom_fields_as_admin, sign_off_split
+from clinic_pipeline.demo import DEMO_FALLBACK_OWNER, create_custom_fields_as_admin
 from clinic_pipeline.samples.generator import generate_clinic
 
-PRE_CONFIRMATION = ["schema_inventory", "mapping_plan"]
+PRE_CONFIRMATION = runs.PLAN
+Resources = dict[str, dg.ConfigurableResource]
 
 
-def generated_clinic(tmp_path: Path, sandbox: Any) -> tuple[ClinicPipelineResource, Path]:
+def generated_clinic(tmp_path: Path, sandbox: Any) -> tuple[Resources, Path]:
     """A small generated clinic (every object) against the sandbox; the sandbox admin is the fallback
     owner because the clinic's staff have no Freshsales users there."""
     source = tmp_path / "source"
     generate_clinic(source, patients=30, seed=5)
-    resource = ClinicPipelineResource(
+    resources = pipeline_resources(
         clinic_source=str(source),
         clinic_data_dir=str(tmp_path / "data"),
         freshsales_base_url=sandbox.base_url,
         freshsales_api_key=sandbox.api_key,
         clinic_fallback_owner_email=DEMO_FALLBACK_OWNER,
     )
-    return resource, source
+    return resources, source
 
 
-def materialize(resource: ClinicPipelineResource, selection: list[str] | None = None) -> dg.ExecuteInProcessResult:
-    return dg.materialize(
-        [*ALL_ASSETS, *ALL_CHECKS], selection=selection, resources={"pipeline": resource}, raise_on_error=False
-    )
+def materialize(
+    resources: Resources, selection: dg.AssetSelection | list[str] | None = None
+) -> dg.ExecuteInProcessResult:
+    return dg.materialize([*ALL_ASSETS, *ALL_CHECKS], selection=selection, resources=resources, raise_on_error=False)
 
 
-def confirm_and_sign_off(resource: ClinicPipelineResource, sandbox: Any) -> dg.ExecuteInProcessResult:
+def confirm_and_sign_off(resources: Resources, sandbox: Any) -> dg.ExecuteInProcessResult:
     """Propose, confirm, create the admin's custom fields, run everything up to the sample diff, sign it off."""
-    settings = resource.settings()
-    assert materialize(resource, PRE_CONFIRMATION).success
+    settings = resources_settings(resources)
+    assert materialize(resources, PRE_CONFIRMATION).success
     steps.run_confirm(settings, "test reviewer")
     create_custom_fields_as_admin(settings, sandbox.root_url, sandbox.api_key, echo=lambda _: None)
-    before, _after = sign_off_split()
-    result = materialize(resource, before)
+    result = materialize(resources, runs.SAMPLE)
     assert result.success, [e.step_key for e in result.get_step_failure_events()]
     steps.run_sign_off(settings, "test reviewer")
     return result
 
 
-def full_load(resource: ClinicPipelineResource) -> dg.ExecuteInProcessResult:
-    return materialize(resource, sign_off_split()[1])
+def full_load(resources: Resources) -> dg.ExecuteInProcessResult:
+    return materialize(resources, runs.FULL)

@@ -17,10 +17,10 @@ import dagster as dg
 import httpx
 import pytest
 
-from clinic_pipeline.assets.resources import ClinicPipelineResource
+from clinic_pipeline.assets.resources import pipeline_resources
 from clinic_pipeline.definitions import build_definitions
 from clinic_pipeline.samples import copy_fixture
-from clinic_pipeline_tests.e2e.flow import confirm_and_sign_off, full_load, generated_clinic
+from clinic_pipeline_tests.e2e.flow import Resources, confirm_and_sign_off, full_load, generated_clinic
 
 CUTOVER = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 # Chicago is UTC-6 in November: 08:30 local is 14:30 UTC, 09:10 local is 15:10 UTC.
@@ -64,19 +64,19 @@ def _edit_source(path: Path) -> None:
 
 
 @pytest.fixture
-def migrated(tmp_path: Path, sandbox: Any) -> tuple[ClinicPipelineResource, dg.Definitions, Path]:
+def migrated(tmp_path: Path, sandbox: Any) -> tuple[Resources, dg.Definitions, Path]:
     source = copy_fixture(tmp_path / "source" / "clinic")
-    resource = ClinicPipelineResource(
+    resources = pipeline_resources(
         clinic_source=str(source),
         clinic_data_dir=str(tmp_path / "data"),
         freshsales_base_url=sandbox.base_url,
         freshsales_api_key=sandbox.api_key,
     )
-    defs = build_definitions(resource, cutover_start=CUTOVER)
-    confirm_and_sign_off(resource, sandbox)
-    result = full_load(resource)
+    defs = build_definitions(resources, cutover_start=CUTOVER)
+    confirm_and_sign_off(resources, sandbox)
+    result = full_load(resources)
     assert result.success, [e.step_key for e in result.get_step_failure_events()]
-    return resource, defs, source / "patients.csv"
+    return resources, defs, source / "patients.csv"
 
 
 def _materialize(defs: dg.Definitions, selection: list[str], partition: str | None = None) -> dg.ExecuteInProcessResult:
@@ -105,9 +105,9 @@ def _evaluate_sensor(defs: dg.Definitions, cursor: str | None) -> dg.SensorResul
 
 
 def test_sensor_requests_exactly_the_changed_windows_and_partitions_apply_them(
-    migrated: tuple[ClinicPipelineResource, dg.Definitions, Path], sandbox: Any
+    migrated: tuple[Resources, dg.Definitions, Path], sandbox: Any
 ) -> None:
-    _resource, defs, patients_csv = migrated
+    _resources, defs, patients_csv = migrated
     before = _contacts_by_key(sandbox)
     assert _evaluate_sensor(defs, None).run_requests == []  # nothing changed since the cutover
 
@@ -143,9 +143,9 @@ def test_sensor_requests_exactly_the_changed_windows_and_partitions_apply_them(
 
 
 def test_a_partition_that_failed_under_faults_succeeds_when_re_run(
-    migrated: tuple[ClinicPipelineResource, dg.Definitions, Path], sandbox: Any
+    migrated: tuple[Resources, dg.Definitions, Path], sandbox: Any
 ) -> None:
-    _resource, defs, patients_csv = migrated
+    _resources, defs, patients_csv = migrated
     _edit_source(patients_csv)
     httpx.post(f"{sandbox.root_url}/_sandbox/faults", json={"rate_5xx": 1.0, "seed": 3}, timeout=10).raise_for_status()
     failed = _materialize(defs, _delta_selection(defs), partition=ADDED_WINDOW)
@@ -169,10 +169,10 @@ def _rewrite(path: Path, change: Callable[[list[dict[str, str]]], None]) -> None
 
 
 def test_generated_clinic_changes_additions_and_soft_deletes_follow_their_windows(tmp_path: Path, sandbox: Any) -> None:
-    resource, source = generated_clinic(tmp_path, sandbox)
-    defs = build_definitions(resource, cutover_start=CUTOVER)
-    confirm_and_sign_off(resource, sandbox)
-    assert full_load(resource).success
+    resources, source = generated_clinic(tmp_path, sandbox)
+    defs = build_definitions(resources, cutover_start=CUTOVER)
+    confirm_and_sign_off(resources, sandbox)
+    assert full_load(resources).success
     before = _snapshot(sandbox)
     live = [r for r in csv.DictReader((source / "patients.csv").open(encoding="utf-8")) if r["deleted"] == "0"]
     changed, deleted = live[0]["patient_id"], live[1]["patient_id"]

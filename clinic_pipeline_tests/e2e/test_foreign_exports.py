@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
-from clinic_pipeline.assets.resources import ClinicPipelineResource
+from clinic_pipeline.assets.resources import pipeline_resources, resources_settings
 from clinic_pipeline.demo import DEMO_FALLBACK_OWNER
 from clinic_pipeline.reports.validation import ValidationReport
 from clinic_pipeline.steps import SampleOutcome
@@ -30,7 +30,7 @@ def _source(shape: str, tmp_path: Path) -> str:
 
 @pytest.mark.parametrize(("shape", "visits"), [("interchange_export", 20), ("vendor_database", 4)])
 def test_a_foreign_export_migrates_end_to_end(shape: str, visits: int, tmp_path: Path, sandbox: Any) -> None:
-    resource = ClinicPipelineResource(
+    resources = pipeline_resources(
         clinic_source=_source(shape, tmp_path),
         clinic_data_dir=str(tmp_path / "data"),
         freshsales_base_url=sandbox.base_url,
@@ -38,11 +38,11 @@ def test_a_foreign_export_migrates_end_to_end(shape: str, visits: int, tmp_path:
         # These exports name no staff emails: every visit's owner is the fallback.
         clinic_fallback_owner_email=DEMO_FALLBACK_OWNER,
     )
-    confirm_and_sign_off(resource, sandbox)
-    reports = resource.settings().reports_dir
+    confirm_and_sign_off(resources, sandbox)
+    reports = resources_settings(resources).paths.reports_dir
     diff = SampleOutcome.model_validate_json((reports / "sample_diff.json").read_text()).diff
     assert diff.records > 0 and diff.matched == diff.fields_compared, (diff.differs, diff.missing)
-    result = full_load(resource)
+    result = full_load(resources)
     assert result.success, [e.step_key for e in result.get_step_failure_events()]
 
     snapshot = httpx.get(f"{sandbox.root_url}/_sandbox/snapshot", timeout=30).json()

@@ -10,20 +10,21 @@ from typing import Any
 import httpx
 import pytest
 
-from clinic_pipeline import steps
-from clinic_pipeline.assets.resources import ClinicPipelineResource
-from clinic_pipeline.demo import create_custom_fields_as_admin, sign_off_split
+from clinic_pipeline import runs, steps
+from clinic_pipeline.assets.resources import pipeline_resources, resources_settings
+from clinic_pipeline.demo import create_custom_fields_as_admin
+from clinic_pipeline.errors import OperatorError
 from clinic_pipeline.mapping.sign_off import SignOffRequiredError
 from clinic_pipeline.reports.source_compare import expected_empty
 from clinic_pipeline.samples import FIXTURE_DIR, copy_fixture
 from clinic_pipeline.settings import ConfigurationError
 from clinic_pipeline.staging.sample import choose_sample
-from clinic_pipeline_tests.e2e.flow import confirm_and_sign_off, generated_clinic, materialize
+from clinic_pipeline_tests.e2e.flow import Resources, confirm_and_sign_off, generated_clinic, materialize
 
 
 @pytest.fixture
-def resource(tmp_path: Path, sandbox: Any) -> ClinicPipelineResource:
-    return ClinicPipelineResource(
+def resources(tmp_path: Path, sandbox: Any) -> Resources:
+    return pipeline_resources(
         clinic_source=str(copy_fixture(tmp_path / "source")),
         clinic_data_dir=str(tmp_path / "data"),
         freshsales_base_url=sandbox.base_url,
@@ -31,11 +32,9 @@ def resource(tmp_path: Path, sandbox: Any) -> ClinicPipelineResource:
     )
 
 
-def test_a_changed_record_shows_in_the_diff_with_expected_and_actual(
-    resource: ClinicPipelineResource, sandbox: Any
-) -> None:
-    confirm_and_sign_off(resource, sandbox)
-    settings = resource.settings()
+def test_a_changed_record_shows_in_the_diff_with_expected_and_actual(resources: Resources, sandbox: Any) -> None:
+    confirm_and_sign_off(resources, sandbox)
+    settings = resources_settings(resources)
     contact = next(c for c in httpx.get(f"{sandbox.root_url}/_sandbox/snapshot").json()["contacts"])
     http = httpx.Client(base_url=sandbox.base_url, headers={"Authorization": f"Token token={sandbox.api_key}"})
     http.put(f"/api/contacts/{contact['id']}", json={"contact": {"last_name": "Tampered"}}).raise_for_status()
@@ -58,15 +57,15 @@ def test_a_changed_record_shows_in_the_diff_with_expected_and_actual(
 
 
 def test_sample_size_is_bounded(tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="100 to 500"):
+    with pytest.raises(OperatorError, match="100 to 500"):
         choose_sample(tmp_path, tmp_path / "out", size=50)
 
 
-def test_a_corrected_plan_needs_a_new_sample_and_sign_off(resource: ClinicPipelineResource, sandbox: Any) -> None:
-    confirm_and_sign_off(resource, sandbox)
-    settings = resource.settings()
-    plan_text = settings.plan_path.read_text(encoding="utf-8")
-    settings.plan_path.write_text(plan_text.replace("confidence: 0.99", "confidence: 0.98", 1), encoding="utf-8")
+def test_a_corrected_plan_needs_a_new_sample_and_sign_off(resources: Resources, sandbox: Any) -> None:
+    confirm_and_sign_off(resources, sandbox)
+    settings = resources_settings(resources)
+    plan_text = settings.paths.plan_path.read_text(encoding="utf-8")
+    settings.paths.plan_path.write_text(plan_text.replace("confidence: 0.99", "confidence: 0.98", 1), encoding="utf-8")
     steps.run_confirm(settings, "test reviewer")
     with pytest.raises(SignOffRequiredError, match="another version of the plan"):
         steps.run_load(settings, "accounts", run_id="test")
@@ -74,18 +73,16 @@ def test_a_corrected_plan_needs_a_new_sample_and_sign_off(resource: ClinicPipeli
         steps.run_sign_off(settings, "test reviewer")
 
 
-def test_what_the_sandbox_silently_alters_is_named_field_by_field(
-    resource: ClinicPipelineResource, sandbox: Any
-) -> None:
+def test_what_the_sandbox_silently_alters_is_named_field_by_field(resources: Resources, sandbox: Any) -> None:
     rules = [
         {"kind": "contact", "field": "last_name", "action": "truncate", "length": 3},
         {"kind": "contact", "field": "cf_date_of_birth", "action": "drop"},
         {"kind": "contact", "field": "cf_source_updated_at", "action": "shift_hours", "hours": 1},
     ]
     httpx.post(f"{sandbox.root_url}/_sandbox/alterations", json={"rules": rules}, timeout=10).raise_for_status()
-    settings = resource.settings()
+    settings = resources_settings(resources)
     try:
-        confirm_and_sign_off(resource, sandbox)
+        confirm_and_sign_off(resources, sandbox)
     finally:
         httpx.post(f"{sandbox.root_url}/_sandbox/alterations", json={"rules": []}, timeout=10).raise_for_status()
     diff = steps.run_sample(settings, size=100, seed=7, run_id="test-sample").diff
@@ -101,16 +98,18 @@ def test_what_the_sandbox_silently_alters_is_named_field_by_field(
     assert untouched and all(t.differs == t.missing == 0 for t in untouched)
 
 
-def test_a_plan_that_loses_information_is_caught(resource: ClinicPipelineResource, sandbox: Any) -> None:
-    settings = resource.settings()
-    assert materialize(resource, ["schema_inventory", "mapping_plan"]).success
+def test_a_plan_that_loses_information_is_caught(resources: Resources, sandbox: Any) -> None:
+    settings = resources_settings(resources)
+    assert materialize(resources, ["schema_inventory", "mapping_plan"]).success
     # A reviewer "fixes" the birth date format to day-first: every date is read wrong or dropped.
-    plan_text = settings.plan_path.read_text(encoding="utf-8")
+    plan_text = settings.paths.plan_path.read_text(encoding="utf-8")
     assert "parse_date:%Y-%m-%d" in plan_text
-    settings.plan_path.write_text(plan_text.replace("parse_date:%Y-%m-%d", "parse_date:%Y-%d-%m"), encoding="utf-8")
+    settings.paths.plan_path.write_text(
+        plan_text.replace("parse_date:%Y-%m-%d", "parse_date:%Y-%d-%m"), encoding="utf-8"
+    )
     steps.run_confirm(settings, "hasty reviewer")
     create_custom_fields_as_admin(settings, sandbox.root_url, sandbox.api_key, echo=lambda _: None)
-    result = materialize(resource, sign_off_split()[0])
+    result = materialize(resources, runs.SAMPLE)
     assert result.success
     diff = steps.run_sample(settings, size=100, seed=7, run_id="test-sample").diff
     dob = next(t for t in diff.fields if t.field == "cf_date_of_birth")
@@ -123,14 +122,14 @@ def test_a_plan_that_loses_information_is_caught(resource: ClinicPipelineResourc
 
 
 def test_rounded_amounts_and_relinked_activities_are_named(tmp_path: Path, sandbox: Any) -> None:
-    resource, _source = generated_clinic(tmp_path, sandbox)
+    resources, _source = generated_clinic(tmp_path, sandbox)
     rules = [
         {"kind": "deal", "field": "amount", "action": "round"},
         {"kind": "task", "field": "targetable_id", "action": "relink"},
     ]
     httpx.post(f"{sandbox.root_url}/_sandbox/alterations", json={"rules": rules}, timeout=10).raise_for_status()
     try:
-        diff = confirm_and_sign_off(resource, sandbox).asset_materializations_for_node("sample_diff")[0].metadata
+        diff = confirm_and_sign_off(resources, sandbox).asset_materializations_for_node("sample_diff")[0].metadata
     finally:
         httpx.post(f"{sandbox.root_url}/_sandbox/alterations", json={"rules": []}, timeout=10).raise_for_status()
     assert diff["differs"].value > 0

@@ -10,9 +10,9 @@ import httpx
 import pytest
 
 from clinic_pipeline import steps
-from clinic_pipeline.assets.resources import ClinicPipelineResource
+from clinic_pipeline.assets.resources import pipeline_resources, resources_settings
 from clinic_pipeline.samples import FIXTURE_DIR, copy_fixture
-from clinic_pipeline_tests.e2e.flow import PRE_CONFIRMATION, confirm_and_sign_off, full_load, materialize
+from clinic_pipeline_tests.e2e.flow import PRE_CONFIRMATION, Resources, confirm_and_sign_off, full_load, materialize
 
 
 def _snapshot(sandbox: Any) -> dict[str, Any]:
@@ -27,9 +27,9 @@ def _fixture_patients() -> dict[str, dict[str, str]]:
 
 
 @pytest.fixture
-def resource(tmp_path: Path, sandbox: Any) -> ClinicPipelineResource:
+def resources(tmp_path: Path, sandbox: Any) -> Resources:
     source = copy_fixture(tmp_path / "source" / "clinic")
-    return ClinicPipelineResource(
+    return pipeline_resources(
         clinic_source=str(source),
         clinic_data_dir=str(tmp_path / "data"),
         freshsales_base_url=sandbox.base_url,
@@ -37,19 +37,19 @@ def resource(tmp_path: Path, sandbox: Any) -> ClinicPipelineResource:
     )
 
 
-def test_nothing_loads_before_the_plan_is_confirmed(resource: ClinicPipelineResource, sandbox: Any) -> None:
-    assert materialize(resource, PRE_CONFIRMATION).success
-    blocked = materialize(resource, ["confirmed_mapping", "staged_contacts"])
+def test_nothing_loads_before_the_plan_is_confirmed(resources: Resources, sandbox: Any) -> None:
+    assert materialize(resources, PRE_CONFIRMATION).success
+    blocked = materialize(resources, ["confirmed_mapping", "staged_contacts"])
     assert not blocked.success
     failure = blocked.get_step_failure_events()[0]
     assert "not confirmed" in str(failure.event_specific_data.error.message)
     assert _snapshot(sandbox)["contacts"] == []
 
 
-def test_every_fixture_patient_lands_once_linked_to_its_account(resource: ClinicPipelineResource, sandbox: Any) -> None:
-    sample = confirm_and_sign_off(resource, sandbox).asset_materializations_for_node("sample_diff")[0].metadata
+def test_every_fixture_patient_lands_once_linked_to_its_account(resources: Resources, sandbox: Any) -> None:
+    sample = confirm_and_sign_off(resources, sandbox).asset_materializations_for_node("sample_diff")[0].metadata
     assert sample["differs"].value == sample["missing"].value == sample["records_missing"].value == 0
-    first = full_load(resource)
+    first = full_load(resources)
     assert first.success, [e.step_key for e in first.get_step_failure_events()]
 
     snapshot = _snapshot(sandbox)
@@ -69,7 +69,7 @@ def test_every_fixture_patient_lands_once_linked_to_its_account(resource: Clinic
     report = first.asset_materializations_for_node("validation_report")[0].metadata
     assert report["ok"].value is True
 
-    second = materialize(resource)  # everything again, sample included: nothing changes
+    second = materialize(resources)  # everything again, sample included: nothing changes
     assert second.success
     assert _snapshot(sandbox) == snapshot
     loaded = second.asset_materializations_for_node("loaded_contacts")[0].metadata
@@ -77,10 +77,10 @@ def test_every_fixture_patient_lands_once_linked_to_its_account(resource: Clinic
     assert loaded["created"].value == loaded["updated"].value == 0
 
 
-def test_the_full_load_waits_for_a_signed_off_sample(resource: ClinicPipelineResource, sandbox: Any) -> None:
-    assert materialize(resource, PRE_CONFIRMATION).success
-    steps.run_confirm(resource.settings(), "test reviewer")
-    blocked = full_load(resource)
+def test_the_full_load_waits_for_a_signed_off_sample(resources: Resources, sandbox: Any) -> None:
+    assert materialize(resources, PRE_CONFIRMATION).success
+    steps.run_confirm(resources_settings(resources), "test reviewer")
+    blocked = full_load(resources)
     assert not blocked.success
     messages = " ".join(str(e.event_specific_data.error.message) for e in blocked.get_step_failure_events())
     assert "no signed-off sample diff" in messages

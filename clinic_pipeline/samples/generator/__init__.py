@@ -16,6 +16,7 @@ from typing import Literal
 
 import pyarrow as pa
 
+from clinic_pipeline.errors import OperatorError
 from clinic_pipeline.samples.generator import configuration, tables, visits
 from clinic_pipeline.samples.generator.documents import DOCUMENTS_DIR, documents
 from clinic_pipeline.samples.generator.frame import Frame
@@ -118,11 +119,11 @@ def generate_clinic(
     `manifest.json` and `documents/` sit beside it. `large_documents` adds that many sparse files over 25 MB.
     """
     if patients < 1:
-        raise ValueError("patients must be at least 1")
+        raise OperatorError("patients must be at least 1")
     if large_documents < 0:
-        raise ValueError("large_documents must not be negative")
+        raise OperatorError("large_documents must not be negative")
     if fmt not in ("csv", "sqlite"):
-        raise ValueError(f"fmt must be 'csv' or 'sqlite', not {fmt!r}")
+        raise OperatorError(f"fmt must be 'csv' or 'sqlite', not {fmt!r}")
     started = time.perf_counter()
     out = Path(out)
     _clear(out)

@@ -15,6 +15,7 @@ import duckdb
 import pyarrow as pa
 
 from clinic_pipeline.samples.generator.frame import TIME_ZONE, Frame
+from clinic_pipeline.sql import quote_ident, quote_literal
 
 MANIFEST_NAME = "manifest.json"
 DATABASE_NAME = "clinic.db"
@@ -73,10 +74,6 @@ FOREIGN_KEYS: dict[str, dict[str, tuple[str, str]]] = {
 }
 
 
-def _quote(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
 def _is_id(table: str, column: str) -> bool:
     keys = PRIMARY_KEYS[table]
     return (len(keys) == 1 and column == keys[0]) or column in FOREIGN_KEYS.get(table, {})
@@ -110,8 +107,7 @@ def write_csv(folder: Path, tables: Mapping[str, pa.Table]) -> dict[str, int]:
         for name, data in tables.items():
             path = folder / f"{name}.csv"
             con.register("_generated", data)
-            target = path.as_posix().replace("'", "''")
-            con.execute(f"COPY _generated TO '{target}' (FORMAT csv, HEADER true, DELIMITER ',')")
+            con.execute(f"COPY _generated TO {quote_literal(path)} (FORMAT csv, HEADER true, DELIMITER ',')")
             con.unregister("_generated")
             os.chmod(path, FILE_MODE)
             counts[path.name] = data.num_rows
@@ -121,13 +117,13 @@ def write_csv(folder: Path, tables: Mapping[str, pa.Table]) -> dict[str, int]:
 
 
 def _create_sql(name: str, columns: list[str]) -> str:
-    parts = [f"{_quote(c)} {'INTEGER' if _is_id(name, c) else 'TEXT'}" for c in columns]
-    parts.append(f"PRIMARY KEY ({', '.join(_quote(c) for c in PRIMARY_KEYS[name])})")
+    parts = [f"{quote_ident(c)} {'INTEGER' if _is_id(name, c) else 'TEXT'}" for c in columns]
+    parts.append(f"PRIMARY KEY ({', '.join(quote_ident(c) for c in PRIMARY_KEYS[name])})")
     parts.extend(
-        f"FOREIGN KEY ({_quote(column)}) REFERENCES {_quote(ref_table)} ({_quote(ref_column)})"
+        f"FOREIGN KEY ({quote_ident(column)}) REFERENCES {quote_ident(ref_table)} ({quote_ident(ref_column)})"
         for column, (ref_table, ref_column) in FOREIGN_KEYS.get(name, {}).items()
     )
-    return f"CREATE TABLE {_quote(name)} (\n  " + ",\n  ".join(parts) + "\n)"
+    return f"CREATE TABLE {quote_ident(name)} (\n  " + ",\n  ".join(parts) + "\n)"
 
 
 def write_sqlite(path: Path, tables: Mapping[str, pa.Table]) -> dict[str, int]:
@@ -143,12 +139,12 @@ def write_sqlite(path: Path, tables: Mapping[str, pa.Table]) -> dict[str, int]:
         with db:
             for name, data in tables.items():
                 db.execute(_create_sql(name, data.column_names))
-                insert = f"INSERT INTO {_quote(name)} VALUES ({', '.join('?' * data.num_columns)})"
+                insert = f"INSERT INTO {quote_ident(name)} VALUES ({', '.join('?' * data.num_columns)})"
                 for batch in data.to_batches(max_chunksize=_SQLITE_BATCH):
                     db.executemany(insert, zip(*(column.to_pylist() for column in batch.columns), strict=True))
                 if "updated_at" in data.column_names:
                     # Delta detection asks SQLite sources for rows changed in a window.
-                    db.execute(f"CREATE INDEX {_quote(name + '_updated_at')} ON {_quote(name)} (updated_at)")
+                    db.execute(f"CREATE INDEX {quote_ident(name + '_updated_at')} ON {quote_ident(name)} (updated_at)")
                 counts[name] = data.num_rows
     finally:
         db.close()
