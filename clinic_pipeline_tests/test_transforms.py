@@ -8,11 +8,13 @@ import duckdb
 import pytest
 
 from clinic_pipeline.model.transforms import (
+    TRANSFORMS,
     UnknownTransformError,
     compile_transform,
     layered_from,
     merge_levels,
     present_sql,
+    vocabulary,
 )
 
 
@@ -163,3 +165,18 @@ def test_present_sql_matches_the_compiled_presence() -> None:
     relation = layered_from("t", compiled.levels)
     rows = con.execute(f"SELECT {present_sql('v')}, {compiled.value_sql} IS NOT NULL FROM {relation} ORDER BY i")
     assert [a for a, b in rows.fetchall() if a == b] == [True, False, False, False, False, True]
+
+
+def test_every_registered_transform_compiles_and_is_documented() -> None:
+    arguments = {"format": "%Y-%m-%d %H:%M", "object": "sales_account", "selector": "sales_activity_outcomes"}
+    con = _table({"v": ["2024-03-05 10:30"], "d": ["2024-03-05"], "t": ["10:30"]})
+    listing = vocabulary()
+    for name, transform in TRANSFORMS.items():
+        spelled = f"{name}:{arguments[transform.argument]}" if transform.argument else name
+        args = ("d", "t") if name in ("end_after_minutes", "end_after_seconds") else ()
+        compiled = compile_transform("v", spelled, "America/Chicago", args)
+        con.execute(f"SELECT {compiled.value_sql} FROM {layered_from('t', compiled.levels)}").fetchall()
+        assert name in listing and transform.doc in listing
+        if transform.argument:
+            with pytest.raises(UnknownTransformError, match=f"needs a {transform.argument}"):
+                compile_transform("v", name, "UTC")

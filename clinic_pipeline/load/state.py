@@ -31,6 +31,7 @@ from clinic_pipeline.load.state_lock import DEFAULT_WAIT_SECONDS, busy_from_duck
 
 # Re-exported: callers that open the store catch its error from the same module.
 from clinic_pipeline.load.state_lock import StateBusyError as StateBusyError
+from clinic_pipeline.model.outcomes import UNSETTLED
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS id_map (
@@ -67,8 +68,6 @@ CREATE TABLE IF NOT EXISTS load_intent (
     PRIMARY KEY (object, source_key)
 );
 """
-# Outcomes that leave the intent in place: the record may or may not exist in Freshsales.
-UNSETTLED_OUTCOMES = frozenset({"unknown", "failed"})
 
 
 @dataclass(frozen=True)
@@ -125,7 +124,7 @@ class StateStore:
     ) -> None:
         """Commit one batch's outcome atomically, after the API confirmed it; settled keys lose their intent."""
         now = datetime.now(UTC)
-        settled = sorted({a.source_key for a in audit if a.source_key and a.outcome not in UNSETTLED_OUTCOMES})
+        settled = sorted({a.source_key for a in audit if a.source_key and a.outcome not in UNSETTLED})
         self._con.execute("BEGIN TRANSACTION")
         try:
             if settled:

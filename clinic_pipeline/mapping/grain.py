@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from clinic_pipeline.mapping.plan import FieldMapping, ObjectMapping, RowFilter, SkipRule
 from clinic_pipeline.mapping.synonyms import ENCOUNTER_WORDS, INACTIVE_VALUES, expand, normalise
+from clinic_pipeline.model.transforms import TRANSFORMS
 from clinic_pipeline.source.inventory import ColumnProfile, TableProfile
 
 # Lines per encounter, on average, before a column counts as the grain (a claim table with a few
@@ -20,7 +21,8 @@ LINES_PER_ENCOUNTER = 1.5
 ID_WORDS = frozenset({"id", "num", "number", "no", "nbr", "key"})
 # What a line holds in its encounter column when it belongs to none.
 NO_ENCOUNTER = ["0", "-1"]
-SUMMED_TRANSFORMS = ("cents", "number", "integer")
+# Lines of a grouped object whose values add up (amounts, counts): every transform that yields a number.
+SUMMED_TRANSFORMS = frozenset(name for name, t in TRANSFORMS.items() if t.yields == {"number"})
 
 
 def _encounter_column(table: TableProfile) -> ColumnProfile | None:
