@@ -45,7 +45,7 @@ from clinic_pipeline.mapping.owner_map import (
     write_owner_map,
 )
 from clinic_pipeline.mapping.plan import MappingPlan, read_plan, require_confirmed, write_plan
-from clinic_pipeline.mapping.plan_check import confirm_checked
+from clinic_pipeline.mapping.plan_check import confirm_checked, missing_columns
 from clinic_pipeline.mapping.proposer import propose_plan
 from clinic_pipeline.mapping.secrets import secret_columns
 from clinic_pipeline.mapping.sign_off import SignOff, record_sign_off, require_sign_off
@@ -179,7 +179,15 @@ def run_stage(settings: Settings, name: str, *, partition: str | None = None) ->
     plan = confirmed_plan(settings)
     obj = BY_NAME[name]
     paths = settings.paths
-    with _source(settings, tables_read(obj, plan)) as (export, con):
+    tables = tables_read(obj, plan)
+    with _source(settings, tables) as (export, con):
+        missing = missing_columns(plan, tables, {t.name: t.columns for t in export.tables.values()})
+        if missing:
+            listed = ", ".join(missing[:10]) + (f" and {len(missing) - 10} more" if len(missing) > 10 else "")
+            raise ConfigurationError(
+                f"the export lacks what the confirmed plan reads: {listed}. It changed since the plan was "
+                "confirmed: run `clinic-pipeline inventory`, then propose (or edit) and confirm the plan again"
+            )
         return stage_object(
             obj,
             plan,

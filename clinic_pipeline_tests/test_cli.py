@@ -82,6 +82,30 @@ def test_operator_errors_are_one_line_with_a_non_zero_exit(tmp_path: Path) -> No
     assert unconfirmed.returncode == 1
     assert "Traceback" not in unconfirmed.stderr
 
+    malformed = _run(["inventory"], env | {"FRESHSALES_BASE_URL": "ftp://clinic.example"}, tmp_path)
+    assert malformed.stderr.strip().splitlines() == [
+        "error: FRESHSALES_BASE_URL: Value error, FRESHSALES_BASE_URL must start with http:// or https://: "
+        "check the environment / .env"
+    ]
+
+
+def test_a_column_renamed_after_confirmation_is_named_before_staging(tmp_path: Path) -> None:
+    env = _clean_env(tmp_path) | {"CLINIC_SOURCE": str(tmp_path / "export")}
+    copy_fixture(tmp_path / "export")
+    for args in (["inventory"], ["propose-mapping"], ["confirm-mapping", "--by", "Dr. Reviewer"]):
+        assert _run(args, env, tmp_path).returncode == 0, args
+    patients = tmp_path / "export" / "patients.csv"
+    header, rest = patients.read_text(encoding="utf-8").split("\n", 1)
+    patients.write_text(header.replace(",email,", ",e_mail,") + "\n" + rest, encoding="utf-8")
+
+    renamed = _run(["migrate", "--dry-run"], env, tmp_path)
+    assert renamed.returncode == 1
+    assert renamed.stderr.strip().splitlines() == [
+        "error: the export lacks what the confirmed plan reads: patients.email. It changed since the plan was "
+        "confirmed: run `clinic-pipeline inventory`, then propose (or edit) and confirm the plan again",
+        f"error: nothing after the failed steps ran (run {renamed.stderr.split('(run ')[1].split(')')[0]})",
+    ]
+
 
 def test_step_by_step_commands_migrate_into_a_running_sandbox(tmp_path: Path, sandbox: Any) -> None:
     env = _clean_env(tmp_path) | {

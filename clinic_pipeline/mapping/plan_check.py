@@ -136,3 +136,36 @@ def confirm_checked(
             f"the mapping plan cannot be confirmed ({len(problems)} problem(s)); edit it and confirm again:\n{listed}"
         )
     return confirm_plan(plan, by)
+
+
+def columns_read(mapping: ObjectMapping) -> dict[str, set[str]]:
+    """Source table → the columns this mapping reads (key, lines and their further columns, filters, the
+    delta timestamp, and the column of a referenced table a line takes its value from)."""
+    read: dict[str, set[str]] = {mapping.source_table: set()}
+    own = read[mapping.source_table]
+    own.update(c for c in (mapping.source_key, mapping.changed_at) if c)
+    filters = [mapping.where, mapping.skip_when, *(rule.when for rule in mapping.skip_rules)]
+    own.update(f.source for f in filters if f is not None)
+    for line in mapping.mapped_fields():
+        own.update([line.source, *line.args])
+        if line.references and line.via:
+            read.setdefault(line.references, set()).add(line.via)
+    return read
+
+
+def missing_columns(plan: MappingPlan, tables: Collection[str], columns: Mapping[str, Collection[str]]) -> list[str]:
+    """`table.column` for each column the plan reads from `tables` that the export (table → its columns) lacks:
+    an export changed since the plan was confirmed, caught before staging instead of as a SQL error."""
+    missing = set()
+    for mapping in plan.objects:
+        if mapping.target == NOT_MIGRATED:
+            continue
+        for table, wanted in columns_read(mapping).items():
+            if table not in tables:
+                continue
+            present = columns.get(table)
+            if present is None:
+                missing.add(f"{table} (the whole table)")
+            else:
+                missing.update(f"{table}.{column}" for column in wanted - set(present))
+    return sorted(missing)

@@ -614,11 +614,14 @@ def _key_line(
     key: ColumnProfile, key_confidence: float, target: str, table: TableProfile, threshold: float
 ) -> FieldMapping:
     confidence = round(key_confidence, 2)
-    evidence = (
-        f"unique and non-null in all {table.row_count} rows"
-        if key.null_count == 0
-        else f"unique; empty on {key.null_count} of {table.row_count} rows, which staging quarantines"
-    )
+    repeated = table.row_count - key.null_count - key.distinct_count
+    evidence = "unique" if repeated == 0 else f"unique but for {repeated} repeated value{'s' * (repeated > 1)}"
+    if key.null_count:
+        evidence += f"; empty on {key.null_count} of {table.row_count} rows"
+    else:
+        evidence += f" and non-null in all {table.row_count} rows"
+    if repeated or key.null_count:
+        evidence += " (staging quarantines those rows with their reason)"
     if target == CONTACTS.target:
         return FieldMapping(
             source=key.name,

@@ -242,7 +242,8 @@ def _compare_line(
             return None  # derived parents (one account per value) are compared by their own name
         want = ctx.aliases.get(want, want)
         got = {ctx.keys_by_id[parent].get(i) for i in _linked_ids(record)} - {None}
-        return ("matched" if want in got else "differs"), want, ",".join(sorted(str(g) for g in got))
+        verdict: Verdict = "matched" if want in got else "differs" if _linked_ids(record) else "missing"
+        return verdict, want, ",".join(sorted(str(g) for g in got))
     if name == "owner_by_email":
         if cmp.blank(value) or not line.references or not line.via:
             return None
@@ -339,30 +340,46 @@ def _compare_object(
             if mapping.grouped:
                 raw = ctx.folded(mapping, key.removeprefix(f"{table}:"), raw)
             labelled = sum(line.target == "description" for line in mapping.mapped_fields()) > 1
+            if obj.targetable and not any(line.transform == "lookup:contact" for line in mapping.mapped_fields()):
+                # The plan links these records to no patient: each arrives in Freshsales on its own, a lost link.
+                _tally(
+                    tallies, rows, obj, key, table, "targetable_id", ("missing", "(no contact link in the plan)", "")
+                )
             for line in mapping.mapped_fields():
                 if line.target in KEY_TARGETS:
                     continue
                 compared = _compare_line(ctx, obj, line, raw, record, table, labelled)
-                if compared is None:
-                    continue
-                verdict, shown_source, shown_actual = compared
-                field = line.target or ""
-                tally = tallies.setdefault((obj.name, field), FieldTally(object=obj.name, field=field))
-                setattr(tally, verdict, getattr(tally, verdict) + 1)
-                if verdict != "matched":
-                    rows.append(
-                        _Row(
-                            object=obj.name,
-                            source_key=key,
-                            source_table=table,
-                            source_column=line.source,
-                            source_value=_text(shown_source),
-                            field=field,
-                            freshsales_value=_text(shown_actual),
-                            verdict=verdict,
-                        )
-                    )
+                if compared is not None:
+                    _tally(tallies, rows, obj, key, table, line.target or "", compared, line.source)
     return records, missing_records
+
+
+def _tally(
+    tallies: dict,
+    rows: list[_Row],
+    obj: FreshsalesObject,
+    key: str,
+    table: str,
+    field: str,
+    compared: tuple[Verdict, Any, Any],
+    source_column: str = "",
+) -> None:
+    verdict, shown_source, shown_actual = compared
+    tally = tallies.setdefault((obj.name, field), FieldTally(object=obj.name, field=field))
+    setattr(tally, verdict, getattr(tally, verdict) + 1)
+    if verdict != "matched":
+        rows.append(
+            _Row(
+                object=obj.name,
+                source_key=key,
+                source_table=table,
+                source_column=source_column,
+                source_value=_text(shown_source),
+                field=field,
+                freshsales_value=_text(shown_actual),
+                verdict=verdict,
+            )
+        )
 
 
 def _fetch(ctx: _Context, obj: FreshsalesObject, freshsales_id: int, contact_key: str | None) -> dict[str, Any] | None:

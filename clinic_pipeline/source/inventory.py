@@ -482,19 +482,30 @@ _ORDERED_TYPES = ("integer", "decimal", "money", "date", "datetime")
 _LIFE_DATE_NAME = re.compile(r"birth|dob|death|deceased", re.IGNORECASE)
 
 
-# Report exports carry the odd blank line or footer: a column unique among its filled values and
-# empty on no more rows than this is still the table's key. Staging quarantines the rows without one
-# ("missing source key"), so none goes unaccounted.
+# Report exports carry the odd blank line or footer, and a clinic's own id the odd duplicate (a patient
+# registered twice under one chart id): a column empty or repeated on no more rows than this is still
+# the table's key. Staging quarantines the rows without one ("missing source key") and the later rows
+# of a repeated one ("duplicate source key"), so none goes unaccounted and the links stay.
 KEY_GAPS_MAX = 2
 KEY_GAPS_MAX_RATE = 0.02
 
 
-def _is_key(column: ColumnProfile, rows: int) -> bool:
+def _few(count: int, rows: int) -> bool:
+    return count <= max(KEY_GAPS_MAX, rows * KEY_GAPS_MAX_RATE)
+
+
+def _is_key(table: str, column: ColumnProfile, rows: int) -> bool:
     if column.type in _KEYLESS_TYPES:
         return False
     filled = rows - column.null_count
-    gaps_allowed = max(KEY_GAPS_MAX, rows * KEY_GAPS_MAX_RATE)
-    return column.unique or (0 < filled == column.distinct_count and column.null_count <= gaps_allowed)
+    repeated = filled - column.distinct_count
+    # Only the table's own id keeps its key role with repeats: another table's number repeated is a
+    # shared reference, a name or an email repeated is just shared.
+    return column.unique or (
+        filled > 0
+        and _few(column.null_count, rows)
+        and (repeated == 0 or (_own_id(table, column.name) and _few(repeated, rows)))
+    )
 
 
 # A flattened resource repeats its id over a few rows (one per name, address, code): at most this many on average.
@@ -502,17 +513,23 @@ GROUP_ROWS_MAX = 5
 _OWN_ID_WORDS = frozenset({"id", "uuid", "guid", "key"})
 
 
+def _own_id(table: str, column: str) -> bool:
+    """`id`, `<table>_id`, `<table>_uuid`: the name a table gives its own identifier."""
+    words = _words(column)
+    table_words = {w.rstrip("s") for w in _words(table)}
+    return bool(words) and words[-1] in _OWN_ID_WORDS and {w.rstrip("s") for w in words[:-1]} <= table_words
+
+
 def _group_key(table: str, profiles: list[ColumnProfile], rows: int) -> str | None:
     """The table's own id (`id`, `<table>_id`) when it repeats over a few filled rows each: one record per value."""
-    table_words = {w.rstrip("s") for w in _words(table)}
     for column in profiles:
-        words = _words(column.name)
-        own = bool(words) and words[-1] in _OWN_ID_WORDS and {w.rstrip("s") for w in words[:-1]} <= table_words
         filled = rows - column.null_count
         if (
-            own
+            _own_id(table, column.name)
             and column.null_count == 0
             and 0 < column.distinct_count < filled <= GROUP_ROWS_MAX * column.distinct_count
+            # A few repeats are duplicates of a key (quarantined), not one record spread over rows.
+            and not _few(filled - column.distinct_count, rows)
         ):
             return column.name
     return None
@@ -589,7 +606,7 @@ def _profile_table(
                 )
                 profiles.append(profile)
     _set_ranges(con, name, profiles)
-    keys = sorted((p for p in profiles if _is_key(p, row_count)), key=_key_rank)
+    keys = sorted((p for p in profiles if _is_key(name, p, row_count)), key=_key_rank)
     stamps = [p for p in profiles if p.type in ("datetime", "date")]
     created = next((p.name for p in stamps if _CREATED_NAME.search(p.name)), None)
     updated = next((p.name for p in stamps if _UPDATED_NAME.search(p.name) and p.name != created), None)

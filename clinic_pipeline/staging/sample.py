@@ -22,6 +22,8 @@ from clinic_pipeline.sql import quote_literal
 MIN_SIZE, MAX_SIZE = 100, 500
 CHILDREN_PER_OBJECT = 2
 OTHER_ACCOUNTS = 10  # payers and practices nobody in the slice links to, so they are sampled too
+# Records of a patient's object that link to no patient: a few come along, so a lost link shows in the diff.
+UNLINKED_PER_OBJECT = 5
 
 
 class SampleSelection(BaseModel):
@@ -109,6 +111,10 @@ def choose_sample(staged_dir: Path, out_dir: Path, *, size: int = 200, seed: int
             f"SELECT _source_key FROM kids WHERE object = {quote_literal(obj.name)} "
             "AND _lookup_contact IN (SELECT _source_key FROM chosen)"
         )
+    for obj in (o for o in STAGED_OBJECTS if "contacts" in o.parents):
+        unlinked = "WHERE _lookup_contact IS NULL" if obj in children else ""
+        loose = f"(SELECT _source_key FROM {src[obj.name]} {unlinked} ORDER BY {order} LIMIT {UNLINKED_PER_OBJECT})"
+        selected[obj.name] = f"{selected[obj.name]} UNION {loose}" if obj.name in selected else loose
     linked = [f"SELECT {account} AS k FROM {src[CONTACTS.name]} WHERE _source_key IN (SELECT _source_key FROM chosen)"]
     # The accounts the chosen deals and module records link to (a payer) come along: the slice stays closed.
     for obj in children:

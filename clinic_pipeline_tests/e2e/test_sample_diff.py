@@ -9,6 +9,7 @@ from typing import Any
 
 import httpx
 import pytest
+import yaml
 
 from clinic_pipeline import runs, steps
 from clinic_pipeline.assets.resources import pipeline_resources, resources_settings
@@ -139,3 +140,24 @@ def test_rounded_amounts_and_relinked_activities_are_named(tmp_path: Path, sandb
     assert named == {("deals", "amount"), ("tasks", "targetable_id")}
     # Only amounts with cents are changed by rounding; every relinked task points at another patient.
     assert all(r["source_value"].split(".")[-1] != "00" for r in rows if r["field"] == "amount")
+
+
+def test_visits_the_plan_leaves_unlinked_are_a_difference(tmp_path: Path, sandbox: Any) -> None:
+    resources, _source = generated_clinic(tmp_path, sandbox)
+    settings = resources_settings(resources)
+    assert materialize(resources, runs.PLAN).success
+    # A reviewer drops the visits' patient link (as a plan keyed on the wrong column would leave them).
+    plan = yaml.safe_load(settings.paths.plan_path.read_text(encoding="utf-8"))
+    visits = next(o for o in plan["objects"] if o["target"] == "appointment")
+    for line in visits["fields"]:
+        if line["transform"] == "lookup:contact":
+            line |= {"target": None, "type": "text", "transform": None, "reason": "not a link"}
+    settings.paths.plan_path.write_text(yaml.safe_dump(plan, sort_keys=False), encoding="utf-8")
+    steps.run_confirm(settings, "hasty reviewer")
+    create_custom_fields_as_admin(settings, sandbox.root_url, sandbox.api_key, echo=lambda _: None)
+    assert materialize(resources, runs.SAMPLE).success
+
+    outcome = steps.read_sample_outcome(settings)
+    links = next(t for t in outcome.diff.fields if (t.object, t.field) == ("appointments", "targetable_id"))
+    assert links.missing == links.compared > 0 and links.matched == 0
+    assert not outcome.diff.ok
