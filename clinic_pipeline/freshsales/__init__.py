@@ -11,6 +11,7 @@ from clinic_pipeline.freshsales.errors import (
     PermissionDeniedError,
     RateLimitedError,
     ServerError,
+    UnreadableAnswerError,
     ValidationError,
     ViewNotFoundError,
 )
@@ -47,6 +48,7 @@ __all__ = [
     "RateLimiter",
     "RetryPolicy",
     "ServerError",
+    "UnreadableAnswerError",
     "User",
     "ValidationError",
     "ViewFilter",

@@ -29,6 +29,7 @@ from clinic_pipeline.freshsales.errors import (
     NetworkError,
     NotFoundError,
     OutcomeUnknownError,
+    UnreadableAnswerError,
     ViewNotFoundError,
     error_from_response,
 )
@@ -88,6 +89,8 @@ class _Call:
     upload_name: str | None = None
     idempotent: bool = True
     retry_unknown_outcome: bool = False
+    # False when a 2xx status is the whole answer (a delete): a body cut off on the way then loses nothing.
+    reads_body: bool = True
 
 
 def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
@@ -204,7 +207,8 @@ class FreshsalesClient:
 
     @property
     def stats(self) -> dict[str, Any]:
-        """Requests, retries, 429s, 5xx, transport errors, unknown outcomes, limiter sleep, per endpoint."""
+        """Requests, retries, 429s, 5xx, transport errors, unknown outcomes, unreadable 2xx bodies, limiter
+        sleep, per endpoint."""
         return self._stats.snapshot(self._limiter.slept_seconds)
 
     @property
@@ -214,7 +218,7 @@ class FreshsalesClient:
 
     # ---- the request core --------------------------------------------------------------------
 
-    def _attempt(self, call: _Call, attempt: int, lost: list[bool]) -> httpx.Response:
+    def _attempt(self, call: _Call, attempt: int, lost: list[bool]) -> tuple[httpx.Response, Any]:
         self._limiter.acquire()
         self._stats.record_attempt(f"{call.method} {call.template}")
         started = time.monotonic()
@@ -252,10 +256,34 @@ class FreshsalesClient:
             "%s %s -> %d in %.0f ms (attempt %d)", call.method, call.template, response.status_code, elapsed, attempt
         )
         if response.is_success:
-            return response
+            return response, self._body(call, response, attempt, lost) if call.reads_body else None
         error = error_from_response(response, method=call.method, path=call.path)
         self._on_failure(call, error, lost)
         raise error
+
+    def _body(self, call: _Call, response: httpx.Response, attempt: int, lost: list[bool]) -> Any:
+        if not response.content:
+            return None
+        try:
+            return response.json()
+        except ValueError:  # JSONDecodeError, or UnicodeDecodeError when the cut splits a character
+            self._stats.record("unreadable_answers")
+            logger.info(
+                "%s %s -> %d with a body that is not JSON (%d bytes; attempt %d)",
+                call.method,
+                call.template,
+                response.status_code,
+                len(response.content),
+                attempt,
+            )
+            error = UnreadableAnswerError(
+                f"the answer's body is not JSON ({len(response.content)} bytes): cut off on the way?",
+                status=response.status_code,
+                method=call.method,
+                path=call.path,
+            )
+            self._on_failure(call, error, lost)
+            raise error from None
 
     def _on_failure(self, call: _Call, exc: BaseException, lost: list[bool]) -> None:
         if not outcome_unknown(exc):
@@ -286,7 +314,8 @@ class FreshsalesClient:
 
         return before_sleep
 
-    def _send(self, call: _Call) -> httpx.Response:
+    def _send(self, call: _Call) -> tuple[httpx.Response, Any]:
+        """The answer and, when the call reads it, its parsed body."""
         lost: list[bool] = []  # set when an attempt's outcome was unknown (the request may have been applied)
         retrying = self._retry.retrying(on_retry=self._log_retry(call), sleep=self._sleep)
         try:
@@ -302,20 +331,12 @@ class FreshsalesClient:
         except NotFoundError:
             # A DELETE whose earlier attempt was applied but unanswered finds the record gone: done.
             if call.method == "DELETE" and lost:
-                return httpx.Response(200, json=True)
+                return httpx.Response(200), None
             raise
         raise AssertionError("tenacity ended without an outcome")  # pragma: no cover
 
     def _json(self, call: _Call) -> Any:
-        response = self._send(call)
-        if not response.content:
-            return None
-        try:
-            return response.json()
-        except ValueError:
-            raise FreshsalesError(
-                "answer is not JSON", status=response.status_code, method=call.method, path=call.path
-            ) from None
+        return self._send(call)[1]
 
     def _get(self, template: str, path: str, params: Mapping[str, Any] | None = None) -> Any:
         return self._json(_Call("GET", template, path, params=params))
@@ -513,12 +534,12 @@ class FreshsalesClient:
     def delete(self, entity: str, id: int) -> None:
         """Move a record to the Recycle Bin."""
         segment = fs_entities.path_of(entity)
-        self._send(_Call("DELETE", f"/{segment}/{{id}}", f"/{segment}/{id}"))
+        self._send(_Call("DELETE", f"/{segment}/{{id}}", f"/{segment}/{id}", reads_body=False))
 
     def forget(self, entity: str, id: int) -> None:
         """Remove a record for good."""
         segment = fs_entities.path_of(entity)
-        self._send(_Call("DELETE", f"/{segment}/{{id}}/forget", f"/{segment}/{id}/forget"))
+        self._send(_Call("DELETE", f"/{segment}/{{id}}/forget", f"/{segment}/{id}/forget", reads_body=False))
 
     def upsert(
         self, entity: str, unique_identifier: dict[str, Any], record: dict[str, Any]
@@ -526,8 +547,10 @@ class FreshsalesClient:
         """Create or update by identifier; returns (record, created). Safe to retry."""
         segment, root = fs_entities.path_of(entity), fs_entities.root_of(entity)
         path = f"/{segment}/upsert"
-        response = self._send(_Call("POST", path, path, json={"unique_identifier": unique_identifier, root: record}))
-        return _one(response.json(), root, "POST", path), response.status_code == 201
+        response, body = self._send(
+            _Call("POST", path, path, json={"unique_identifier": unique_identifier, root: record})
+        )
+        return _one(body, root, "POST", path), response.status_code == 201
 
     # ---- bulk --------------------------------------------------------------------------------
 
@@ -596,6 +619,7 @@ class FreshsalesClient:
                 json={"selected_ids": list(chunk)},
                 idempotent=False,
                 retry_unknown_outcome=retry_unknown_outcome,
+                reads_body=False,
             )
             self._send(call)
 

@@ -78,6 +78,12 @@ class NetworkError(FreshsalesError):
     """No usable answer (connect failure, timeout, reset) after every retry of a request safe to repeat."""
 
 
+class UnreadableAnswerError(FreshsalesError):
+    """A 2xx answer whose body is not JSON: cut off part-way (a proxy that lost its upstream mid-body
+    frames what it got as complete), or a proxy's own page. The request was received and answered, but
+    what it returned is lost; reads are retried, and a create becomes an OutcomeUnknownError."""
+
+
 class OutcomeUnknownError(FreshsalesError):
     """A non-idempotent request (a create) may or may not have been applied: the answer was lost.
 

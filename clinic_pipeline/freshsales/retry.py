@@ -8,7 +8,9 @@ Policy
 - Retried only for requests safe to repeat (GET, PUT, DELETE, upsert by identifier, bulk upsert):
   failures after the request may have been received (read/write timeouts, resets, a connection
   closed without an answer: `ReadError`, `WriteError`, `RemoteProtocolError`, `ReadTimeout`...).
-  Also 500/502/504 for those: a gateway may have passed the request on before failing.
+  Also 500/502/504 for those: a gateway may have passed the request on before failing. Also a 2xx
+  whose body the caller needs but cannot parse (`UnreadableAnswerError`: cut off on the way): the
+  request was applied, and what it answered is lost.
 - For a non-idempotent request (a create), such a failure means the outcome is unknown: re-sending
   could create a duplicate, so the client raises `OutcomeUnknownError` (no payload in it) and the
   caller reconciles by source key before re-sending, unless it passed `retry_unknown_outcome=True`.
@@ -32,7 +34,7 @@ from tenacity import (
     wait_random_exponential,
 )
 
-from clinic_pipeline.freshsales.errors import FreshsalesError, RateLimitedError, ServerError
+from clinic_pipeline.freshsales.errors import FreshsalesError, RateLimitedError, ServerError, UnreadableAnswerError
 
 # Statuses where the API refused the request before acting on it.
 NOT_APPLIED_STATUSES = frozenset({429, 503})
@@ -49,12 +51,14 @@ def outcome_unknown(exc: BaseException) -> bool:
     """The request may have been applied, but no answer says so."""
     if isinstance(exc, httpx.TransportError):
         return not never_sent(exc)
+    if isinstance(exc, UnreadableAnswerError):
+        return True
     return isinstance(exc, ServerError) and exc.status not in NOT_APPLIED_STATUSES
 
 
 def retryable(exc: BaseException) -> bool:
     """Worth another attempt, for a request safe to repeat (see `outcome_unknown` for the others)."""
-    if isinstance(exc, RateLimitedError | ServerError):
+    if isinstance(exc, RateLimitedError | ServerError | UnreadableAnswerError):
         return True
     return isinstance(exc, httpx.TransportError) and not isinstance(exc, httpx.UnsupportedProtocol)
 

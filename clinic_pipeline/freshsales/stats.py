@@ -16,6 +16,7 @@ class ClientStats:
         self.server_errors = 0  # 5xx answers seen
         self.transport_errors = 0  # no answer: timeouts, resets, refused connections
         self.outcome_unknown = 0
+        self.unreadable_answers = 0  # 2xx whose body was not JSON (cut off on the way)
         self.by_endpoint: Counter[str] = Counter()  # "POST /contacts" -> attempts
 
     def record_attempt(self, endpoint: str) -> None:
@@ -43,6 +44,7 @@ class ClientStats:
                 "server_errors_5xx": self.server_errors,
                 "transport_errors": self.transport_errors,
                 "outcome_unknown": self.outcome_unknown,
+                "unreadable_answers": self.unreadable_answers,
                 "limiter_slept_seconds": round(limiter_slept_seconds, 3),
                 "by_endpoint": dict(sorted(self.by_endpoint.items())),
             }

@@ -6,7 +6,8 @@ the client's mistakes instead of repeating them. Start it with `clinic-pipeline 
 `python -m clinic_pipeline.sandbox`, or `launcher.running_sandbox(...)`.
 
 Behaviour a client author must know:
-- Paths under both `/crm/sales/api/` and `/api/`. Auth `Authorization: Token token=<key>` (or
+- Paths under both `/crm/sales/api/` and `/api/`; a trailing slash is served as the path without it
+  (every route, `/_sandbox/` too), one slash only. Auth `Authorization: Token token=<key>` (or
   `token="<key>"`, as Rails parses it): the configured key belongs to an admin; `<key>-member`
   belongs to a member, who gets 403 on `/selector/owners` (and on module customisation).
   Errors: `{"errors": {"code", "message": [...]}}`.

@@ -22,6 +22,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--requests-per-minute", type=int)
     parser.add_argument("--max-file-bytes", type=int)
     parser.add_argument("--retry-after", action="store_true", help="send Retry-After with 429 answers")
+    parser.add_argument("--ssl-certfile", type=Path, help="serve HTTPS with this certificate chain (PEM)")
+    parser.add_argument("--ssl-keyfile", type=Path, help="the private key of --ssl-certfile (PEM)")
     args = parser.parse_args(argv)
     try:
         serve(
@@ -35,6 +37,8 @@ def main(argv: list[str] | None = None) -> int:
             requests_per_minute=args.requests_per_minute,
             max_file_bytes=args.max_file_bytes,
             retry_after=args.retry_after,
+            ssl_certfile=args.ssl_certfile,
+            ssl_keyfile=args.ssl_keyfile,
         )
     except ValueError as exc:
         print(f"sandbox: {exc}", file=sys.stderr)

@@ -8,9 +8,11 @@ from typing import Any
 
 from starlette.applications import Starlette
 from starlette.datastructures import UploadFile
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount, Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from clinic_pipeline.sandbox import jobs, modules, queries, records
 from clinic_pipeline.sandbox.control import control_routes
@@ -409,7 +411,7 @@ async def search(request: Request, ctx: Context) -> Response:
     return json_response(queries.quick_search(ctx.store, q, kinds))
 
 
-def _api_table() -> list[tuple[str, str, Handler]]:
+def api_table() -> list[tuple[str, str, Handler]]:
     table: list[tuple[str, str, Handler]] = [
         ("GET", "/selector/{name}", selector),
         ("GET", "/settings/module_customizations", list_modules),
@@ -444,12 +446,30 @@ async def _unknown_path(request: Request, ctx: Context) -> Response:
 
 def _api_routes() -> list[BaseRoute]:
     routes: list[BaseRoute] = [
-        Route(path, api_endpoint(path, handler), methods=[method]) for method, path, handler in _api_table()
+        Route(path, api_endpoint(path, handler), methods=[method]) for method, path, handler in api_table()
     ]
     routes.append(
         Route("/{rest:path}", api_endpoint("(unknown)", _unknown_path), methods=["GET", "POST", "PUT", "DELETE"])
     )
     return routes
+
+
+class TrailingSlashAsWithout:
+    """Serves `/api/contacts/` as `/api/contacts`, as the real API does: clients written against it send
+    both (Singer's tap-freshsales asks for `/api/sales_activities/`). A rewrite, not a redirect: a client
+    that does not follow redirects, or re-sends a POST as a GET, must get the same answer."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path", "")
+        if scope["type"] == "http" and len(path) > 1 and path.endswith("/"):
+            scope = {**scope, "path": path[:-1]}
+            raw = scope.get("raw_path")
+            if isinstance(raw, bytes) and raw.endswith(b"/"):
+                scope["raw_path"] = raw[:-1]
+        await self.app(scope, receive, send)
 
 
 def build_app(sandbox: Sandbox) -> Starlette:
@@ -460,6 +480,7 @@ def build_app(sandbox: Sandbox) -> Starlette:
             Mount("/api", routes=api),
             Mount("/_sandbox", routes=control_routes(sandbox.test_mode)),
         ],
+        middleware=[Middleware(TrailingSlashAsWithout)],
         exception_handlers={404: _plain_404, 405: _plain_405},
     )
     app.state.sandbox = sandbox

@@ -7,8 +7,8 @@
   `users`, `custom_fields`, `module_customizations`, and one key per `cm_*` module), sorted by id,
   without `created_at`/`updated_at`, so two runs compare equal when the same data went in.
 - `GET /_sandbox/requests`: `{"requests": {"<METHOD> <path template>": n}, "total": n}` for API calls.
-- `POST /_sandbox/faults`: `{"rate_429", "rate_5xx", "rate_reset", "rate_slow", "slow_seconds", "seed"}`
-  (see faults.py); all zeros clears them.
+- `POST /_sandbox/faults`: `{"rate_429", "rate_5xx", "rate_reset", "rate_slow", "rate_truncate",
+  "slow_seconds", "seed"}` (see faults.py); all zeros clears them.
 - `POST /_sandbox/settings/<contacts|sales_accounts|deals|sales_activities>/fields`:
   `{"label", "name": "cf_x", "type", "choices": ["A", "B"], "required"}` plays the admin creating a
   custom field in the UI; 201 `{"field": {...}}`, 409 if it exists.

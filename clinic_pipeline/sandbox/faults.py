@@ -3,7 +3,15 @@
 Per API request (never `/_sandbox/`), one draw picks at most one fault, in this order of the rates:
 `rate_429` (429 in the error envelope, nothing done), `rate_5xx` (503, nothing done), `rate_reset`
 (the request IS processed, then the socket is closed without an answer: the client cannot know
-whether its write happened), `rate_slow` (the answer comes after `slow_seconds`).
+whether its write happened), `rate_slow` (the answer comes after `slow_seconds`), `rate_truncate`
+(the request IS processed and answered with its own 2xx status, but the body is cut off part-way,
+at a point drawn from the same RNG, with a Content-Length honest to the bytes sent).
+
+The truncation is what a buffering proxy hands on when its upstream connection dies mid-body and the
+upstream's body was close-delimited (nginx speaks HTTP/1.0 upstream by default): the proxy takes the
+early end for the real one and frames what it got correctly, so nothing below the JSON parser can tell.
+A body cut short under a dishonest Content-Length is a transport error to any client, as `rate_reset`
+already is; this fault is the one only the JSON parser can catch. Error answers are not cut.
 """
 
 from __future__ import annotations
@@ -14,7 +22,7 @@ from typing import Any, Literal
 
 from clinic_pipeline.sandbox.errors import ApiError
 
-Fault = Literal["429", "5xx", "reset", "slow"]
+Fault = Literal["429", "5xx", "reset", "slow", "truncate"]
 
 
 @dataclass
@@ -23,6 +31,7 @@ class FaultConfig:
     rate_5xx: float = 0.0
     rate_reset: float = 0.0
     rate_slow: float = 0.0
+    rate_truncate: float = 0.0
     slow_seconds: float = 1.0
     seed: int = 0
 
@@ -32,7 +41,7 @@ class FaultInjector:
         self.configure(FaultConfig())
 
     def configure(self, config: FaultConfig) -> None:
-        rates = (config.rate_429, config.rate_5xx, config.rate_reset, config.rate_slow)
+        rates = (config.rate_429, config.rate_5xx, config.rate_reset, config.rate_slow, config.rate_truncate)
         if any(r < 0 for r in rates) or sum(rates) > 1 or config.slow_seconds < 0:
             raise ApiError(400, "fault rates must be >= 0 and sum to at most 1")
         self.config = config
@@ -53,11 +62,23 @@ class FaultInjector:
 
     def draw(self) -> Fault | None:
         c = self.config
-        if not (c.rate_429 or c.rate_5xx or c.rate_reset or c.rate_slow):
+        rates: tuple[tuple[Fault, float], ...] = (
+            ("429", c.rate_429),
+            ("5xx", c.rate_5xx),
+            ("reset", c.rate_reset),
+            ("slow", c.rate_slow),
+            ("truncate", c.rate_truncate),
+        )
+        if not any(rate for _, rate in rates):
             return None
         roll = self._rng.random()
-        for fault, rate in (("429", c.rate_429), ("5xx", c.rate_5xx), ("reset", c.rate_reset), ("slow", c.rate_slow)):
+        for fault, rate in rates:
             if roll < rate:
-                return fault  # type: ignore[return-value]
+                return fault
             roll -= rate
         return None
+
+    def cut(self, body: bytes) -> bytes:
+        """A strict, non-empty prefix. The sandbox answers objects, arrays and `true`, none of whose
+        strict prefixes parse; an empty body would read as "no content" to some clients, not as broken."""
+        return body[: self._rng.randrange(1, len(body))] if len(body) > 1 else body

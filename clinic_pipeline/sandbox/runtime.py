@@ -176,6 +176,10 @@ def api_endpoint(path: str, handler: Handler) -> Callable[[Request], Awaitable[R
             response = error_response(500, ["Internal server error"])
         if fault == "reset":
             await _drop_connection(request)
+        if fault == "truncate" and 200 <= response.status_code < 300:
+            response = Response(
+                sandbox.faults.cut(bytes(response.body)), response.status_code, media_type=response.media_type
+            )
         return _rate_headers(response, verdict, retry_after)
 
     return endpoint

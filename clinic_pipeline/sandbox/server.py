@@ -41,10 +41,15 @@ def serve(
     requests_per_minute: int | None = None,
     max_file_bytes: int | None = None,
     retry_after: bool = False,
+    ssl_certfile: Path | None = None,
+    ssl_keyfile: Path | None = None,
 ) -> None:
+    """Serve plain HTTP, or HTTPS when given a certificate chain and its key (PEM files)."""
     require_loopback(host)
     if not api_key:
         raise ValueError("an API key is required")
+    if (ssl_certfile is None) != (ssl_keyfile is None):
+        raise ValueError("TLS needs both a certificate file and a key file")
     db = Path(db)
     db.parent.mkdir(parents=True, exist_ok=True)
     sandbox = Sandbox(
@@ -64,6 +69,8 @@ def serve(
             access_log=False,
             log_level="warning",
             workers=1,
+            ssl_certfile=ssl_certfile,
+            ssl_keyfile=ssl_keyfile,
         )
     finally:
         sandbox.store.close()

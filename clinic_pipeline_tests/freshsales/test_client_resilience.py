@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -9,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
-from clinic_pipeline.freshsales import FreshsalesClient, OutcomeUnknownError, RetryPolicy
+from clinic_pipeline.freshsales import FreshsalesClient, OutcomeUnknownError, RetryPolicy, UnreadableAnswerError
 from clinic_pipeline.sandbox.launcher import SandboxHandle
 from clinic_pipeline_tests.freshsales.conftest import MakeClient, fast_limiter
 
@@ -97,6 +98,63 @@ def test_retry_unknown_outcome_is_an_opt_in_that_can_duplicate(make_client: Make
     _faults(control)
     # Notes have no unique key: every retried create that had landed is a duplicate. Hence the default.
     assert len(control.get("/snapshot").json()["notes"]) - before > 10
+
+
+def test_cut_off_answers_to_reads_are_retried(client: FreshsalesClient, control: httpx.Client) -> None:
+    # Non-ASCII names let a cut fall inside a UTF-8 character, which fails decoding before JSON parsing.
+    ids = [
+        client.create("contacts", {"first_name": "Zoë", "email": f"t{i}@x.example", "external_id": f"t{i}"})["id"]
+        for i in range(12)
+    ]
+    _faults(control, rate_truncate=0.4)
+    view = client.find_view("contacts", "All Contacts")
+    listed = list(client.iter_view("contacts", view.id, per_page=5))
+    read = [client.get("contacts", rid)["external_id"] for rid in ids]
+    found = client.find_by_keys("contacts", "external_id", [f"t{i}" for i in range(12)])
+    updated, created = client.upsert("contacts", {"emails": "t0@x.example"}, {"job_title": "Dr"})
+    _faults(control)
+    assert sorted(r["id"] for r in listed) == sorted(ids)
+    assert read == [f"t{i}" for i in range(12)]
+    assert {k: r["id"] for k, r in found.items()} == {f"t{i}": rid for i, rid in enumerate(ids)}
+    assert (updated["id"], updated["job_title"], created) == (ids[0], "Dr", False)
+    stats = client.stats
+    assert stats["unreadable_answers"] > 0 and stats["retries"] == stats["unreadable_answers"]
+    assert stats["outcome_unknown"] == 0
+
+
+def test_cut_off_answers_to_creates_are_unknown_outcomes_that_reconcile_without_duplicates(
+    client: FreshsalesClient, control: httpx.Client
+) -> None:
+    _faults(control, rate_truncate=0.3)
+    results = [_create_reconciled(client, {"first_name": "Zoë", "external_id": f"u{i}"}) for i in range(30)]
+    _faults(control)
+    contacts = control.get("/snapshot").json()["contacts"]
+    assert sorted(c["external_id"] for c in contacts) == sorted(f"u{i}" for i in range(30))  # no duplicates
+    assert sorted(c["id"] for c in contacts) == sorted(rid for rid, _ in results)
+    assert sum(unknown for _, unknown in results) == client.stats["outcome_unknown"] > 0
+
+
+def test_when_every_answer_is_cut_off_errors_are_typed_and_deletes_complete(
+    sandbox: SandboxHandle, make_client: MakeClient, control: httpx.Client, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    client = make_client(retry_policy=RetryPolicy(max_attempts=3, backoff_base=0.01, backoff_max=0.02))
+    kept = client.create("contacts", {"first_name": "K", "external_id": "k"})
+    _faults(control, rate_truncate=1)
+    with pytest.raises(OutcomeUnknownError) as unknown:
+        client.create("contacts", {"first_name": "Y", "external_id": "y"})
+    with pytest.raises(UnreadableAnswerError) as unreadable:
+        client.get("contacts", kept["id"])
+    client.delete("contacts", kept["id"])  # a 2xx status is a delete's whole answer: its cut body loses nothing
+    _faults(control)
+    contacts = {c["external_id"]: c for c in control.get("/snapshot").json()["contacts"]}
+    assert set(contacts) == {"k", "y"} and contacts["k"]["is_deleted"]  # the unknown create had landed
+    assert unreadable.value.status == 200 and client.request_counts["GET /contacts/{id}"] == 3
+    assert client.request_counts["POST /contacts"] == 2  # the lost create was not re-sent
+    logged = "\n".join(r.getMessage() for r in caplog.records)
+    for error in (unknown.value, unreadable.value):
+        assert error.__cause__ is None
+        assert sandbox.api_key not in f"{error} {error!r}" and sandbox.api_key not in logged
 
 
 class _StopWaiting(Exception):

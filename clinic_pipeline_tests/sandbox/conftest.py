@@ -3,11 +3,25 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
+import trustme
 
-from clinic_pipeline.sandbox.launcher import SandboxHandle
+from clinic_pipeline.sandbox.launcher import SandboxHandle, TlsFiles
+
+
+def issue_tls_files(directory: Path, *hosts: str) -> TlsFiles:
+    """A throwaway CA, and a server certificate it signs for `hosts` (IP addresses or DNS names)."""
+    ca = trustme.CA()
+    leaf = ca.issue_cert(*hosts)
+    files = TlsFiles(directory / "server.pem", directory / "server.key", directory / "ca.pem")
+    ca.cert_pem.write_to_path(str(files.ca_file))
+    leaf.private_key_pem.write_to_path(str(files.keyfile))
+    for blob in leaf.cert_chain_pems:
+        blob.write_to_path(str(files.certfile), append=True)
+    return files
 
 
 @pytest.fixture

@@ -73,6 +73,28 @@ def test_fault_kinds_429_5xx_slow_and_reset(api: httpx.Client, control: httpx.Cl
     assert control.post("/faults", json={"bogus": 1}).status_code == 400
 
 
+def test_truncate_fault_cuts_a_processed_answer_under_an_honest_content_length(
+    api: httpx.Client, control: httpx.Client
+) -> None:
+    control.post("/faults", json={"rate_truncate": 1, "seed": 3})
+    created = api.post("/contacts", json={"contact": {"first_name": "Zoë", "email": "cut@example.com"}})
+    listed = api.get("/contacts/view/16002000001", params={"per_page": 100})
+    refused = api.post("/contacts", json={"contact": {"email": "cut@example.com"}})
+    control.post("/faults", json={})
+    whole = api.get("/contacts/view/16002000001", params={"per_page": 100})
+    for cut, status in ((created, 201), (listed, 200)):
+        # Framed as complete (httpx read it without a protocol error): only the JSON parser can tell.
+        assert cut.status_code == status and cut.headers["content-type"] == "application/json"
+        assert 0 < int(cut.headers["content-length"]) == len(cut.content)
+        with pytest.raises(ValueError):
+            cut.json()
+    assert whole.content.startswith(listed.content) and len(listed.content) < len(whole.content)
+    # The write was applied although its answer was cut; error answers are left whole.
+    assert [c["email"] for c in control.get("/snapshot").json()["contacts"]] == ["cut@example.com"]
+    assert refused.status_code == 400 and refused.json()["errors"]["code"] == 400
+    assert control.post("/faults", json={"rate_truncate": 0.6, "rate_reset": 0.6}).status_code == 400
+
+
 def test_faults_repeat_with_the_same_seed(api: httpx.Client, control: httpx.Client) -> None:
     def run() -> list[int]:
         control.post("/faults", json={"rate_429": 0.3, "rate_5xx": 0.3, "seed": 42})
