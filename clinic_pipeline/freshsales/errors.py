@@ -150,6 +150,23 @@ def parse_error_messages(response: httpx.Response) -> list[str]:
     return [response.reason_phrase] if response.reason_phrase else []
 
 
+class EndpointNotFoundError(NotFoundError):
+    """404 on an endpoint every Freshsales account has (no record id in the path): the base URL is wrong."""
+
+    def _summary(self) -> str:
+        return (
+            f"{super()._summary()}: every Freshsales account serves this path, so FRESHSALES_BASE_URL is wrong "
+            "(it is the part before /api, e.g. https://<account>.myfreshworks.com/crm/sales)"
+        )
+
+
+def _names_a_record(path: str) -> bool:
+    """A path with an id (a record, a view) or a custom module may 404 for good reason; the others cannot."""
+    return any(part.isdigit() for part in path.split("/")) or "custom_module" in path
+
+
 def error_from_response(response: httpx.Response, *, method: str, path: str) -> FreshsalesError:
     cls = error_class(response.status_code)
+    if cls is NotFoundError and not _names_a_record(path):
+        cls = EndpointNotFoundError
     return cls(parse_error_messages(response), status=response.status_code, method=method, path=path)

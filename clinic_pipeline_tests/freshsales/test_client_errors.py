@@ -101,3 +101,16 @@ def test_not_retried_client_errors_cost_one_request(client: FreshsalesClient, co
         client.create("sales_accounts", {"city": "no name"})
     assert control.get("/requests").json()["total"] == 2
     assert client.stats["retries"] == 0
+
+
+def test_a_wrong_base_url_path_names_the_setting_and_a_missing_record_does_not(
+    client: FreshsalesClient, sandbox: SandboxHandle
+) -> None:
+    wrong = FreshsalesClient(f"{sandbox.root_url}/crm/sale", SecretStr(sandbox.api_key))
+    with wrong, pytest.raises(NotFoundError) as raised:
+        wrong.owners()
+    assert "FRESHSALES_BASE_URL is wrong" in str(raised.value) and "\n" not in str(raised.value)
+    assert sandbox.api_key not in str(raised.value)
+    with pytest.raises(NotFoundError) as gone:
+        client.get("contacts", 987654)
+    assert "FRESHSALES_BASE_URL" not in str(gone.value)
