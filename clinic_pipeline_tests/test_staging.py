@@ -87,6 +87,65 @@ def test_contacts_and_derived_accounts_account_for_every_row(export_dir: Path, t
         assert stat.S_IMODE(path.stat().st_mode) == 0o600
 
 
+DIRTY_EXPORT = (
+    "Chart No,Given,Family,Birth,E-mail,Notes\n"
+    'B1,Jo\x00sé,Gar\x1bcía,03/04/1980,b1@example.com,"first line\n\tsecond"\n'
+    "B2,Ann,Lee,0000-00-00,b2@example.com,\n"
+    "B3,Bo,Ray,0000-00-00 00:00:00,b3\x07@example.com,\x00\n"
+    "B4,Cy,Day,,b4@example.com,\n"
+)
+
+
+def test_control_characters_and_zero_dates_are_field_issues_of_staged_rows(tmp_path: Path) -> None:
+    folder = tmp_path / "export"
+    folder.mkdir()
+    (folder / "Patient List.csv").write_text(DIRTY_EXPORT, encoding="utf-8")
+    con = duckdb.connect()
+    export = open_source(str(folder), con)
+    assert export.tables["patient_list"].control_characters
+    fields = [
+        FieldMapping(source="Chart No", target="external_id"),
+        FieldMapping(source="Given", target="first_name", transform="trim"),
+        FieldMapping(source="Family", target="last_name", transform="trim"),
+        FieldMapping(
+            source="Birth", target="cf_date_of_birth", type="date", transform="parse_date:%m/%d/%Y", custom=True
+        ),
+        FieldMapping(source="E-mail", target="emails", type="email", transform="lower_email"),
+        FieldMapping(source="Notes", target="cf_notes", type="text", transform="trim", custom=True),
+    ]
+    mapping = ObjectMapping(source_table="patient_list", target="contact", source_key="Chart No", fields=fields)
+    plan = confirm_plan(MappingPlan(source_fingerprint="x", objects=[mapping]), "tester")
+    result = stage_object(
+        CONTACTS, plan, export, con, staged_dir=tmp_path / "staged", quarantine_dir=tmp_path / "quarantine"
+    )
+
+    # Every row is staged, its text without the control characters; tabs and line breaks are text.
+    assert (result.staged_rows, result.quarantined_rows) == (4, 0)
+    staged = {r["_source_key"]: r for r in pq.read_table(result.parquet_path).to_pylist()}
+    b1, b2, b3, b4 = (staged[f"patient_list:B{n}"] for n in range(1, 5))
+    assert (b1["first_name"], b1["last_name"], b1["cf_notes"]) == ("José", "García", "first line\n\tsecond")
+    assert b1["cf_date_of_birth"] == "1980-03-04"
+    assert b2["cf_date_of_birth"] is None and b3["cf_date_of_birth"] is None and b4["cf_date_of_birth"] is None
+    assert (b3["email"], b3["cf_notes"]) == ("b3@example.com", None)
+
+    issues = pq.read_table(result.field_issues_path).to_pylist()
+    assert all(set(i) == {"_source_table", "_source_row", "_source_key", "field", "reason"} for i in issues)
+    date_reason = (
+        "does not match the plan's date format %m/%d/%Y, "
+        "or is an impossible or placeholder date (0000-00-00, year 1900 or before)"
+    )
+    # A blank birth date (B4) is simply empty; zero dates are listed like any impossible date.
+    assert [(i["_source_row"], i["field"], i["reason"]) for i in issues] == [
+        (1, "Family", "control characters removed"),
+        (1, "Given", "control characters removed"),
+        (2, "Birth", date_reason),
+        (3, "Birth", date_reason),
+        (3, "E-mail", "control characters removed"),
+        (3, "Notes", "control characters removed"),
+    ]
+    assert result.field_issues == len(issues)
+
+
 def test_a_row_lost_on_the_way_to_the_staged_file_fails_the_reconciliation(
     export_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -8,6 +8,7 @@ import duckdb
 import pytest
 
 from clinic_pipeline.model.transforms import (
+    CONTROLS_REMOVED,
     TRANSFORMS,
     UnknownTransformError,
     compile_transform,
@@ -64,10 +65,56 @@ def test_phone_normalizes_to_e164_and_keeps_what_it_cannot_parse() -> None:
 
 
 def test_dates_parse_with_the_plan_format_and_flag_mismatches() -> None:
-    rows = _apply("parse_date:%m/%d/%Y", ["03/04/1980", "0000-00-00", "1980-03-04", "01/01/1900", ""])
-    # 0000-00-00 is the export's "no date"; 01/01/1900 matches the format but is a placeholder, dropped
-    # and listed like a mismatch so no birth date disappears without a word.
-    assert rows == [("1980-03-04", False), (None, False), (None, True), (None, True), (None, False)]
+    rows = _apply("parse_date:%m/%d/%Y", ["03/04/1980", "0000-00-00", "1980-03-04", "01/01/1900", "", "N/A"])
+    # 0000-00-00 is no date at all and 01/01/1900 matches the format but is a placeholder: both dropped
+    # and listed like a mismatch, so no birth date disappears without a word. Empty and N/A are just empty.
+    assert rows == [
+        ("1980-03-04", False),
+        (None, True),
+        (None, True),
+        (None, True),
+        (None, False),
+        (None, False),
+    ]
+
+
+def test_zero_date_times_are_listed_like_any_impossible_date() -> None:
+    rows = _apply("parse_datetime:%Y-%m-%d %H:%M:%S", ["0000-00-00 00:00:00", "0000-00-00", "", "2024-07-01 09:30:00"])
+    assert rows == [(None, True), (None, True), (None, False), ("2024-07-01T14:30:00Z", False)]
+
+
+def test_control_characters_are_removed_and_listed_but_tabs_and_line_breaks_kept() -> None:
+    values = ["Jo\x00sé", "line\n\tnext\r\n", " \x1b\x7f", "\x01N/A", "plain", None]
+    con = _table({"v": values})
+    compiled = compile_transform("v", "trim", "UTC")
+    assert compiled.issues == [(compiled.cleaned_sql, CONTROLS_REMOVED)]
+    relation = layered_from("t", compiled.levels)
+    rows = con.execute(f"SELECT {compiled.value_sql}, {compiled.cleaned_sql} FROM {relation} ORDER BY i").fetchall()
+    # DEL (0x7f) is not a C0 control: kept. A placeholder is still one once cleaned.
+    assert rows == [
+        ("José", True),
+        ("line\n\tnext\r\n", False),
+        ("\x7f", True),
+        (None, True),
+        ("plain", False),
+        (None, False),
+    ]
+
+
+def test_control_characters_can_make_a_value_both_cleaned_and_rejected() -> None:
+    con = _table({"v": ["jo\x00@example.com", "jo\x00@@example.com"], "d": ["2024-03-05", "2024\x0b-03-05"]})
+    email = compile_transform("v", "lower_email", "UTC")
+    dated = compile_transform("d", "parse_date:%Y-%m-%d", "UTC")
+    checks = [email.value_sql, email.rejected_sql, email.cleaned_sql, dated.value_sql, dated.cleaned_sql]
+    relation = layered_from("t", merge_levels([email.levels, dated.levels]))
+    rows = con.execute(f"SELECT {', '.join(checks)} FROM {relation} ORDER BY i").fetchall()
+    assert rows == [("jo@example.com", False, True, "2024-03-05", False), (None, True, True, "2024-03-05", True)]
+
+
+def test_a_table_known_to_hold_no_control_characters_is_only_trimmed() -> None:
+    compiled = compile_transform("v", "lower_email", "UTC", control_characters=False)
+    assert compiled.cleaned_sql == "FALSE" and [reason for _, reason in compiled.issues] == [compiled.reason]
+    assert "regexp_matches" not in " ".join(sql for level in compiled.levels for sql in level.values())
 
 
 def test_datetimes_are_local_wall_clock_converted_to_utc() -> None:
@@ -143,7 +190,7 @@ def test_visit_start_and_end_share_their_parsed_steps() -> None:
     start = compile_transform("day", "local_datetime:%Y-%m-%d %H:%M", "America/Chicago", ["clock"])
     end = compile_transform("mins", "end_after_minutes:%Y-%m-%d %H:%M", "America/Chicago", ["day", "clock"])
     levels = merge_levels([start.levels, end.levels])
-    parsed = [name for name in levels[2] if name.startswith("_parsed_")]
+    parsed = [name for level in levels for name in level if name.startswith("_parsed_")]
     assert len(parsed) == 1  # one try_strptime for both lines
     relation = layered_from("t", levels)
     rows = con.execute(
@@ -159,12 +206,12 @@ def test_visit_start_and_end_share_their_parsed_steps() -> None:
 
 
 def test_present_sql_matches_the_compiled_presence() -> None:
-    values = ["x", " ", None, "N/A", "0000-00-00 00:00:00", "n/a/b"]
+    values = ["x", " ", None, "N/A", "0000-00-00 00:00:00", "n/a/b", "\x00", "N\x00/A", "\x01y"]
     con = _table({"v": values})
     compiled = compile_transform("v", "trim", "UTC")
     relation = layered_from("t", compiled.levels)
     rows = con.execute(f"SELECT {present_sql('v')}, {compiled.value_sql} IS NOT NULL FROM {relation} ORDER BY i")
-    assert [a for a, b in rows.fetchall() if a == b] == [True, False, False, False, False, True]
+    assert [a for a, b in rows.fetchall() if a == b] == [True, False, False, False, False, True, False, False, True]
 
 
 def test_every_registered_transform_compiles_and_is_documented() -> None:

@@ -1,17 +1,20 @@
 """The plan's transform vocabulary, and each transform compiled to DuckDB SQL expressions.
 
 Each transform takes the raw VARCHAR column and yields the value Freshsales receives, or NULL.
-`is_rejected` tells a value that was present but could not be used (reported as a field issue with
-file, row and field) from one that was simply empty.
+`rejected_sql` tells a value that was present but could not be used (reported as a field issue with
+file, row and field) from one that was simply empty. Every transform first removes C0 control
+characters (NUL, escape, ...; not tab, line feed or carriage return) from the text it reads, and
+`cleaned_sql` lists the rows it removed some from, as a field issue of their own.
 
 The vocabulary is `TRANSFORMS`: each transform's name, the field types its value can be stored as and
 its doc line, with the compiler that writes its SQL. The plan check, staging and the proposer all read it.
 
-A compiled line is a stack of named steps (`CompiledField.levels`, LEVELS of them): each column's
-trimmed text; its presence and lower-cased form; parsed or cleaned values; times in UTC; the line's
-value. `layered_from` adds them as columns, one subquery per level, so each is computed once per row
-however many lines and checks use it. Steps are named by a hash of their SQL: lines that need the same
-one (a visit's start and end parse the same date and time) share it after `merge_levels`.
+A compiled line is a stack of named steps (`CompiledField.levels`, LEVELS of them): whether each
+column holds control characters; its trimmed text without them; its presence and lower-cased form;
+parsed or cleaned values; times in UTC; the line's value. `layered_from` adds them as columns, one
+subquery per level, so each is computed once per row however many lines and checks use it. Steps are
+named by a hash of their SQL: lines that need the same one (a visit's start and end parse the same date
+and time) share it after `merge_levels`.
 """
 
 from __future__ import annotations
@@ -23,7 +26,9 @@ from dataclasses import dataclass
 from clinic_pipeline.model.objects import FieldType
 from clinic_pipeline.sql import quote_ident, quote_literal
 
-NULL_LIKE = ("", "n/a", "na", "null", "none", "-", "0000-00-00", "0000-00-00 00:00:00")
+# MySQL's zero dates: empty in a text column, but in a date column an impossible date, listed as one.
+ZERO_DATES = ("0000-00-00", "0000-00-00 00:00:00")
+NULL_LIKE = ("", "n/a", "na", "null", "none", "-", *ZERO_DATES)
 PLACEHOLDER_EMAILS = ("none@none.com", "noemail@noemail.com", "no@email.com", "declined", "n/a")
 EMAIL_PATTERN = r"^[a-z0-9._%+'-]+@[a-z0-9-]+(\.[a-z0-9-]+)*\.[a-z]{2,}$"
 # Years at or before 1900 are the sentinels real exports use for "unknown" (0001-01-01, 1900-01-01).
@@ -34,7 +39,11 @@ _NULL_LIKE_MAX_LENGTH = max(map(len, NULL_LIKE))
 _MONEY_NOISE = "$, \t\n\f\r"
 # Transforms adding a duration column to a start, and the DuckDB function turning it into an interval.
 DURATION_UNITS = {"end_after_minutes": "to_minutes", "end_after_seconds": "to_seconds"}
-LEVELS = 5  # trimmed text → presence, lower-cased → parsed/cleaned → in UTC → the line's value
+# C0 controls but tab, line feed and carriage return, which free text keeps (RE2 syntax).
+CONTROL_CHARACTERS = r"[\x00-\x08\x0B\x0C\x0E-\x1F]"
+CONTROLS_REMOVED = "control characters removed"
+# has control characters → trimmed text → presence, lower-cased → parsed/cleaned → in UTC → the line's value
+LEVELS = 6
 
 Level = Mapping[str, str]  # step name → SQL over the source columns and the levels below
 
@@ -49,6 +58,13 @@ class CompiledField:
     rejected_sql: str  # TRUE when the raw value was present but unusable
     reason: str
     levels: tuple[Level, ...] = ()  # LEVELS levels of named steps, the lowest first
+    cleaned_sql: str = "FALSE"  # TRUE when control characters were removed from the text the line read
+
+    @property
+    def issues(self) -> list[tuple[str, str]]:
+        """(condition, reason) of each field issue the line can raise, both over the steps in `levels`."""
+        both = [(self.rejected_sql, self.reason), (self.cleaned_sql, CONTROLS_REMOVED)]
+        return [(condition, reason) for condition, reason in both if condition != "FALSE"]
 
 
 def _sql_list(values: tuple[str, ...]) -> str:
@@ -57,7 +73,8 @@ def _sql_list(values: tuple[str, ...]) -> str:
 
 def present_sql(raw: str) -> str:
     """Standalone presence check of a raw column (row filters), the same rule as the compiled lines' steps."""
-    return f"(lower(trim({raw})) NOT IN {_sql_list(NULL_LIKE)} AND {raw} IS NOT NULL)"
+    text = f"trim(regexp_replace({raw}, {quote_literal(CONTROL_CHARACTERS)}, '', 'g'))"
+    return f"(lower({text}) NOT IN {_sql_list(NULL_LIKE)} AND {raw} IS NOT NULL)"
 
 
 def merge_levels(compiled: Iterable[Sequence[Level]]) -> list[dict[str, str]]:
@@ -79,8 +96,10 @@ def layered_from(relation: str, levels: Sequence[Level]) -> str:
 
 
 class _Steps:
-    def __init__(self) -> None:
+    def __init__(self, look_for_controls: bool) -> None:
         self.levels: tuple[dict[str, str], ...] = tuple({} for _ in range(LEVELS))
+        self.look_for_controls = look_for_controls
+        self.controls: dict[str, None] = {}  # the steps telling control characters in a column read, in order
 
     def add(self, level: int, hint: str, sql: str) -> str:
         name = f"_{hint}_{hashlib.sha1(sql.encode()).hexdigest()[:12]}"
@@ -88,10 +107,19 @@ class _Steps:
         return quote_ident(name)
 
     def text(self, column: str) -> tuple[str, str]:
-        """(trimmed text, present) of a source column: present = not NULL and not a null-like placeholder."""
-        trimmed = self.add(0, "trim", f"trim({quote_ident(column)})")
+        """(trimmed text without control characters, present) of a source column: present = not NULL
+        and not a null-like placeholder."""
+        raw, pattern = quote_ident(column), quote_literal(CONTROL_CHARACTERS)
+        if self.look_for_controls:
+            # A value rarely holds any: one match per value, the replacement only where it does.
+            controls = self.add(0, "controls", f"regexp_matches({raw}, {pattern})")
+            self.controls[controls] = None
+            text = f"CASE WHEN {controls} THEN regexp_replace({raw}, {pattern}, '', 'g') ELSE {raw} END"
+        else:
+            text = raw
+        trimmed = self.add(1, "trim", f"trim({text})")
         present = self.add(
-            1,
+            2,
             "present",
             f"({trimmed} IS NOT NULL AND (length({trimmed}) > {_NULL_LIKE_MAX_LENGTH} "
             f"OR lower({trimmed}) NOT IN {_sql_list(NULL_LIKE)}))",
@@ -99,12 +127,13 @@ class _Steps:
         return trimmed, present
 
     def lower(self, text: str) -> str:
-        return self.add(1, "lower", f"lower({text})")
+        return self.add(2, "lower", f"lower({text})")
 
     def result(self, value: str, rejected: str, reason: str) -> CompiledField:
         """The line's value as the last step; `{value}` in `rejected` names it."""
         name = self.add(LEVELS - 1, "value", value)
-        return CompiledField(name, rejected.replace("{value}", name), reason, self.levels)
+        cleaned = f"coalesce({' OR '.join(self.controls)}, FALSE)" if self.controls else "FALSE"
+        return CompiledField(name, rejected.replace("{value}", name), reason, self.levels, cleaned)
 
 
 def _utc(parsed: str, time_zone: str) -> str:
@@ -162,7 +191,7 @@ def _lower_email(steps: _Steps, line: _Line) -> CompiledField:
     text, present = steps.text(line.column)
     email = steps.lower(text)
     well_formed = f"regexp_full_match({email}, {quote_literal(EMAIL_PATTERN)})"
-    ok = steps.add(2, "email_ok", f"({well_formed} AND {email} NOT IN {_sql_list(PLACEHOLDER_EMAILS)})")
+    ok = steps.add(3, "email_ok", f"({well_formed} AND {email} NOT IN {_sql_list(PLACEHOLDER_EMAILS)})")
     return steps.result(
         f"CASE WHEN {ok} THEN {email} END",
         f"({present} AND NOT coalesce({ok}, FALSE))",
@@ -176,7 +205,7 @@ def _phone(steps: _Steps, line: _Line) -> CompiledField:
     # The extension pattern needs an `x` (x, ext, ext.): most numbers have none and skip the regex.
     extension = "'\\s*(x|ext\\.?)\\s*\\d+$'"
     main = f"CASE WHEN contains({lowered}, 'x') THEN regexp_replace({lowered}, {extension}, '') ELSE {lowered} END"
-    digits = steps.add(2, "digits", f"regexp_replace({main}, '[^0-9]', '', 'g')")
+    digits = steps.add(3, "digits", f"regexp_replace({main}, '[^0-9]', '', 'g')")
     has_extension = f"(contains({lowered}, 'x') AND regexp_matches({lowered}, {extension}))"
     value = (
         f"CASE WHEN NOT {present} OR ({digits} <> '' AND ltrim({digits}, '0') = '') THEN NULL "
@@ -195,7 +224,7 @@ def _phone(steps: _Steps, line: _Line) -> CompiledField:
 
 def _parsed(steps: _Steps, line: _Line, *, date_only: bool) -> CompiledField:
     text, present = steps.text(line.column)
-    parsed = steps.add(2, "parsed", f"try_strptime({text}, {quote_literal(line.arg)})")
+    parsed = steps.add(3, "parsed", f"try_strptime({text}, {quote_literal(line.arg)})")
     usable = f"({parsed} IS NOT NULL AND year({parsed}) > {SENTINEL_MAX_YEAR})"
     if date_only:
         value = f"CASE WHEN {usable} THEN strftime({parsed}::DATE, '%Y-%m-%d') END"
@@ -203,9 +232,9 @@ def _parsed(steps: _Steps, line: _Line, *, date_only: bool) -> CompiledField:
         value = f"CASE WHEN {usable} THEN {_iso_utc(_utc(parsed, _zone_of(line.arg, line.time_zone)))} END"
     return steps.result(
         value,
-        f"({present} AND {{value}} IS NULL)",
+        f"(({present} OR {text} IN {_sql_list(ZERO_DATES)}) AND {{value}} IS NULL)",
         f"does not match the plan's date format {line.arg}, "
-        f"or is a placeholder date (year {SENTINEL_MAX_YEAR} or before)",
+        f"or is an impossible or placeholder date (0000-00-00, year {SENTINEL_MAX_YEAR} or before)",
     )
 
 
@@ -243,14 +272,14 @@ def _local_datetime(steps: _Steps, line: _Line) -> CompiledField:
     duration = DURATION_UNITS.get(line.transform.partition(":")[0])
     parts = list(line.args) if duration else [line.column, *line.args]
     joined = " || ' ' || ".join(steps.text(p)[0] for p in parts)
-    parsed = steps.add(2, "parsed", f"try_strptime({joined}, {quote_literal(line.arg)})")
+    parsed = steps.add(3, "parsed", f"try_strptime({joined}, {quote_literal(line.arg)})")
     usable = f"({parsed} IS NOT NULL AND year({parsed}) > {SENTINEL_MAX_YEAR})"
     # The time zone conversion is the costly part: one per row for a visit's start and end together.
-    moment = steps.add(3, "utc", _utc(parsed, _zone_of(line.arg, line.time_zone)))
+    moment = steps.add(4, "utc", _utc(parsed, _zone_of(line.arg, line.time_zone)))
     reason = f"date and time do not match the plan's format {line.arg}"
     if duration:
         # Added after the conversion to UTC: a visit across a DST change still lasts its minutes.
-        length = steps.add(2, "duration", f"try_cast({steps.text(line.column)[0]} AS INTEGER)")
+        length = steps.add(3, "duration", f"try_cast({steps.text(line.column)[0]} AS INTEGER)")
         moment = f"({moment} + {duration}({length}))"
         usable = f"({usable} AND {length} IS NOT NULL)"
         reason += ", or the duration is not a whole number"
@@ -265,7 +294,11 @@ _LOOKUP: frozenset[FieldType] = frozenset({"lookup"})
 _DATETIME: frozenset[FieldType] = frozenset({"datetime"})
 TRANSFORMS = _transforms(
     Transform(
-        "trim", _TEXTUAL, "whitespace trimmed; empty and null-like sentinels (N/A, NULL, 0000-00-00) → null", _kept
+        "trim",
+        _TEXTUAL,
+        "whitespace trimmed; empty and null-like sentinels (N/A, NULL, 0000-00-00) → null; control characters "
+        "removed, as by every transform (a field issue)",
+        _kept,
     ),
     Transform("picklist", _TEXTUAL, "the trimmed value, kept as the pick-list choice", _kept),
     Transform("from_reference", _TEXTUAL, "the value of `via` in the `references` table row this column names", _kept),
@@ -285,14 +318,16 @@ TRANSFORMS = _transforms(
     Transform(
         "parse_date",
         frozenset({"date"}),
-        "strptime format, e.g. parse_date:%m/%d/%Y → YYYY-MM-DD; sentinel dates → null",
+        "strptime format, e.g. parse_date:%m/%d/%Y → YYYY-MM-DD; impossible and sentinel dates (0000-00-00, "
+        "1900-01-01) → null, listed as field issues",
         lambda steps, line: _parsed(steps, line, date_only=True),
         argument="format",
     ),
     Transform(
         "parse_datetime",
         _DATETIME,
-        "wall-clock time in the clinic's zone → ISO-8601 UTC (`...Z`); a format ending in a literal Z is UTC",
+        "wall-clock time in the clinic's zone → ISO-8601 UTC (`...Z`); a format ending in a literal Z is UTC; "
+        "impossible and sentinel dates as parse_date",
         lambda steps, line: _parsed(steps, line, date_only=False),
         argument="format",
     ),
@@ -386,8 +421,13 @@ def transform_of(transform: str | None) -> tuple[Transform, str]:
     return found, arg
 
 
-def compile_transform(column: str, transform: str | None, time_zone: str, args: Sequence[str] = ()) -> CompiledField:
-    """The line's value and rejection check over `column` (and `args`). Both name steps of
-    `compiled.levels`: select them from `layered_from(table, compiled.levels)`."""
+def compile_transform(
+    column: str, transform: str | None, time_zone: str, args: Sequence[str] = (), *, control_characters: bool = True
+) -> CompiledField:
+    """The line's value and field-issue checks over `column` (and `args`). All name steps of
+    `compiled.levels`: select them from `layered_from(table, compiled.levels)`.
+
+    `control_characters=False` when the table is known to hold none (`SourceTable.control_characters`):
+    the text is then only trimmed, as looking for them costs a regex match per value."""
     found, arg = transform_of(transform)
-    return found.compile(_Steps(), _Line(column, arg, args, time_zone, transform or "trim"))
+    return found.compile(_Steps(control_characters), _Line(column, arg, args, time_zone, transform or "trim"))

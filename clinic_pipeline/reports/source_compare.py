@@ -13,8 +13,9 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from clinic_pipeline.model.transforms import NULL_LIKE, PLACEHOLDER_EMAILS, SENTINEL_MAX_YEAR
+from clinic_pipeline.model.transforms import CONTROL_CHARACTERS, NULL_LIKE, PLACEHOLDER_EMAILS, SENTINEL_MAX_YEAR
 
+_CONTROL = re.compile(CONTROL_CHARACTERS)
 DATE_FORMATS = ("%Y-%m-%d", "%m/%d/%Y", "%d/%m/%Y", "%m/%d/%y", "%d.%m.%Y", "%Y/%m/%d")
 DATETIME_FORMATS = ("%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M", "%m/%d/%Y %H:%M", "%m/%d/%Y %I:%M %p")
 TRUE_WORDS = frozenset({"y", "yes", "true", "t", "1", "x"})
@@ -102,7 +103,8 @@ def matches(kind: str, raw: Any, actual: Any, fmt: str | None, zone: str) -> boo
         return actual in (None, "", [])
     if actual in (None, "", []):
         return False
-    text = str(raw).strip()
+    # Staging removes control characters (listed as field issues): Freshsales holds the value without them.
+    text = _CONTROL.sub("", str(raw)).strip()
     if kind == "money":
         return money(text) == money(actual)
     if kind == "number":

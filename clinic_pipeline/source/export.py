@@ -27,6 +27,7 @@ __all__ = [
     "ExportBuilder",
     "SourceExport",
     "SourceTable",
+    "duckdb_reason",
     "table_name",
 ]
 
@@ -41,6 +42,11 @@ class SourceTable(BaseModel):
     location: str = Field(description="where it sits inside the export (relative file or table name): copy-stable")
     columns: list[str]
     row_count: int
+    control_characters: bool = Field(
+        default=True,
+        description="False only when the reader saw every byte of the table's text and no control character "
+        "(C0 but tab and line breaks) among them: staging then need not look for any",
+    )
 
 
 class DeclaredForeignKey(BaseModel):
@@ -104,15 +110,19 @@ class ExportBuilder:
     def add(self, name: str, select_sql: str, origin: str, location: str) -> None:
         if not self.wants(name):
             return
-        data = f"{DATA_SCHEMA}.{quote_ident(name)}"
         try:
-            # Insertion order is preserved, so rowid + 1 is the data row number in the original.
-            self.con.execute(f"CREATE TABLE {data} AS {select_sql}")
+            self.create(name, select_sql)
         except duckdb.Error as exc:
-            raise SourceError(f"{origin}: cannot read ({_safe_duckdb_reason(exc)})") from None
+            raise SourceError(f"{origin}: cannot read ({duckdb_reason(exc)})") from None
         self.register(name, origin, location)
 
-    def register(self, name: str, origin: str, location: str) -> None:
+    def create(self, name: str, select_sql: str) -> None:
+        """The data table of `name` from `select_sql`; DuckDB's error is the caller's to explain, then
+        `register` makes it a table of the export."""
+        # Insertion order is preserved, so rowid + 1 is the data row number in the original.
+        self.con.execute(f"CREATE TABLE {DATA_SCHEMA}.{quote_ident(name)} AS {select_sql}")
+
+    def register(self, name: str, origin: str, location: str, *, control_characters: bool = True) -> None:
         data = f"{DATA_SCHEMA}.{quote_ident(name)}"
         columns = [row[0] for row in self.con.execute(f"DESCRIBE {data}").fetchall()]
         if ROW_COLUMN in columns:
@@ -123,7 +133,12 @@ class ExportBuilder:
         )
         (rows,) = self.con.execute(f"SELECT count(*) FROM {data}").fetchall()[0]
         self.tables[name] = SourceTable(
-            name=name, origin=origin, location=location, columns=columns, row_count=int(rows)
+            name=name,
+            origin=origin,
+            location=location,
+            columns=columns,
+            row_count=int(rows),
+            control_characters=control_characters,
         )
         expected = self.manifest.expected_rows(name, Path(location).name)
         if expected is not None and expected != rows:
@@ -141,7 +156,7 @@ class ExportBuilder:
         )
 
 
-def _safe_duckdb_reason(exc: duckdb.Error) -> str:
+def duckdb_reason(exc: duckdb.Error) -> str:
     """DuckDB's CSV errors quote the offending line: keep only the error kind and line number."""
     line = re.search(r"\bLine:\s*(\d+)", str(exc))
     return type(exc).__name__ + (f" near line {line.group(1)}" if line else "")

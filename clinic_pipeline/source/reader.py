@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import codecs
 import os
-import re
 import sqlite3
 import tempfile
 import zipfile
@@ -28,6 +27,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
+from clinic_pipeline.source.csv_files import add_csv
 from clinic_pipeline.source.errors import SourceError
 from clinic_pipeline.source.export import (
     DATA_SCHEMA,
@@ -57,8 +57,6 @@ SKIPPED_DIRS = frozenset({"documents", "__macosx"})
 UNSUPPORTED_SCHEMES = ("mssql", "sqlserver")
 SERVER_SCHEMES = ("postgresql", "postgres", "mysql", "mariadb")
 SQLITE_MAGIC = b"SQLite format 3\x00"
-_UTF8_BOM = codecs.BOM_UTF8
-_CHUNK = 1 << 20
 _BATCH_ROWS = 50_000
 
 
@@ -75,81 +73,9 @@ def _python_codec(declared: str | None) -> str | None:
     return "utf-8" if name in ("utf-8", "utf-8-sig") else name
 
 
-def _is_utf8(path: Path, skip: int) -> bool:
-    decoder = codecs.getincrementaldecoder("utf-8")()
-    with path.open("rb") as fh:
-        fh.seek(skip)
-        try:
-            while chunk := fh.read(_CHUNK):
-                decoder.decode(chunk)
-            decoder.decode(b"", final=True)
-        except UnicodeDecodeError:
-            return False
-    return True
-
-
-def _csv_encoding(path: Path, declared: str | None) -> tuple[str, int]:
-    """(python codec, bytes to skip). A BOM in front of a non-UTF-8 body happens in hand-edited exports."""
-    with path.open("rb") as fh:
-        skip = len(_UTF8_BOM) if fh.read(len(_UTF8_BOM)) == _UTF8_BOM else 0
-    if declared and declared != "utf-8":
-        return declared, skip
-    if _is_utf8(path, skip):
-        return "utf-8", 0  # DuckDB skips a UTF-8 BOM itself
-    # Windows-1252 is what spreadsheet exports are when they are not UTF-8; latin-1 decodes any byte.
-    return ("cp1252" if _decodes(path, "cp1252", skip) else "latin-1"), skip
-
-
-def _decodes(path: Path, codec: str, skip: int) -> bool:
-    decoder = codecs.getincrementaldecoder(codec)()
-    with path.open("rb") as fh:
-        fh.seek(skip)
-        try:
-            while chunk := fh.read(_CHUNK):
-                decoder.decode(chunk)
-        except UnicodeDecodeError:
-            return False
-    return True
-
-
-def _utf8_copy(path: Path, codec: str, skip: int, workdir: Path) -> Path:
-    target = workdir / f"{len(list(workdir.iterdir()))}.csv"
-    decoder = codecs.getincrementaldecoder(codec)(errors="strict")
-    with path.open("rb") as src, target.open("w", encoding="utf-8", newline="") as dst:
-        src.seek(skip)
-        try:
-            while chunk := src.read(_CHUNK):
-                dst.write(decoder.decode(chunk))
-            dst.write(decoder.decode(b"", final=True))
-        except UnicodeDecodeError as exc:
-            raise SourceError(f"{path}: not valid {codec} at byte {exc.start + skip}") from None
-    return target
-
-
-def _header_delimiter(path: Path) -> str | None:
-    """The delimiter the header line uses; None for a one-column file.
-
-    Taken from the header rather than DuckDB's sniffer: one malformed row makes the sniffer fall back
-    to a single column silently, where an explicit delimiter makes the bad row a reported error.
-    """
-    with path.open(encoding="utf-8-sig", errors="replace", newline="") as fh:
-        header = fh.readline()
-    unquoted = re.sub(r'"[^"]*"', "", header)
-    counts = {d: unquoted.count(d) for d in (",", ";", "\t", "|")}
-    best = max(counts, key=lambda d: counts[d])
-    return best if counts[best] else None
-
-
-def _file_select(path: Path, codec: str | None, workdir: Path) -> str:
-    suffix = path.suffix.lower()
-    if suffix in CSV_SUFFIXES:
-        encoding, skip = _csv_encoding(path, codec)
-        readable = path if encoding == "utf-8" and skip == 0 else _utf8_copy(path, encoding, skip, workdir)
-        delim = _header_delimiter(readable)
-        options = f", delim={quote_literal(delim)}, quote='\"'" if delim else ""
-        # Exports always carry a header; with every column VARCHAR the sniffer cannot tell it from data.
-        return f"SELECT * FROM read_csv({quote_literal(readable)}, all_varchar=true, header=true{options})"
-    if suffix in PARQUET_SUFFIXES:
+def _file_select(path: Path) -> str:
+    """A Parquet or JSON file's rows, every column as text."""
+    if path.suffix.lower() in PARQUET_SUFFIXES:
         return f"SELECT CAST(COLUMNS(*) AS VARCHAR) FROM read_parquet({quote_literal(path)})"
     # A date format no value matches: date-times stay the text the export wrote, not DuckDB timestamps
     # rendered back in the session's zone ("2018-07-08T21:15:00.000Z", not "2018-07-08 21:15:00+00").
@@ -205,8 +131,11 @@ def _add_file(builder: ExportBuilder, path: Path, rel: str, origin: str, codec: 
     suffix = path.suffix.lower()
     if suffix in LEGACY_SPREADSHEET_SUFFIXES:
         raise SourceError(f"{origin}: old-style Excel (.xls) is not read; save it as .xlsx or CSV")
+    if suffix in CSV_SUFFIXES:
+        add_csv(builder, builder.claim_name(path.stem), path, origin, rel, codec, workdir)
+        return
     if suffix not in SPREADSHEET_SUFFIXES:
-        builder.add(builder.claim_name(path.stem), _file_select(path, codec, workdir), origin, rel)
+        builder.add(builder.claim_name(path.stem), _file_select(path), origin, rel)
         return
     sheets = read_workbook(path)
     for sheet, table in sheets:

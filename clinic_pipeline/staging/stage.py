@@ -15,7 +15,7 @@ patients, shared family emails) before they are written.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -138,6 +138,7 @@ class _Select:
     joins: list[str]
     issues: list[str]
     descriptions: list[tuple[str, str]]  # (label, value sql) for several lines filling one description
+    controls: Mapping[str, bool]  # table → whether its text may hold control characters
     documents_root: Path | None = None
     levels: list[tuple[Level, ...]] = field(default_factory=list)  # the transforms' steps, per line
 
@@ -146,7 +147,7 @@ def _field_columns(
     line: FieldMapping, i: int, mapping: ObjectMapping, plan: MappingPlan, sel: _Select, tz: str
 ) -> None:
     name, _, parent = (line.transform or "").partition(":")
-    source = line.source
+    source, table = line.source, mapping.source_table
     if line.references and line.via:
         # The value sits in another table (the provider's email, the payer's name): one join per line.
         ref_key = _referenced_key(plan, line.references)
@@ -156,9 +157,17 @@ def _field_columns(
             f"arg_min({quote_ident(line.via)}, _source_row) AS {alias}_val "
             f"FROM source.{quote_ident(line.references)} GROUP BY ALL) ON {alias}_key = trim({quote_ident(source)})"
         )
-        source = f"{alias}_val"
-    compiled = compile_transform(source, line.transform, tz, line.args)
+        source, table = f"{alias}_val", line.references
+    compiled = compile_transform(
+        source, line.transform, tz, line.args, control_characters=sel.controls.get(table, True)
+    )
     sel.levels.append(compiled.levels)
+    for j, (condition, reason) in enumerate(compiled.issues):
+        sel.columns.append(f"{condition} AS _rejected_{i}_{j}")
+        sel.issues.append(
+            f"SELECT _source_table, _source_row, _source_key, {quote_literal(line.source)} AS field, "
+            f"{quote_literal(reason)} AS reason FROM stage_rows WHERE _rejected_{i}_{j}"
+        )
     if name == "lookup":
         value = compiled.value_sql
         if line.strip_prefix:
@@ -195,12 +204,11 @@ def _field_columns(
         sel.columns.append(f"{prefix} || ltrim({compiled.value_sql}, '/') AS file_path")
     else:
         sel.columns.append(f"{compiled.value_sql} AS {quote_ident(target)}")
-    if compiled.rejected_sql != "FALSE":
-        sel.columns.append(f"{compiled.rejected_sql} AS _rejected_{i}")
-        sel.issues.append(
-            f"SELECT _source_table, _source_row, _source_key, {quote_literal(line.source)} AS field, "
-            f"{quote_literal(compiled.reason)} AS reason FROM stage_rows WHERE _rejected_{i}"
-        )
+
+
+def _controls_by_table(export: SourceExport) -> dict[str, bool]:
+    """Table → whether its text may hold control characters: the transforms look for them only there."""
+    return {name: table.control_characters for name, table in export.tables.items()}
 
 
 def _description_sql(parts: list[tuple[str, str]]) -> str:
@@ -236,7 +244,7 @@ def _direct_select(
     obj: FreshsalesObject,
     plan: MappingPlan,
     time_zone: str,
-    documents_root: Path | None,
+    export: SourceExport,
     window: Window | None,
 ) -> tuple[str, list[str]]:
     """SELECT of one source table mapped straight onto `obj`, and the field-issue SELECTs over it."""
@@ -255,7 +263,8 @@ def _direct_select(
         joins=[],
         issues=[],
         descriptions=[],
-        documents_root=documents_root,
+        controls=_controls_by_table(export),
+        documents_root=documents_root(export),
     )
     for i, line in enumerate(mapping.mapped_fields()):
         if line.target in ("external_id", SOURCE_KEY_FIELD):
@@ -306,9 +315,10 @@ def _grouped_select(rows: str, mapping: ObjectMapping) -> str:
     )
 
 
-def _derived_select(mapping: ObjectMapping, source: str, time_zone: str) -> str:
+def _derived_select(mapping: ObjectMapping, source: str, time_zone: str, export: SourceExport) -> str:
     """Parents named by a lookup column (e.g. a clinic location on each patient): one record per value."""
-    compiled = compile_transform(source, "trim", time_zone)
+    controls = _controls_by_table(export).get(mapping.source_table, True)
+    compiled = compile_transform(source, "trim", time_zone, control_characters=controls)
     key = _derived_key_sql(mapping.source_table, source, compiled.value_sql)
     return (
         f"SELECT TRUE AS _derived, {key} AS _source_key, {quote_literal(mapping.source_table)} AS _source_table, "
@@ -446,7 +456,7 @@ def _stage(
     taken: dict[str, int] = {}
     for mapping in plan.objects:
         if mapping.target == obj.target:
-            select, issues = _direct_select(mapping, obj, plan, time_zone, documents_root(export), window)
+            select, issues = _direct_select(mapping, obj, plan, time_zone, export, window)
             selects.append(select)
             issue_selects.extend(issues)
             where = _where_sql(mapping, time_zone, window)
@@ -454,7 +464,7 @@ def _stage(
             taken[mapping.source_table] = taken.get(mapping.source_table, 0) + int(rows)
         for line in mapping.mapped_fields():
             if line.transform == f"lookup:{obj.target}" and not line.references and mapping.target != obj.target:
-                selects.append(_derived_select(mapping, line.source, time_zone))
+                selects.append(_derived_select(mapping, line.source, time_zone, export))
     if not selects:
         # Not every export has every object (no labs, no documents): an empty file, so dependents load nothing.
         selects.append(
