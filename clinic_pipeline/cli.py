@@ -226,9 +226,11 @@ def _print_staged(run: RunOutcome, prefix: str = "") -> None:
 
 
 def _outcomes(run: RunOutcome, asset: str) -> str:
-    """The load's non-zero outcomes (`created 3, unchanged 22`), or that nothing was sent."""
+    """The load's non-zero outcomes and what it cost (`created 3, unchanged 22; 4 requests, 1 retry`)."""
     counts = [f"{o} {run.value(asset, o)}" for o in sorted(LoadOutcome) if run.value(asset, o)]
-    return ", ".join(counts) or "nothing to send"
+    requests, retries = run.value(asset, "requests"), run.value(asset, "retries")
+    cost = f"; {requests} requests, {retries} {'retry' if retries == 1 else 'retries'}" if requests else ""
+    return (", ".join(counts) or "nothing to send") + cost
 
 
 @app.command("rollback")
@@ -246,7 +248,7 @@ def rollback_command(
     for name, counts in result.objects.items():
         typer.echo(
             f"{name}: {counts.deleted} deleted, {counts.restored} restored, {counts.already_done} already done, "
-            f"{counts.failed} failed, {counts.unsupported} not supported"
+            f"{counts.cascaded} removed with their contact, {counts.failed} failed, {counts.unsupported} not supported"
         )
     if not result.complete:
         typer.echo(f"error: {result.failed} records could not be rolled back: run the same command again", err=True)

@@ -1,9 +1,11 @@
 """Rollback against the sandbox over HTTP: Freshsales ends as it was before the migration, recycle bin
-included; pre-existing records get their before-images back; one run can be undone alone; a rollback
-cut short by faults finishes when run again."""
+included; pre-existing records get their before-images back and keep their id-map rows; one run can be
+undone alone; a rollback cut short by faults finishes when run again; a rollback, a new load and a
+second rollback end as the first did; documents go with their deleted contact and leave the id map."""
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,8 +17,9 @@ import pytest
 from pydantic import SecretStr
 
 from clinic_pipeline.freshsales import FreshsalesClient, RateLimiter, RetryPolicy
+from clinic_pipeline.load.files import load_files
 from clinic_pipeline.load.loader import Loader
-from clinic_pipeline.load.rollback import ObjectRollback, restorable, rollback
+from clinic_pipeline.load.rollback import RESTORED_HASH, ObjectRollback, restorable, rollback
 from clinic_pipeline.load.state import AuditEntry, StateStore, open_state
 from clinic_pipeline.model.objects import ACCOUNTS, CONTACTS
 from clinic_pipeline.sandbox.launcher import SandboxHandle
@@ -33,6 +36,8 @@ CONTACT_ROWS: list[dict[str, Any]] = [
     {"_source_key": "patients:P3", "_lookup_sales_account": "clinics:C2", "first_name": "Cy", "email": None},
 ]
 LATE_CONTACT = {"_source_key": "patients:P4", "_lookup_sales_account": "clinics:C2", "first_name": "Dee", "email": None}
+# The id map after a rollback: the pre-existing records, kept with a hash that makes the next run send them.
+RESTORED_ROWS = {"accounts": {"clinics:C1": RESTORED_HASH}, "contacts": {"patients:P1": RESTORED_HASH}}
 
 
 def _write_staged(path: Path, rows: list[dict[str, Any]], table: str) -> Path:
@@ -120,6 +125,53 @@ def _load(
     loader.load(CONTACTS, _write_staged(staged / "contacts.parquet", contacts, "patients"), tmp_path / "rejected")
 
 
+def _mapped_hashes(state: StateStore) -> dict[str, dict[str, str]]:
+    return {o: {k: r.payload_hash for k, r in state.id_map(o).items()} for o in state.id_map_counts()}
+
+
+def _keys(snapshot: dict[str, Any]) -> dict[str, dict[str, int]]:
+    """Source key → Freshsales id, per kind: what a load put where, whatever the record's values."""
+    return {
+        "contacts": {r["external_id"]: r["id"] for r in snapshot["contacts"]},
+        "sales_accounts": {r["custom_field"]["cf_source_key"]: r["id"] for r in snapshot["sales_accounts"]},
+    }
+
+
+def _load_files(
+    client: FreshsalesClient, state: StateStore, tmp_path: Path, run_id: str, owners: dict[str, str]
+) -> None:
+    """One document per (document key → contact key), staged as the files contract lays them out."""
+    rows = []
+    for i, (key, contact) in enumerate(sorted(owners.items())):
+        path = tmp_path / "documents" / f"{key.replace(':', '-')}.txt"
+        path.parent.mkdir(exist_ok=True)
+        path.write_bytes(f"scan {key}\n".encode())
+        content = path.read_bytes()
+        rows.append(
+            {
+                "_source_key": key,
+                "_source_table": "documents",
+                "_source_row": i + 1,
+                "_lookup_contact": contact,
+                "file_path": str(path),
+                "file_name": path.name,
+                "size_bytes": len(content),
+                "sha256": hashlib.sha256(content).hexdigest(),
+            }
+        )
+    staged = tmp_path / f"files-{run_id}.parquet"
+    pq.write_table(pa.Table.from_pylist(rows), staged)
+    load_files(client, state, staged, run_id=run_id, link_base_url=None, rejected_dir=tmp_path / "rejected")
+
+
+def _attached(client: FreshsalesClient, state: StateStore) -> dict[str, set[int]]:
+    """Document ids on the mapped contacts that still exist, and the id map's document ids."""
+    listed: set[int] = set()
+    for row in state.id_map("contacts").values():
+        listed |= {int(d["id"]) for d in client.document_associations("contacts", row.freshsales_id)}
+    return {"listed": listed, "mapped": {r.freshsales_id for r in state.id_map("files").values()}}
+
+
 def _writes(control: httpx.Client) -> int:
     counts = control.get("/requests").json()["requests"]
     return sum(n for endpoint, n in counts.items() if not endpoint.startswith("GET"))
@@ -147,7 +199,7 @@ def test_rollback_of_all_runs_returns_freshsales_to_its_snapshot(
         ("contacts", "delete", "deleted"): 2,
         ("contacts", "restore", "restored"): 1,
     }
-    assert state.id_map_counts() == {}
+    assert _mapped_hashes(state) == RESTORED_ROWS  # what existed before the migration still does
 
     # Done is done: a second rollback finds every record finished and sends nothing.
     writes = _writes(control)
@@ -205,7 +257,7 @@ def test_rollback_cut_short_by_faults_finishes_when_run_again(
     assert finished.complete
     assert sum(o.already_done for o in finished.objects.values()) == first_done
     assert _snapshot(control) == before
-    assert state.id_map_counts() == {}
+    assert _mapped_hashes(state) == RESTORED_ROWS
     done = {k: v for k, v in state.audit_counts("rollback-1").items() if k[2] != "failed"}
     # Each record finished exactly once across both attempts.
     assert done == {
@@ -214,6 +266,74 @@ def test_rollback_cut_short_by_faults_finishes_when_run_again(
         ("contacts", "delete", "deleted"): 2,
         ("contacts", "restore", "restored"): 1,
     }
+
+
+def test_a_rerun_after_a_rollback_updates_what_existed_before_and_a_second_rollback_restores_it_again(
+    tmp_path: Path, client: FreshsalesClient, state: StateStore, before: dict[str, Any], control: httpx.Client
+) -> None:
+    _load(client, state, tmp_path, "run-1", CONTACT_ROWS)
+    first = _keys(_snapshot(control))
+    rollback(client, state, run_ids=None, rollback_run_id="rollback-1")
+
+    _load(client, state, tmp_path, "run-2", CONTACT_ROWS)
+
+    # Exactly the first load's records again: the pre-existing ones updated in place by their kept rows
+    # (not adopted as new, not duplicated), the created ones created anew.
+    again = _keys(_snapshot(control))
+    assert {kind: set(keys) for kind, keys in again.items()} == {kind: set(keys) for kind, keys in first.items()}
+    assert again["contacts"]["patients:P1"] == first["contacts"]["patients:P1"]
+    assert again["sales_accounts"]["clinics:C1"] == first["sales_accounts"]["clinics:C1"]
+    assert state.audit_counts("run-2") == {
+        ("accounts", "create", "created"): 1,
+        ("accounts", "update", "updated"): 1,
+        ("contacts", "create", "created"): 2,
+        ("contacts", "update", "updated"): 1,
+    }
+
+    result = rollback(client, state, run_ids=["run-2"], rollback_run_id="rollback-2")
+
+    # The updates by id are undone to the images from before the migration, as the adoptions were.
+    assert result.objects == {
+        "contacts": ObjectRollback(deleted=2, restored=1),
+        "accounts": ObjectRollback(deleted=1, restored=1),
+    }
+    assert _snapshot(control) == before
+    assert _mapped_hashes(state) == RESTORED_ROWS
+
+
+def test_documents_go_with_their_deleted_contact_and_stay_on_a_restored_one(
+    tmp_path: Path, client: FreshsalesClient, state: StateStore, before: dict[str, Any], control: httpx.Client
+) -> None:
+    _load(client, state, tmp_path, "run-1", CONTACT_ROWS)
+    # P1 existed before the migration (restored by the rollback), P2 was created by it (deleted).
+    _load_files(client, state, tmp_path, "run-1", {"documents:D1": "patients:P1", "documents:D2": "patients:P2"})
+
+    result = rollback(client, state, run_ids=None, rollback_run_id="rollback-1")
+
+    assert result.complete
+    # The API has no delete for documents: D2 went with its contact, D1 stays on its restored one.
+    assert result.objects["files"] == ObjectRollback(cascaded=1, unsupported=1)
+    assert state.audit_counts("rollback-1")[("files", "delete", "cascaded")] == 1
+    assert set(state.id_map("files")) == {"documents:D1"}
+    attached = _attached(client, state)
+    assert attached["listed"] == attached["mapped"]
+
+    # The next run uploads what went and nothing else.
+    _load(client, state, tmp_path, "run-2", CONTACT_ROWS)
+    _load_files(client, state, tmp_path, "run-2", {"documents:D1": "patients:P1", "documents:D2": "patients:P2"})
+    assert {k[1:]: n for k, n in state.audit_counts("run-2").items() if k[0] == "files" and k[1] != "run"} == {
+        ("skip", "unchanged"): 1,
+        ("upload", "created"): 1,
+    }
+    attached = _attached(client, state)
+    assert attached["listed"] == attached["mapped"] and len(attached["mapped"]) == 2
+
+    # Undoing only the run that created a contact also forgets a later run's document on it.
+    _load(client, state, tmp_path, "run-3", [*CONTACT_ROWS, LATE_CONTACT])
+    _load_files(client, state, tmp_path, "run-4", {"documents:D4": "patients:P4"})
+    undone = rollback(client, state, run_ids=["run-3"], rollback_run_id="rollback-3")
+    assert undone.objects["files"] == ObjectRollback(cascaded=1)
+    assert "documents:D4" not in state.id_map("files")
 
 
 def test_a_create_whose_answer_was_lost_is_found_by_its_key_and_removed(

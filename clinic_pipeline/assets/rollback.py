@@ -33,7 +33,7 @@ def rollback_runs(
     for name, counts in result.objects.items():
         context.log.info(
             f"{name}: {counts.deleted} deleted, {counts.restored} restored, {counts.failed} failed, "
-            f"{counts.unsupported} not supported"
+            f"{counts.cascaded} removed with their contact, {counts.unsupported} not supported"
         )
     if not result.complete:
         raise dg.Failure(

@@ -324,7 +324,11 @@ def _load_one(
             for o in outcomes
             if o.outcome in ("created", "found_existing") and o.freshsales_id is not None and o.sha256
         ],
-        [AuditEntry(o.op, o.outcome, row.source_key, o.freshsales_id, o.http_status) for o in outcomes],
+        # The contact goes with every row: deleting it removes the document, which the API cannot delete.
+        [
+            AuditEntry(o.op, o.outcome, row.source_key, o.freshsales_id, o.http_status, parent_id=row.contact_id)
+            for o in outcomes
+        ],
     )
     final = outcomes[-1]
     result.counts[(final.op, final.outcome)] += 1

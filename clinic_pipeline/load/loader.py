@@ -75,6 +75,7 @@ class LoadResult:
     rejected_path: Path | None = None
     owner_unresolved: int = 0  # sent without an owner: no active user and no fallback
     requests: int = 0  # API requests this load made (retries and job polls included)
+    retries: int = 0  # of those, re-sent after a 429, a 5xx, a lost or unreadable answer
 
     @property
     def loaded(self) -> int:
@@ -96,6 +97,7 @@ class LoadResult:
         counts[LoadOutcome.UNKNOWN.value] = self.outcomes[LoadOutcome.UNKNOWN] + self.outcomes[LoadOutcome.FAILED]
         counts["owner_unresolved"] = self.owner_unresolved
         counts["requests"] = self.requests
+        counts["retries"] = self.retries
         counts["records_per_request"] = self.records_per_request
         return counts
 
@@ -157,7 +159,7 @@ class Loader:
         self._fallback_owner_email = fallback_owner_email
 
     def load(self, obj: FreshsalesObject, staged_path: Path, rejected_dir: Path) -> LoadResult:
-        requests_before = self._client.stats["requests"]
+        before = self._client.stats
         result = LoadResult(obj.name)
         # Keyed by target: staged rows name their parents as `_lookup_<target>`.
         parent_maps = {BY_NAME[p].target: self._state.id_map(p) for p in obj.parents}
@@ -186,10 +188,13 @@ class Loader:
                                 "reason": s.reason,
                             }
                         )
-        result.requests = self._client.stats["requests"] - requests_before
+        after = self._client.stats
+        result.requests = after["requests"] - before["requests"]
+        result.retries = after["retries"] - before["retries"]
         # The API's reasons may quote field values: the file is private, never a log line.
-        result.rejected_path = rejected_dir / f"{obj.name}.jsonl"
-        write_private_jsonl(result.rejected_path, rejected)
+        rejected_path = rejected_dir / f"{obj.name}.jsonl"
+        write_private_jsonl(rejected_path, rejected)
+        result.rejected_path = rejected_path if rejected else None
         log.info("%s: %s", obj.name, result.summary())
         unfinished = result.outcomes[LoadOutcome.FAILED] + result.outcomes[LoadOutcome.UNKNOWN]
         if unfinished:

@@ -4,13 +4,21 @@ Objects go in reverse dependency order (children before their parents). Per reco
 - a record a run created is moved to the Recycle Bin (`bulk_destroy`, 100 ids a call, or one DELETE)
   and then forgotten, so not even the bin keeps it;
 - a record that existed before the migration (the loader kept its before-image when it adopted it) is
-  put back to that image;
+  put back to that image, also after a later run updated it again by id;
 - a create whose answer was lost and that no later run reconciled is looked up by its source key and,
-  if it landed, deleted like the others.
-Then its id-map row goes. Every action is audited under the rollback's run id (op delete / restore,
-outcome deleted / restored / failed), so a rollback that died half-way, re-run, only does what is
-left: a record whose last audit event is a finished rollback action is not touched again, and a
-404 from a delete means an earlier attempt already did it.
+  if it landed, deleted like the others;
+- a record the API cannot delete (a document) goes with its parent: Freshsales deletes a contact's
+  documents with the contact. Documents are therefore done last, once their contacts are: one whose
+  contact a finished delete removed (the file loader audits the contact with each file) is recorded as
+  removed by cascade, from any run, so the id map cannot keep a row of a record that is gone; one whose
+  contact stays (a contact that existed before the migration, or a run not rolled back) stays, in the
+  id map too, and is counted for an admin.
+The id map follows: the rows of deleted and cascaded records go; a restored record keeps its row (it
+still exists) with a hash no payload has, so the next run sends it again. Every action is audited under
+the rollback's run id (op delete / restore, outcome deleted / cascaded / restored / failed), so a
+rollback that died half-way, re-run, only does what is left and ends in the same state: a record whose
+last audit event is a finished rollback action is not touched again, and a 404 from a delete means an
+earlier attempt already did it.
 """
 
 from __future__ import annotations
@@ -30,6 +38,7 @@ from clinic_pipeline.freshsales.client import MAX_BULK_ITEMS, FreshsalesClient
 from clinic_pipeline.freshsales.errors import FreshsalesError, NotFoundError
 from clinic_pipeline.load.state import AuditEntry, StateStore
 from clinic_pipeline.model.objects import SOURCE_KEY_FIELD, STAGED_OBJECTS, FreshsalesObject
+from clinic_pipeline.model.outcomes import LoadOutcome
 
 log = logging.getLogger(__name__)
 
@@ -43,8 +52,14 @@ ROLLBACK_OPS = ("delete", "restore")
 BULK_DESTROY_ENTITIES = frozenset({"contacts", "sales_accounts", "deals"})
 # Freshsales removes a note for good on DELETE: there is no bin and no /forget for notes.
 NO_RECYCLE_BIN = frozenset({"notes"})
-# No delete operation exists in the API for uploaded documents: they are listed for an admin instead.
+# No delete operation exists in the API for uploaded documents: only their contact's deletion removes them.
 UNDELETABLE = frozenset({"documents"})
+# The id-map hash of a record put back to its before-image: no payload hashes to it, so the next run sends
+# the record again instead of counting it unchanged.
+RESTORED_HASH = "restored"
+# Deletable objects in reverse load order (children before their parents), then the undeletable ones,
+# which their parents' deletions remove.
+ROLLBACK_ORDER = tuple(sorted(reversed(STAGED_OBJECTS), key=lambda o: o.entity in UNDELETABLE))
 # Keys the server sets or derives: sending them back is refused or ignored, so a restore leaves them out.
 SERVER_MANAGED = frozenset(
     {
@@ -79,11 +94,13 @@ class ObjectRollback(BaseModel):
     """Counts for one object; never values."""
 
     deleted: int = 0
+    cascaded: int = 0  # removed by the deletion of their parent (documents with their contact)
     restored: int = 0
     already_done: int = 0  # finished by an earlier rollback run
     failed: int = 0
-    # Left for an admin: documents (the API has no delete for them) and lost creates of objects whose
-    # key cannot be searched for (description markers).
+    # Left for an admin: documents whose contact stays, or whose contact their audit rows do not name
+    # (loaded before the file loader recorded it); lost creates of objects whose key cannot be searched
+    # for (description markers, files).
     unsupported: int = 0
 
 
@@ -98,7 +115,7 @@ class RollbackResult(BaseModel):
 
     @property
     def complete(self) -> bool:
-        """Nothing failed: a re-run would find nothing left to do (documents aside)."""
+        """Nothing failed: a re-run would find nothing left to do (documents on contacts that stay aside)."""
         return self.failed == 0
 
 
@@ -122,20 +139,34 @@ def _con(state: StateStore) -> duckdb.DuckDBPyConnection:
     return state._con
 
 
-# Migration-run rows that can start a rollback action for a record: a creation, an adoption, or any
-# row carrying a before-image.
+# Audit conditions (on `op`, `outcome`) of a finished rollback action: the record is gone, or back as it was.
+_GONE = f"(op = 'delete' AND outcome IN ('deleted', '{LoadOutcome.CASCADED}'))"
+_FINISHED = f"({_GONE} OR (op = 'restore' AND outcome = 'restored'))"
+
+# Migration-run rows that can start a rollback action for a record: a creation, an adoption, any row
+# carrying a before-image, or an update by id of a record a rollback had restored (its id-map row stays).
 _TOUCHED = """
     a.object = $object
     AND a.freshsales_id IS NOT NULL
     AND NOT list_contains($rollback_ops::VARCHAR[], a.op)
     AND ($all_runs OR list_contains($run_ids::VARCHAR[], a.run_id))
     AND (list_contains($created::VARCHAR[], a.outcome) OR list_contains($adopted::VARCHAR[], a.outcome)
-         OR a.before_image IS NOT NULL)
+         OR a.before_image IS NOT NULL
+         OR (a.outcome = 'updated' AND EXISTS (
+             SELECT 1 FROM audit_log r
+             WHERE r.object = a.object AND r.freshsales_id = a.freshsales_id AND r.seq < a.seq
+               AND r.op = 'restore' AND r.outcome = 'restored'
+         )))
 """
 
 _PLAN_SQL = f"""
 WITH touched AS (
-    SELECT a.seq, a.source_key, a.freshsales_id, a.before_image,
+    SELECT a.seq, a.source_key, a.freshsales_id,
+           -- an update after a restore carries no image: the one from before the migration applies again
+           coalesce(a.before_image, (
+               SELECT arg_min(b.before_image, b.seq) FROM audit_log b
+               WHERE b.object = a.object AND b.freshsales_id = a.freshsales_id AND b.before_image IS NOT NULL
+           )) AS before_image,
            list_contains($created::VARCHAR[], a.outcome)
            OR (a.before_image IS NULL AND list_contains($adopted::VARCHAR[], a.outcome))
            -- an adoption after a create whose answer was lost: our own record, whatever its image says
@@ -150,7 +181,7 @@ WITH touched AS (
 done AS (
     SELECT freshsales_id, max(seq) AS done_seq
     FROM audit_log
-    WHERE object = $object AND ((op = 'delete' AND outcome = 'deleted') OR (op = 'restore' AND outcome = 'restored'))
+    WHERE object = $object AND {_FINISHED}
     GROUP BY freshsales_id
 )
 SELECT t.source_key, t.freshsales_id, CASE WHEN t.ours THEN NULL ELSE t.before_image END
@@ -185,13 +216,37 @@ ORDER BY a.source_key
 # Where the source key can be searched for (`filtered_search` is_in); description markers cannot.
 SEARCHABLE_KEY_FIELDS = frozenset({"external_id", SOURCE_KEY_FIELD})
 
-# An id-map row is stale once a finished rollback action on its record is newer than its last load.
-_FORGET_MAPPED_SQL = """
+# The id map follows a finished rollback action newer than a row's last load: a gone record loses its
+# row; a restored one keeps it (it exists), marked so that the next run sends it again.
+_FORGET_MAPPED_SQL = f"""
 DELETE FROM id_map m
 WHERE m.object = $object AND EXISTS (
-    SELECT 1 FROM audit_log r
-    WHERE r.object = m.object AND r.freshsales_id = m.freshsales_id AND r.ts >= m.loaded_at
-      AND ((r.op = 'delete' AND r.outcome = 'deleted') OR (r.op = 'restore' AND r.outcome = 'restored'))
+    SELECT 1 FROM audit_log
+    WHERE object = m.object AND freshsales_id = m.freshsales_id AND ts >= m.loaded_at AND {_GONE}
+)
+"""
+_UNLOAD_RESTORED_SQL = f"""
+UPDATE id_map m SET payload_hash = '{RESTORED_HASH}'
+WHERE m.object = $object AND m.payload_hash <> '{RESTORED_HASH}' AND EXISTS (
+    SELECT 1 FROM audit_log
+    WHERE object = m.object AND freshsales_id = m.freshsales_id AND ts >= m.loaded_at
+      AND op = 'restore' AND outcome = 'restored'
+)
+"""
+# Records of an object whose parent (the contact each row names) a finished rollback delete removed.
+_PARENT_GONE_SQL = """
+WITH parent AS (
+    SELECT freshsales_id, arg_max(parent_id, seq) AS parent_id
+    FROM audit_log
+    WHERE object = $object AND freshsales_id IS NOT NULL AND parent_id IS NOT NULL
+    GROUP BY freshsales_id
+)
+SELECT p.freshsales_id
+FROM parent p
+WHERE EXISTS (
+    SELECT 1 FROM audit_log d
+    WHERE list_contains($parents::VARCHAR[], d.object) AND d.freshsales_id = p.parent_id
+      AND d.op = 'delete' AND d.outcome = 'deleted'
 )
 """
 
@@ -247,23 +302,42 @@ class _Rollback:
         self._pool = pool
 
     def object(self, obj: FreshsalesObject, run_ids: Sequence[str] | None) -> ObjectRollback:
+        # First: a rollback that died between an audit commit and the id-map update left rows behind.
+        self._follow(obj)
         counts = ObjectRollback()
         actions, counts.already_done = _plan(self._state, obj, run_ids)
         deletes = [a for a in actions if a.before_image is None]
         deletes += self._unreconciled(obj, run_ids, {a.freshsales_id for a in actions}, counts)
         restores = [a for a in actions if a.before_image is not None]
-        if deletes and obj.entity in UNDELETABLE:
-            counts.unsupported += len(deletes)
+        if obj.entity in UNDELETABLE:
+            self._cascade(obj, deletes, counts)
             deletes = []
         # Deletes first: a restored email or name may be held by a record the run created.
         for chunk in _chunks(deletes, MAX_BULK_ITEMS):
             self._commit(obj, self._delete_chunk(obj, chunk), counts)
         for chunk in _chunks(restores, MAX_BULK_ITEMS):
             self._commit(obj, list(self._pool.map(lambda a: self._restore(obj, a), chunk)), counts)
-        # Also when nothing was left to do: a rollback that died between its audit commit and the
-        # id-map cleanup leaves rows this clears.
-        _con(self._state).execute(_FORGET_MAPPED_SQL, {"object": obj.name}).fetchall()
         return counts
+
+    def _cascade(self, obj: FreshsalesObject, deletes: Sequence[_Action], counts: ObjectRollback) -> None:
+        """Records the API cannot delete: audited as removed once a finished delete removed their parent,
+        whichever run loaded them (the id map must not keep them); the planned others are left for an admin.
+        Known from the audit, not read back: the only read is the parent's list, which is gone with it."""
+        candidates = {
+            r.freshsales_id: _Action(r.source_key, r.freshsales_id, None) for r in self._state.id_map(obj.name).values()
+        }
+        candidates.update({a.freshsales_id: a for a in deletes})
+        params = {"object": obj.name, "parents": list(obj.parents)}
+        gone = {int(r[0]) for r in _con(self._state).execute(_PARENT_GONE_SQL, params).fetchall()}
+        counts.unsupported += sum(1 for a in deletes if a.freshsales_id not in gone)
+        cascaded = [candidates[i] for i in sorted(gone & candidates.keys())]
+        for chunk in _chunks(cascaded, MAX_BULK_ITEMS):
+            self._commit(obj, [_Done(a, "delete", LoadOutcome.CASCADED, None) for a in chunk], counts)
+
+    def _follow(self, obj: FreshsalesObject) -> None:
+        """The id map follows the finished rollback actions (see the SQL)."""
+        for sql in (_FORGET_MAPPED_SQL, _UNLOAD_RESTORED_SQL):
+            _con(self._state).execute(sql, {"object": obj.name}).fetchall()
 
     def _unreconciled(
         self, obj: FreshsalesObject, run_ids: Sequence[str] | None, planned: set[int], counts: ObjectRollback
@@ -289,10 +363,12 @@ class _Rollback:
     def _commit(self, obj: FreshsalesObject, done: list[_Done], counts: ObjectRollback) -> None:
         audit = [AuditEntry(d.op, d.outcome, d.action.source_key, d.action.freshsales_id, d.http_status) for d in done]
         self._state.record_batch(obj=obj.name, run_id=self._run_id, partition=None, mapped=[], audit=audit)
-        _con(self._state).execute(_FORGET_MAPPED_SQL, {"object": obj.name}).fetchall()
+        self._follow(obj)
         for d in done:
-            if d.outcome == "failed":
+            if d.outcome == LoadOutcome.FAILED:
                 counts.failed += 1
+            elif d.outcome == LoadOutcome.CASCADED:
+                counts.cascaded += 1
             elif d.op == "delete":
                 counts.deleted += 1
             else:
@@ -322,8 +398,8 @@ class _Rollback:
             except NotFoundError:
                 continue  # gone already: an earlier attempt did this step
             except FreshsalesError as exc:
-                return _Done(action, "delete", "failed", exc.status)
-        return _Done(action, "delete", "deleted", 200)
+                return _Done(action, "delete", LoadOutcome.FAILED, exc.status)
+        return _Done(action, "delete", LoadOutcome.DELETED, 200)
 
     def _restore(self, obj: FreshsalesObject, action: _Action) -> _Done:
         assert action.before_image is not None
@@ -331,8 +407,8 @@ class _Rollback:
             current = self._client.get(obj.entity, action.freshsales_id)
             self._client.update(obj.entity, action.freshsales_id, restorable(action.before_image, current))
         except FreshsalesError as exc:
-            return _Done(action, "restore", "failed", exc.status)
-        return _Done(action, "restore", "restored", 200)
+            return _Done(action, "restore", LoadOutcome.FAILED, exc.status)
+        return _Done(action, "restore", LoadOutcome.RESTORED, 200)
 
 
 def rollback(
@@ -352,14 +428,16 @@ def rollback(
     result = RollbackResult(rollback_run_id=rollback_run_id, run_ids=list(run_ids) if run_ids is not None else None)
     with ThreadPoolExecutor(max_workers=max_concurrency) as pool:
         worker = _Rollback(client, state, rollback_run_id, pool)
-        for obj in reversed(STAGED_OBJECTS):
+        for obj in ROLLBACK_ORDER:
             counts = worker.object(obj, run_ids)
             if counts != ObjectRollback():
                 result.objects[obj.name] = counts
                 log.info(
-                    "rollback %s: %d deleted, %d restored, %d already done, %d failed, %d unsupported",
+                    "rollback %s: %d deleted, %d removed with their parent, %d restored, %d already done, %d failed,"
+                    " %d unsupported",
                     obj.name,
                     counts.deleted,
+                    counts.cascaded,
                     counts.restored,
                     counts.already_done,
                     counts.failed,

@@ -57,6 +57,9 @@ CREATE TABLE IF NOT EXISTS audit_log (
     outcome        VARCHAR NOT NULL,
     before_image   JSON
 );
+-- The record this one hangs on (a file's contact), whose deletion removes it: added after the first
+-- stores were made, so those gain it here.
+ALTER TABLE audit_log ADD COLUMN IF NOT EXISTS parent_id BIGINT;
 CREATE TABLE IF NOT EXISTS load_intent (
     object         VARCHAR NOT NULL,
     source_key     VARCHAR NOT NULL,
@@ -74,12 +77,15 @@ CREATE TABLE IF NOT EXISTS load_intent (
 class AuditEntry:
     op: str  # create | update | skip | hold | reconcile | delete | restore
     # created | updated | adopted (before_image: it existed before the migration) | unchanged | rejected
-    # | held_back | unknown | failed | found_existing / not_found (reconcile) | deleted | restored
+    # | held_back | unknown | failed | found_existing / not_found (reconcile) | deleted | cascaded | restored
     outcome: str
     source_key: str | None
     freshsales_id: int | None = None
     http_status: int | None = None
     before_image: dict[str, Any] | None = None
+    # The parent record (a contact) whose deletion removes this one: how a rollback knows what went
+    # with a parent for records the API cannot delete (documents).
+    parent_id: int | None = None
 
 
 @dataclass(frozen=True)
@@ -140,7 +146,7 @@ class StateStore:
             if audit:
                 self._con.executemany(
                     "INSERT INTO audit_log (ts, run_id, partition, object, op, source_key, freshsales_id,"
-                    " http_status, outcome, before_image) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    " http_status, outcome, before_image, parent_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     [
                         (
                             now,
@@ -153,6 +159,7 @@ class StateStore:
                             a.http_status,
                             a.outcome,
                             json.dumps(a.before_image) if a.before_image is not None else None,
+                            a.parent_id,
                         )
                         for a in audit
                     ],
@@ -204,7 +211,7 @@ class StateStore:
         where, params = ("WHERE object = ?", [obj]) if obj else ("", [])
         cursor = self._con.execute(
             "SELECT seq, ts, run_id, partition, object, op, source_key, freshsales_id, http_status, outcome,"
-            f" before_image FROM audit_log {where} ORDER BY seq",
+            f" before_image, parent_id FROM audit_log {where} ORDER BY seq",
             params,
         )
         names = [d[0] for d in cursor.description]

@@ -17,6 +17,7 @@ class LoadOutcome(StrEnum):
     UNKNOWN = "unknown"  # the answer never came: the next run reconciles it
     FAILED = "failed"  # errors outlasted the retries
     DELETED = "deleted"
+    CASCADED = "cascaded"  # removed with the record a rollback deleted (documents with their contact)
     RESTORED = "restored"
 
 
