@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test lint ui bench clean
+.PHONY: demo test test-slow lint ui bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,6 +18,11 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/ruff check clinic_pipeline clinic_pipeline_tests
 	$(BIN)/pytest
+
+# The scenarios that take minutes (30 % faults with timeouts, a third-party client over TLS): CI runs them
+# as a step of their own after `make test`.
+test-slow: $(STAMP)
+	$(BIN)/pytest clinic_pipeline_tests -m slow --ignore=clinic_pipeline_tests/benchmarks
 
 lint: $(STAMP)
 	$(BIN)/ruff check clinic_pipeline clinic_pipeline_tests
