@@ -316,7 +316,7 @@ def _print_report(report: steps.ValidationReport, settings: Settings) -> None:
 def report() -> None:
     """Read Freshsales back and write the validation report (HTML + JSON)."""
     settings = _settings()
-    _print_report(steps.run_validation(settings), settings)
+    _print_report(steps.run_validation(settings, wait_seconds=steps.STATUS_WAIT_SECONDS), settings)
 
 
 @app.command()

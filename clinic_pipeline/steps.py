@@ -35,7 +35,7 @@ from clinic_pipeline.load.modules import (
 )
 from clinic_pipeline.load.owners import OwnerMap
 from clinic_pipeline.load.rollback import RollbackResult, rollback
-from clinic_pipeline.load.state import StateStore, open_state
+from clinic_pipeline.load.state import DEFAULT_WAIT_SECONDS, StateStore, open_state
 from clinic_pipeline.mapping.checklist import module_custom_fields, required_custom_fields, write_checklist
 from clinic_pipeline.mapping.owner_map import (
     StaffOwnerMap,
@@ -426,9 +426,13 @@ def run_rollback(settings: Settings, run_ids: list[str] | None, *, rollback_run_
         )
 
 
-def run_validation(settings: Settings) -> ValidationReport:
-    """Freshsales read back against what was staged and loaded, full run and delta partitions together."""
-    with FreshsalesClient.from_settings(settings) as client, open_state(settings.paths.state_db_path) as state:
+def run_validation(settings: Settings, *, wait_seconds: float = DEFAULT_WAIT_SECONDS) -> ValidationReport:
+    """Freshsales read back against what was staged and loaded, full run and delta partitions together.
+    A person asking for the report while a load holds the state passes a short wait."""
+    with (
+        FreshsalesClient.from_settings(settings) as client,
+        open_state(settings.paths.state_db_path, wait_seconds=wait_seconds) as state,
+    ):
         report = validate_migration(
             client,
             state,
@@ -444,7 +448,8 @@ def _row_count(path: Path) -> int:
     return pq.ParquetFile(path).metadata.num_rows if path.exists() else 0
 
 
-# `status` answers at once: during a load it says the state is busy rather than waiting for the load.
+# `status` and `report` answer at once: during a load they say the state is busy (which run holds it)
+# rather than wait for the load to end.
 STATUS_WAIT_SECONDS = 5
 
 

@@ -244,3 +244,27 @@ def test_a_failing_blocking_check_stops_the_cli_load_of_its_object_and_everythin
     # The sample never ran, so the full run's loads also refuse: nothing reached Freshsales.
     assert "no signed-off sample diff" in stopped.stderr
     assert httpx.get(f"{sandbox.root_url}/_sandbox/snapshot", timeout=30).json()["contacts"] == []
+
+
+def test_status_and_report_during_a_load_say_which_process_holds_the_state(tmp_path: Path) -> None:
+    env = _clean_env(tmp_path) | {"FRESHSALES_BASE_URL": "http://127.0.0.1:9/crm/sales", "FRESHSALES_API_KEY": "k"}
+    state = tmp_path / "data" / "state" / "migration.duckdb"
+    holder = (
+        "import sys, time; from pathlib import Path; from clinic_pipeline.load.state import open_state\n"
+        "with open_state(Path(sys.argv[1])):\n    print('held', flush=True); time.sleep(60)\n"
+    )
+    load = subprocess.Popen([sys.executable, "-c", holder, str(state)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert load.stdout is not None and load.stdout.readline().strip() == "held"
+        for command in (["status"], ["report"]):
+            busy = _run(command, env, tmp_path)
+            assert busy.returncode == 1, command
+            # A notice that it waits, then one error line: which process holds the state and what to do.
+            notice, error = busy.stderr.strip().splitlines()
+            assert f"in use by process {load.pid}" in notice and "waiting up to 5 s" in notice
+            assert error.startswith("error: ") and f"in use by process {load.pid}" in error
+            assert "wait for that run to finish" in error
+    finally:
+        load.kill()
+        load.wait()
+    assert _run(["status"], env, tmp_path).returncode == 0
