@@ -14,7 +14,6 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from clinic_pipeline.errors import OperatorError
 from clinic_pipeline.model.objects import FieldType
 
-
 # libyaml's safe loader when PyYAML was built with it: every step reads the plan, and the pure-Python
 # loader took half of a small migration's time.
 _SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
