@@ -7,6 +7,12 @@ never surface as tracebacks, and no message carries record values or the API key
 from __future__ import annotations
 
 import functools
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -353,10 +359,6 @@ def ui(
     sandbox_port: Annotated[int, typer.Option(help="port of the sandbox the UI's runs load into")] = 8765,
 ) -> None:
     """Open the Dagster UI on the demo: the demo's sandbox on a fixed port, then `dagster dev`."""
-    import os
-    import shutil
-    import subprocess
-
     from clinic_pipeline.demo import DEMO_API_KEY, DEMO_FALLBACK_OWNER
     from clinic_pipeline.sandbox.launcher import running_sandbox
 
@@ -371,18 +373,47 @@ def ui(
     with running_sandbox(db, DEMO_API_KEY, test_mode=True, plan="unlimited", port=sandbox_port) as handle:
         env = os.environ | {
             "DAGSTER_HOME": str(home),
-            "FRESHSALES_BASE_URL": settings.freshsales_base_url or handle.base_url,
-            "FRESHSALES_API_KEY": DEMO_API_KEY,
             "CLINIC_SOURCE": settings.clinic_source or str(settings.paths.generated_source),
         }
         if not settings.freshsales_base_url:
             # The demo's own sandbox, as `demo` sets it up: no rate limit, the sandbox admin as fallback owner.
             env |= {
+                "FRESHSALES_BASE_URL": handle.base_url,
+                "FRESHSALES_API_KEY": DEMO_API_KEY,
                 "FRESHSALES_REQUESTS_PER_HOUR": "1000000",
                 "FRESHSALES_REQUESTS_PER_MINUTE": "100000",
                 "CLINIC_FALLBACK_OWNER_EMAIL": settings.clinic_fallback_owner_email or DEMO_FALLBACK_OWNER,
             }
         typer.echo(f"sandbox at {handle.base_url}; Dagster UI at http://127.0.0.1:{port}")
         code = ["-w", "workspace.yaml"] if Path("workspace.yaml").exists() else ["-m", "clinic_pipeline.definitions"]
-        command = ["dagster", "dev", "-p", str(port), *code]
-        subprocess.run(command, env=env, check=False)
+        # The venv's own Dagster, whether or not its bin folder is on PATH.
+        command = [sys.executable, "-m", "dagster", "dev", "-p", str(port), *code]
+        # `dagster dev` starts the webserver and the code server as children: in a session of their own they
+        # can be stopped together, where Ctrl-C on `dagster dev` alone leaves them running.
+        process = subprocess.Popen(command, env=env, start_new_session=True)
+        try:
+            process.wait()
+        except KeyboardInterrupt:
+            typer.echo("stopping the Dagster UI")
+            _stop_session(process)
+
+
+def _stop_session(process: subprocess.Popen[bytes]) -> None:
+    """Ask the whole session to stop (SIGINT, as Ctrl-C would), then insist: nothing may keep the ports."""
+    for sig, grace in ((signal.SIGINT, 20), (signal.SIGTERM, 10), (signal.SIGKILL, 5)):
+        try:
+            os.killpg(process.pid, sig)
+        except ProcessLookupError:
+            return  # every process of the session has exited
+        try:
+            process.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            continue
+        # The leader is gone; its children may still be winding down in the session.
+        deadline = time.monotonic() + grace
+        while time.monotonic() < deadline:
+            try:
+                os.killpg(process.pid, 0)
+            except ProcessLookupError:
+                return
+            time.sleep(0.2)

@@ -5,16 +5,20 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 import yaml
 
 from clinic_pipeline.demo import DEMO_FALLBACK_OWNER, create_custom_fields_as_admin
 from clinic_pipeline.samples import FIXTURE_DIR, copy_fixture
+from clinic_pipeline.sandbox.launcher import free_port
 from clinic_pipeline.settings import Settings
 
 API_KEY_MARKER = "demo-sandbox-key"
@@ -268,3 +272,39 @@ def test_status_and_report_during_a_load_say_which_process_holds_the_state(tmp_p
         load.kill()
         load.wait()
     assert _run(["status"], env, tmp_path).returncode == 0
+
+
+def test_ui_starts_without_the_venv_on_path_and_ctrl_c_stops_every_process(tmp_path: Path) -> None:
+    ui_port, sandbox_port = free_port(), free_port()
+    env = _clean_env(tmp_path) | {"PATH": "/usr/bin:/bin"}  # as a fresh shell: no .venv/bin
+    ui = subprocess.Popen(
+        [sys.executable, "-m", "clinic_pipeline", "ui", "--port", str(ui_port), "--sandbox-port", str(sandbox_port)],
+        env=env,
+        cwd=Path(__file__).parent.parent,  # the repository: its workspace.yaml and dagster.yaml
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"http://127.0.0.1:{ui_port}/server_info", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(1)
+        else:
+            raise AssertionError("the Dagster UI never answered")
+        ui.send_signal(signal.SIGINT)  # what Ctrl-C sends to the command in the foreground
+        output, _ = ui.communicate(timeout=90)
+    finally:
+        if ui.poll() is None:
+            ui.kill()
+    assert ui.returncode is not None
+    assert "No such file or directory" not in output
+    for port in (ui_port, sandbox_port):
+        with pytest.raises(httpx.TransportError):
+            httpx.get(f"http://127.0.0.1:{port}/", timeout=2)
+    # Nothing of the session outlives it: no webserver or code server still holding a port or a process.
+    leftovers = subprocess.run(["pgrep", "-f", f"dagster.*-p {ui_port}"], capture_output=True, text=True, check=False)
+    assert leftovers.stdout.strip() == ""
