@@ -349,7 +349,20 @@ def demo(
     """Generate the sample clinic and migrate it end to end into a sandbox (or FRESHSALES_BASE_URL)."""
     from clinic_pipeline.demo import run_demo
 
-    run_demo(_settings(), echo=typer.echo, fresh_sandbox=not keep_sandbox_db)
+    settings = _settings()
+    # The demo's runs go to the instance `make ui` opens, so its catalog shows them materialized.
+    os.environ["DAGSTER_HOME"] = str(_dagster_home(settings))
+    run_demo(settings, echo=typer.echo, fresh_sandbox=not keep_sandbox_db)
+
+
+def _dagster_home(settings: Settings) -> Path:
+    """DAGSTER_HOME, or the data folder's own instance, with the repository's instance settings (the
+    freshsales_api pool limit) unless the home has its own."""
+    home = Path(os.environ.get("DAGSTER_HOME") or settings.paths.dagster_home).resolve()
+    home.mkdir(parents=True, exist_ok=True)
+    if not (home / "dagster.yaml").exists() and Path("dagster.yaml").exists():
+        shutil.copy("dagster.yaml", home / "dagster.yaml")
+    return home
 
 
 @app.command()
@@ -363,11 +376,7 @@ def ui(
     from clinic_pipeline.sandbox.launcher import running_sandbox
 
     settings = _settings()
-    home = Path(os.environ.get("DAGSTER_HOME") or settings.paths.dagster_home).resolve()
-    home.mkdir(parents=True, exist_ok=True)
-    # The repository's instance settings (the freshsales_api pool limit) unless the home has its own.
-    if not (home / "dagster.yaml").exists() and Path("dagster.yaml").exists():
-        shutil.copy("dagster.yaml", home / "dagster.yaml")
+    home = _dagster_home(settings)
     db = settings.paths.sandbox_db
     db.parent.mkdir(parents=True, exist_ok=True)
     with running_sandbox(db, DEMO_API_KEY, test_mode=True, plan="unlimited", port=sandbox_port) as handle:

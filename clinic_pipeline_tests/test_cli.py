@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import dagster as dg
 import httpx
 import pytest
 import yaml
@@ -70,6 +71,10 @@ def test_demo_migrates_the_sample_clinic_and_prints_no_record_values(tmp_path: P
     assert API_KEY_MARKER not in out
     report = tmp_path / "data" / "reports" / "validation_report.html"
     assert "PASS" in report.read_text()
+    # The runs are in the instance `make ui` opens: its catalog shows every asset materialized.
+    with dg.DagsterInstance.from_config(str(tmp_path / "data" / "dagster")) as instance:
+        for asset in ("schema_inventory", "staged_contacts", "sample_diff", "loaded_files", "validation_report"):
+            assert instance.get_latest_materialization_event(dg.AssetKey(asset)) is not None, asset
 
 
 def test_operator_errors_are_one_line_with_a_non_zero_exit(tmp_path: Path) -> None:
