@@ -245,3 +245,18 @@ def test_results_hold_no_values(tmp_path: Path) -> None:
     text = " ".join(r.model_dump_json() for r in results)
     assert SECRET not in text and "1700" not in text
     assert all(isinstance(v, int | float) for r in results for v in r.observed.values())
+
+
+def test_duplicate_and_shared_value_fields_raise_no_warning_when_empty_or_holding_keys(tmp_path: Path) -> None:
+    # A family sharing an address names the keeper's source key; nobody was registered twice.
+    path = _write(
+        tmp_path / "contacts.parquet",
+        "SELECT 'patients:' || i AS _source_key, 'patients' AS _source_table, i AS _source_row, "
+        "'Ana' AS first_name, 'ana' || i || '@example.com' AS email, "
+        "CASE WHEN i = 3 THEN 'patients:2' END AS cf_email_shared_with, "
+        "NULL::VARCHAR AS cf_merged_source_keys, NULL::VARCHAR AS cf_possible_duplicate_of FROM range(5) t(i)",
+    )
+    results = _by_name(run_quality_checks(CONTACTS, path))
+    assert not any(name.startswith("email_valid:cf_") for name in results)
+    assert results["email_valid:email"].passed
+    assert results["population_rates"].passed, results["population_rates"].observed

@@ -49,6 +49,11 @@ POLICY_FIELDS: tuple[tuple[str, FieldType, str], ...] = (
     ("cf_shared_mobile", "text", "Shared family mobile number"),
     ("cf_mobile_shared_with", "text", "Mobile number shared with (source key)"),
 )
+# Those of them that hold source keys (not addresses or numbers), and that stay empty when no patient is
+# registered twice or shares an address: no email syntax to check, no population to expect.
+POLICY_KEY_FIELDS = frozenset(
+    {"cf_possible_duplicate_of", "cf_merged_source_keys", "cf_email_shared_with", "cf_mobile_shared_with"}
+)
 # Freshsales contacts take the primary address as `email`; plans name the list field `emails`.
 FIELD_ALIASES = {"emails": "email"}
 
