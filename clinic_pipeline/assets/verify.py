@@ -32,8 +32,11 @@ def validation_report(clinic: ClinicResource, freshsales: FreshsalesResource) ->
         "html": dg.MetadataValue.path(str(settings.paths.validation_html)),
     }
     for o in report.objects:
-        metadata[f"{o.object}_freshsales_total"] = dg.MetadataValue.int(o.freshsales_total)
+        # Found once is of the keys checked (a sample), never of the total: both are shown together.
+        metadata[f"{o.object}_keys_checked"] = dg.MetadataValue.int(o.keys_checked)
         metadata[f"{o.object}_found_once"] = dg.MetadataValue.int(o.keys_found_once)
+        if o.freshsales_total is not None:  # notes and files cannot be counted through the API
+            metadata[f"{o.object}_freshsales_total"] = dg.MetadataValue.int(o.freshsales_total)
     return dg.MaterializeResult(metadata=metadata)
 
 
