@@ -20,6 +20,7 @@ from clinic_pipeline.assets.resources import (
 from clinic_pipeline.assets.sample import sample_diff
 from clinic_pipeline.assets.staging import staged_assets
 from clinic_pipeline.model.objects import LOAD_STAGES, STAGED_OBJECTS, FreshsalesObject
+from clinic_pipeline.model.outcomes import LoadOutcome
 
 
 def _load_after(obj: FreshsalesObject) -> list[str]:
@@ -55,9 +56,15 @@ def loaded_asset(
             result = steps.run_load(
                 settings_from(clinic, freshsales), obj.name, run_id=context.run_id, partition=partition
             )
+        summary = result.summary()
+        # The run page shows this line: what the load did and what it cost (counts only, no values).
+        done = ", ".join(f"{outcome} {summary[outcome]}" for outcome in sorted(LoadOutcome) if summary.get(outcome))
+        context.log.info(
+            f"{obj.name}: {done or 'nothing to send'}; {result.requests} requests ({result.retries} retried)"
+        )
         metadata: dict[str, dg.MetadataValue] = {
             name: dg.MetadataValue.float(value) if isinstance(value, float) else dg.MetadataValue.int(value)
-            for name, value in result.summary().items()
+            for name, value in summary.items()
         }
         if result.rejected_path is not None:
             metadata["rejected_file"] = dg.MetadataValue.path(str(result.rejected_path))

@@ -44,6 +44,10 @@ def staged_asset(
         partition = context.partition_key if context.has_partition_key else None
         with operator_errors():
             result = steps.run_stage(clinic.settings(), obj.name, partition=partition)
+        context.log.info(
+            f"{obj.name}: {result.staged_rows} staged, {result.quarantined_rows} quarantined, "
+            f"{result.skipped_rows} skipped, {result.field_issues} field issues"
+        )
         return dg.MaterializeResult(
             metadata={
                 "source_rows": dg.MetadataValue.int(result.source_rows),
