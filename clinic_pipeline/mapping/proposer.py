@@ -544,9 +544,11 @@ def _assign(
     preset: dict[str, FieldMapping],
 ) -> list[FieldMapping]:
     targets = MODULE_TARGETS if target.startswith("custom_module:") else TARGETS.get(target, _COMMON)
-    # A text key is usually the record's name too (a location keyed by its name): it feeds that field as
-    # well. Ids, numbers and codes only travel as the key.
-    exclude = ({key.name} if key is not None and key.type != "text" else set()) | set(preset)
+    # A text key is usually the record's name too (a location keyed by its name), and so is a key named for
+    # what names the record (an invoice number, its deal): it feeds that field as well. Other ids, numbers
+    # and codes only travel as the key.
+    travels_alone = key is not None and key.type != "text" and not _names_record(table, key, target)
+    exclude = ({key.name} if key is not None and travels_alone else set()) | set(preset)
     lines: dict[str, FieldMapping] = dict(preset)
     # Several lines may fill an activity's description; every other field takes one column.
     taken: set[str] = {f.target for f in preset.values() if f.target and f.target != "description"}
@@ -589,6 +591,16 @@ def _assign(
             taken.add(line.target or "")
             ordered.append(line)
     return ordered
+
+
+def _names_record(table: TableProfile, key: ColumnProfile, target: str) -> bool:
+    """Whether `key` is named like the field that identifies a `target` record (a deal's invoice number).
+
+    Not on contacts: their key always travels in `external_id`."""
+    if target == CONTACTS.target:
+        return False
+    identity = IDENTITY_CONCEPTS.get(target, set())
+    return any(m.column.name == key.name and m.name_score and m.concept.key in identity for m in _matches(table, set()))
 
 
 def _points_outside(column: ColumnProfile) -> bool:

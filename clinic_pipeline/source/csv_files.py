@@ -55,6 +55,8 @@ _ENCODING_NAMES = {
 }
 _DELIMITER_NAMES = {",": "commas", ";": "semicolons", "\t": "tabs", "|": "pipes"}
 _LINE_BREAK_NAMES = {"\r\n": "CR LF", "\n": "LF", "\r": "CR"}
+# Excel's `sep=;` first line: it names the delimiter for Excel, above the header.
+_SEP_HINT = re.compile(r'"?sep=.?"?', re.IGNORECASE)
 # The characters staging removes, as bytes (no byte of a multi-byte UTF-8 character is below 0x20) and as text.
 _CONTROL_BYTES = bytes(b for b in range(0x20) if re.fullmatch(CONTROL_CHARACTERS, chr(b)))
 _CONTROL_TEXT = re.compile(CONTROL_CHARACTERS)
@@ -86,7 +88,7 @@ def add_csv(
         readable, controls = path, encoding.control_characters
     else:
         readable, controls = _utf8_copy(path, origin, encoding, workdir)
-    delimiter = _header_delimiter(readable)
+    delimiter = _header_delimiter(readable, origin)
     try:
         builder.create(name, _select(readable, delimiter))
     except duckdb.Error as exc:
@@ -116,7 +118,7 @@ def _kind(delimiter: str | None) -> str:
     return f"{_DELIMITER_NAMES[delimiter][:-1]}-separated" if delimiter else "a"
 
 
-def _header_delimiter(path: Path) -> str | None:
+def _header_delimiter(path: Path, origin: str) -> str | None:
     """The delimiter the header line uses; None for a one-column file.
 
     Taken from the header rather than DuckDB's sniffer: one malformed row makes the sniffer fall back
@@ -124,6 +126,11 @@ def _header_delimiter(path: Path) -> str | None:
     """
     with path.open(encoding="utf-8-sig", errors="replace", newline="") as fh:
         header = fh.readline(MAX_ROW_BYTES)
+    if _SEP_HINT.fullmatch(header.rstrip("\r\n")):
+        # Read as the header, the hint would make the real header a data row (or every row "ragged").
+        raise SourceError(
+            f"{origin}: line 1 is a spreadsheet's delimiter hint (sep=), not the header: delete that line"
+        )
     unquoted = re.sub(r'"[^"]*"', "", header)
     counts = {d: unquoted.count(d) for d in _DELIMITER_NAMES}
     best = max(counts, key=lambda d: counts[d])

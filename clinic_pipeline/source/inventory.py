@@ -92,6 +92,8 @@ PATTERNS = {
     "has_at": r".*@.*",
     "phone": r"\+?[\d\s().\-/]{7,}((x|ext\.?)\s*\d{1,6})?",
     "phone_separator": r".*[\s().\-+].*",
+    # Three groups of digits joined by one separator twice, impossible dates too (2023-02-30, 13/45/2020).
+    "date_shape": r"\d{1,4}(-\d{1,2}-|/\d{1,2}/|\.\d{1,2}\.)\d{1,4}([ T].*)?",
     "zip": r"\d{5}(-\d{4})?",
     "zip4": r"\d{4}",
     "uuid": r"[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}",
@@ -364,7 +366,14 @@ def _infer_type(name: str, c: dict[str, int], preferred_date: str | None) -> tup
     if enough(zip_hits) and (_ZIP_NAME.search(name) or (not unique and not id_name)):
         return "zip", None, zip_hits
     phone_shaped = enough(c["phone"], 0.8) and enough(c["phone_digits"], 0.8) and c["ssn_shape"] < 0.5 * present
-    if phone_shaped and not id_name and (_PHONE_NAME.search(name) or c["phone_separator"] >= 0.3 * present):
+    # Dates are digits and separators too: a birth date column with impossible dates (2023-02-30) among
+    # its values falls short of `date` above, and is still no column of phone numbers.
+    if (
+        phone_shaped
+        and c["date_shape"] < 0.5 * present
+        and not id_name
+        and (_PHONE_NAME.search(name) or c["phone_separator"] >= 0.3 * present)
+    ):
         return "phone", None, c["phone"]
     if enough(c["integer"], 0.95):
         if id_name and c["distinct"] >= 0.9 * present:

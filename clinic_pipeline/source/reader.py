@@ -36,7 +36,7 @@ from clinic_pipeline.source.export import (
     ExportBuilder,
     SourceExport,
 )
-from clinic_pipeline.source.manifest import MANIFEST_NAME, ExportManifest, read_manifest
+from clinic_pipeline.source.manifest import MANIFEST_NAME, ExportManifest, parse_manifest, read_manifest
 from clinic_pipeline.source.mysql_dump import open_mysql_dump
 from clinic_pipeline.source.spreadsheets import SPREADSHEET_SUFFIXES, read_workbook
 from clinic_pipeline.sql import quote_ident, quote_literal
@@ -103,9 +103,12 @@ def _data_files(root: Path) -> list[Path]:
     )
 
 
-def _manifest_in(root: Path) -> ExportManifest:
+def _manifest_in(root: Path, display: str | None = None) -> ExportManifest:
     found = sorted((p for p in _export_files(root) if p.name == MANIFEST_NAME), key=lambda p: (len(p.parts), p))
-    return read_manifest(found[0].parent) if found else read_manifest(root)
+    if not found or display is None:
+        return read_manifest(found[0].parent) if found else read_manifest(root)
+    # An archive's manifest is named as its member: the folder it was unpacked to is gone when the error shows.
+    return parse_manifest(found[0].read_bytes(), f"{display}!{found[0].relative_to(root).as_posix()}")
 
 
 def _open_folder(
@@ -115,7 +118,7 @@ def _open_folder(
     display: str | None = None,
     tables: Collection[str] | None = None,
 ) -> SourceExport:
-    manifest = _manifest_in(root)
+    manifest = _manifest_in(root, display)
     codec = _python_codec(manifest.encoding)
     builder = ExportBuilder(con, manifest, tables)
     with tempfile.TemporaryDirectory(prefix="clinic-src-") as tmp:

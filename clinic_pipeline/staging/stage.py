@@ -275,7 +275,9 @@ def _direct_select(
     if obj.key_field == SOURCE_KEY_FIELD:
         sel.columns.append(f"{key} AS {SOURCE_KEY_FIELD}")
     targets = {line.target for line in mapping.mapped_fields()}
-    if obj.module and "name" not in targets:
+    if "name" in obj.staged_required and "name" not in targets:
+        # The plan check takes a required name as staging's to fill (a deal, an account, a module record
+        # the plan names by no column): the source key names it, rather than every row being quarantined.
         sel.columns.append(f"{key} AS name")
     if obj.target == "appointment" and "time_zone" not in targets:
         # The times travel in UTC; the zone keeps the visit shown at the clinic's wall-clock time.
