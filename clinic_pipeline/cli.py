@@ -188,6 +188,7 @@ def migrate(
     from clinic_pipeline import runs  # Dagster: only for the commands that run the graph
 
     settings = _settings()
+    _record_runs(settings)
     resources = runs.environment_resources()
     if sample is not None:
         if not MIN_SIZE <= sample <= MAX_SIZE:
@@ -290,6 +291,7 @@ def delta(
         return
     from clinic_pipeline import runs
 
+    _record_runs(settings)
     for key in window:
         start, _end = partition_window(key)  # a clear error for a malformed key before anything moves
         cutover = settings.cutover_start or start
@@ -350,9 +352,14 @@ def demo(
     from clinic_pipeline.demo import run_demo
 
     settings = _settings()
-    # The demo's runs go to the instance `make ui` opens, so its catalog shows them materialized.
-    os.environ["DAGSTER_HOME"] = str(_dagster_home(settings))
+    _record_runs(settings)
     run_demo(settings, echo=typer.echo, fresh_sandbox=not keep_sandbox_db)
+
+
+def _record_runs(settings: Settings) -> None:
+    """The command's Dagster runs go to the instance `make ui` opens: its catalog shows them, and a failed
+    step's traceback stays readable there."""
+    os.environ["DAGSTER_HOME"] = str(_dagster_home(settings))
 
 
 def _dagster_home(settings: Settings) -> Path:
@@ -360,8 +367,14 @@ def _dagster_home(settings: Settings) -> Path:
     freshsales_api pool limit) unless the home has its own."""
     home = Path(os.environ.get("DAGSTER_HOME") or settings.paths.dagster_home).resolve()
     home.mkdir(parents=True, exist_ok=True)
-    if not (home / "dagster.yaml").exists() and Path("dagster.yaml").exists():
-        shutil.copy("dagster.yaml", home / "dagster.yaml")
+    config = home / "dagster.yaml"
+    if not config.exists():
+        if Path("dagster.yaml").exists():
+            shutil.copy("dagster.yaml", config)
+        else:
+            # Outside the repository: Dagster's defaults (the state store's own lock keeps loads apart),
+            # written out so Dagster does not warn about a missing file, nor print its telemetry notice.
+            config.write_text("telemetry:\n  enabled: false\n")
     return home
 
 

@@ -105,8 +105,9 @@ def _failures(result: dg.ExecuteInProcessResult) -> str:
         if data.user_failure_data is not None and data.user_failure_data.description:
             lines.append(data.user_failure_data.description)
         elif data.error is not None and data.error.cls_name != "DagsterAssetCheckFailedError":
-            # Not an operator error: a bug. The class and first line point at it; the UI has the traceback.
-            lines.append(f"{event.step_key}: {data.error.cls_name}: {data.error.message.strip().splitlines()[0]}")
+            # Not an operator error: a bug. Its message may quote a value, so only its class is shown here;
+            # the traceback is in the run's events (the Dagster UI).
+            lines.append(f"{event.step_key}: unexpected {data.error.cls_name}: see the run's events for the traceback")
     if not lines:
         lines.append("the run failed; see its events in the Dagster UI")
     lines.append(f"nothing after the failed steps ran (run {result.run_id})")
