@@ -180,11 +180,12 @@ def test_error_envelopes(status: int, body: object, kind: type, messages: list[s
         response = httpx.Response(status)
     else:
         response = httpx.Response(status, json=body)
-    error = error_from_response(response, method="POST", path="/contacts")
+    # A record's path: a 404 there is the record's (on an endpoint every account has, it names the base URL).
+    error = error_from_response(response, method="PUT", path="/contacts/42")
     assert type(error) is kind
     assert error.messages == messages
     assert parse_error_messages(response) == messages
-    assert str(error).startswith(f"POST /contacts HTTP {status}")
+    assert str(error).startswith(f"PUT /contacts/42 HTTP {status}")
 
 
 def test_retry_classification() -> None:
