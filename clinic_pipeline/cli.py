@@ -164,6 +164,14 @@ def confirm_mapping(by: Annotated[str, typer.Option("--by", help="who confirms t
 
 
 @app.command()
+def transforms() -> None:
+    """List the transforms a plan line may name, with what each does."""
+    from clinic_pipeline.model.transforms import vocabulary
+
+    typer.echo(vocabulary())
+
+
+@app.command()
 @_one_line_errors
 def checklist() -> None:
     """Write the custom-field checklist (Markdown + CSV) for the Freshsales admin."""

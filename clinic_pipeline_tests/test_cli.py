@@ -18,6 +18,7 @@ import pytest
 import yaml
 
 from clinic_pipeline.demo import DEMO_FALLBACK_OWNER, create_custom_fields_as_admin
+from clinic_pipeline.model.transforms import TRANSFORMS
 from clinic_pipeline.samples import FIXTURE_DIR, copy_fixture
 from clinic_pipeline.sandbox.launcher import free_port
 from clinic_pipeline.settings import Settings
@@ -313,3 +314,10 @@ def test_ui_starts_without_the_venv_on_path_and_ctrl_c_stops_every_process(tmp_p
     # Nothing of the session outlives it: no webserver or code server still holding a port or a process.
     leftovers = subprocess.run(["pgrep", "-f", f"dagster.*-p {ui_port}"], capture_output=True, text=True, check=False)
     assert leftovers.stdout.strip() == ""
+
+
+def test_transforms_lists_the_registry(tmp_path: Path) -> None:
+    listed = _run(["transforms"], _clean_env(tmp_path), tmp_path)
+    assert listed.returncode == 0
+    names = [line.split()[0].split(":")[0] for line in listed.stdout.splitlines()]
+    assert names == list(TRANSFORMS)
