@@ -371,9 +371,13 @@ def _record_runs(settings: Settings) -> None:
 
 
 def _dagster_home(settings: Settings) -> Path:
-    """DAGSTER_HOME, or the data folder's own instance, with the repository's instance settings (the
-    freshsales_api pool limit) unless the home has its own."""
-    home = Path(os.environ.get("DAGSTER_HOME") or settings.paths.dagster_home).resolve()
+    """DAGSTER_HOME as the engineer set it (their instance, left as they configured it), or the data
+    folder's own instance with the repository's instance settings (the freshsales_api pool limit)."""
+    if os.environ.get("DAGSTER_HOME"):
+        home = Path(os.environ["DAGSTER_HOME"]).resolve()
+        home.mkdir(parents=True, exist_ok=True)
+        return home
+    home = settings.paths.dagster_home.resolve()
     home.mkdir(parents=True, exist_ok=True)
     config = home / "dagster.yaml"
     if not config.exists():
