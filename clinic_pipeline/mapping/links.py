@@ -92,7 +92,7 @@ def evidence(rel: Relationship) -> str:
     measured = f"{round((rel.coverage or 0) * 100)} % of {rel.distinct_count} values found in {rel.ref_table}."
     measured += f"{rel.ref_column} ({rel.ref_distinct_count} keys)"
     if rel.coincidental:
-        return f"{measured}, a staff role by name"
+        return f"{measured}, its role by name"
     return measured + ("" if rel.name_agrees else ", by values alone")
 
 
@@ -132,18 +132,20 @@ def link_lines(
             if owner_rank(column) > len(OWNER_ROLE_WORDS) or not _has_owner(target):
                 continue  # who typed the row (`user`, `created_by`), or a file: no owner (see reference_lines)
             ranks[column] = (-owner_rank(column), confidence)
-            via = _email_column(parent)
-            if via is None:
+            staff = _staff_with_email(rel, inventory, targets, keys)
+            if staff is None:
                 continue
+            if staff[0] is not rel:
+                why += f", and {staff[0].ref_table}.{staff[0].ref_column} (which has the email)"
             lines[column] = FieldMapping(
                 source=column,
                 target="owner_id",
                 type="lookup",
                 transform="owner_by_email",
-                references=rel.ref_table,
-                via=via,
+                references=staff[0].ref_table,
+                via=staff[1],
                 confidence=confidence,
-                reason=f"{why}: the owner is that provider's Freshsales user, matched by {via}",
+                reason=f"{why}: the owner is that provider's Freshsales user, matched by {staff[1]}",
             )
             continue
         field = link_target(target, parent_target or "")
@@ -161,6 +163,30 @@ def link_lines(
             reason=f"{why}: linked to that {parent_target} by its Freshsales id",
         )
     return _one_per_field(lines, ranks)
+
+
+def _staff_with_email(
+    rel: Relationship, inventory: SchemaInventory, targets: dict[str, str], keys: dict[str, str]
+) -> tuple[Relationship, str] | None:
+    """The staff table a staff reference finds an email in, with that column: its own parent, else another
+    staff table holding the same values as its key (NOSH's providers extend its users, which have the email)."""
+    tables = {t.name: t for t in inventory.tables}
+    others = [
+        r
+        for r in inventory.relationships
+        if r.table == rel.table
+        and r.column == rel.column
+        and r is not rel
+        and targets.get(r.ref_table) == "user"
+        and keys.get(r.ref_table) == r.ref_column
+        and (r.coverage or 1.0) >= (rel.coverage or 1.0)
+    ]
+    for candidate in (rel, *others):
+        parent = tables.get(candidate.ref_table)
+        email = _email_column(parent) if parent is not None else None
+        if email is not None:
+            return candidate, email
+    return None
 
 
 def _has_owner(target: str) -> bool:

@@ -771,7 +771,8 @@ def _propose_object(
         fields = with_title(fields, table, title="name", kept_in="cf_")
     changed = _changed_column(table)
     reasons = [why]
-    rules = [rule for rule in (_without_patient(table, target, fields), _cancelled(table, target, fields)) if rule]
+    candidates = (_continuation(table, key), _without_patient(table, target, fields), _cancelled(table, target, fields))
+    rules = [rule for rule in candidates if rule]
     reasons += [f"skipped: {rule.reason} ({rule.when.source} {rule.when.op})" for rule in rules]
     if key is None:
         reasons.append("no unique non-null column: choose a source key before confirming")
@@ -811,6 +812,17 @@ def _propose_object(
         value = _best_column(table, "result_value", ("text", "decimal", "integer"), used)
         return split_unstructured(mapping, value, report_column(table, used | ({value.name} if value else set())))
     return [mapping]
+
+
+def _continuation(table: TableProfile, key: ColumnProfile | None) -> SkipRule | None:
+    """A one-to-many export's further lines (a second address under the record) have no key: skipped as
+    such, not quarantined as records missing one."""
+    if not table.continuation_rows or key is None or key.null_count == 0:
+        return None
+    return SkipRule(
+        when=RowFilter(source=key.name, op="empty"),
+        reason="continues the record above (a further line of a one-to-many field in the export), no record of its own",
+    )
 
 
 def _without_patient(table: TableProfile, target: str, fields: list[FieldMapping]) -> SkipRule | None:

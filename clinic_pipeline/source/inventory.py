@@ -503,18 +503,39 @@ def _few(count: int, rows: int) -> bool:
     return count <= max(KEY_GAPS_MAX, rows * KEY_GAPS_MAX_RATE)
 
 
-def _is_key(table: str, column: ColumnProfile, rows: int) -> bool:
+def _is_key(table: str, column: ColumnProfile, rows: int, continuation: int = 0) -> bool:
     if column.type in _KEYLESS_TYPES:
         return False
+    nulls = column.null_count - (0 if _PATH in column.name else continuation)
     filled = rows - column.null_count
     repeated = filled - column.distinct_count
     # Only the table's own id keeps its key role with repeats: another table's number repeated is a
     # shared reference, a name or an email repeated is just shared.
     return column.unique or (
-        filled > 0
-        and _few(column.null_count, rows)
-        and (repeated == 0 or (_own_id(table, column.name) and _few(repeated, rows)))
+        filled > 0 and _few(nulls, rows) and (repeated == 0 or (_own_id(table, column.name) and _few(repeated, rows)))
     )
+
+
+# Where a column's name follows a relation (Tryton's and Odoo's `Patient/Addresses/City`).
+_PATH = "/"
+
+
+def _continuation_rows(con: duckdb.DuckDBPyConnection, table: str, columns: list[str]) -> int:
+    """Rows that only continue the record above: every plain column empty, some `a/b` column filled. Tryton
+    and Odoo export a record's further one-to-many lines (a second address) so; they are no record, and
+    their empty key is no gap in it."""
+    plain = [c for c in columns if _PATH not in c]
+    paths = [c for c in columns if _PATH in c]
+    if not plain or not paths:
+        return 0
+
+    def empty(column: str) -> str:
+        return f"nullif(trim(CAST({quote_ident(column)} AS VARCHAR)), '') IS NULL"
+
+    condition = " AND ".join(empty(c) for c in plain) + " AND NOT (" + " AND ".join(empty(c) for c in paths) + ")"
+    query = f"SELECT count(*) FROM {VIEW_SCHEMA}.{quote_ident(table)} WHERE {condition}"
+    (count,) = con.execute(query).fetchone() or (0,)
+    return int(count)
 
 
 # A flattened resource repeats its id over a few rows (one per name, address, code): at most this many on average.
@@ -615,7 +636,8 @@ def _profile_table(
                 )
                 profiles.append(profile)
     _set_ranges(con, name, profiles)
-    keys = sorted((p for p in profiles if _is_key(name, p, row_count)), key=_key_rank)
+    continuation = _continuation_rows(con, name, data_columns)
+    keys = sorted((p for p in profiles if _is_key(name, p, row_count, continuation)), key=_key_rank)
     stamps = [p for p in profiles if p.type in ("datetime", "date")]
     created = next((p.name for p in stamps if _CREATED_NAME.search(p.name)), None)
     updated = next((p.name for p in stamps if _UPDATED_NAME.search(p.name) and p.name != created), None)
@@ -626,6 +648,7 @@ def _profile_table(
         columns=profiles,
         candidate_keys=[k.name for k in keys],
         group_key=_group_key(name, profiles, row_count),
+        continuation_rows=continuation,
         created_column=created,
         updated_column=updated,
     )

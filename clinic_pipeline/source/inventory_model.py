@@ -61,6 +61,11 @@ class TableProfile(BaseModel):
         description="the table's own id column (`id`, `<table>_id`) repeating over a few rows each: a resource "
         "flattened to several rows (one per name, address, code), one record per value",
     )
+    continuation_rows: int = Field(
+        default=0,
+        description="rows continuing the record above (every plain column empty, a `relation/field` column "
+        "filled): a Tryton or Odoo export's further one-to-many lines, skipped with that reason",
+    )
     created_column: str | None = None
     updated_column: str | None = None
 

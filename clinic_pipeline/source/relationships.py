@@ -52,7 +52,8 @@ def _name_affinity(column: str, ref_table: str, ref_column: str) -> bool:
     """`patient_id` → patients, `PATIENT` → patients, `pc_pid` → pid, `PatNum` → PatNum; but every table's `id`
     is not every other's."""
     col = _tokens(column)
-    table_words = _tokens(ref_table) - {"data", "list", "table", "export", "tbl"}
+    # `value_coded_name_id` says nothing of `person_name`: a generic word of the table's name is no affinity.
+    table_words = _tokens(ref_table) - {"data", "list", "table", "export", "tbl"} - _GENERIC_KEY_NAMES
     key_words = _tokens(ref_column) - _GENERIC_KEY_NAMES
     same_name = column.lower() == ref_column.lower() and column.lower() not in _GENERIC_KEY_NAMES
     return same_name or bool(col & table_words) or (bool(key_words) and key_words <= col)
@@ -71,12 +72,14 @@ def _names_another_table(column: str, table: str, tables: list[TableProfile]) ->
     return any(t.name != table and words <= _tokens(t.name) for t in tables)
 
 
-def _role_affinity(column: str, ref_table: str) -> bool:
+def _role_affinity(column: str, table: str, ref_table: str) -> bool:
     """`providerID`, `ProvTreat`, `attending_doctor` → a staff table (users, provider, staff...) by its role;
-    `payer_id`, `CarrierNum` → the payers' table (insurance companies, carriers)."""
-    table, words = _tokens(ref_table), _tokens(column)
-    staff = bool(words & _OWNER_WORDS) and bool(table & _STAFF_WORDS) and not table & _EXTERNAL_WORDS
-    return staff or (bool(words & _PAYER_WORDS) and bool(table & _PAYER_TABLE_WORDS))
+    `payer_id`, `CarrierNum` → the payers' table (insurance companies, carriers). Inside a table of insurance
+    policies a provider is the insurer (OpenEMR's `insurance_data.provider`): it points at the payers."""
+    ref, words = _tokens(ref_table), _tokens(column)
+    insurer = bool(words & _OWNER_WORDS) and bool(_tokens(table) & _PAYER_TABLE_WORDS)
+    staff = bool(words & _OWNER_WORDS) and bool(ref & _STAFF_WORDS) and not ref & _EXTERNAL_WORDS and not insurer
+    return staff or ((insurer or bool(words & _PAYER_WORDS)) and bool(ref & _PAYER_TABLE_WORDS))
 
 
 _FK_TYPES = ("id", "integer", "text", "email")
@@ -139,7 +142,7 @@ def _candidate_pairs(tables: list[TableProfile], stats: dict[tuple[str, str], _K
                     affinity = _name_affinity(column.name, ref.name, key.name)
                     # Values decide where the key's own values are distinctive (codes, uuids, sparse numbers);
                     # inside a 1..N key only a column that names the table, its key or its staff role counts.
-                    if affinity or not dense or _role_affinity(column.name, ref.name):
+                    if affinity or not dense or _role_affinity(column.name, table.name, ref.name):
                         pairs.append((table, column, ref, key, affinity))
     return pairs
 

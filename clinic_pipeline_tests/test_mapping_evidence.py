@@ -1,0 +1,206 @@
+"""Links, owners and keys decided from evidence in exports shaped as real systems write them: a Tryton/Odoo
+export's continuation rows, an insurer named `provider`, staff whose email sits in another table, and a table
+whose name is a generic word."""
+
+from __future__ import annotations
+
+import csv
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import duckdb
+import yaml
+
+from clinic_pipeline.mapping.plan import MappingPlan, ObjectMapping
+from clinic_pipeline.mapping.proposer import propose_plan
+from clinic_pipeline.source.inventory import build_inventory
+from clinic_pipeline.source.reader import open_source
+
+THRESHOLD = 0.75
+
+
+def _write(folder: Path, name: str, header: list[str], rows: list[list[object]]) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    with (folder / name).open("w", encoding="utf-8", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(header)
+        writer.writerows(rows)
+
+
+def _plan(folder: Path) -> MappingPlan:
+    con = duckdb.connect()
+    try:
+        return propose_plan(build_inventory(open_source(str(folder), con), con), THRESHOLD)
+    finally:
+        con.close()
+
+
+def _mapping(plan: MappingPlan, table: str) -> ObjectMapping:
+    return next(o for o in plan.objects if o.source_table == table)
+
+
+def _line(plan: MappingPlan, table: str, column: str) -> tuple[str | None, str | None, str | None]:
+    line = next(f for f in _mapping(plan, table).fields if f.source == column)
+    return line.target, line.transform, line.references
+
+
+def _tryton_export(folder: Path) -> int:
+    """Patients exported as Tryton does: a second address continues its patient on a row of its own, every
+    plain column empty. Appointments name their patient by PUID. Returns the number of continuation rows."""
+    patients, continuation = [], 0
+    for n in range(1, 41):
+        patients.append(
+            [n, f"Given{n}", f"Family{n}", f"PUID{n:04d}", f"p{n}@example.org", f"{n} Main St", "Las Cruces"]
+        )
+        if n % 5 == 0:  # 8 patients with a second address: more empty keys than a key's few gaps allow
+            patients.append(["", "", "", "", "", f"{n} Second St", "El Paso"])
+            continuation += 1
+    header = ["ID", "Name", "Family names", "PUID", "E-Mail", "Addresses/Street", "Addresses/City"]
+    _write(folder, "gnuhealth.patient.csv", header, patients)
+    visits = [
+        [
+            100 + n,
+            f"PUID{(n % 40) + 1:04d}",
+            f"2024-03-{(n % 28) + 1:02d} 09:00:00",
+            f"2024-03-{(n % 28) + 1:02d} 09:30:00",
+            "Follow-up",
+        ]
+        for n in range(60)
+    ]
+    _write(
+        folder,
+        "gnuhealth.appointment.csv",
+        ["ID", "Patient/PUID", "Appointment Date", "Appointment End", "Reason"],
+        visits,
+    )
+    return continuation
+
+
+def test_continuation_rows_keep_the_key_and_are_skipped_with_their_reason(tmp_path: Path) -> None:
+    export = tmp_path / "export"
+    continuation = _tryton_export(export)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CLINIC_", "FRESHSALES_", "DAGSTER_"))} | {
+        "CLINIC_DATA_DIR": str(tmp_path / "data"),
+        "CLINIC_SOURCE": str(export),
+    }
+    cli = [sys.executable, "-m", "clinic_pipeline"]
+    for args in (["inventory"], ["propose-mapping"], ["confirm-mapping", "--by", "Dr. Reviewer"]):
+        result = subprocess.run([*cli, *args], env=env, cwd=tmp_path, capture_output=True, text=True, check=False)
+        assert result.returncode == 0, (args, result.stderr[-2000:])
+    plan = MappingPlan.model_validate(
+        yaml.safe_load((tmp_path / "data" / "plan" / "mapping_plan.yaml").read_text(encoding="utf-8"))
+    )
+    patients = _mapping(plan, "gnuhealth_patient")
+    assert patients.target == "contact"
+    # The key the appointments reference, not only a unique column: their links hold.
+    assert patients.source_key == "PUID"
+    assert [(r.when.source, r.when.op) for r in patients.skip_rules] == [("PUID", "empty")]
+    assert "continues the record above" in patients.skip_rules[0].reason
+    assert _line(plan, "gnuhealth_appointment", "Patient/PUID")[:2] == ("targetable_id", "lookup:contact")
+
+    dry = subprocess.run([*cli, "migrate", "--dry-run"], env=env, cwd=tmp_path, capture_output=True, text=True)
+    assert dry.returncode == 0, dry.stderr[-2000:]
+    recon = tmp_path / "data" / "quarantine" / "contacts_reconciliation.parquet"
+    [(rows, staged, quarantined, skipped)] = duckdb.sql(
+        f"SELECT source_rows, staged, quarantined, skipped FROM read_parquet('{recon}') "
+        "WHERE source_table = 'gnuhealth_patient'"
+    ).fetchall()
+    assert (rows, staged, quarantined, skipped) == (40 + continuation, 40, 0, continuation)
+
+
+def _policies_export(folder: Path, *, provider_email: bool) -> None:
+    """An OpenEMR-shaped export: patients by `pid`, users and payers keyed 1..N, policies naming their insurer
+    `provider`; providers (no email of their own where `provider_email` is false) extend the users."""
+    _write(
+        folder,
+        "patient_data.csv",
+        ["pid", "fname", "lname", "email", "providerID"],
+        [[1000 + n, f"Given{n}", f"Family{n}", f"p{n}@example.org", (n % 4) + 1] for n in range(50)],
+    )
+    _write(
+        folder,
+        "users.csv",
+        ["id", "username", "fname", "lname", "email"],
+        [[n, f"user{n}", f"Staff{n}", f"Doc{n}", f"staff{n}@clinic.example"] for n in range(1, 7)],
+    )
+    provider_columns = ["id", "npi", "specialty"] + (["email"] if provider_email else [])
+    _write(
+        folder,
+        "providers.csv",
+        provider_columns,
+        [
+            [n, f"14487209{n:02d}", "Family Medicine"] + ([f"dr{n}@clinic.example"] if provider_email else [])
+            for n in (1, 2, 3, 4)
+        ],
+    )
+    _write(
+        folder,
+        "insurance_companies.csv",
+        ["id", "name", "cms_id"],
+        [[n, f"Payer {n} Health Plan", f"CMS{n:03d}"] for n in range(1, 9)],
+    )
+    _write(
+        folder,
+        "insurance_data.csv",
+        ["id", "pid", "provider", "policy_number", "subscriber_relationship"],
+        [[n + 1, 1000 + (n % 50), (n % 8) + 1, f"POL-{n:05d}", "self"] for n in range(60)],
+    )
+    _write(
+        folder,
+        "appointments.csv",
+        ["appt_id", "pid", "provider_id", "appt_date", "duration_minutes", "reason"],
+        [
+            [5000 + n, 1000 + (n % 50), (n % 4) + 1, f"2024-05-{(n % 28) + 1:02d} 10:00:00", 30, "Follow-up"]
+            for n in range(80)
+        ],
+    )
+
+
+def test_a_policys_provider_is_its_insurer_and_links_to_the_payer(tmp_path: Path) -> None:
+    _policies_export(tmp_path, provider_email=True)
+    plan = _plan(tmp_path)
+    assert _mapping(plan, "insurance_companies").target == "sales_account"
+    assert _line(plan, "insurance_data", "provider") == (
+        "cf_sales_account",
+        "lookup:sales_account",
+        "insurance_companies",
+    )
+    assert _line(plan, "insurance_data", "pid")[:2] == ("cf_contact", "lookup:contact")
+
+
+def test_staff_without_an_email_of_their_own_own_records_through_the_users_they_extend(tmp_path: Path) -> None:
+    _policies_export(tmp_path, provider_email=False)
+    plan = _plan(tmp_path)
+    line = next(f for f in _mapping(plan, "appointments").fields if f.source == "provider_id")
+    assert (line.target, line.transform, line.references, line.via) == ("owner_id", "owner_by_email", "users", "email")
+
+
+def test_a_generic_word_in_a_table_name_is_no_evidence_of_a_reference(tmp_path: Path) -> None:
+    """`value_coded_name_id` holds small numbers that happen to lie in `person_name`'s key: the shared word
+    `name` does not make it a link, so the observation keeps its real patient link."""
+    people = [[n, f"Given{n}", f"Family{n}", f"person{n}@example.org"] for n in range(1, 61)]
+    _write(tmp_path, "person.csv", ["person_id", "given_name", "family_name", "email"], people)
+    _write(
+        tmp_path, "person_name.csv", ["person_id", "prefix", "middle_name"], [[n, "", f"M{n}"] for n in range(1, 61)]
+    )
+    observations = [
+        [900 + n, (n % 60) + 1, (n % 12) + 1, f"{70 + n % 30}", f"2024-01-{(n % 28) + 1:02d}"] for n in range(120)
+    ]
+    _write(
+        tmp_path,
+        "obs.csv",
+        ["obs_id", "person_id", "value_coded_name_id", "value_numeric", "obs_datetime"],
+        observations,
+    )
+    plan = _plan(tmp_path)
+    links = {
+        f.source: f.target
+        for m in plan.objects
+        if m.source_table == "obs"
+        for f in m.fields
+        if f.transform and f.transform.startswith("lookup:")
+    }
+    assert "value_coded_name_id" not in links
+    assert links.get("person_id") is not None
