@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
 from clinic_pipeline.sandbox import jobs, seed
@@ -170,6 +170,10 @@ def api_endpoint(path: str, handler: Handler) -> Callable[[Request], Awaitable[R
             response = await handler(request, Context(sandbox.store, user_id))
         except ApiError as exc:
             response = error_response(exc.status, exc.messages)
+        except ClientDisconnect:
+            # The client went away before its body arrived (a killed load): nothing was written, nobody
+            # reads an answer, and it is no sandbox bug to log.
+            return Response(status_code=499)
         except Exception:
             # A sandbox bug must still answer in the envelope, and leave its trace in the server log.
             logger.exception("sandbox handler failed: %s %s", request.method, request.url.path)
