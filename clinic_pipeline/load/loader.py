@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter, defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -244,50 +244,14 @@ class Loader:
         pending = self._state.pending_intents(obj.name)
         if not pending:
             return
-        found = self._find(obj, list(pending.values()))
+        found = find_sent(self._client, obj, list(pending.values()))
         sent: list[_Sent] = []
         for key, intent in pending.items():
-            record = found.get(key)
+            entry = reconciled(intent, found.get(key))
             prepared = Prepared(key, None, None, intent.payload_hash, parent_id=intent.parent_id)
-            if record is None:
-                sent.append(_Sent(prepared, "reconcile", "not_found"))
-            elif intent.before_image is not None:
-                # A record that existed before the migration, taken over by the lost bulk upsert.
-                sent.append(
-                    _Sent(
-                        prepared, "reconcile", LoadOutcome.ADOPTED, int(record["id"]), before_image=intent.before_image
-                    )
-                )
-            else:
-                sent.append(_Sent(prepared, "reconcile", LoadOutcome.FOUND_EXISTING, int(record["id"])))
+            sent.append(_Sent(prepared, entry.op, entry.outcome, entry.freshsales_id, before_image=entry.before_image))
         log.info("%s: reconciled %d open intents, %d found", obj.name, len(pending), len(found))
         self._commit(obj, sent, known)
-
-    def _find(self, obj: FreshsalesObject, intents: Sequence[Intent]) -> dict[str, dict[str, Any]]:
-        if obj.key_field != DESCRIPTION_MARKER:
-            return self._client.find_by_keys(obj.entity, obj.key_field, [i.source_key for i in intents])
-        return self._find_by_marker(obj, intents)
-
-    def _find_by_marker(self, obj: FreshsalesObject, intents: Sequence[Intent]) -> dict[str, dict[str, Any]]:
-        """Records without a searchable key: the parent contact's side-loaded records, matched by marker."""
-        by_parent: dict[int, list[str]] = defaultdict(list)
-        for intent in intents:
-            if intent.parent_id is not None:
-                by_parent[intent.parent_id].append(intent.source_key)
-        found: dict[str, dict[str, Any]] = {}
-        for parent_id, keys in by_parent.items():
-            try:
-                contact = self._client.get("contacts", parent_id, include=obj.entity)
-            except NotFoundError:
-                continue
-            wanted = {marker(k): k for k in keys}
-            children = sorted(contact.get(obj.entity) or [], key=lambda r: int(r["id"]))
-            for child in children:
-                description = child.get("description") or ""
-                key = wanted.get(description.rstrip().rpartition("\n")[2])
-                if key is not None and key not in found:
-                    found[key] = child
-        return found
 
     def _unknown_keyed_records(self, obj: FreshsalesObject, known: dict[str, IdMapRow]) -> bool:
         """Does Freshsales hold records with a source key this state does not know (an earlier migration
@@ -447,7 +411,7 @@ class Loader:
                 return _Sent(p, "create", LoadOutcome.CREATED, int(record["id"]), 201)
             except OutcomeUnknownError:
                 intent = Intent(p.source_key, p.payload_hash, p.parent_id)
-                found = self._find(obj, [intent]).get(p.source_key)
+                found = find_sent(self._client, obj, [intent]).get(p.source_key)
                 if found is not None:
                     return _Sent(p, "create", LoadOutcome.CREATED, int(found["id"]), None)
                 try:
@@ -482,6 +446,43 @@ class Loader:
             obj=obj.name, run_id=self._run_id, partition=self._partition, mapped=mapped, audit=audit
         )
         known.update({m.source_key: m for m in mapped})
+
+
+def find_sent(client: FreshsalesClient, obj: FreshsalesObject, intents: Sequence[Intent]) -> dict[str, dict[str, Any]]:
+    """The records of these intents that reached Freshsales, by source key: searched for by key, or for
+    records without a searchable key matched by marker among their parent contact's side-loaded records."""
+    if obj.key_field != DESCRIPTION_MARKER:
+        return client.find_by_keys(obj.entity, obj.key_field, [i.source_key for i in intents])
+    by_parent: dict[int, list[str]] = defaultdict(list)
+    for intent in intents:
+        if intent.parent_id is not None:
+            by_parent[intent.parent_id].append(intent.source_key)
+    found: dict[str, dict[str, Any]] = {}
+    for parent_id, keys in by_parent.items():
+        try:
+            contact = client.get("contacts", parent_id, include=obj.entity)
+        except NotFoundError:
+            continue
+        wanted = {marker(k): k for k in keys}
+        children = sorted(contact.get(obj.entity) or [], key=lambda r: int(r["id"]))
+        for child in children:
+            description = child.get("description") or ""
+            key = wanted.get(description.rstrip().rpartition("\n")[2])
+            if key is not None and key not in found:
+                found[key] = child
+    return found
+
+
+def reconciled(intent: Intent, record: Mapping[str, Any] | None) -> AuditEntry:
+    """What an open intent settles as once looked up: never arrived, arrived (ours), or adopted with the
+    intent's before-image (a record that existed before the migration, taken over by a lost bulk upsert)."""
+    if record is None:
+        return AuditEntry("reconcile", LoadOutcome.NOT_FOUND, intent.source_key)
+    if intent.before_image is not None:
+        return AuditEntry(
+            "reconcile", LoadOutcome.ADOPTED, intent.source_key, int(record["id"]), before_image=intent.before_image
+        )
+    return AuditEntry("reconcile", LoadOutcome.FOUND_EXISTING, intent.source_key, int(record["id"]))
 
 
 def _unique_identifiers(news: list[Prepared]) -> tuple[list[Prepared], list[Prepared]]:

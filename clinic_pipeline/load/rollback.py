@@ -7,6 +7,8 @@ Objects go in reverse dependency order (children before their parents). Per reco
   put back to that image, also after a later run updated it again by id;
 - a create whose answer was lost and that no later run reconciled is looked up by its source key and,
   if it landed, deleted like the others;
+- a record a load sent and never committed (it was killed: its write-ahead intent is still open) is
+  looked up as the loader's next run would, recorded under the run that sent it and undone with it;
 - a record the API cannot delete (a document) goes with its parent: Freshsales deletes a contact's
   documents with the contact. Documents are therefore done last, once their contacts are: one whose
   contact a finished delete removed (the file loader audits the contact with each file) is recorded as
@@ -25,6 +27,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -36,7 +39,8 @@ from pydantic import BaseModel, Field
 from clinic_pipeline.errors import OperatorError
 from clinic_pipeline.freshsales.client import MAX_BULK_ITEMS, FreshsalesClient
 from clinic_pipeline.freshsales.errors import FreshsalesError, NotFoundError
-from clinic_pipeline.load.state import AuditEntry, StateStore
+from clinic_pipeline.load.loader import find_sent, reconciled
+from clinic_pipeline.load.state import AuditEntry, IdMapRow, Intent, StateStore
 from clinic_pipeline.model.objects import SOURCE_KEY_FIELD, STAGED_OBJECTS, FreshsalesObject
 from clinic_pipeline.model.outcomes import LoadOutcome
 
@@ -305,6 +309,7 @@ class _Rollback:
         # First: a rollback that died between an audit commit and the id-map update left rows behind.
         self._follow(obj)
         counts = ObjectRollback()
+        self._settle_intents(obj, run_ids, counts)
         actions, counts.already_done = _plan(self._state, obj, run_ids)
         deletes = [a for a in actions if a.before_image is None]
         deletes += self._unreconciled(obj, run_ids, {a.freshsales_id for a in actions}, counts)
@@ -318,6 +323,33 @@ class _Rollback:
         for chunk in _chunks(restores, MAX_BULK_ITEMS):
             self._commit(obj, list(self._pool.map(lambda a: self._restore(obj, a), chunk)), counts)
         return counts
+
+    def _settle_intents(self, obj: FreshsalesObject, run_ids: Sequence[str] | None, counts: ObjectRollback) -> None:
+        """Records a load sent and never committed (it was killed): their intents are open and no audit row
+        has their ids. Looked up as the loader's next run would, and recorded under the run that sent them,
+        the plan then undoes them with the rest of that run."""
+        pending = [i for i in self._state.pending_intents(obj.name).values() if run_ids is None or i.run_id in run_ids]
+        if not pending:
+            return
+        try:
+            found = find_sent(self._client, obj, pending)
+        except FreshsalesError as exc:
+            log.warning("%s: could not look up %d open intents (%s)", obj.name, len(pending), exc.status)
+            counts.failed += len(pending)
+            return
+        by_run: dict[str, list[Intent]] = defaultdict(list)
+        for intent in pending:
+            by_run[intent.run_id or self._run_id].append(intent)
+        for run_id, intents in sorted(by_run.items()):
+            audit = [reconciled(i, found.get(i.source_key)) for i in intents]
+            # Mapped as the loader maps them: should their delete fail, the next load or rollback knows them.
+            mapped = [
+                IdMapRow(i.source_key, a.freshsales_id, i.payload_hash)
+                for i, a in zip(intents, audit, strict=True)
+                if a.freshsales_id is not None
+            ]
+            self._state.record_batch(obj=obj.name, run_id=run_id, partition=None, mapped=mapped, audit=audit)
+        log.info("rollback %s: %d open intents looked up, %d found", obj.name, len(pending), len(found))
 
     def _cascade(self, obj: FreshsalesObject, deletes: Sequence[_Action], counts: ObjectRollback) -> None:
         """Records the API cannot delete: audited as removed once a finished delete removed their parent,

@@ -101,6 +101,7 @@ class Intent:
     payload_hash: str
     parent_id: int | None = None  # the contact a record without a searchable key hangs on
     before_image: dict[str, Any] | None = None
+    run_id: str | None = None  # the run that sent it, as read back: a rollback of that run undoes it
 
 
 class StateStore:
@@ -199,10 +200,10 @@ class StateStore:
     def pending_intents(self, obj: str) -> dict[str, Intent]:
         """Records sent by a run that never learnt (or could not tell) what became of them."""
         rows = self._con.execute(
-            "SELECT source_key, payload_hash, parent_id, before_image FROM load_intent WHERE object = ?", [obj]
+            "SELECT source_key, payload_hash, parent_id, before_image, run_id FROM load_intent WHERE object = ?", [obj]
         ).fetchall()
         return {
-            r[0]: Intent(r[0], r[1], None if r[2] is None else int(r[2]), json.loads(r[3]) if r[3] else None)
+            r[0]: Intent(r[0], r[1], None if r[2] is None else int(r[2]), json.loads(r[3]) if r[3] else None, r[4])
             for r in rows
         }
 
