@@ -204,3 +204,120 @@ def test_a_generic_word_in_a_table_name_is_no_evidence_of_a_reference(tmp_path: 
     }
     assert "value_coded_name_id" not in links
     assert links.get("person_id") is not None
+
+
+def test_status_codes_are_read_by_their_labels_in_the_exports_own_list(tmp_path: Path) -> None:
+    """OpenEMR writes a visit's status as a symbol and keeps its meaning in `list_options`, where the same
+    codes mean other things in other lists: the calendar's list decodes them, cancelled visits are skipped."""
+    _policies_export(tmp_path, provider_email=True)
+    statuses = {
+        "x": "x Canceled",
+        "@": "@ Arrived",
+        ">": "> Checked out",
+        "*": "* Reminder done",
+        "<": "< In exam room",
+    }
+    other = {"x": "x Unknown", "@": "@ Home", ">": "> Left", "*": "* Other"}  # the same codes in another list
+    options = [["apptstat", code, title] for code, title in statuses.items()]
+    options += [["pattype", code, title] for code, title in other.items()]
+    options += [["titles", f"T{n}", f"Title {n}"] for n in range(20)]
+    _write(tmp_path, "list_options.csv", ["list_id", "option_id", "title"], options)
+    codes = list(statuses)
+    visits = [
+        [7000 + n, 1000 + (n % 50), (n % 4) + 1, f"2024-06-{(n % 28) + 1:02d} 11:00:00", 20, "Check-up", codes[n % 5]]
+        for n in range(100)
+    ]
+    header = ["pc_eid", "pc_pid", "pc_aid", "pc_eventDate", "pc_duration", "pc_title", "pc_apptstatus"]
+    _write(tmp_path, "calendar_events.csv", header, visits)
+    plan = _plan(tmp_path)
+    visits_mapping = next(o for o in plan.objects if o.source_table == "calendar_events" and o.target == "appointment")
+    outcome = next(f for f in visits_mapping.fields if f.source == "pc_apptstatus")
+    assert outcome.target == "outcome_id"
+    assert outcome.value_map == {"@": "Completed", ">": "Completed", "*": "Completed", "<": None}
+    assert "list_options.title where list_id = apptstat" in outcome.reason
+    [cancelled] = [r for r in visits_mapping.skip_rules if r.when.source == "pc_apptstatus"]
+    assert (cancelled.when.op, cancelled.when.value) == ("in", ["x"])
+
+
+def test_two_numbering_series_are_no_reference_and_a_named_reference_wins_the_link(tmp_path: Path) -> None:
+    """Frappe names documents by series (`ACC-SINV-2024-00012`, `HLC-APP-2024-00012`): alike in their numbers
+    only. An invoice names its patient in `Patient` and, by chance, a customer id in `Patient Name`."""
+    patients = [[f"HLC-PAT-2024-{n:05d}", f"Given{n}", f"Family{n}", f"p{n}@example.org"] for n in range(1, 81)]
+    _write(tmp_path, "Patient.csv", ["ID", "First Name", "Last Name", "Email"], patients)
+    customers = [[f"Given{n} Family{n}", f"c{n}@example.org", "Individual"] for n in range(1, 101)]
+    _write(tmp_path, "Customer.csv", ["ID", "Email Id", "Customer Type"], customers)
+    visits = [
+        [
+            f"HLC-APP-2024-{n:05d}",
+            f"HLC-PAT-2024-{(n % 80) + 1:05d}",
+            f"2024-04-{(n % 28) + 1:02d} 10:00:00",
+            30,
+            "Visit",
+        ]
+        for n in range(1, 121)
+    ]
+    _write(tmp_path, "Patient Appointment.csv", ["ID", "Patient", "Appointment Date", "Duration", "Title"], visits)
+    invoices = [
+        [
+            f"ACC-SINV-2024-{n:05d}",
+            f"HLC-PAT-2024-{(n % 80) + 1:05d}",
+            f"Given{(n % 80) + 1} Family{(n % 80) + 1}",
+            f"2024-04-{(n % 28) + 1:02d}",
+            f"{50 + n}.00",
+        ]
+        for n in range(1, 111)
+    ]
+    _write(tmp_path, "Sales Invoice.csv", ["ID", "Patient", "Patient Name", "Posting Date", "Grand Total"], invoices)
+    plan = _plan(tmp_path)
+    inventory_links = {
+        (f.source, f.references)
+        for m in plan.objects
+        if m.source_table == "sales_invoice"
+        for f in m.fields
+        if f.references
+    }
+    assert ("ID", "patient_appointment") not in inventory_links
+    assert _line(plan, "sales_invoice", "Patient") == ("contact_ids", "lookup:contact", "patient")
+
+
+def test_a_sort_order_that_catches_staff_columns_by_chance_is_not_the_staff_key(tmp_path: Path) -> None:
+    """Open Dental's `provider` has its key `ProvNum` and a dense `ItemOrder` (0..N) that every small staff
+    number also lies in, as it lies in the logins' `UserNum`: the key the references name (`ProvNum`) keeps
+    the owner links."""
+    _write(
+        tmp_path,
+        "userod.csv",
+        ["UserNum", "UserName", "ProvNum"],
+        [[n, f"user{n}", (n % 10) + 1] for n in range(1, 13)],
+    )
+    _write(
+        tmp_path,
+        "provider.csv",
+        ["ProvNum", "ItemOrder", "Abbr", "LName", "FName", "Email"],
+        [[n + 1, n, f"DR{n}", f"Doc{n}", f"Given{n}", f"doc{n}@clinic.example"] for n in range(10)],
+    )
+    _write(
+        tmp_path,
+        "patient.csv",
+        ["PatNum", "LName", "FName", "Email", "PriProv"],
+        [[100 + n, f"Family{n}", f"Given{n}", f"p{n}@example.org", (n % 6) + 1] for n in range(60)],
+    )
+    _write(
+        tmp_path,
+        "clinic.csv",
+        ["ClinicNum", "Description", "ItemOrder", "DefaultProv"],
+        [[n, f"Clinic {n}", n - 1, n + 2] for n in range(1, 4)],
+    )
+    _write(
+        tmp_path,
+        "appointment.csv",
+        ["AptNum", "PatNum", "ProvNum", "AptDateTime", "Pattern", "ProcDescript"],
+        [
+            [500 + n, 100 + (n % 60), (n % 6) + 1, f"2024-02-{(n % 28) + 1:02d} 08:00:00", "XXXX", "Exam"]
+            for n in range(90)
+        ],
+    )
+    plan = _plan(tmp_path)
+    assert _mapping(plan, "provider").source_key == "ProvNum"
+    line = next(f for f in _mapping(plan, "patient").fields if f.source == "PriProv")
+    assert (line.target, line.references) == ("owner_id", "provider")

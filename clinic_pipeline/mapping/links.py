@@ -118,7 +118,7 @@ def link_lines(
 ) -> dict[str, FieldMapping]:
     """Column → its link/owner line, for this table proposed as `target`; `targets`: table → proposed target."""
     lines: dict[str, FieldMapping] = {}
-    ranks: dict[str, tuple[int, float]] = {}
+    ranks: dict[str, tuple[int, int, float, int]] = {}
     tables = {t.name: t for t in inventory.tables}
     for column, rel in _relationships(inventory, table.name, keys, targets).items():
         parent_target = targets.get(rel.ref_table)
@@ -127,11 +127,13 @@ def link_lines(
         confidence = 0.95 if rel.kind == "declared" else round(0.6 + 0.35 * (rel.coverage or 0.0), 2)
         if not rel.name_agrees or rel.coincidental:
             confidence = round(confidence - 0.1, 2)
-        ranks[column] = (parent.row_count if parent is not None else 0, confidence)
+        named = rel.kind == "declared" or (rel.name_agrees and not rel.coincidental)
+        spread = rel.distinct_count or 0  # last: the column naming more parents says more
+        ranks[column] = (int(named), parent.row_count if parent is not None else 0, confidence, spread)
         if parent_target == "user" and parent is not None:
             if owner_rank(column) > len(OWNER_ROLE_WORDS) or not _has_owner(target):
                 continue  # who typed the row (`user`, `created_by`), or a file: no owner (see reference_lines)
-            ranks[column] = (-owner_rank(column), confidence)
+            ranks[column] = (int(named), -owner_rank(column), confidence, spread)
             staff = _staff_with_email(rel, inventory, targets, keys)
             if staff is None:
                 continue
@@ -253,9 +255,13 @@ def _name_column(table: TableProfile) -> str | None:
     return None
 
 
-def _one_per_field(lines: dict[str, FieldMapping], ranks: dict[str, tuple[int, float]]) -> dict[str, FieldMapping]:
-    """A record holds one link per parent and one owner. The column referencing the larger table (the
-    patients rather than the referring physicians), then the best-evidenced one, keeps the link; among
+def _one_per_field(
+    lines: dict[str, FieldMapping], ranks: dict[str, tuple[int, int, float, int]]
+) -> dict[str, FieldMapping]:
+    """A record holds one link per parent and one owner. A column that names its table (`Patient` rather
+    than a `Patient Name` whose values happen to be the customers' ids), then the column referencing the
+    larger table (the patients rather than the referring physicians), then the best-evidenced one keeps
+    the link; among
     staff columns the attending provider keeps the owner, not the clerk who typed the row. The others are
     left to `reference_lines` (kept as text)."""
     best: dict[str, str] = {}

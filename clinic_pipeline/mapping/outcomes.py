@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from clinic_pipeline.mapping.plan import FieldMapping, RowFilter, SkipRule
 from clinic_pipeline.mapping.synonyms import CANCELLED_VALUES, OUTCOME_VALUES, normalise
-from clinic_pipeline.source.inventory import ColumnProfile
+from clinic_pipeline.source.inventory import CodeList, ColumnProfile
 
 OUTCOMES = "sales_activity_outcomes"
 CANCELLED_REASON = "cancelled visit: it did not happen (a plan choice: remove the rule to keep them)"
@@ -27,13 +27,15 @@ def _choice(value: str) -> str | None:
     return next((name for name, phrases in OUTCOME_VALUES.items() if _says(value, phrases)), None)
 
 
-def outcome_line(status: ColumnProfile) -> FieldMapping | None:
-    """The status column's line onto the activity's outcome, when its values say completed or no-show."""
-    values = status.categories or []
-    value_map = {v: _choice(v) for v in values if not _says(v, CANCELLED_VALUES)}
+def outcome_line(status: ColumnProfile, codes: CodeList | None = None) -> FieldMapping | None:
+    """The status column's line onto the activity's outcome, when its values (or, for codes, their labels in
+    the export's own list) say completed or no-show."""
+    meaning = _meaning(status, codes)
+    value_map = {v: _choice(m) for v, m in meaning.items() if not _says(m, CANCELLED_VALUES)}
     if not any(value_map.values()):
         return None
     said = "; ".join(f"{v} → {c}" for v, c in value_map.items() if c)
+    decoded = f", codes read as {codes.list_table}.{codes.label_column}{_which(codes)}" if codes else ""
     return FieldMapping(
         source=status.name,
         target="outcome_id",
@@ -41,13 +43,23 @@ def outcome_line(status: ColumnProfile) -> FieldMapping | None:
         transform=f"choice:{OUTCOMES}",
         value_map=value_map,
         confidence=0.8,
-        reason=f"status values → Freshsales outcomes: {said}; other values: no outcome",
+        reason=f"status values → Freshsales outcomes{decoded}: {said}; other values: no outcome",
         needs_review=True,
     )
 
 
-def cancelled_rule(status: ColumnProfile) -> SkipRule | None:
-    cancelled = [v for v in status.categories or [] if _says(v, CANCELLED_VALUES)]
+def cancelled_rule(status: ColumnProfile, codes: CodeList | None = None) -> SkipRule | None:
+    cancelled = [v for v, m in _meaning(status, codes).items() if _says(m, CANCELLED_VALUES)]
     if not cancelled:
         return None
     return SkipRule(when=RowFilter(source=status.name, op="in", value=cancelled), reason=CANCELLED_REASON)
+
+
+def _meaning(status: ColumnProfile, codes: CodeList | None) -> dict[str, str]:
+    """Each status value → what it says: itself, or the label the export's list gives its code."""
+    labels = codes.labels if codes else {}
+    return {v: labels.get(v.strip(), v) for v in status.categories or []}
+
+
+def _which(codes: CodeList) -> str:
+    return f" where {codes.group_column} = {codes.group_value}" if codes.group_column else ""

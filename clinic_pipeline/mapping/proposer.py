@@ -438,10 +438,15 @@ def _source_key(
     """The candidate key the rest of the export references (by the most tables), that is named like one and
     references none: `pid` beats `id` when the bills, visits and documents point at `pid`."""
     referencing_tables: dict[str, set[str]] = {}
+    naming_tables: dict[str, set[str]] = {}
     for r in inventory.relationships:
         if r.ref_table == table.name and r.table != table.name and accepted(r, targets):
             referencing_tables.setdefault(r.ref_column, set()).add(r.table)
-    referenced = {column: len(by) for column, by in referencing_tables.items()}
+            if r.kind == "declared" or (r.name_agrees and not r.coincidental):
+                naming_tables.setdefault(r.ref_column, set()).add(r.table)
+    # References whose names agree first: a dense 1..N sort order (Open Dental's `ItemOrder`) catches every
+    # staff-role column by chance, as often as the real key does.
+    referenced = {c: (len(naming_tables.get(c, ())), len(by)) for c, by in referencing_tables.items()}
     candidate_keys = {t.name: set(t.keys) for t in inventory.tables}
     incoming = _incoming(inventory, targets)
     referencing = {
@@ -450,6 +455,7 @@ def _source_key(
         if r.table == table.name
         and r.ref_table != table.name
         and r.ref_column in candidate_keys.get(r.ref_table, set())
+        and not r.coincidental  # a dense 1..N id lies in any other 1..N key by chance
         and not names_own_table(r.column, table.name)
         # Two keys holding the same values point at each other: the one more tables reference is the parent.
         and incoming.get((table.name, r.column), 0) <= incoming.get((r.ref_table, r.ref_column), 0)
@@ -468,8 +474,8 @@ def _source_key(
     keys = [k for k in keys if k.name not in referencing] or keys
     # Other tables' links resolve only through the key they point at: a referenced key beats a
     # better-named one nothing references (a location's name, not its NPI, when patients name their clinic).
-    most = max((referenced.get(k.name, 0) for k in keys), default=0)
-    keys = [k for k in keys if most and referenced.get(k.name, 0) == most] or keys
+    most = max((referenced.get(k.name, (0, 0)) for k in keys), default=(0, 0))
+    keys = [k for k in keys if any(most) and referenced.get(k.name, (0, 0)) == most] or keys
     # A member id or SSN is unique too, but it is not migrated by default: it cannot carry the key.
     keys = [k for k in keys if not _sensitive(k.name)] or keys
     if not keys:
@@ -707,6 +713,32 @@ def _best_column(table: TableProfile, concept: str, types: tuple[str, ...], excl
     return best[1] if best else None
 
 
+STATUS_WORDS_MAX = 4
+
+
+def _outcome(table: TableProfile, used: set[str], inventory: SchemaInventory) -> FieldMapping | None:
+    """The visit's status onto its outcome: the column named like a status, else the pick-list whose values
+    say completed, no-show or cancelled whatever its name (GNU Health's `State`: done, no_show...). Codes
+    (OpenEMR's `x`, `?`) are read by their labels in the export's own list."""
+
+    def line(column: ColumnProfile) -> FieldMapping | None:
+        return outcome_line(column, inventory.code_list(table.name, column.name))
+
+    named = _best_column(table, "status", ("text",), used)
+    outcome = line(named) if named is not None else None
+    if outcome is not None:
+        return outcome
+
+    def status_like(column: ColumnProfile) -> bool:
+        # Statuses are a word or a few; a reason's sentences ("patient left without being seen") are no status.
+        codes = inventory.code_list(table.name, column.name)
+        meanings = [codes.labels.get(v, v) if codes else v for v in column.categories or []]
+        return bool(meanings) and all(len(normalise(m).split()) <= STATUS_WORDS_MAX for m in meanings)
+
+    statuses = [c for c in table.columns if c.name not in used and c is not named and status_like(c)]
+    return next((found for found in map(line, statuses) if found is not None), None)
+
+
 def _propose_object(
     table: TableProfile,
     concept: TableConcept,
@@ -729,10 +761,11 @@ def _propose_object(
             )
         ]
     key, key_confidence = _source_key(table, inventory, targets)
-    preset = {
-        **reference_lines(table, target, inventory, targets, keys),
-        **link_lines(table, target, inventory, targets, keys),
-    }
+    references = reference_lines(table, target, inventory, targets, keys)
+    links = link_lines(table, target, inventory, targets, keys)
+    # References kept as text: a status code found in a list table's codes is one, until read as an outcome.
+    kept_as_text = set(references) - set(links)
+    preset = {**references, **links}
     preset.update(_secret_lines(table, key, threshold))
     soft_delete = soft_delete_filter(table)
     if soft_delete is not None:
@@ -760,8 +793,7 @@ def _propose_object(
                 )
         else:
             duration = None
-        status = _best_column(table, "status", ("text",), used)
-        outcome = outcome_line(status) if status is not None else None
+        outcome = _outcome(table, used - kept_as_text, inventory)
         if outcome is not None:
             preset[outcome.source] = outcome
     fields = _assign(table, target, key, key_confidence, inventory, threshold, preset)
@@ -771,7 +803,11 @@ def _propose_object(
         fields = with_title(fields, table, title="name", kept_in="cf_")
     changed = _changed_column(table)
     reasons = [why]
-    candidates = (_continuation(table, key), _without_patient(table, target, fields), _cancelled(table, target, fields))
+    candidates = (
+        _continuation(table, key),
+        _without_patient(table, target, fields),
+        _cancelled(table, target, fields, inventory),
+    )
     rules = [rule for rule in candidates if rule]
     reasons += [f"skipped: {rule.reason} ({rule.when.source} {rule.when.op})" for rule in rules]
     if key is None:
@@ -838,9 +874,13 @@ def _without_patient(table: TableProfile, target: str, fields: list[FieldMapping
     )
 
 
-def _cancelled(table: TableProfile, target: str, fields: list[FieldMapping]) -> SkipRule | None:
+def _cancelled(
+    table: TableProfile, target: str, fields: list[FieldMapping], inventory: SchemaInventory
+) -> SkipRule | None:
     outcome = next((f for f in fields if f.target == "outcome_id"), None)
-    return cancelled_rule(table.column(outcome.source)) if target == "appointment" and outcome else None
+    if target != "appointment" or outcome is None:
+        return None
+    return cancelled_rule(table.column(outcome.source), inventory.code_list(table.name, outcome.source))
 
 
 def _changed_column(table: TableProfile) -> ColumnProfile | None:

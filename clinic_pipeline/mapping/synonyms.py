@@ -504,5 +504,7 @@ OUTCOME_VALUES: dict[str, tuple[str, ...]] = {
     "Completed": ("completed", "complete", "done", "attended", "arrived", "checked out", "seen", "fulfilled", "kept"),
     "No show": ("no show", "noshow", "missed", "did not attend", "dna", "broken", "failed"),
 }
+# Words of a list table's column that says what a code means (OpenEMR's list_options.title), best first.
+LABEL_COLUMN_WORDS = ("title", "label", "description", "meaning", "display", "name", "text")
 # Status values of a visit that did not happen and that the plan skips by default (a plan choice).
 CANCELLED_VALUES = ("cancelled", "canceled", "cancel", "canceled by patient", "cancelled by clinic")

@@ -28,8 +28,10 @@ from pathlib import Path
 import duckdb
 
 from clinic_pipeline.errors import OperatorError
+from clinic_pipeline.source.code_lists import decoded_codes
 from clinic_pipeline.source.export import ROW_COLUMN, VIEW_SCHEMA, SourceExport
 from clinic_pipeline.source.inventory_model import (
+    CodeList,
     ColumnProfile,
     Relationship,
     SchemaInventory,
@@ -43,6 +45,7 @@ from clinic_pipeline.sql import quote_ident, quote_literal
 
 # The inventory's public names, wherever they live: callers import them from here.
 __all__ = [
+    "CodeList",
     "ColumnProfile",
     "Relationship",
     "SchemaInventory",
@@ -504,9 +507,10 @@ def _few(count: int, rows: int) -> bool:
 
 
 def _is_key(table: str, column: ColumnProfile, rows: int, continuation: int = 0) -> bool:
+    """`continuation`: rows continuing the record above, on which the record's id and own columns are empty."""
     if column.type in _KEYLESS_TYPES:
         return False
-    nulls = column.null_count - (0 if _PATH in column.name else continuation)
+    nulls = column.null_count - continuation
     filled = rows - column.null_count
     repeated = filled - column.distinct_count
     # Only the table's own id keeps its key role with repeats: another table's number repeated is a
@@ -516,26 +520,43 @@ def _is_key(table: str, column: ColumnProfile, rows: int, continuation: int = 0)
     )
 
 
-# Where a column's name follows a relation (Tryton's and Odoo's `Patient/Addresses/City`).
-_PATH = "/"
+# A column the records fill on at least this share of their rows is one of the record's own.
+RECORD_COLUMN_FILL = 0.95
 
 
 def _continuation_rows(con: duckdb.DuckDBPyConnection, table: str, columns: list[str]) -> int:
-    """Rows that only continue the record above: every plain column empty, some `a/b` column filled. Tryton
-    and Odoo export a record's further one-to-many lines (a second address) so; they are no record, and
-    their empty key is no gap in it."""
-    plain = [c for c in columns if _PATH not in c]
-    paths = [c for c in columns if _PATH in c]
-    if not plain or not paths:
+    """Rows that only continue the record above. Tryton, Odoo and Frappe export a record's further
+    one-to-many lines (a second address, a lab test's next analyte) on rows of their own: the record's id
+    (their first column) is empty, and so is every column the records themselves always fill. They are no
+    record, and their empty key is no gap in it. Rows missing an id that do carry a record's own fields are
+    records without a key (quarantined), not continuations."""
+    if len(columns) < 3:
         return 0
 
-    def empty(column: str) -> str:
-        return f"nullif(trim(CAST({quote_ident(column)} AS VARCHAR)), '') IS NULL"
+    def filled(column: str) -> str:
+        return f"nullif(trim(CAST({quote_ident(column)} AS VARCHAR)), '') IS NOT NULL"
 
-    condition = " AND ".join(empty(c) for c in plain) + " AND NOT (" + " AND ".join(empty(c) for c in paths) + ")"
-    query = f"SELECT count(*) FROM {VIEW_SCHEMA}.{quote_ident(table)} WHERE {condition}"
-    (count,) = con.execute(query).fetchone() or (0,)
-    return int(count)
+    first, rest = columns[0], columns[1:]
+    record, no_id = filled(first), f"NOT {filled(first)}"
+    counts = ", ".join(
+        f"count(*) FILTER (WHERE {record} AND {filled(c)}), count(*) FILTER (WHERE {no_id} AND {filled(c)})"
+        for c in rest
+    )
+    anything = " OR ".join(filled(c) for c in rest)
+    order = quote_ident(ROW_COLUMN)
+    query = (
+        f"SELECT count(*) FILTER (WHERE {record}), count(*) FILTER (WHERE {no_id} AND ({anything})), "
+        f"max({order}) FILTER (WHERE {record}) > min({order}) FILTER (WHERE {no_id} AND ({anything})), {counts} "
+        f"FROM {VIEW_SCHEMA}.{quote_ident(table)}"
+    )
+    row = con.execute(query).fetchone() or ()
+    records, without_id, between_records = int(row[0]), int(row[1]), bool(row[2])
+    # Rows without an id only after the last record are a report's footer (its totals), not continuations.
+    if not records or not without_id or not between_records:
+        return 0
+    # The record's own columns: always filled on the records, never on the rows without an id.
+    own = [n for n in range(len(rest)) if row[3 + 2 * n] >= RECORD_COLUMN_FILL * records and row[4 + 2 * n] == 0]
+    return without_id if own else 0
 
 
 # A flattened resource repeats its id over a few rows (one per name, address, code): at most this many on average.
@@ -712,6 +733,7 @@ def _build_inventory(export: SourceExport, con: duckdb.DuckDBPyConnection) -> Sc
         date_format=date_fmt,
         tables=tables,
         relationships=declared + inferred,
+        code_lists=decoded_codes(con, tables),
         warnings=warnings,
     )
 

@@ -101,6 +101,20 @@ class Relationship(BaseModel):
     )
 
 
+class CodeList(BaseModel):
+    """A coded column (`pc_apptstatus` = `x`) decoded by a list table of the export (`list_options`, where
+    `list_id` = `apptstat`): each code's label (`x Canceled`). Labels are the clinic's reference data."""
+
+    table: str
+    column: str
+    list_table: str
+    code_column: str
+    label_column: str
+    group_column: str | None = Field(default=None, description="the list's column that selects one list")
+    group_value: str | None = None
+    labels: dict[str, str]
+
+
 class SchemaInventory(BaseModel):
     version: int = 1
     source_system: str
@@ -109,10 +123,14 @@ class SchemaInventory(BaseModel):
     date_format: str | None = None
     tables: list[TableProfile]
     relationships: list[Relationship] = Field(default_factory=list)
+    code_lists: list[CodeList] = Field(default_factory=list, description="coded columns the export's lists decode")
     warnings: list[str] = Field(default_factory=list)
 
     def table(self, name: str) -> TableProfile:
         return next(t for t in self.tables if t.name == name)
+
+    def code_list(self, table: str, column: str) -> CodeList | None:
+        return next((c for c in self.code_lists if (c.table, c.column) == (table, column)), None)
 
     @property
     def fingerprint(self) -> str:

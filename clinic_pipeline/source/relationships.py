@@ -250,6 +250,8 @@ def inferred_relationships(con: duckdb.DuckDBPyConnection, tables: list[TablePro
         total, hits = measured.total, measured.found
         coverage = hits / total if total else 0.0
         differ = measured.value_prefix != measured.key_prefix
+        if differ and measured.value_prefix and measured.key_prefix:
+            continue  # two numbering series (`ACC-SINV-2024-00012`, `HLC-APP-2024-00012`): alike only in their numbers
         # Orphans are normal (deleted patients): names that agree carry a link through more of them.
         if coverage >= (MIN_COVERAGE_NAMED if affinity else MIN_COVERAGE) and (affinity or total >= 3):
             found.append(
