@@ -28,9 +28,10 @@ lint: $(STAMP)
 	$(BIN)/ruff check clinic_pipeline clinic_pipeline_tests
 	$(BIN)/ruff format --check clinic_pipeline clinic_pipeline_tests
 
-# The Dagster UI on the demo: a sandbox on a fixed port, then `dagster dev` pointed at it.
+# The Dagster UI on the demo: a sandbox on a fixed port, then `dagster dev` pointed at it, on the instance
+# the demo recorded its runs in (data/dagster, or DAGSTER_HOME when set).
 ui: $(STAMP)
-	DAGSTER_HOME=$(CURDIR)/data/dagster $(BIN)/clinic-pipeline ui
+	$(BIN)/clinic-pipeline ui
 
 bench: $(STAMP)
 	$(BIN)/pytest clinic_pipeline_tests/benchmarks -m slow -p no:cacheprovider -q
