@@ -336,18 +336,23 @@ def _columns(con: duckdb.DuckDBPyConnection, table: str) -> list[str]:
 
 
 def _required_sql(target: str, columns: list[str]) -> tuple[str, str]:
-    """(condition that holds for an acceptable record, the quarantine reason when it does not)."""
+    """(condition that holds for an acceptable record, SQL for the quarantine reason when it does not: the
+    required fields this row lacks, not every required field)."""
     obj = BY_TARGET[target]
     if obj.identity:
         wanted = obj.staged_identity
         present = [f"{quote_ident(c)} IS NOT NULL" for c in wanted if c in columns]
-        return (" OR ".join(present) or "FALSE"), "none of " + ", ".join(wanted)
+        return (" OR ".join(present) or "FALSE"), quote_literal("none of " + ", ".join(wanted))
     # A module record's `name` falls back to its source key: staging always fills it.
     wanted = tuple(c for c in obj.staged_required if not (obj.module and c == "name"))
     if not wanted:
-        return "TRUE", ""
+        return "TRUE", "NULL"
     checks = [f"{quote_ident(c)} IS NOT NULL" if c in columns else "FALSE" for c in wanted]
-    return " AND ".join(checks), "missing required " + ", ".join(wanted)
+    missing = ", ".join(
+        f"CASE WHEN {quote_ident(c)} IS NULL THEN {quote_literal(c)} END" if c in columns else quote_literal(c)
+        for c in wanted
+    )
+    return " AND ".join(checks), f"'missing required ' || concat_ws(', ', {missing})"
 
 
 def _parent_checks(columns: list[str], dirs: Sequence[Path]) -> list[tuple[str, str]]:
@@ -538,7 +543,7 @@ def _verdict(con: duckdb.DuckDBPyConnection, target: str, columns: list[str], pa
                 WHEN _skip_reason IS NOT NULL THEN NULL
                 WHEN _source_key IS NULL THEN 'missing source key'
                 WHEN rowid IN (SELECT _row_id FROM later_duplicates) THEN 'duplicate source key'
-                WHEN NOT ({required}) THEN {quote_literal(required_reason)}
+                WHEN NOT ({required}) THEN {required_reason}
                 {orphan_cases}
             END AS _quarantine_reason
             FROM stage_rows
