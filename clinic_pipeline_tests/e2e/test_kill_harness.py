@@ -171,3 +171,26 @@ def test_a_rollback_after_a_killed_load_removes_what_the_load_never_committed(cl
     assert any(held[name] - mapped[name] for name in KINDS), "the kill left nothing the state never heard of"
     clinic.cli("rollback", "--all")
     assert not clinic.problems(expected), clinic.problems(expected)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_a_cli_migration_and_a_dagster_run_at_once_end_as_one_uninterrupted_run(clinic: Clinic, tmp_path: Path) -> None:
+    """Two operators start the same migration, one with `migrate --full`, one in Dagster: they take turns at
+    the state store, each says in one line what it waits for or refuses, and Freshsales ends as after one run
+    (no record twice, nothing missing, the id map following it)."""
+    clinic.restore_template()
+    clinic.cli("migrate", "--full")
+    reference = content(clinic.snapshot())
+    clinic.restore_template()
+    cli, cli_log = clinic.start(MIGRATE)
+    dagster, dagster_log = clinic.start(DAGSTER_LOADS, clinic.dagster_env(tmp_path / "dagster"))
+    codes = [process.wait(timeout=600) for process in (cli, dagster)]
+    for log in (cli_log, dagster_log):
+        assert "Traceback" not in log.read_text(encoding="utf-8", errors="replace"), log.read_text()[-3000:]
+    # A run the other one kept out says so in one line and leaves nothing half done: a rerun finishes it.
+    if codes[0] != 0:
+        assert "error:" in cli_log.read_text(), cli_log.read_text()[-2000:]
+        clinic.cli("migrate", "--full")
+    assert not clinic.problems(reference), clinic.problems(reference)
+    assert all(n == 1 for records in content(clinic.snapshot()).values() for n in records.values())
