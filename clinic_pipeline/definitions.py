@@ -5,6 +5,7 @@ from typing import Any
 
 import dagster as dg
 
+from clinic_pipeline.assets.alerts import alert_sensors
 from clinic_pipeline.assets.delta import delta_definitions
 from clinic_pipeline.assets.inventory import schema_inventory
 from clinic_pipeline.assets.load import loaded_assets
@@ -57,6 +58,13 @@ def _cutover_start() -> datetime | None:
         return None  # an invalid environment is reported by the assets that need it, one line each
 
 
+def _alerts_enabled() -> bool:
+    try:
+        return load_settings().alerts_enabled
+    except ConfigurationError:
+        return False  # the alert sensors, turned on, skip with the one-line reason
+
+
 def build_definitions(
     resources: dict[str, dg.ConfigurableResource] | None = None, cutover_start: datetime | None = None
 ) -> dg.Definitions:
@@ -72,6 +80,7 @@ def build_definitions(
         checks += delta.checks
         jobs.append(delta.job)
         sensors, schedules = delta.sensors, delta.schedules
+    sensors = [*sensors, *alert_sensors(enabled=_alerts_enabled())]
     return dg.Definitions(
         assets=assets,
         asset_checks=checks,

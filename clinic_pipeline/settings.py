@@ -6,7 +6,7 @@ from datetime import datetime
 from functools import cached_property
 from pathlib import Path
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from clinic_pipeline.errors import OperatorError
@@ -42,6 +42,14 @@ class Settings(BaseSettings):
     clinic_documents_base_url: str | None = Field(
         default=None, description="where the clinic hosts its documents: larger files become links there"
     )
+    # Alerts for the night shift (clinic_pipeline/alerts.py): off unless a webhook URL or an email is set.
+    # The webhook URL is a secret (Slack-style URLs carry their token in the path).
+    clinic_alert_webhook_url: SecretStr | None = Field(default=None, description="alerts: JSON POSTed here")
+    dagster_webserver_url: str | None = Field(default=None, description="links to runs in the Dagster UI")
+    clinic_alert_smtp_host: str | None = Field(default=None, description="alerts by email: an SMTP relay")
+    clinic_alert_smtp_port: int = Field(default=25, gt=0, le=65535)
+    clinic_alert_email_from: str = "clinic-pipeline@localhost"
+    clinic_alert_email_to: str | None = Field(default=None, description="alerts by email: comma-separated")
 
     @field_validator("freshsales_base_url")
     @classmethod
@@ -52,6 +60,46 @@ class Settings(BaseSettings):
         if not value.startswith(("http://", "https://")):
             raise ValueError("FRESHSALES_BASE_URL must start with http:// or https://")
         return value
+
+    @field_validator("clinic_alert_webhook_url")
+    @classmethod
+    def _webhook_is_http(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value().strip():
+            return None
+        url = value.get_secret_value().strip()
+        if not url.startswith(("http://", "https://")):
+            raise ValueError("CLINIC_ALERT_WEBHOOK_URL must start with http:// or https://")
+        return SecretStr(url)
+
+    @field_validator("dagster_webserver_url")
+    @classmethod
+    def _webserver_is_http(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        value = value.strip().rstrip("/")
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("DAGSTER_WEBSERVER_URL must start with http:// or https://")
+        return value
+
+    @field_validator("clinic_alert_email_to")
+    @classmethod
+    def _recipients_need_a_relay(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None or not value.strip():
+            return None
+        if not info.data.get("clinic_alert_smtp_host"):
+            raise ValueError("CLINIC_ALERT_EMAIL_TO needs CLINIC_ALERT_SMTP_HOST (the SMTP relay) as well")
+        if any("@" not in a for a in value.split(",")):
+            raise ValueError("CLINIC_ALERT_EMAIL_TO must be email addresses separated by commas")
+        return ",".join(a.strip() for a in value.split(","))
+
+    @property
+    def alert_email_recipients(self) -> list[str]:
+        return self.clinic_alert_email_to.split(",") if self.clinic_alert_email_to else []
+
+    @property
+    def alerts_enabled(self) -> bool:
+        """Alerts are off unless a webhook URL or email recipients are configured."""
+        return self.clinic_alert_webhook_url is not None or bool(self.alert_email_recipients)
 
     @cached_property
     def paths(self) -> Paths:
