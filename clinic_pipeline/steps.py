@@ -367,6 +367,7 @@ def _load_files(
     """Documents stream from disk one upload each; the result in the loader's terms for the asset metadata."""
     if _row_count(staged) == 0:
         return LoadResult(FILES.name)  # the export has no documents: nothing to attach
+    before = client.stats
     files = load_files(
         client,
         state,
@@ -380,7 +381,15 @@ def _load_files(
     outcomes: Counter[str] = Counter()
     for (_op, outcome), count in files.counts.items():
         outcomes[outcome] += count
-    return LoadResult(FILES.name, staged=files.staged, outcomes=outcomes, rejected_path=files.rejected_path)
+    after = client.stats
+    return LoadResult(
+        FILES.name,
+        staged=files.staged,
+        outcomes=outcomes,
+        rejected_path=files.rejected_path,
+        requests=after["requests"] - before["requests"],
+        retries=after["retries"] - before["retries"],
+    )
 
 
 def run_rebuild_reference(settings: Settings) -> RebuildReference:

@@ -20,7 +20,7 @@ import pytest
 from pydantic import SecretStr
 
 from clinic_pipeline.freshsales import FreshsalesClient, RateLimiter, RetryPolicy
-from clinic_pipeline.load.loader import ChoiceNotFoundError, Loader, LoadResult
+from clinic_pipeline.load.loader import ChoiceNotFoundError, Loader, LoadFailedError, LoadResult
 from clinic_pipeline.load.owners import OwnerConfigurationError, OwnerMap
 from clinic_pipeline.load.payloads import marker
 from clinic_pipeline.load.state import StateStore, open_state
@@ -470,3 +470,57 @@ def test_outcomes_load_by_name_and_an_unknown_one_stops_the_object_before_any_wr
     ):
         loader.load(APPOINTMENTS, unknown, tmp_path / "rejected")
     assert _writes(sandbox) == writes
+
+
+def _tasks(tmp_path: Path, n: int) -> Path:
+    due = datetime(2025, 4, 1, 9, 0, tzinfo=UTC)
+    rows = [_row(f"recalls:{i}", i, title=f"Recall {i}", due_date=due, _lookup_contact="patients:1") for i in range(n)]
+    return _write(tmp_path / "tasks.parquet", rows)
+
+
+def test_faults_the_retries_do_not_outlast_are_settled_by_further_passes_in_the_same_run(
+    tmp_path: Path, sandbox: SandboxHandle, state: StateStore
+) -> None:
+    """One attempt per request and a server failing one request in four: the first pass leaves records
+    unsettled, the further passes look them up and send the missing ones, and the run ends exact."""
+    contacts = _write(tmp_path / "contacts.parquet", [_row("patients:1", 1, first_name="Ana", email="a@example.com")])
+    fragile = FreshsalesClient(
+        sandbox.base_url,
+        SecretStr(sandbox.api_key),
+        rate_limiter=RateLimiter(100_000, 10_000),
+        retry_policy=RetryPolicy(max_attempts=2, backoff_base=0.01, backoff_max=0.02),
+        timeout=10.0,
+    )
+    pauses: list[float] = []
+    with fragile:
+        loader = Loader(fragile, state, run_id="r1", max_concurrency=1, sleep=pauses.append)
+        loader.load(CONTACTS, contacts, tmp_path / "rejected")
+        _control(sandbox, "faults", {"rate_5xx": 0.25, "rate_reset": 0.1, "seed": 7})
+        try:
+            result = loader.load(TASKS, _tasks(tmp_path, 40), tmp_path / "rejected")
+        finally:
+            _control(sandbox, "faults", {})
+    assert result.settle_passes >= 1 and pauses, "the faults never outlasted a request's attempts"
+    assert result.loaded == 40 and result.retries > 0
+    titles = sorted(t["title"] for t in _control(sandbox, "snapshot")["tasks"])
+    assert titles == sorted(f"Recall {i}" for i in range(40))  # each once: nothing lost, nothing twice
+    assert not state.pending_intents(TASKS.name)
+
+
+def test_a_fault_that_outlasts_every_pass_fails_the_load_saying_so(
+    tmp_path: Path, sandbox: SandboxHandle, client: FreshsalesClient, state: StateStore
+) -> None:
+    contacts = _write(tmp_path / "contacts.parquet", [_row("patients:1", 1, first_name="Ana", email="a@example.com")])
+    loader = Loader(client, state, run_id="r1", max_concurrency=1, sleep=lambda _: None)
+    loader.load(CONTACTS, contacts, tmp_path / "rejected")
+    # The tasks endpoint answers 503 whatever is sent: searches still work, creates never do.
+    _control(sandbox, "faults", {"rate_5xx": 1.0, "only": "POST /tasks"})
+    try:
+        with pytest.raises(LoadFailedError) as failed:
+            loader.load(TASKS, _tasks(tmp_path, 5), tmp_path / "rejected")
+    finally:
+        _control(sandbox, "faults", {})
+    message = str(failed.value)
+    assert "5 tasks records still failed after 3 more passes" in message and "5 with HTTP 503" in message
+    assert "the fault persists" in message
+    assert not _control(sandbox, "snapshot")["tasks"]

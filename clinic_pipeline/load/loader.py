@@ -19,8 +19,9 @@ Per batch of 100 staged rows:
 from __future__ import annotations
 
 import logging
+import time
 from collections import Counter, defaultdict
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,7 +43,7 @@ from clinic_pipeline.load.owners import OwnerMap
 from clinic_pipeline.load.payloads import OWNER_COLUMN, Prepared, marker, prepare
 from clinic_pipeline.load.state import AuditEntry, IdMapRow, Intent, StateStore
 from clinic_pipeline.model.objects import BY_NAME, CHOICE_PREFIX, CHOICE_SELECTORS, DESCRIPTION_MARKER, FreshsalesObject
-from clinic_pipeline.model.outcomes import IN_FRESHSALES, MAPPED, REPORTED, WRITTEN, LoadOutcome
+from clinic_pipeline.model.outcomes import IN_FRESHSALES, MAPPED, REPORTED, UNSETTLED, WRITTEN, LoadOutcome
 from clinic_pipeline.private_files import write_private_jsonl
 
 log = logging.getLogger(__name__)
@@ -50,6 +51,11 @@ BATCH_SIZE = 100  # staged rows committed together
 # Objects with bulk upsert read more rows at once so that the records going by bulk (often fewer than
 # all, e.g. only contacts with an email) still fill requests of 100.
 BULK_BATCH_SIZE = 500
+# Faults the client's retries did not outlast (each request has its attempts with backoff) leave records
+# unsettled: the load passes over those again, after a pause that grows, up to this many times in the same
+# run. A fault that outlives them all persists, and the run says so; a run that meets none pays nothing.
+SETTLE_PASSES = 3
+SETTLE_PAUSE_SECONDS = 5.0
 MAX_BULK_ITEMS = 100  # one bulk_upsert request, one `is_in` search
 # The API refused the record itself: retrying cannot help, the record goes to the rejected file.
 REJECTION_STATUSES = frozenset({400, 404, 409, 422})
@@ -76,6 +82,7 @@ class LoadResult:
     owner_unresolved: int = 0  # sent without an owner: no active user and no fallback
     requests: int = 0  # API requests this load made (retries and job polls included)
     retries: int = 0  # of those, re-sent after a 429, a 5xx, a lost or unreadable answer
+    settle_passes: int = 0  # further passes over the records faults left unsettled
 
     @property
     def loaded(self) -> int:
@@ -98,6 +105,7 @@ class LoadResult:
         counts["owner_unresolved"] = self.owner_unresolved
         counts["requests"] = self.requests
         counts["retries"] = self.retries
+        counts["settle_passes"] = self.settle_passes
         counts["records_per_request"] = self.records_per_request
         return counts
 
@@ -149,7 +157,9 @@ class Loader:
         max_concurrency: int = 4,
         owners: OwnerMap | None = None,
         fallback_owner_email: str | None = None,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
+        self._sleep = sleep
         self._client = client
         self._state = state
         self._run_id = run_id
@@ -168,41 +178,77 @@ class Loader:
         choices = self._choices(obj, staged_path)
         self._reconcile(obj, known)
         census: dict[str, bool] = {}  # asked once, when the first new record comes up
-        rejected: list[dict[str, Any]] = []
+        # Per source key, the records a person looks at (rejected, held back, unsettled); a later pass
+        # replaces a record's entry. Only these are kept in memory, not every payload.
+        reported: dict[str, _Sent] = {}
+        retry: set[str] | None = None  # None: the first pass, over every staged record
         with ThreadPoolExecutor(max_workers=self._pool_size) as pool:
-            for rows in _batches(staged_path, BULK_BATCH_SIZE if obj.bulk else BATCH_SIZE):
-                result.staged += len(rows)
-                prepared = [prepare(obj, r, parent_maps, owners, choices) for r in rows]
-                result.owner_unresolved += sum(p.owner_unresolved for p in prepared)
-                sent = self._load_batch(obj, prepared, known, pool, census=census)
-                self._commit(obj, sent, known)
-                for s in sent:
-                    result.outcomes[s.outcome] += 1
-                    if s.outcome in REPORTED:
-                        rejected.append(
-                            {
-                                "source_key": s.prepared.source_key,
-                                "source_row": s.prepared.source_row,
-                                "http_status": s.http_status,
-                                "outcome": s.outcome,
-                                "reason": s.reason,
-                            }
-                        )
+            for settle_pass in range(SETTLE_PASSES + 1):
+                for rows in _batches(staged_path, BULK_BATCH_SIZE if obj.bulk else BATCH_SIZE):
+                    if retry is not None:
+                        rows = [r for r in rows if str(r["_source_key"]) in retry]
+                        if not rows:
+                            continue
+                    prepared = [prepare(obj, r, parent_maps, owners, choices) for r in rows]
+                    if retry is None:
+                        result.staged += len(rows)
+                        result.owner_unresolved += sum(p.owner_unresolved for p in prepared)
+                    sent = self._load_batch(obj, prepared, known, pool, census=census)
+                    self._commit(obj, sent, known)
+                    for s in sent:
+                        self._count(result, reported, s)
+                unsettled = {k for k, s in reported.items() if s.outcome in UNSETTLED}
+                if not unsettled or settle_pass == SETTLE_PASSES:
+                    break
+                pause = SETTLE_PAUSE_SECONDS * (settle_pass + 1)
+                log.warning(
+                    "%s: %d records unsettled by faults; pass %d of %d over them in %.0f s",
+                    obj.name,
+                    len(unsettled),
+                    settle_pass + 1,
+                    SETTLE_PASSES,
+                    pause,
+                )
+                self._sleep(pause)
+                # Lost answers first: a record that did arrive is mapped, not sent again. Unless they can be
+                # looked up, nothing is sent again (it could be there twice): the fault persists.
+                try:
+                    settled = self._reconcile(obj, known)
+                except FreshsalesError as exc:
+                    log.warning("%s: open intents could not be looked up (%s)", obj.name, type(exc).__name__)
+                    break
+                for s in settled:
+                    self._count(result, reported, s)
+                retry = {k for k, s in reported.items() if s.outcome in UNSETTLED or s.outcome == LoadOutcome.NOT_FOUND}
         after = self._client.stats
         result.requests = after["requests"] - before["requests"]
         result.retries = after["retries"] - before["retries"]
+        result.settle_passes = settle_pass
         # The API's reasons may quote field values: the file is private, never a log line.
+        rejected = [_rejected_line(s) for s in reported.values() if s.outcome in REPORTED]
         rejected_path = rejected_dir / f"{obj.name}.jsonl"
         write_private_jsonl(rejected_path, rejected)
         result.rejected_path = rejected_path if rejected else None
         log.info("%s: %s", obj.name, result.summary())
-        unfinished = result.outcomes[LoadOutcome.FAILED] + result.outcomes[LoadOutcome.UNKNOWN]
+        unfinished = [s for s in reported.values() if s.outcome in UNSETTLED]
         if unfinished:
             raise LoadFailedError(
-                f"{unfinished} {obj.name} records failed after retries or have an unknown outcome (see the audit "
-                "log); what succeeded is committed: re-materialize to resume"
+                f"{len(unfinished)} {obj.name} records still failed after {settle_pass} more passes in this run "
+                f"({_fault_kinds(unfinished)}): the fault persists at Freshsales; what succeeded is committed, "
+                "re-materialize once it clears to resume (the audit log lists each)"
             )
         return result
+
+    @staticmethod
+    def _count(result: LoadResult, reported: dict[str, _Sent], sent: _Sent) -> None:
+        """Counts the record's outcome; a later pass's outcome replaces the one it settles."""
+        key = sent.prepared.source_key
+        earlier = reported.pop(key, None)
+        if earlier is not None:
+            result.outcomes[earlier.outcome] -= 1
+        result.outcomes[sent.outcome] += 1
+        if sent.outcome in REPORTED or sent.outcome == LoadOutcome.NOT_FOUND:
+            reported[key] = sent
 
     # ---- owners ------------------------------------------------------------------------------
 
@@ -240,10 +286,10 @@ class Loader:
 
     # ---- reconciliation of what a previous run left open -------------------------------------
 
-    def _reconcile(self, obj: FreshsalesObject, known: dict[str, IdMapRow]) -> None:
+    def _reconcile(self, obj: FreshsalesObject, known: dict[str, IdMapRow]) -> list[_Sent]:
         pending = self._state.pending_intents(obj.name)
         if not pending:
-            return
+            return []
         found = find_sent(self._client, obj, list(pending.values()))
         sent: list[_Sent] = []
         for key, intent in pending.items():
@@ -252,6 +298,7 @@ class Loader:
             sent.append(_Sent(prepared, entry.op, entry.outcome, entry.freshsales_id, before_image=entry.before_image))
         log.info("%s: reconciled %d open intents, %d found", obj.name, len(pending), len(found))
         self._commit(obj, sent, known)
+        return sent
 
     def _unknown_keyed_records(self, obj: FreshsalesObject, known: dict[str, IdMapRow]) -> bool:
         """Does Freshsales hold records with a source key this state does not know (an earlier migration
@@ -483,6 +530,22 @@ def reconciled(intent: Intent, record: Mapping[str, Any] | None) -> AuditEntry:
             "reconcile", LoadOutcome.ADOPTED, intent.source_key, int(record["id"]), before_image=intent.before_image
         )
     return AuditEntry("reconcile", LoadOutcome.FOUND_EXISTING, intent.source_key, int(record["id"]))
+
+
+def _rejected_line(sent: _Sent) -> dict[str, Any]:
+    return {
+        "source_key": sent.prepared.source_key,
+        "source_row": sent.prepared.source_row,
+        "http_status": sent.http_status,
+        "outcome": sent.outcome,
+        "reason": sent.reason,
+    }
+
+
+def _fault_kinds(unsettled: Sequence[_Sent]) -> str:
+    """What the last attempts met, by HTTP status: the API's reasons may quote values, statuses never do."""
+    kinds = Counter(f"HTTP {s.http_status}" if s.http_status else "no answer" for s in unsettled)
+    return ", ".join(f"{n} with {kind}" for kind, n in kinds.most_common())
 
 
 def _unique_identifiers(news: list[Prepared]) -> tuple[list[Prepared], list[Prepared]]:

@@ -5,7 +5,8 @@ Per API request (never `/_sandbox/`), one draw picks at most one fault, in this 
 (the request IS processed, then the socket is closed without an answer: the client cannot know
 whether its write happened), `rate_slow` (the answer comes after `slow_seconds`), `rate_truncate`
 (the request IS processed and answered with its own 2xx status, but the body is cut off part-way,
-at a point drawn from the same RNG, with a Content-Length honest to the bytes sent).
+at a point drawn from the same RNG, with a Content-Length honest to the bytes sent). `only` limits the
+faults to the requests of one endpoint (`POST /tasks`): a fault that persists there while the rest answers.
 
 The truncation is what a buffering proxy hands on when its upstream connection dies mid-body and the
 upstream's body was close-delimited (nginx speaks HTTP/1.0 upstream by default): the proxy takes the
@@ -34,6 +35,9 @@ class FaultConfig:
     rate_truncate: float = 0.0
     slow_seconds: float = 1.0
     seed: int = 0
+    # Only requests whose `METHOD /path/template` starts with this meet faults (a fault that persists on one
+    # endpoint while the others answer); empty: every request.
+    only: str = ""
 
 
 class FaultInjector:
@@ -56,12 +60,17 @@ class FaultInjector:
         if unknown:
             raise ApiError(400, f"unknown fault settings: {', '.join(unknown)}")
         try:
-            return FaultConfig(**{k: (int(v) if k == "seed" else float(v)) for k, v in body.items()})
+            return FaultConfig(
+                **{k: (int(v) if k == "seed" else str(v) if k == "only" else float(v)) for k, v in body.items()}
+            )
         except (TypeError, ValueError):
             raise ApiError(400, "fault settings must be numbers") from None
 
-    def draw(self) -> Fault | None:
+    def draw(self, endpoint: str) -> Fault | None:
+        """The fault for one request to `endpoint` (`METHOD /path/template`), if any."""
         c = self.config
+        if not endpoint.startswith(c.only):
+            return None
         rates: tuple[tuple[Fault, float], ...] = (
             ("429", c.rate_429),
             ("5xx", c.rate_5xx),

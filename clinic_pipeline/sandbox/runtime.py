@@ -159,7 +159,7 @@ def api_endpoint(path: str, handler: Handler) -> Callable[[Request], Awaitable[R
         verdict = sandbox.limiter.check()
         if not verdict.allowed:
             return _rate_headers(error_response(429, ["API rate limit exceeded"]), verdict, retry_after)
-        fault = sandbox.faults.draw()
+        fault = sandbox.faults.draw(f"{request.method} {template}")
         if fault == "429":
             return _rate_headers(error_response(429, ["API rate limit exceeded"]), verdict, retry_after)
         if fault == "5xx":
