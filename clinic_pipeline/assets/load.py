@@ -10,6 +10,7 @@ changed during cutover is updated, never created twice.
 import dagster as dg
 
 from clinic_pipeline import steps
+from clinic_pipeline.assets.inventory import OWNERS, asset_tags, md_table
 from clinic_pipeline.assets.resources import (
     FRESHSALES_POOL,
     ClinicResource,
@@ -19,8 +20,77 @@ from clinic_pipeline.assets.resources import (
 )
 from clinic_pipeline.assets.sample import sample_diff
 from clinic_pipeline.assets.staging import staged_assets
+from clinic_pipeline.load.load_check import LoadCheck, run_load_check
+from clinic_pipeline.load.loader import LoadResult
 from clinic_pipeline.model.objects import LOAD_STAGES, STAGED_OBJECTS, FreshsalesObject
-from clinic_pipeline.model.outcomes import LoadOutcome
+from clinic_pipeline.model.outcomes import REPORTED, LoadOutcome
+
+# Bump policy: see `CODE_VERSION` in assets/inventory.py (here: a change of what `load/` sends or records).
+CODE_VERSION = "1"
+LOADED_CHECK = "loaded_or_listed"
+
+
+def _outcomes_table(result: LoadResult) -> str:
+    """What became of the staged records: one row per outcome that happened, then the staged total."""
+    rows = [(str(o), result.outcomes[o]) for o in LoadOutcome if result.outcomes[o]]
+    return md_table(("outcome", "records"), [*rows, ("**staged**", result.staged)])
+
+
+def _load_metadata(result: LoadResult) -> dict[str, dg.MetadataValue]:
+    summary = result.summary()
+    metadata: dict[str, dg.MetadataValue] = {
+        name: dg.MetadataValue.int(int(value)) for name, value in summary.items() if name != "records_per_request"
+    }
+    # Records per request only when both are there: "0 per request" beside requests says nothing true.
+    if result.requests and result.written:
+        metadata["records_per_request"] = dg.MetadataValue.float(float(summary["records_per_request"]))
+    metadata["outcomes"] = dg.MetadataValue.md(_outcomes_table(result))
+    # The rejected file only when it lists something (the files loader writes it, empty, every time).
+    listed = sum(result.outcomes[o] for o in REPORTED)
+    if result.rejected_path is not None and listed:
+        metadata["rejected_file"] = dg.MetadataValue.path(str(result.rejected_path))
+    return metadata
+
+
+def _check_result(check: LoadCheck) -> dg.AssetCheckResult:
+    """Green: every staged record loaded. Yellow (WARN, not blocking): some not loaded, each listed
+    with its reason. Red (ERROR, blocking): staged records neither loaded nor listed."""
+    rows = [("loaded (in the id map)", check.loaded)]
+    rows += [(reason, n) for reason, n in check.not_loaded.items()]
+    rows.append(("**staged**", check.staged))
+    table = md_table(("staged records", "count"), rows)
+    if check.quarantined:
+        quarantine = [(reason, n) for reason, n in check.quarantine_reasons.items()]
+        table += "\n\nQuarantined at staging (never staged, not loaded):\n\n" + md_table(
+            ("quarantined because", "source keys"), quarantine
+        )
+    if not check.accounted:
+        description = (
+            f"{check.unaccounted} of {check.staged} staged {check.object} records are neither loaded nor "
+            "listed with a reason (the audit log of this run says what was sent)"
+        )
+    elif not check.all_loaded:
+        why = ", ".join(f"{reason} {n}" for reason, n in check.not_loaded.items())
+        description = (
+            f"{check.loaded} of {check.staged} staged {check.object} records loaded; "
+            f"{check.listed} listed with their reason ({why})"
+        )
+    else:
+        description = f"{check.loaded} of {check.staged} staged {check.object} records loaded"
+    return dg.AssetCheckResult(
+        check_name=LOADED_CHECK,
+        passed=check.all_loaded,
+        severity=dg.AssetCheckSeverity.ERROR if not check.accounted else dg.AssetCheckSeverity.WARN,
+        description=description,
+        metadata={
+            "summary": dg.MetadataValue.md(f"**{description}**\n\n{table}"),
+            "staged": dg.MetadataValue.int(check.staged),
+            "loaded": dg.MetadataValue.int(check.loaded),
+            "listed_not_loaded": dg.MetadataValue.int(check.listed),
+            "unaccounted": dg.MetadataValue.int(check.unaccounted),
+            "quarantined": dg.MetadataValue.int(check.quarantined),
+        },
+    )
 
 
 def _load_after(obj: FreshsalesObject) -> list[str]:
@@ -45,7 +115,20 @@ def loaded_asset(
         deps=[staged[obj.name], *(f"{prefix}loaded_{p}" for p in _load_after(obj)), *([gate] if gate else [])],
         pool=FRESHSALES_POOL,
         partitions_def=partitions_def,
-        kinds={"freshsales"},
+        kinds={"freshsales", "duckdb", "python"},
+        owners=OWNERS,
+        tags=asset_tags("load", obj.name, delta=partitions_def is not None),
+        code_version=CODE_VERSION,
+        check_specs=[
+            dg.AssetCheckSpec(
+                LOADED_CHECK,
+                asset=f"{prefix}loaded_{obj.name}",
+                blocking=True,
+                description="Every staged record is in the id map, or listed with its reason (held back, "
+                "rejected, failed): red, and what follows waits, when a record is neither; yellow when some "
+                "are listed. Reads the state store and the staged file, no API call.",
+            )
+        ],
         description=f"{obj.entity} upserted into Freshsales; the id map rows are this asset's content.",
     )
     def _asset(
@@ -62,13 +145,9 @@ def loaded_asset(
         context.log.info(
             f"{obj.name}: {done or 'nothing to send'}; {result.requests} requests ({result.retries} retried)"
         )
-        metadata: dict[str, dg.MetadataValue] = {
-            name: dg.MetadataValue.float(value) if isinstance(value, float) else dg.MetadataValue.int(value)
-            for name, value in summary.items()
-        }
-        if result.rejected_path is not None:
-            metadata["rejected_file"] = dg.MetadataValue.path(str(result.rejected_path))
-        return dg.MaterializeResult(metadata=metadata)
+        with operator_errors():
+            check = run_load_check(settings_from(clinic, freshsales), obj.name, partition=partition)
+        return dg.MaterializeResult(metadata=_load_metadata(result), check_results=[_check_result(check)])
 
     return _asset
 

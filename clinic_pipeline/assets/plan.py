@@ -1,9 +1,11 @@
 """`plan` group: the proposed map, the confirmation gate and the admin's custom-field checklist."""
 
+from collections import Counter
+
 import dagster as dg
 
 from clinic_pipeline import steps
-from clinic_pipeline.assets.inventory import schema_inventory
+from clinic_pipeline.assets.inventory import OWNERS, asset_tags, md_table, schema_inventory
 from clinic_pipeline.assets.resources import (
     FRESHSALES_POOL,
     ClinicResource,
@@ -11,9 +13,35 @@ from clinic_pipeline.assets.resources import (
     operator_errors,
     settings_from,
 )
+from clinic_pipeline.mapping.plan import MappingPlan
+
+# Bump policy: see `CODE_VERSION` in assets/inventory.py.
+CODE_VERSION = "1"
+TAGS = asset_tags("plan")
 
 
-@dg.asset(group_name="plan", deps=[schema_inventory], description="The proposed object and field map.")
+def _targets_table(plan: MappingPlan) -> str:
+    """Per target: source tables and field lines, and how many of those lines need a person's review."""
+    tables: Counter[str] = Counter()
+    fields: Counter[str] = Counter()
+    review: Counter[str] = Counter()
+    for o in plan.objects:
+        tables[o.target] += 1
+        fields[o.target] += len(o.fields)
+        review[o.target] += sum(f.needs_review for f in o.fields)
+    rows = [(t, tables[t], fields[t], review[t]) for t in sorted(tables)]
+    return md_table(("target", "source tables", "field lines", "needing review"), rows)
+
+
+@dg.asset(
+    group_name="plan",
+    deps=[schema_inventory],
+    kinds={"python", "yaml"},
+    owners=OWNERS,
+    tags=TAGS,
+    code_version=CODE_VERSION,
+    description="The proposed object and field map.",
+)
 def mapping_plan(clinic: ClinicResource) -> dg.MaterializeResult:
     settings = clinic.settings()
     with operator_errors():
@@ -26,6 +54,7 @@ def mapping_plan(clinic: ClinicResource) -> dg.MaterializeResult:
             "objects": dg.MetadataValue.int(len(outcome.plan.objects)),
             "fields": dg.MetadataValue.int(len(fields)),
             "fields_needing_review": dg.MetadataValue.int(sum(f.needs_review for f in fields)),
+            "targets": dg.MetadataValue.md(_targets_table(outcome.plan)),
             "path": dg.MetadataValue.path(str(settings.paths.plan_path)),
         }
     )
@@ -34,20 +63,33 @@ def mapping_plan(clinic: ClinicResource) -> dg.MaterializeResult:
 @dg.asset(
     group_name="plan",
     deps=[mapping_plan],
+    kinds={"python", "yaml"},
+    owners=OWNERS,
+    tags=TAGS,
+    code_version=CODE_VERSION,
     description="Fails until a person confirms the plan (`clinic-pipeline confirm-mapping --by NAME`).",
 )
 def confirmed_mapping(clinic: ClinicResource) -> dg.MaterializeResult:
     with operator_errors():
         plan = steps.confirmed_plan(clinic.settings())
-    return dg.MaterializeResult(
-        metadata={
-            "confirmed_by": dg.MetadataValue.text(plan.confirmed_by or ""),
-            "confirmed_hash": dg.MetadataValue.text(plan.confirmed_hash or ""),
-        }
-    )
+    # A confirmed plan names who confirmed it and the hash: shown only when set, never as an empty field.
+    metadata: dict[str, dg.MetadataValue] = {"status": dg.MetadataValue.text(plan.status)}
+    if plan.confirmed_by:
+        metadata["confirmed_by"] = dg.MetadataValue.text(plan.confirmed_by)
+    if plan.confirmed_hash:
+        metadata["confirmed_hash"] = dg.MetadataValue.text(plan.confirmed_hash)
+    return dg.MaterializeResult(metadata=metadata)
 
 
-@dg.asset(group_name="plan", deps=[confirmed_mapping], description="Custom fields the admin creates in the UI.")
+@dg.asset(
+    group_name="plan",
+    deps=[confirmed_mapping],
+    kinds={"python", "csv"},
+    owners=OWNERS,
+    tags=TAGS,
+    code_version=CODE_VERSION,
+    description="Custom fields the admin creates in the UI.",
+)
 def custom_field_checklist(clinic: ClinicResource) -> dg.MaterializeResult:
     with operator_errors():
         md, csv_path, count = steps.run_checklist(clinic.settings())
@@ -64,7 +106,10 @@ def custom_field_checklist(clinic: ClinicResource) -> dg.MaterializeResult:
     group_name="plan",
     deps=[confirmed_mapping],
     pool=FRESHSALES_POOL,
-    kinds={"freshsales"},
+    kinds={"freshsales", "parquet"},
+    owners=OWNERS,
+    tags=TAGS,
+    code_version=CODE_VERSION,
     description="Providers/staff → Freshsales users by email (data/plan/owner_map.parquet + .md); fails, "
     "listing them, while staff whose records need an owner have no active user and no fallback is set.",
 )
@@ -80,6 +125,7 @@ def owner_map(clinic: ClinicResource, freshsales: FreshsalesResource) -> dg.Mate
     metadata["staff"] = dg.MetadataValue.int(len(result.entries))
     metadata["fallback_owner_used"] = dg.MetadataValue.bool(result.fallback_owner_id is not None)
     metadata["path"] = dg.MetadataValue.path(str(settings.paths.owner_map_md))
+    metadata["parquet"] = dg.MetadataValue.path(str(settings.paths.owner_map_parquet))
     return dg.MaterializeResult(metadata=metadata)
 
 
@@ -87,7 +133,10 @@ def owner_map(clinic: ClinicResource, freshsales: FreshsalesResource) -> dg.Mate
     group_name="plan",
     deps=[custom_field_checklist],
     pool=FRESHSALES_POOL,
-    kinds={"freshsales"},
+    kinds={"freshsales", "python"},
+    owners=OWNERS,
+    tags=TAGS,
+    code_version=CODE_VERSION,
     description="Custom modules and their fields created through the API; the admin's custom fields on "
     "contacts, accounts and deals read back and verified. Fails, listing what is missing, until they exist.",
 )

@@ -42,6 +42,10 @@ def rollback_runs(
         )
 
 
-@dg.job(description="Undo migration runs in reverse load order; itself audited and resumable.")
+# Run tags of every rollback run (the Runs page filters on them), in the assets' tag vocabulary.
+@dg.job(
+    description="Undo migration runs in reverse load order; itself audited and resumable.",
+    tags={"stage": "rollback"},
+)
 def rollback_job() -> None:
     rollback_runs()

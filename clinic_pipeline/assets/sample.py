@@ -3,6 +3,7 @@
 import dagster as dg
 
 from clinic_pipeline import steps
+from clinic_pipeline.assets.inventory import OWNERS, asset_tags, md_table
 from clinic_pipeline.assets.plan import freshsales_schema, owner_map
 from clinic_pipeline.assets.resources import (
     FRESHSALES_POOL,
@@ -12,6 +13,11 @@ from clinic_pipeline.assets.resources import (
     settings_from,
 )
 from clinic_pipeline.assets.staging import staged_assets
+from clinic_pipeline.model.objects import STAGED_OBJECTS
+from clinic_pipeline.model.outcomes import IN_FRESHSALES, REPORTED
+
+# Bump policy: see `CODE_VERSION` in assets/inventory.py (here: the sample's choice, load or diff).
+CODE_VERSION = "1"
 
 
 class SampleConfig(dg.Config):
@@ -23,7 +29,10 @@ class SampleConfig(dg.Config):
     group_name="sample",
     deps=[*staged_assets.values(), owner_map, freshsales_schema],
     pool=FRESHSALES_POOL,
-    kinds={"freshsales"},
+    kinds={"freshsales", "duckdb", "html"},
+    owners=OWNERS,
+    tags=asset_tags("sample"),
+    code_version=CODE_VERSION,
     description="Loads a referentially closed slice, reads it back and diffs it field by field "
     "(data/reports/sample_diff.html, 0600). The full load waits for `clinic-pipeline sign-off --by NAME`.",
 )
@@ -47,4 +56,28 @@ def sample_diff(
     }
     for name, rate in diff.match_rate_by_object.items():
         metadata[f"match_rate_{name}"] = dg.MetadataValue.float(round(rate, 4))
+    # Per object: records sampled, and the share of their compared fields that match. Counts only: the
+    # values are in the private diff files.
+    sampled = outcome.selection.records
+    rows = []
+    for name in [o.name for o in STAGED_OBJECTS if o.name in sampled or o.name in diff.match_rate_by_object]:
+        loads = outcome.loaded.get(name, {})
+        loaded = sum(n for k, n in loads.items() if k in IN_FRESHSALES)
+        rate = diff.match_rate_by_object.get(name)
+        rows.append(
+            (
+                name,
+                sampled.get(name, 0),
+                loaded,
+                sum(n for k, n in loads.items() if k in REPORTED),
+                "no field compared" if rate is None else f"{rate:.1%}",
+            )
+        )
+    metadata["by_object"] = dg.MetadataValue.md(
+        md_table(("object", "records sampled", "loaded", "held back or rejected", "fields matching"), rows)
+        + f"\n\n{diff.records - diff.records_missing} of {diff.records} sampled records read back; "
+        f"{diff.matched} of {diff.fields_compared} compared fields match, {diff.differs} differ, "
+        f"{diff.missing} missing in Freshsales."
+    )
+    metadata["csv"] = dg.MetadataValue.path(str(diff.csv_path))
     return dg.MaterializeResult(metadata=metadata)

@@ -8,13 +8,40 @@ from collections.abc import Iterator
 import dagster as dg
 
 from clinic_pipeline import steps
+from clinic_pipeline.assets.inventory import OWNERS, asset_tags, md_table
 from clinic_pipeline.assets.plan import confirmed_mapping
 from clinic_pipeline.assets.resources import ClinicResource, operator_errors
 from clinic_pipeline.model.objects import STAGED_OBJECTS, FreshsalesObject
 from clinic_pipeline.staging.quality import QualityResult
+from clinic_pipeline.staging.stage import StageResult
 
 BLOCKING_CHECK = "quality_blocking"
 WARNING_CHECK = "quality_warnings"
+# Bump policy: see `CODE_VERSION` in assets/inventory.py (here: a change of what `staging/` writes).
+CODE_VERSION = "1"
+
+
+def _reconciliation_table(result: StageResult) -> str:
+    """Per source table: its rows, and where each went (staged, quarantined, skipped). Counts only."""
+    rows: list[tuple[object, ...]] = [
+        (r.source_table, r.source_rows, r.staged, r.quarantined, r.skipped) for r in result.reconciliation
+    ]
+    if result.derived_rows:
+        rows.append(("(derived from lookup values)", result.derived_rows, "", "", ""))
+    rows.append(
+        (
+            "**total**",
+            result.source_rows + result.derived_rows,
+            result.staged_rows,
+            result.quarantined_rows,
+            result.skipped_rows,
+        )
+    )
+    return md_table(("source table", "rows", "staged", "quarantined", "skipped"), rows)
+
+
+def _skip_reasons_table(reasons: dict[str, int]) -> str:
+    return md_table(("skipped because", "rows"), sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0])))
 
 
 def staged_asset(
@@ -38,6 +65,9 @@ def staged_asset(
         deps=[confirmed_mapping, *(parents[p] for p in obj.parents)],
         partitions_def=partitions_def,
         kinds={"duckdb", "parquet"},
+        owners=OWNERS,
+        tags=asset_tags("staging", obj.name, delta=partitions_def is not None),
+        code_version=CODE_VERSION,
         description=f"Freshsales-shaped {obj.entity} records, keyed by source key ({where}).",
     )
     def _asset(context: dg.AssetExecutionContext, clinic: ClinicResource) -> dg.MaterializeResult:
@@ -48,19 +78,26 @@ def staged_asset(
             f"{obj.name}: {result.staged_rows} staged, {result.quarantined_rows} quarantined, "
             f"{result.skipped_rows} skipped, {result.field_issues} field issues"
         )
-        return dg.MaterializeResult(
-            metadata={
-                "source_rows": dg.MetadataValue.int(result.source_rows),
-                "derived_rows": dg.MetadataValue.int(result.derived_rows),
-                "staged_rows": dg.MetadataValue.int(result.staged_rows),
-                "quarantined_rows": dg.MetadataValue.int(result.quarantined_rows),
-                "skipped_rows": dg.MetadataValue.int(result.skipped_rows),
-                "skip_reasons": dg.MetadataValue.json(result.skip_reasons),
-                "field_issues": dg.MetadataValue.int(result.field_issues),
-                "path": dg.MetadataValue.path(str(result.parquet_path)),
-                "quarantine": dg.MetadataValue.path(str(result.quarantine_path)),
-            }
-        )
+        metadata: dict[str, dg.MetadataValue] = {
+            "source_rows": dg.MetadataValue.int(result.source_rows),
+            "derived_rows": dg.MetadataValue.int(result.derived_rows),
+            "staged_rows": dg.MetadataValue.int(result.staged_rows),
+            "quarantined_rows": dg.MetadataValue.int(result.quarantined_rows),
+            "skipped_rows": dg.MetadataValue.int(result.skipped_rows),
+            "skip_reasons": dg.MetadataValue.json(result.skip_reasons),
+            "field_issues": dg.MetadataValue.int(result.field_issues),
+            "reconciliation": dg.MetadataValue.md(_reconciliation_table(result)),
+            "path": dg.MetadataValue.path(str(result.parquet_path)),
+            "dagster/row_count": dg.MetadataValue.int(result.staged_rows),
+        }
+        # Files that list rows are named only when they list some (they hold values: private, 0600).
+        if result.skip_reasons:
+            metadata["skipped_by_reason"] = dg.MetadataValue.md(_skip_reasons_table(result.skip_reasons))
+        if result.quarantined_rows:
+            metadata["quarantine"] = dg.MetadataValue.path(str(result.quarantine_path))
+        if result.field_issues:
+            metadata["field_issues_file"] = dg.MetadataValue.path(str(result.field_issues_path))
+        return dg.MaterializeResult(metadata=metadata)
 
     return _asset
 
