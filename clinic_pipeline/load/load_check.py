@@ -20,10 +20,10 @@ import pyarrow as pa
 
 from clinic_pipeline.load.state import DEFAULT_WAIT_SECONDS, StateStore, open_state
 from clinic_pipeline.model.objects import BY_NAME
-from clinic_pipeline.reports.validation import _not_loaded_reasons, _open_staged, _quarantine
+from clinic_pipeline.reports.validation import not_loaded_reasons, open_staged, quarantine_counts
 from clinic_pipeline.settings import Settings
 
-# `reports.validation._not_loaded_reasons`' word for a staged record on no rejected list.
+# `reports.validation.not_loaded_reasons`' word for a staged record on no rejected list.
 UNLISTED = "no load outcome recorded"
 
 
@@ -68,15 +68,15 @@ def check_loaded(
     id_map = state.id_map(name)
     con = duckdb.connect()
     try:
-        _open_staged(con, [staged])
+        open_staged(con, [staged])
         con.register("id_map", pa.table({"_source_key": pa.array(list(id_map), pa.string())}))
         total, loaded = con.execute(
             "SELECT count(*), count(m._source_key) FROM staged s LEFT JOIN id_map m USING (_source_key)"
         ).fetchall()[0]
         listed = [rejected] if rejected is not None and rejected.exists() and rejected.stat().st_size else []
-        reasons = _not_loaded_reasons(con, listed)
+        reasons = not_loaded_reasons(con, listed)
         quarantined, quarantine_reasons = (
-            _quarantine(con, [quarantine]) if quarantine is not None and quarantine.exists() else (0, {})
+            quarantine_counts(con, [quarantine]) if quarantine is not None and quarantine.exists() else (0, {})
         )
     finally:
         con.close()

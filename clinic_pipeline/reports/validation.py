@@ -124,7 +124,7 @@ def _paths_sql(paths: Sequence[Path]) -> str:
     return "[" + ", ".join(map(quote_literal, paths)) + "]"
 
 
-def _open_staged(con: duckdb.DuckDBPyConnection, paths: Sequence[Path]) -> list[str]:
+def open_staged(con: duckdb.DuckDBPyConnection, paths: Sequence[Path]) -> list[str]:
     """View `staged`: one row per source key, the latest file's version (paths oldest first)."""
     ranks = pa.table({"filename": [str(p) for p in paths], "file_rank": list(range(len(paths)))})
     con.register("staged_files", ranks)
@@ -147,7 +147,7 @@ def _staged_rates(con: duckdb.DuckDBPyConnection, fields: Sequence[str]) -> tupl
     return total, {f: (int(n) / total if total else 0.0) for f, n in zip(fields, row[1:], strict=True)}
 
 
-def _quarantine(con: duckdb.DuckDBPyConnection, files: Sequence[Path]) -> tuple[int, dict[str, int]]:
+def quarantine_counts(con: duckdb.DuckDBPyConnection, files: Sequence[Path]) -> tuple[int, dict[str, int]]:
     """Quarantined source keys that were not staged since (a fixed row staged by a later delta)."""
     if not files:
         return 0, {}
@@ -173,7 +173,7 @@ def _reconciliation(con: duckdb.DuckDBPyConnection, files: Sequence[Path]) -> tu
     return sum(int(r[2]) for r in rows), {str(r[0]): int(r[1]) for r in rows}
 
 
-def _not_loaded_reasons(con: duckdb.DuckDBPyConnection, files: Sequence[Path]) -> dict[str, int]:
+def not_loaded_reasons(con: duckdb.DuckDBPyConnection, files: Sequence[Path]) -> dict[str, int]:
     """Why staged records are not in the id map, from the loader's latest rejected lists. The API's
     rejection messages may quote values, so rejections are told by outcome and HTTP status only;
     held-back reasons are the loader's own words (a parent or owner that did not resolve). A record
@@ -405,7 +405,7 @@ def validate_object(
     parent_maps = {p.target: {k: r.freshsales_id for k, r in state.id_map(p.name).items()} for p in parents}
     con = duckdb.connect()
     try:
-        columns = _open_staged(con, paths)
+        columns = open_staged(con, paths)
         con.register(
             "id_map",
             pa.table(
@@ -423,11 +423,11 @@ def validate_object(
             + ") FROM staged s LEFT JOIN id_map m USING (_source_key)"
         ).fetchall()[0]
         if quarantine_files:
-            quarantined, reasons = _quarantine(con, quarantine_files)
+            quarantined, reasons = quarantine_counts(con, quarantine_files)
         else:
             reasons = {}
         skipped, tables = _reconciliation(con, reconciliation_files)
-        unloaded = _not_loaded_reasons(con, [p for p in rejected_files if p.exists() and p.stat().st_size])
+        unloaded = not_loaded_reasons(con, [p for p in rejected_files if p.exists() and p.stat().st_size])
         by_key = obj.key_field != DESCRIPTION_MARKER and obj.entity not in SIDE_LOADED
         sample = _sample(con, sample_size if by_key else by_id_sample_size, loaded_only=not by_key)
     finally:
