@@ -340,6 +340,8 @@ def report() -> None:
 def status() -> None:
     """Where the migration stands (local state only; counts, never values)."""
     current = steps.run_status(_settings())
+    if current.load_running:
+        typer.echo(current.load_running)
     typer.echo(f"inventory: {'yes' if current.inventory else 'not yet'}")
     plan = current.plan_status or "none"
     typer.echo(f"plan: {plan}" + (f" by {current.plan_confirmed_by}" if current.plan_confirmed_by else ""))

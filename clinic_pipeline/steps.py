@@ -35,7 +35,7 @@ from clinic_pipeline.load.modules import (
 )
 from clinic_pipeline.load.owners import OwnerMap
 from clinic_pipeline.load.rollback import RollbackResult, rollback
-from clinic_pipeline.load.state import DEFAULT_WAIT_SECONDS, StateStore, open_state
+from clinic_pipeline.load.state import DEFAULT_WAIT_SECONDS, StateBusyError, StateStore, open_state, read_progress
 from clinic_pipeline.mapping.checklist import module_custom_fields, required_custom_fields, write_checklist
 from clinic_pipeline.mapping.owner_map import (
     StaffOwnerMap,
@@ -470,17 +470,28 @@ class PipelineStatus(BaseModel):
     quarantined: dict[str, int]
     loaded: dict[str, int]
     audit: dict[str, int]
+    # Set while a load holds the state store: who, and as of when the counts in `loaded` are.
+    load_running: str | None = None
 
 
 def run_status(settings: Settings) -> PipelineStatus:
-    """Where the migration stands, from local files only (no API calls): counts, never values."""
+    """Where the migration stands, from local files only (no API calls): counts, never values. While a load
+    holds the state store, the id map's counts are those the load last published."""
     plan = read_plan(settings.paths.plan_path) if settings.paths.plan_path.exists() else None
     loaded: dict[str, int] = {}
     audit: dict[str, int] = {}
+    running = None
     if settings.paths.state_db_path.exists():
-        with open_state(settings.paths.state_db_path, read_only=True, wait_seconds=STATUS_WAIT_SECONDS) as state:
-            loaded = state.id_map_counts()
-            audit = {"/".join(k): v for k, v in state.audit_counts().items()}
+        try:
+            with open_state(settings.paths.state_db_path, read_only=True, wait_seconds=STATUS_WAIT_SECONDS) as state:
+                loaded = state.id_map_counts()
+                audit = {"/".join(k): v for k, v in state.audit_counts().items()}
+        except StateBusyError:
+            progress = read_progress(settings.paths.state_db_path)
+            if progress is None:
+                raise  # nothing published yet: the one-line refusal names the holder
+            loaded = {str(k): int(v) for k, v in progress.get("id_map", {}).items()}
+            running = f"a load is running (process {progress.get('pid')}); id map counts as of {progress.get('as_of')}"
     return PipelineStatus(
         inventory=settings.paths.inventory_path.exists(),
         plan_status=plan.status if plan else None,
@@ -489,4 +500,5 @@ def run_status(settings: Settings) -> PipelineStatus:
         quarantined={o.name: _row_count(settings.paths.quarantine_dir / f"{o.name}.parquet") for o in STAGED_OBJECTS},
         loaded=loaded,
         audit=audit,
+        load_running=running,
     )

@@ -256,28 +256,40 @@ def test_a_failing_blocking_check_stops_the_cli_load_of_its_object_and_everythin
     assert httpx.get(f"{sandbox.root_url}/_sandbox/snapshot", timeout=30).json()["contacts"] == []
 
 
-def test_status_and_report_during_a_load_say_which_process_holds_the_state(tmp_path: Path) -> None:
+def test_status_during_a_load_shows_its_progress_and_report_says_which_process_holds_the_state(
+    tmp_path: Path,
+) -> None:
     env = _clean_env(tmp_path) | {"FRESHSALES_BASE_URL": "http://127.0.0.1:9/crm/sales", "FRESHSALES_API_KEY": "k"}
     state = tmp_path / "data" / "state" / "migration.duckdb"
+    # A load that has committed one batch of two contacts, and holds the store.
     holder = (
-        "import sys, time; from pathlib import Path; from clinic_pipeline.load.state import open_state\n"
-        "with open_state(Path(sys.argv[1])):\n    print('held', flush=True); time.sleep(60)\n"
+        "import sys, time; from pathlib import Path\n"
+        "from clinic_pipeline.load.state import AuditEntry, IdMapRow, open_state\n"
+        "with open_state(Path(sys.argv[1])) as s:\n"
+        "    rows = [IdMapRow(f'patients:{n}', 100 + n, 'h') for n in (1, 2)]\n"
+        "    audit = [AuditEntry('create', 'created', r.source_key, r.freshsales_id) for r in rows]\n"
+        "    s.record_batch(obj='contacts', run_id='r1', partition=None, mapped=rows, audit=audit)\n"
+        "    print('held', flush=True); time.sleep(60)\n"
     )
     load = subprocess.Popen([sys.executable, "-c", holder, str(state)], stdout=subprocess.PIPE, text=True)
     try:
         assert load.stdout is not None and load.stdout.readline().strip() == "held"
-        for command in (["status"], ["report"]):
-            busy = _run(command, env, tmp_path)
-            assert busy.returncode == 1, command
-            # A notice that it waits, then one error line: which process holds the state and what to do.
-            notice, error = busy.stderr.strip().splitlines()
-            assert f"in use by process {load.pid}" in notice and "waiting up to 5 s" in notice
-            assert error.startswith("error: ") and f"in use by process {load.pid}" in error
-            assert "wait for that run to finish" in error
+        during = _run(["status"], env, tmp_path)
+        assert during.returncode == 0, during.stderr
+        assert f"a load is running (process {load.pid}); id map counts as of " in during.stdout
+        assert "contacts: staged 0, quarantined 0, in id map 2" in during.stdout
+        busy = _run(["report"], env, tmp_path)
+        assert busy.returncode == 1
+        # A notice that it waits, then one error line: which process holds the state and what to do.
+        notice, error = busy.stderr.strip().splitlines()
+        assert f"in use by process {load.pid}" in notice and "waiting up to 5 s" in notice
+        assert error.startswith("error: ") and f"in use by process {load.pid}" in error
+        assert "wait for that run to finish" in error
     finally:
         load.kill()
         load.wait()
-    assert _run(["status"], env, tmp_path).returncode == 0
+    after = _run(["status"], env, tmp_path)
+    assert after.returncode == 0 and "a load is running" not in after.stdout
 
 
 def test_ui_starts_without_the_venv_on_path_and_ctrl_c_stops_every_process(tmp_path: Path) -> None:

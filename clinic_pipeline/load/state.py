@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -32,6 +33,7 @@ from clinic_pipeline.load.state_lock import DEFAULT_WAIT_SECONDS, busy_from_duck
 # Re-exported: callers that open the store catch its error from the same module.
 from clinic_pipeline.load.state_lock import StateBusyError as StateBusyError
 from clinic_pipeline.model.outcomes import UNSETTLED
+from clinic_pipeline.private_files import write_private_text
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS id_map (
@@ -104,11 +106,31 @@ class Intent:
     run_id: str | None = None  # the run that sent it, as read back: a rollback of that run undoes it
 
 
+# A writer publishes its counts at most this often: `status` reads them while the store is held.
+PROGRESS_EVERY_SECONDS = 2.0
+
+
 class StateStore:
     """One open connection to the state database; use `open_state` to get one."""
 
-    def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
+    def __init__(self, con: duckdb.DuckDBPyConnection, progress_path: Path | None = None) -> None:
         self._con = con
+        self._progress_path = progress_path
+        self._progress_at = 0.0
+
+    def _publish_progress(self, run_id: str) -> None:
+        """The id map's counts per object, for `status` while this process holds the store (DuckDB lets no
+        other process read it then): counts and the writer's pid only, never keys or values."""
+        if self._progress_path is None or time.monotonic() - self._progress_at < PROGRESS_EVERY_SECONDS:
+            return
+        self._progress_at = time.monotonic()
+        progress = {
+            "pid": os.getpid(),
+            "run_id": run_id,
+            "as_of": datetime.now(UTC).isoformat(timespec="seconds"),
+            "id_map": self.id_map_counts(),
+        }
+        write_private_text(self._progress_path, json.dumps(progress))
 
     def id_map(self, obj: str) -> dict[str, IdMapRow]:
         rows = self._con.execute(
@@ -169,6 +191,7 @@ class StateStore:
         except BaseException:
             self._con.execute("ROLLBACK")
             raise
+        self._publish_progress(run_id)
 
     def begin_intents(self, *, obj: str, run_id: str, intents: Sequence[Intent]) -> None:
         """Commit, before sending, that these records are about to be sent (one transaction)."""
@@ -248,9 +271,23 @@ def open_state(
         with opening_guard():
             con = _connect(path, read_only=read_only)
         try:
-            yield StateStore(con)
+            yield StateStore(con, None if read_only else progress_path(path))
         finally:
             con.close()
+
+
+def progress_path(path: Path) -> Path:
+    """Where the writer of the store at `path` publishes its counts (see `StateStore._publish_progress`)."""
+    return path.with_name("progress.json")
+
+
+def read_progress(path: Path) -> dict[str, Any] | None:
+    """The counts the store's writer last published, or None."""
+    try:
+        progress: dict[str, Any] = json.loads(progress_path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return progress
 
 
 def _connect(path: Path, *, read_only: bool) -> duckdb.DuckDBPyConnection:
