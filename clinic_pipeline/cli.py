@@ -15,7 +15,7 @@ import sys
 import time
 import uuid
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, ParamSpec, TypeVar
 
@@ -392,6 +392,10 @@ def _dagster_home(settings: Settings) -> Path:
     return home
 
 
+# Closed delta windows the demo's UI shows when CUTOVER_START is unset.
+DEMO_WINDOWS = 3
+
+
 @app.command()
 @_one_line_errors
 def ui(
@@ -420,6 +424,10 @@ def ui(
                 "FRESHSALES_REQUESTS_PER_MINUTE": "100000",
                 "CLINIC_FALLBACK_OWNER_EMAIL": settings.clinic_fallback_owner_email or DEMO_FALLBACK_OWNER,
             }
+        if settings.cutover_start is None:
+            # The demo's cutover: three hours back, so the delta group and a few closed windows show.
+            cutover = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=DEMO_WINDOWS)
+            env["CUTOVER_START"] = cutover.isoformat()
         typer.echo(f"sandbox at {handle.base_url}; Dagster UI at http://127.0.0.1:{port}")
         code = ["-w", "workspace.yaml"] if Path("workspace.yaml").exists() else ["-m", "clinic_pipeline.definitions"]
         # The venv's own Dagster, whether or not its bin folder is on PATH.

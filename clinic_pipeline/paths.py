@@ -92,6 +92,13 @@ class Paths:
     def validation_html(self) -> Path:
         return self.reports_dir / "validation_report.html"
 
+    def validation_json_for(self, partition: str | None) -> Path:
+        """The whole migration's validation report, or a delta window's own."""
+        return self.validation_json if partition is None else self.reports_dir / "delta" / partition / "validation.json"
+
+    def validation_html_for(self, partition: str | None) -> Path:
+        return self.validation_html if partition is None else self.reports_dir / "delta" / partition / "validation.html"
+
     @property
     def sample_diff_json(self) -> Path:
         return self.reports_dir / "sample_diff.json"

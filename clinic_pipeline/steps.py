@@ -435,21 +435,25 @@ def run_rollback(settings: Settings, run_ids: list[str] | None, *, rollback_run_
         )
 
 
-def run_validation(settings: Settings, *, wait_seconds: float = DEFAULT_WAIT_SECONDS) -> ValidationReport:
-    """Freshsales read back against what was staged and loaded, full run and delta partitions together.
-    A person asking for the report while a load holds the state passes a short wait."""
+def run_validation(
+    settings: Settings, *, partition: str | None = None, wait_seconds: float = DEFAULT_WAIT_SECONDS
+) -> ValidationReport:
+    """Freshsales read back against what was staged and loaded: the full run and delta partitions together,
+    or one delta window's records (`partition`) into that window's own report. A person asking for the
+    report while a load holds the state passes a short wait."""
+    paths = settings.paths
     with (
         FreshsalesClient.from_settings(settings) as client,
-        open_state(settings.paths.state_db_path, wait_seconds=wait_seconds) as state,
+        open_state(paths.state_db_path, wait_seconds=wait_seconds) as state,
     ):
         report = validate_migration(
             client,
             state,
-            staged_dir=settings.paths.staged_dir,
-            quarantine_dir=settings.paths.quarantine_dir,
-            rejected_dir=settings.paths.rejected_dir,
+            staged_dir=paths.staged_dir_for(partition),
+            quarantine_dir=paths.quarantine_dir_for(partition),
+            rejected_dir=paths.rejected_dir_for(partition),
         )
-    write_report(report, settings.paths.validation_json, settings.paths.validation_html)
+    write_report(report, paths.validation_json_for(partition), paths.validation_html_for(partition))
     return report
 
 

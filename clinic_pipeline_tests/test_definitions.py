@@ -80,9 +80,12 @@ def test_each_staged_object_runs_its_suite_once_as_one_blocking_and_one_warning_
         assert specs == {"quality_blocking": True, "quality_warnings": False}
 
 
-def test_the_delta_group_mirrors_staging_and_load_with_hourly_partitions() -> None:
+def test_the_delta_group_mirrors_staging_and_load_with_hourly_partitions_and_ends_in_a_validation() -> None:
     _defs, graph = _graph(datetime(2026, 11, 1, tzinfo=UTC))
     delta = {k.to_user_string() for k in graph.get_all_asset_keys() if graph.get(k).group_name == "delta"}
-    assert delta == {f"delta_{stage}_{o.name}" for o in STAGED_OBJECTS for stage in ("staged", "loaded")}
+    chain = {f"delta_{stage}_{o.name}" for o in STAGED_OBJECTS for stage in ("staged", "loaded")}
+    assert delta == chain | {"delta_validation_report"}
+    upstream = {k.to_user_string() for k in graph.get(_key("delta_validation_report")).parent_keys}
+    assert upstream == {f"delta_loaded_{o.name}" for o in STAGED_OBJECTS}
     for name in delta:
         assert isinstance(graph.get(_key(name)).partitions_def, dg.HourlyPartitionsDefinition)

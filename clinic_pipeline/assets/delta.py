@@ -1,4 +1,4 @@
-"""`delta` group: the stage → load chain again, hourly partitioned from CUTOVER_START.
+"""`delta` group: the stage → load → validate chain again, hourly partitioned from CUTOVER_START.
 
 Built by the same factories as the full run (one id map, one audit log). A sensor requests a window's
 run once the window has closed and the source shows rows created/changed in it; run keys make each
@@ -12,9 +12,18 @@ from typing import Any, NamedTuple
 import dagster as dg
 
 from clinic_pipeline import steps
+from clinic_pipeline.assets.inventory import OWNERS, asset_tags
 from clinic_pipeline.assets.load import loaded_group
-from clinic_pipeline.assets.resources import ClinicResource
+from clinic_pipeline.assets.resources import (
+    FRESHSALES_POOL,
+    ClinicResource,
+    FreshsalesResource,
+    operator_errors,
+    settings_from,
+)
 from clinic_pipeline.assets.staging import quality_checks, staged_group
+from clinic_pipeline.assets.verify import CODE_VERSION as VERIFY_CODE_VERSION
+from clinic_pipeline.assets.verify import validation_metadata
 from clinic_pipeline.delta.windows import WINDOW, closed_windows, partition_key
 from clinic_pipeline.model.objects import STAGED_OBJECTS
 
@@ -68,6 +77,36 @@ def delta_definitions(cutover_start: datetime) -> DeltaDefinitions:
         reason = f"no source changes in {checked} closed window(s)" if checked else "no window has closed yet"
         return dg.SensorResult(skip_reason=reason, cursor=cursor)
 
-    schedule = dg.build_schedule_from_partitioned_job(job, minute_of_hour=10, name="delta_hourly_schedule")
+    @dg.asset(
+        name=f"{PREFIX}validation_report",
+        group_name=GROUP,
+        deps=list(loaded.values()),
+        partitions_def=partitions,
+        pool=FRESHSALES_POOL,
+        kinds={"freshsales", "duckdb", "html"},
+        owners=OWNERS,
+        tags=asset_tags("verify", delta=True),
+        code_version=VERIFY_CODE_VERSION,
+        description="The window's records read back from Freshsales: found once by source key, links, counts "
+        "(data/reports/delta/<window>/validation.html); `ok` and the discrepancies in its metadata.",
+    )
+    def delta_validation_report(
+        context: dg.AssetExecutionContext, clinic: ClinicResource, freshsales: FreshsalesResource
+    ) -> dg.MaterializeResult:
+        settings = settings_from(clinic, freshsales)
+        with operator_errors():
+            report = steps.run_validation(settings, partition=context.partition_key)
+        found = "no discrepancies" if report.ok else f"{len(report.discrepancies)} discrepancies"
+        context.log.info(f"window {context.partition_key}: {found}")
+        return dg.MaterializeResult(metadata=validation_metadata(report, settings.paths, context.partition_key))
+
+    schedule = dg.build_schedule_from_partitioned_job(
+        job,
+        minute_of_hour=10,
+        name="delta_hourly_schedule",
+        description="Runs every closed hourly window at ten past the hour, for sources whose changes cannot be "
+        "counted cheaply (the sensor runs only windows with changes).",
+    )
     checks = [quality_checks(obj, staged[obj.name]) for obj in STAGED_OBJECTS]
-    return DeltaDefinitions([*staged.values(), *loaded.values()], checks, job, [delta_window_sensor], [schedule])
+    assets = [*staged.values(), *loaded.values(), delta_validation_report]
+    return DeltaDefinitions(assets, checks, job, [delta_window_sensor], [schedule])

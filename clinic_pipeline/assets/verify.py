@@ -13,6 +13,7 @@ from clinic_pipeline.assets.resources import (
     operator_errors,
     settings_from,
 )
+from clinic_pipeline.paths import Paths
 from clinic_pipeline.reports.validation import ValidationReport, describe_not_loaded
 
 # Bump policy: see `CODE_VERSION` in assets/inventory.py (here: a change of what `reports/` checks or writes).
@@ -73,13 +74,19 @@ def validation_report(clinic: ClinicResource, freshsales: FreshsalesResource) ->
     settings = settings_from(clinic, freshsales)
     with operator_errors():
         report = steps.run_validation(settings)
+    return dg.MaterializeResult(metadata=validation_metadata(report, settings.paths, None))
+
+
+def validation_metadata(report: ValidationReport, paths: Paths, partition: str | None) -> dict[str, dg.MetadataValue]:
+    """The report as metadata: the verdict, a Markdown table per object, links to its files (counts only)."""
     metadata: dict[str, dg.MetadataValue] = {
         "ok": dg.MetadataValue.bool(report.ok),
         "discrepancies": dg.MetadataValue.int(len(report.discrepancies)),
         "warnings": dg.MetadataValue.int(len(report.warnings)),
         "objects": dg.MetadataValue.md(_objects_table(report)),
-        "html": dg.MetadataValue.path(str(settings.paths.validation_html)),
-        "json": dg.MetadataValue.path(str(settings.paths.validation_json)),
+        "listing": dg.MetadataValue.md(_discrepancies_md(report)),
+        "html": dg.MetadataValue.path(str(paths.validation_html_for(partition))),
+        "json": dg.MetadataValue.path(str(paths.validation_json_for(partition))),
     }
     if report.requests_used is not None:
         metadata["requests_used"] = dg.MetadataValue.int(report.requests_used)
@@ -89,7 +96,7 @@ def validation_report(clinic: ClinicResource, freshsales: FreshsalesResource) ->
         metadata[f"{o.object}_found_once"] = dg.MetadataValue.int(o.keys_found_once)
         if o.freshsales_total is not None:  # notes and files cannot be counted through the API
             metadata[f"{o.object}_freshsales_total"] = dg.MetadataValue.int(o.freshsales_total)
-    return dg.MaterializeResult(metadata=metadata)
+    return metadata
 
 
 @dg.asset_check(asset=validation_report, description="Every staged record is in Freshsales exactly once.")

@@ -123,6 +123,10 @@ def test_sensor_requests_exactly_the_changed_windows_and_partitions_apply_them(
     for window in (CHANGED_WINDOW, ADDED_WINDOW):
         run = _materialize(defs, _delta_selection(defs), partition=window)
         assert run.success, [e.step_key for e in run.get_step_failure_events()]
+        # The chain ends in the window's own read-back: its contact found once, no discrepancy.
+        verdict = run.asset_materializations_for_node("delta_validation_report")[0].metadata
+        assert verdict["ok"].value is True and verdict["contacts_found_once"].value == 1
+        assert Path(str(verdict["json"].value)).parent.name == window
     after = _contacts_by_key(sandbox)
     assert set(after) == set(before) | {"patients:P-2001"}
     assert all(len(found) == 1 for found in after.values())
