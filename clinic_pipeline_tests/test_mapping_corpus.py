@@ -12,13 +12,13 @@ FLOORS: dict[str, tuple[float, float]] = {
     "fhir_views": (0.85, 0.84),
     "frappe_health": (0.73, 0.66),
     "gnu_health": (0.60, 0.66),
-    "hospitalrun": (0.61, 0.58),
+    "hospitalrun": (0.70, 0.58),
     "nosh": (0.79, 0.71),
-    "open_hospital": (0.78, 0.71),
+    "open_hospital": (0.80, 0.71),
     "open_dental": (0.73, 0.50),
     "openemr": (0.90, 0.90),
-    "openmrs": (0.85, 1.0),
-    "oscar": (0.85, 1.0),
+    "openmrs": (0.86, 1.0),
+    "oscar": (0.86, 1.0),
 }
 
 

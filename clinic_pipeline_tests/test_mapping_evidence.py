@@ -321,3 +321,30 @@ def test_a_sort_order_that_catches_staff_columns_by_chance_is_not_the_staff_key(
     assert _mapping(plan, "provider").source_key == "ProvNum"
     line = next(f for f in _mapping(plan, "patient").fields if f.source == "PriProv")
     assert (line.target, line.references) == ("owner_id", "provider")
+
+
+def test_revisions_are_bookkeeping_and_every_soft_delete_flag_skips_its_rows(tmp_path: Path) -> None:
+    """A flattened document store (HospitalRun's CouchDB): `_rev` is the store's revision, `_deleted` and
+    `data.archived` both mark rows the clinic removed."""
+    rows = [
+        [
+            f"patient_2_{n:04d}",
+            f"{n}-{'abcdef'[n % 6]}{n * 7919 % 10000:04d}",
+            f"Given{n}",
+            f"Family{n}",
+            f"p{n}@example.org",
+            "true" if n % 10 == 0 else "false",
+            "true" if n % 15 == 0 else "false",
+        ]
+        for n in range(1, 61)
+    ]
+    header = ["_id", "_rev", "data.firstName", "data.lastName", "data.email", "_deleted", "data.archived"]
+    _write(tmp_path, "patient.csv", header, rows)
+    plan = _plan(tmp_path)
+    patients = _mapping(plan, "patient")
+    assert _line(plan, "patient", "_rev")[0] is None
+    assert patients.skip_when is not None and patients.skip_when.source == "_deleted"
+    assert [(r.when.source, r.reason) for r in patients.skip_rules] == [
+        ("data.archived", "soft-deleted in the source (data.archived)")
+    ]
+    assert _line(plan, "patient", "data.archived")[0] is None

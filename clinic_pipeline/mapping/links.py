@@ -11,6 +11,8 @@ A foreign key (declared, or inferred by the inventory from names and value conta
 
 from __future__ import annotations
 
+import re
+
 from clinic_pipeline.mapping.plan import FieldMapping, RowFilter
 from clinic_pipeline.mapping.synonyms import CLERK_ROLE_WORDS, CONCEPT_BY_KEY, OWNER_ROLE_WORDS, normalise, snake_name
 from clinic_pipeline.model.objects import target_object
@@ -272,17 +274,21 @@ def _one_per_field(
     return {column: line for column, line in lines.items() if column in best.values()}
 
 
-def soft_delete_filter(table: TableProfile) -> tuple[ColumnProfile, RowFilter] | None:
-    """A deleted/void flag column with yes/no values: flagged rows are skipped with a reason."""
+def soft_delete_filters(table: TableProfile) -> list[tuple[ColumnProfile, RowFilter]]:
+    """Deleted/void/archived flag columns with yes/no values: flagged rows are skipped with a reason. A
+    document store may carry two (HospitalRun's `_deleted` and `data.archived`): each one skips."""
     phrases = CONCEPT_BY_KEY["deleted_flag"].phrases
+    flags = []
     for column in table.columns:
-        words = " ".join(column.name.lower().replace("_", " ").split())
+        # A flattened document's field is its path's last step (HospitalRun's `data.archived`).
+        leaf = re.split(r"[./]", column.name)[-1]
+        words = " ".join(leaf.lower().replace("_", " ").split())
         flaggy = column.type in ("boolean", "integer") or (
             column.categories is not None and len(column.categories) <= 3
         )
         if words in phrases and flaggy:
-            return column, RowFilter(source=column.name, op="in", value=TRUE_FLAGS)
-    return None
+            flags.append((column, RowFilter(source=column.name, op="in", value=TRUE_FLAGS)))
+    return flags
 
 
 def parent_of_same_target(

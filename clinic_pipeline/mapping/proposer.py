@@ -55,7 +55,7 @@ from clinic_pipeline.mapping.links import (
     names_own_table,
     parent_of_same_target,
     reference_lines,
-    soft_delete_filter,
+    soft_delete_filters,
 )
 from clinic_pipeline.mapping.outcomes import cancelled_rule, outcome_line
 from clinic_pipeline.mapping.plan import FieldMapping, MappingPlan, ObjectMapping, RowFilter, SkipRule
@@ -203,6 +203,8 @@ REFERENCE_SUFFIXES = frozenset({"id", "num", "nbr"})
 CODED_TYPES = frozenset({"id", "integer", "decimal", "boolean", "time"})
 # When a row was created or changed in the source: custom fields keep it on records, activities drop it.
 BOOKKEEPING_CONCEPTS = frozenset({"created_at", "updated_at"})
+# Never migrated, whatever the target: who typed a row, and its revision or lock counter.
+ROW_BOOKKEEPING = frozenset({"recorded_by", "row_version"})
 _VALUE_WORDS = {
     "email": "values look like email addresses",
     "phone": "values look like phone numbers",
@@ -569,8 +571,8 @@ def _assign(
             why = "a sensitive identifier a CRM should not hold; set a target to copy it anyway"
             lines[column.name] = _unmigrated(match, why, threshold)
             continue
-        if concept.key == "recorded_by" or (target in NO_CUSTOM_FIELDS and concept.key in BOOKKEEPING_CONCEPTS):
-            why = "the source's own bookkeeping (who or when a row was typed), not clinic data"
+        if concept.key in ROW_BOOKKEEPING or (target in NO_CUSTOM_FIELDS and concept.key in BOOKKEEPING_CONCEPTS):
+            why = "the source's own bookkeeping (who typed a row, when, its revision), not clinic data"
             lines[column.name] = _unmigrated(match, why, threshold)
             continue
         for choice in targets.get(concept.key, []):
@@ -767,13 +769,15 @@ def _propose_object(
     kept_as_text = set(references) - set(links)
     preset = {**references, **links}
     preset.update(_secret_lines(table, key, threshold))
-    soft_delete = soft_delete_filter(table)
-    if soft_delete is not None:
-        preset[soft_delete[0].name] = FieldMapping(
-            source=soft_delete[0].name,
+    soft_deletes = soft_delete_filters(table)
+    for n, (flag, _) in enumerate(soft_deletes):
+        preset[flag.name] = FieldMapping(
+            source=flag.name,
             target=None,
             confidence=0.85,
-            reason="soft-delete flag: flagged rows are skipped with that reason (skip_when)",
+            reason="soft-delete flag: flagged rows are skipped with that reason ("
+            + ("skip_when" if n == 0 else "skip_rules")
+            + ")",
         )
     used = set(preset) | ({key.name} if key else set())
     duration = None
@@ -803,7 +807,10 @@ def _propose_object(
         fields = with_title(fields, table, title="name", kept_in="cf_")
     changed = _changed_column(table)
     reasons = [why]
+    # Further soft-delete flags skip their rows with the same reason as the first (skip_when).
+    flagged = [SkipRule(when=f, reason=f"soft-deleted in the source ({c.name})") for c, f in soft_deletes[1:]]
     candidates = (
+        *flagged,
         _continuation(table, key),
         _without_patient(table, target, fields),
         _cancelled(table, target, fields, inventory),
@@ -833,7 +840,7 @@ def _propose_object(
         grouped=key is not None and key.name == table.group_key,
         confidence=round(max(0.0, min(MAX_CONFIDENCE, score)), 2),
         reason="; ".join(r for r in reasons if r),
-        skip_when=soft_delete[1] if soft_delete else None,
+        skip_when=soft_deletes[0][1] if soft_deletes else None,
         skip_rules=rules,
         changed_at=changed.name if changed else None,
         changed_at_format=changed.format if changed else None,

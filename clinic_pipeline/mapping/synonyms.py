@@ -261,6 +261,13 @@ CONCEPTS: tuple[Concept, ...] = (
         "id integer text email",
     ),
     _c("deleted_flag", "deleted, is deleted, deleted flag, void, voided, removed, archived", "boolean integer text"),
+    # A row's revision or lock counter (CouchDB's `_rev`, OSCAR's `ver`, Open Hospital's `*_LOCK`): the source's
+    # concurrency bookkeeping, meaningless in a CRM.
+    _c(
+        "row_version",
+        "rev, revision, ver, version, row version, record version, lock, lock version, concurrency stamp, etag",
+        "integer text id",
+    ),
     _c("website", "website, web site, url, web, homepage", "text"),
 )
 CONCEPT_BY_KEY = {c.key: c for c in CONCEPTS}
