@@ -348,3 +348,31 @@ def test_revisions_are_bookkeeping_and_every_soft_delete_flag_skips_its_rows(tmp
         ("data.archived", "soft-deleted in the source (data.archived)")
     ]
     assert _line(plan, "patient", "data.archived")[0] is None
+
+
+def test_a_visits_copy_of_its_patients_name_and_sex_is_left_to_the_patient(tmp_path: Path) -> None:
+    """The same on every visit of one patient, and the patient's record holds it: not migrated, with that
+    evidence. What differs from visit to visit (its reason) stays."""
+    patients = [[n, f"Given{n}", f"Family{n}", "MF"[n % 2], f"p{n}@example.org"] for n in range(1, 31)]
+    _write(tmp_path, "patients.csv", ["patient_id", "first_name", "last_name", "sex", "email"], patients)
+    visits = [
+        [
+            900 + n,
+            (n % 30) + 1,
+            f"Given{(n % 30) + 1} Family{(n % 30) + 1}",
+            "MF"[((n % 30) + 1) % 2],
+            f"2024-05-{(n % 28) + 1:02d} 10:00:00",
+            30,
+            ["Check-up", "Follow-up", "Vaccination"][n % 3],
+        ]
+        for n in range(90)
+    ]
+    header = ["visit_id", "patient_id", "patient_name", "patient_sex", "visit_date", "duration_minutes", "reason"]
+    _write(tmp_path, "visits.csv", header, visits)
+    plan = _plan(tmp_path)
+    visit = next(o for o in plan.objects if o.source_table == "visits" and o.target == "appointment")
+    lines = {f.source: f for f in visit.fields}
+    assert (lines["patient_id"].target, lines["patient_id"].transform) == ("targetable_id", "lookup:contact")
+    for copied in ("patient_name", "patient_sex"):
+        assert lines[copied].target is None and "a copy of that record's own data" in lines[copied].reason
+    assert lines["reason"].target is not None

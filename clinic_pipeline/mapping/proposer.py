@@ -767,7 +767,7 @@ def _propose_object(
     links = link_lines(table, target, inventory, targets, keys)
     # References kept as text: a status code found in a list table's codes is one, until read as an outcome.
     kept_as_text = set(references) - set(links)
-    preset = {**references, **links}
+    preset = {**_parent_copies(table, target, inventory, links), **references, **links}
     preset.update(_secret_lines(table, key, threshold))
     soft_deletes = soft_delete_filters(table)
     for n, (flag, _) in enumerate(soft_deletes):
@@ -855,6 +855,37 @@ def _propose_object(
         value = _best_column(table, "result_value", ("text", "decimal", "integer"), used)
         return split_unstructured(mapping, value, report_column(table, used | ({value.name} if value else set())))
     return [mapping]
+
+
+def _parent_copies(
+    table: TableProfile, target: str, inventory: SchemaInventory, links: dict[str, FieldMapping]
+) -> dict[str, FieldMapping]:
+    """A visit's or a bill's copy of its patient's or provider's data (`Patient Name`, `LAB_SEX`): the same
+    on every row of one parent, and the parent's record holds it. Not migrated, with that evidence."""
+    if target in ("contact", "user"):
+        return {}  # a person's own record: what it shares with another is still its own
+    lines = {}
+    for column, link in links.items():
+        if link.transform not in ("lookup:contact", "owner_by_email") or link.references is None:
+            continue
+        rel = next(
+            (
+                r
+                for r in inventory.relationships
+                if (r.table, r.column, r.ref_table) == (table.name, column, link.references)
+            ),
+            None,
+        )
+        for copied in rel.determined if rel else []:
+            lines[copied] = FieldMapping(
+                source=copied,
+                target=None,
+                confidence=0.75,
+                needs_review=True,
+                reason=f"the same on every row of one {link.references} row ({column}): a copy of that record's "
+                "own data, which its Freshsales record holds; not migrated",
+            )
+    return lines
 
 
 def _continuation(table: TableProfile, key: ColumnProfile | None) -> SkipRule | None:

@@ -29,6 +29,7 @@ import duckdb
 
 from clinic_pipeline.errors import OperatorError
 from clinic_pipeline.source.code_lists import decoded_codes
+from clinic_pipeline.source.dependencies import with_determined_columns
 from clinic_pipeline.source.export import ROW_COLUMN, VIEW_SCHEMA, SourceExport
 from clinic_pipeline.source.inventory_model import (
     CodeList,
@@ -732,7 +733,7 @@ def _build_inventory(export: SourceExport, con: duckdb.DuckDBPyConnection) -> Sc
         time_zone_assumed=export.manifest.time_zone_assumed,
         date_format=date_fmt,
         tables=tables,
-        relationships=declared + inferred,
+        relationships=with_determined_columns(con, tables, declared + inferred),
         code_lists=decoded_codes(con, tables),
         warnings=warnings,
     )

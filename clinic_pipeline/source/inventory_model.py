@@ -99,6 +99,11 @@ class Relationship(BaseModel):
         default=False,
         description="the key is a dense run of whole numbers that only a staff-role name ties the column to",
     )
+    determined: list[str] = Field(
+        default_factory=list,
+        description="the table's other columns that hold one value per parent (a bill's copy of its patient's "
+        "name or birth date), measured where parents have several rows",
+    )
 
 
 class CodeList(BaseModel):
