@@ -24,6 +24,7 @@ import typer
 from clinic_pipeline import steps
 from clinic_pipeline.delta.windows import WINDOW, closed_windows, partition_key, partition_window
 from clinic_pipeline.errors import OperatorError
+from clinic_pipeline.load.state import StateBusyError
 from clinic_pipeline.mapping.plan import read_plan
 from clinic_pipeline.mapping.review import render_review
 from clinic_pipeline.model.objects import STAGED_OBJECTS
@@ -330,9 +331,24 @@ def _print_report(report: steps.ValidationReport, settings: Settings) -> None:
 @app.command()
 @_one_line_errors
 def report() -> None:
-    """Read Freshsales back and write the validation report (HTML + JSON)."""
+    """Read Freshsales back and write the validation report (HTML + JSON). During a load: the last report."""
     settings = _settings()
-    _print_report(steps.run_validation(settings, wait_seconds=steps.STATUS_WAIT_SECONDS), settings)
+    try:
+        fresh = steps.run_validation(settings, wait_seconds=steps.STATUS_WAIT_SECONDS)
+    except StateBusyError:
+        last = steps.last_validation(settings)
+        if last is None:
+            raise  # no report yet: the one-line refusal names the load that holds the state
+        # A read-back against an id map the load is still changing would report differences that are not
+        # there: the last finished report, said to be one, and `status` for the load's progress.
+        report, written = last
+        typer.echo(
+            f"a load is running: the last validation report follows (written {written:%Y-%m-%d %H:%M:%S} UTC); "
+            "`status` shows the load's progress, and `report` after it reads Freshsales back again"
+        )
+        _print_report(report, settings)
+        return
+    _print_report(fresh, settings)
 
 
 @app.command()

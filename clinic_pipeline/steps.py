@@ -457,6 +457,15 @@ def run_validation(
     return report
 
 
+def last_validation(settings: Settings) -> tuple[ValidationReport, datetime] | None:
+    """The validation report last written, and when: what `report` shows while a load holds the state."""
+    path = settings.paths.validation_json
+    if not path.exists():
+        return None
+    written = datetime.fromtimestamp(path.stat().st_mtime, tz=UTC)
+    return ValidationReport.model_validate_json(path.read_text(encoding="utf-8")), written
+
+
 def _row_count(path: Path) -> int:
     return pq.ParquetFile(path).metadata.num_rows if path.exists() else 0
 

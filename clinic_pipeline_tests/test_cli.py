@@ -19,6 +19,7 @@ import yaml
 
 from clinic_pipeline.demo import DEMO_FALLBACK_OWNER, create_custom_fields_as_admin
 from clinic_pipeline.model.transforms import TRANSFORMS
+from clinic_pipeline.reports.validation import build_report, write_report
 from clinic_pipeline.samples import FIXTURE_DIR, copy_fixture
 from clinic_pipeline.sandbox.launcher import free_port
 from clinic_pipeline.settings import Settings
@@ -256,7 +257,7 @@ def test_a_failing_blocking_check_stops_the_cli_load_of_its_object_and_everythin
     assert httpx.get(f"{sandbox.root_url}/_sandbox/snapshot", timeout=30).json()["contacts"] == []
 
 
-def test_status_during_a_load_shows_its_progress_and_report_says_which_process_holds_the_state(
+def test_during_a_load_status_shows_its_progress_and_report_the_last_report_or_who_holds_the_state(
     tmp_path: Path,
 ) -> None:
     env = _clean_env(tmp_path) | {"FRESHSALES_BASE_URL": "http://127.0.0.1:9/crm/sales", "FRESHSALES_API_KEY": "k"}
@@ -280,11 +281,18 @@ def test_status_during_a_load_shows_its_progress_and_report_says_which_process_h
         assert "contacts: staged 0, quarantined 0, in id map 2" in during.stdout
         busy = _run(["report"], env, tmp_path)
         assert busy.returncode == 1
-        # A notice that it waits, then one error line: which process holds the state and what to do.
+        # No report yet: a notice that it waits, then one error line naming the holder and what to do.
         notice, error = busy.stderr.strip().splitlines()
         assert f"in use by process {load.pid}" in notice and "waiting up to 5 s" in notice
         assert error.startswith("error: ") and f"in use by process {load.pid}" in error
         assert "wait for that run to finish" in error
+        # With an earlier report, `report` shows it, said to be the last one, instead of a moving read-back.
+        settings = Settings(clinic_data_dir=tmp_path / "data", clinic_source=str(tmp_path / "export"))
+        write_report(build_report([], {}), settings.paths.validation_json, settings.paths.validation_html)
+        last = _run(["report"], env, tmp_path)
+        assert last.returncode == 0, last.stderr
+        assert last.stdout.startswith("a load is running: the last validation report follows (written ")
+        assert f"report → {settings.paths.validation_html}" in last.stdout
     finally:
         load.kill()
         load.wait()
