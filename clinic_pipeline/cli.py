@@ -361,12 +361,20 @@ def status() -> None:
     typer.echo(f"inventory: {'yes' if current.inventory else 'not yet'}")
     plan = current.plan_status or "none"
     typer.echo(f"plan: {plan}" + (f" by {current.plan_confirmed_by}" if current.plan_confirmed_by else ""))
+    if current.signed_off_by and current.signed_off_at:
+        stale = "" if current.sign_off_current else " (for another version of the plan: sign off again)"
+        when = f"{current.signed_off_at:%Y-%m-%d %H:%M} UTC"
+        typer.echo(f"sample: signed off by {current.signed_off_by} at {when}{stale}")
+    else:
+        typer.echo("sample: not signed off")
     for name, staged in current.staged.items():
         typer.echo(
             f"{name}: staged {staged}, quarantined {current.quarantined[name]}, in id map {current.loaded.get(name, 0)}"
         )
     for key, count in current.audit.items():
         typer.echo(f"audit {key}: {count}")
+    if current.delta_windows:
+        typer.echo(f"delta windows loaded: {len(current.delta_windows)} (latest {current.delta_windows[-1]})")
 
 
 @app.command()

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import duckdb
 import pyarrow.parquet as pq
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from clinic_pipeline.delta.windows import count_changes_duckdb, count_changes_sqlite, partition_window
 from clinic_pipeline.freshsales.client import FreshsalesClient
@@ -48,7 +48,7 @@ from clinic_pipeline.mapping.plan import MappingPlan, read_plan, require_confirm
 from clinic_pipeline.mapping.plan_check import confirm_checked, missing_columns
 from clinic_pipeline.mapping.proposer import propose_plan
 from clinic_pipeline.mapping.secrets import secret_columns
-from clinic_pipeline.mapping.sign_off import SignOff, record_sign_off, require_sign_off
+from clinic_pipeline.mapping.sign_off import SignOff, read_sign_off, record_sign_off, require_sign_off
 from clinic_pipeline.model.objects import BY_NAME, FILES, STAGED_OBJECTS, FreshsalesObject
 from clinic_pipeline.reports.rebuild import RebuildReference, build_rebuild_reference
 from clinic_pipeline.reports.sample_diff import SampleDiff, diff_sample
@@ -485,20 +485,27 @@ class PipelineStatus(BaseModel):
     audit: dict[str, int]
     # Set while a load holds the state store: who, and as of when the counts in `loaded` are.
     load_running: str | None = None
+    signed_off_by: str | None = None
+    signed_off_at: datetime | None = None
+    sign_off_current: bool = False  # signed off for the plan as it is now confirmed
+    delta_windows: list[str] = Field(default_factory=list)  # windows a delta load has written to
 
 
 def run_status(settings: Settings) -> PipelineStatus:
     """Where the migration stands, from local files only (no API calls): counts, never values. While a load
     holds the state store, the id map's counts are those the load last published."""
     plan = read_plan(settings.paths.plan_path) if settings.paths.plan_path.exists() else None
+    sign_off = read_sign_off(settings.paths.sign_off)
     loaded: dict[str, int] = {}
     audit: dict[str, int] = {}
+    windows: list[str] = []
     running = None
     if settings.paths.state_db_path.exists():
         try:
             with open_state(settings.paths.state_db_path, read_only=True, wait_seconds=STATUS_WAIT_SECONDS) as state:
                 loaded = state.id_map_counts()
                 audit = {"/".join(k): v for k, v in state.audit_counts().items()}
+                windows = state.partitions()
         except StateBusyError:
             progress = read_progress(settings.paths.state_db_path)
             if progress is None:
@@ -514,4 +521,8 @@ def run_status(settings: Settings) -> PipelineStatus:
         loaded=loaded,
         audit=audit,
         load_running=running,
+        signed_off_by=sign_off.signed_by if sign_off else None,
+        signed_off_at=sign_off.signed_at if sign_off else None,
+        sign_off_current=bool(sign_off and plan and sign_off.plan_hash == plan.confirmed_hash),
+        delta_windows=windows,
     )

@@ -162,6 +162,7 @@ def test_step_by_step_commands_migrate_into_a_running_sandbox(tmp_path: Path, sa
     status = _run(["status"], env, tmp_path)
     assert status.returncode == 0
     assert "plan: confirmed by Dr. Reviewer" in status.stdout
+    assert "sample: signed off by Dr. Reviewer at " in status.stdout and "sign off again" not in status.stdout
     assert "contacts: staged 25, quarantined 0, in id map 25" in status.stdout
 
     assert _run(["rollback"], env, tmp_path).returncode != 0  # --run RUN_ID or --all, never a guess

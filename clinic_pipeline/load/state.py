@@ -244,6 +244,13 @@ class StateStore:
             row["before_image"] = json.loads(row["before_image"]) if row["before_image"] else None
         return rows
 
+    def partitions(self) -> list[str]:
+        """The delta windows a load has written to, oldest first."""
+        rows = self._con.execute(
+            "SELECT DISTINCT partition FROM audit_log WHERE partition IS NOT NULL ORDER BY 1"
+        ).fetchall()
+        return [str(r[0]) for r in rows]
+
     def audit_counts(self, run_id: str | None = None) -> dict[tuple[str, str, str], int]:
         """(object, op, outcome) → count, for operator reports: counts only, never values."""
         where, params = ("WHERE run_id = ?", [run_id]) if run_id else ("", [])

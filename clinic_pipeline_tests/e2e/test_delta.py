@@ -17,7 +17,8 @@ import dagster as dg
 import httpx
 import pytest
 
-from clinic_pipeline.assets.resources import pipeline_resources
+from clinic_pipeline import steps
+from clinic_pipeline.assets.resources import pipeline_resources, resources_settings
 from clinic_pipeline.definitions import build_definitions
 from clinic_pipeline.samples import copy_fixture
 from clinic_pipeline_tests.e2e.flow import Resources, confirm_and_sign_off, full_load, generated_clinic
@@ -107,7 +108,7 @@ def _evaluate_sensor(defs: dg.Definitions, cursor: str | None) -> dg.SensorResul
 def test_sensor_requests_exactly_the_changed_windows_and_partitions_apply_them(
     migrated: tuple[Resources, dg.Definitions, Path], sandbox: Any
 ) -> None:
-    _resources, defs, patients_csv = migrated
+    resources, defs, patients_csv = migrated
     before = _contacts_by_key(sandbox)
     assert _evaluate_sensor(defs, None).run_requests == []  # nothing changed since the cutover
 
@@ -127,6 +128,8 @@ def test_sensor_requests_exactly_the_changed_windows_and_partitions_apply_them(
         verdict = run.asset_materializations_for_node("delta_validation_report")[0].metadata
         assert verdict["ok"].value is True and verdict["contacts_found_once"].value == 1
         assert Path(str(verdict["json"].value)).parent.name == window
+    # `status` says which windows have been loaded.
+    assert steps.run_status(resources_settings(resources)).delta_windows == [CHANGED_WINDOW, ADDED_WINDOW]
     after = _contacts_by_key(sandbox)
     assert set(after) == set(before) | {"patients:P-2001"}
     assert all(len(found) == 1 for found in after.values())
