@@ -9,7 +9,7 @@ from corpus_scores import exports, score_export
 # Field and link accuracy each export must keep: the current scores, rounded down. The README's mapping
 # section shows them beside each export's first score.
 FLOORS: dict[str, tuple[float, float]] = {
-    "fhir_views": (0.85, 0.84),
+    "fhir_views": (0.90, 0.84),
     "frappe_health": (0.75, 0.66),
     "gnu_health": (0.62, 0.66),
     "hospitalrun": (0.71, 0.58),

@@ -376,3 +376,34 @@ def test_a_visits_copy_of_its_patients_name_and_sex_is_left_to_the_patient(tmp_p
     for copied in ("patient_name", "patient_sex"):
         assert lines[copied].target is None and "a copy of that record's own data" in lines[copied].reason
     assert lines["reason"].target is not None
+
+
+def test_an_explicit_end_beats_a_mostly_empty_duration_and_code_system_uris_are_not_migrated(tmp_path: Path) -> None:
+    """FHIR views: `end_time` is always there, `minutes_duration` rarely; `type_sys` names the code system of
+    `type_code` with the same two URIs on every row."""
+    systems = ["http://terminology.hl7.org/CodeSystem/v2-0276", "https://clinic.example/fhir/CodeSystem/visit"]
+    _write(
+        tmp_path,
+        "patient_flat.csv",
+        ["id", "family", "given", "email"],
+        [[n, f"F{n}", f"G{n}", f"p{n}@x.org"] for n in range(1, 41)],
+    )
+    visits = [
+        [
+            500 + n,
+            (n % 40) + 1,
+            f"2024-11-{(n % 28) + 1:02d} 16:00:00",
+            f"2024-11-{(n % 28) + 1:02d} 16:30:00",
+            30 if n % 10 == 0 else "",
+            "Follow-up visit",
+            systems[n % 2],
+            ["ROUTINE", "FOLLOWUP"][n % 2],
+        ]
+        for n in range(80)
+    ]
+    header = ["id", "patient_id", "start_time", "end_time", "minutes_duration", "description", "type_sys", "type_code"]
+    _write(tmp_path, "appointment_flat.csv", header, visits)
+    plan = _plan(tmp_path)
+    assert _line(plan, "appointment_flat", "end_time")[0] == "end_date"
+    assert _line(plan, "appointment_flat", "minutes_duration")[0] != "end_date"
+    assert _line(plan, "appointment_flat", "type_sys")[0] is None

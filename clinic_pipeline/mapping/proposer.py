@@ -36,6 +36,7 @@ The transforms a line may name, with the types each yields, are `model.transform
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from rapidfuzz import fuzz
@@ -767,7 +768,7 @@ def _propose_object(
     links = link_lines(table, target, inventory, targets, keys)
     # References kept as text: a status code found in a list table's codes is one, until read as an outcome.
     kept_as_text = set(references) - set(links)
-    preset = {**_parent_copies(table, target, inventory, links), **references, **links}
+    preset = {**_code_systems(table), **_parent_copies(table, target, inventory, links), **references, **links}
     preset.update(_secret_lines(table, key, threshold))
     soft_deletes = soft_delete_filters(table)
     for n, (flag, _) in enumerate(soft_deletes):
@@ -786,8 +787,12 @@ def _propose_object(
         time = _best_column(table, "start_time", ("time",), used) if date and date.type == "date" else None
         duration = _best_column(table, "duration", ("integer", "decimal"), used)
         end = None
-        if date and duration is None:
+        if date:
             end = end_column(table, time, used | {date.name}) if time else end_column(table, date, used)
+        if duration is not None and end is not None and end.null_rate < duration.null_rate:
+            duration = None  # an explicit end filled where the duration is mostly empty (FHIR's minutesDuration)
+        elif duration is not None:
+            end = None
         lines = time_lines(date, time, duration, inventory.date_format, end) if date else []
         if lines:
             preset.update({line.source: line for line in lines})
@@ -855,6 +860,23 @@ def _propose_object(
         value = _best_column(table, "result_value", ("text", "decimal", "integer"), used)
         return split_unstructured(mapping, value, report_column(table, used | ({value.name} if value else set())))
     return [mapping]
+
+
+def _code_systems(table: TableProfile) -> dict[str, FieldMapping]:
+    """A pick-list of URIs (FHIR's `type_sys`: http://terminology.hl7.org/CodeSystem/v2-0276) names the code
+    system of a code beside it, the same few over every row: nothing a CRM user reads. A website differs
+    from row to row and is no pick-list."""
+    lines = {}
+    for column in table.columns:
+        uris = column.categories or []
+        if uris and all(re.match(r"(?i)^(https?|urn):\S+$", v.strip()) for v in uris):
+            lines[column.name] = FieldMapping(
+                source=column.name,
+                target=None,
+                confidence=0.8,
+                reason=f"{len(uris)} URIs repeated over the rows: the code system of a code beside it; not migrated",
+            )
+    return lines
 
 
 def _parent_copies(
