@@ -120,8 +120,9 @@ def link_lines(
 ) -> dict[str, FieldMapping]:
     """Column → its link/owner line, for this table proposed as `target`; `targets`: table → proposed target."""
     lines: dict[str, FieldMapping] = {}
-    ranks: dict[str, tuple[int, int, float, int]] = {}
+    ranks: dict[str, tuple[int, tuple[int, int], float, int]] = {}
     tables = {t.name: t for t in inventory.tables}
+    referrers = _referencing_tables(inventory)
     for column, rel in _relationships(inventory, table.name, keys, targets).items():
         parent_target = targets.get(rel.ref_table)
         parent = tables.get(rel.ref_table)
@@ -131,11 +132,14 @@ def link_lines(
             confidence = round(confidence - 0.1, 2)
         named = rel.kind == "declared" or (rel.name_agrees and not rel.coincidental)
         spread = rel.distinct_count or 0  # last: the column naming more parents says more
-        ranks[column] = (int(named), parent.row_count if parent is not None else 0, confidence, spread)
+        # Then the parent the rest of the export references most (the patients, not the billing customers
+        # or the referring physicians), then the larger one.
+        size = (referrers.get(rel.ref_table, 0), parent.row_count if parent is not None else 0)
+        ranks[column] = (int(named), size, confidence, spread)
         if parent_target == "user" and parent is not None:
             if owner_rank(column) > len(OWNER_ROLE_WORDS) or not _has_owner(target):
                 continue  # who typed the row (`user`, `created_by`), or a file: no owner (see reference_lines)
-            ranks[column] = (int(named), -owner_rank(column), confidence, spread)
+            ranks[column] = (int(named), (-owner_rank(column), 0), confidence, spread)
             staff = _staff_with_email(rel, inventory, targets, keys)
             if staff is None:
                 continue
@@ -257,13 +261,22 @@ def _name_column(table: TableProfile) -> str | None:
     return None
 
 
+def _referencing_tables(inventory: SchemaInventory) -> dict[str, int]:
+    """Table → how many other tables reference it by a named (or declared) column."""
+    referencing: dict[str, set[str]] = {}
+    for rel in inventory.relationships:
+        if rel.table != rel.ref_table and (rel.kind == "declared" or (rel.name_agrees and not rel.coincidental)):
+            referencing.setdefault(rel.ref_table, set()).add(rel.table)
+    return {table: len(by) for table, by in referencing.items()}
+
+
 def _one_per_field(
-    lines: dict[str, FieldMapping], ranks: dict[str, tuple[int, int, float, int]]
+    lines: dict[str, FieldMapping], ranks: dict[str, tuple[int, tuple[int, int], float, int]]
 ) -> dict[str, FieldMapping]:
     """A record holds one link per parent and one owner. A column that names its table (`Patient` rather
     than a `Patient Name` whose values happen to be the customers' ids), then the column referencing the
-    larger table (the patients rather than the referring physicians), then the best-evidenced one keeps
-    the link; among
+    table the export references most, then the larger one (the patients rather than the referring
+    physicians), then the best-evidenced one keeps the link; among
     staff columns the attending provider keeps the owner, not the clerk who typed the row. The others are
     left to `reference_lines` (kept as text)."""
     best: dict[str, str] = {}
