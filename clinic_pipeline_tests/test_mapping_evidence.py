@@ -241,11 +241,12 @@ def test_status_codes_are_read_by_their_labels_in_the_exports_own_list(tmp_path:
 
 def test_two_numbering_series_are_no_reference_and_a_named_reference_wins_the_link(tmp_path: Path) -> None:
     """Frappe names documents by series (`ACC-SINV-2024-00012`, `HLC-APP-2024-00012`): alike in their numbers
-    only. An invoice names its patient in `Patient` and, by chance, a customer id in `Patient Name`."""
+    only. An invoice names its patient in `Patient`, by chance a customer id in `Patient Name`, and its billing
+    customer in `Customer`."""
     patients = [[f"HLC-PAT-2024-{n:05d}", f"Given{n}", f"Family{n}", f"p{n}@example.org"] for n in range(1, 81)]
     _write(tmp_path, "Patient.csv", ["ID", "First Name", "Last Name", "Email"], patients)
-    customers = [[f"Given{n} Family{n}", f"c{n}@example.org", "Individual"] for n in range(1, 101)]
-    _write(tmp_path, "Customer.csv", ["ID", "Email Id", "Customer Type"], customers)
+    customers = [[f"Given{n} Family{n}", f"c{n}@example.org", "MF"[n % 2], f"+44 7700 9{n:05d}"] for n in range(1, 101)]
+    _write(tmp_path, "Customer.csv", ["ID", "Email Id", "Gender", "Mobile No"], customers)
     visits = [
         [
             f"HLC-APP-2024-{n:05d}",
@@ -262,12 +263,14 @@ def test_two_numbering_series_are_no_reference_and_a_named_reference_wins_the_li
             f"ACC-SINV-2024-{n:05d}",
             f"HLC-PAT-2024-{(n % 80) + 1:05d}",
             f"Given{(n % 80) + 1} Family{(n % 80) + 1}",
+            f"Given{(n % 100) + 1} Family{(n % 100) + 1}",
             f"2024-04-{(n % 28) + 1:02d}",
             f"{50 + n}.00",
         ]
         for n in range(1, 111)
     ]
-    _write(tmp_path, "Sales Invoice.csv", ["ID", "Patient", "Patient Name", "Posting Date", "Grand Total"], invoices)
+    header = ["ID", "Patient", "Patient Name", "Customer", "Posting Date", "Grand Total"]
+    _write(tmp_path, "Sales Invoice.csv", header, invoices)
     plan = _plan(tmp_path)
     inventory_links = {
         (f.source, f.references)
@@ -277,6 +280,7 @@ def test_two_numbering_series_are_no_reference_and_a_named_reference_wins_the_li
         if f.references
     }
     assert ("ID", "patient_appointment") not in inventory_links
+    # The billing Customer table is larger, but the export references the patients more: they keep the link.
     assert _line(plan, "sales_invoice", "Patient") == ("contact_ids", "lookup:contact", "patient")
 
 
