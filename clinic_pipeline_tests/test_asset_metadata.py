@@ -17,7 +17,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from clinic_pipeline.assets.inventory import OWNERS
+from clinic_pipeline.assets.catalog import OWNERS
 from clinic_pipeline.assets.load import LOADED_CHECK, _check_result
 from clinic_pipeline.assets.resources import resources_settings
 from clinic_pipeline.definitions import build_definitions

@@ -12,7 +12,7 @@ from typing import Any, NamedTuple
 import dagster as dg
 
 from clinic_pipeline import steps
-from clinic_pipeline.assets.inventory import OWNERS, asset_tags
+from clinic_pipeline.assets.catalog import OWNERS, asset_tags
 from clinic_pipeline.assets.load import loaded_group
 from clinic_pipeline.assets.resources import (
     FRESHSALES_POOL,

@@ -10,7 +10,7 @@ changed during cutover is updated, never created twice.
 import dagster as dg
 
 from clinic_pipeline import steps
-from clinic_pipeline.assets.inventory import OWNERS, asset_tags, md_table
+from clinic_pipeline.assets.catalog import OWNERS, asset_tags, md_table
 from clinic_pipeline.assets.resources import (
     FRESHSALES_POOL,
     ClinicResource,
@@ -25,7 +25,7 @@ from clinic_pipeline.load.loader import LoadResult
 from clinic_pipeline.model.objects import LOAD_STAGES, STAGED_OBJECTS, FreshsalesObject
 from clinic_pipeline.model.outcomes import REPORTED, LoadOutcome
 
-# Bump policy: see `CODE_VERSION` in assets/inventory.py (here: a change of what `load/` sends or records).
+# Bump policy: see `clinic_pipeline/assets/catalog.py` (here: a change of what `load/` sends or records).
 CODE_VERSION = "1"
 LOADED_CHECK = "loaded_or_listed"
 

@@ -3,7 +3,7 @@
 import dagster as dg
 
 from clinic_pipeline import steps
-from clinic_pipeline.assets.inventory import OWNERS, asset_tags, md_table
+from clinic_pipeline.assets.catalog import OWNERS, asset_tags, md_table
 from clinic_pipeline.assets.plan import freshsales_schema, owner_map
 from clinic_pipeline.assets.resources import (
     FRESHSALES_POOL,
@@ -16,7 +16,7 @@ from clinic_pipeline.assets.staging import staged_assets
 from clinic_pipeline.model.objects import STAGED_OBJECTS
 from clinic_pipeline.model.outcomes import IN_FRESHSALES, REPORTED
 
-# Bump policy: see `CODE_VERSION` in assets/inventory.py (here: the sample's choice, load or diff).
+# Bump policy: see `clinic_pipeline/assets/catalog.py` (here: the sample's choice, load or diff).
 CODE_VERSION = "1"
 
 

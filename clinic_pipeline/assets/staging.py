@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import dagster as dg
 
 from clinic_pipeline import steps
-from clinic_pipeline.assets.inventory import OWNERS, asset_tags, md_table
+from clinic_pipeline.assets.catalog import OWNERS, asset_tags, md_table
 from clinic_pipeline.assets.plan import confirmed_mapping
 from clinic_pipeline.assets.resources import ClinicResource, operator_errors
 from clinic_pipeline.model.objects import STAGED_OBJECTS, FreshsalesObject
@@ -17,7 +17,7 @@ from clinic_pipeline.staging.stage import StageResult
 
 BLOCKING_CHECK = "quality_blocking"
 WARNING_CHECK = "quality_warnings"
-# Bump policy: see `CODE_VERSION` in assets/inventory.py (here: a change of what `staging/` writes).
+# Bump policy: see `clinic_pipeline/assets/catalog.py` (here: a change of what `staging/` writes).
 CODE_VERSION = "1"
 
 

@@ -3,7 +3,7 @@
 import dagster as dg
 
 from clinic_pipeline import steps
-from clinic_pipeline.assets.inventory import OWNERS, asset_tags, md_table
+from clinic_pipeline.assets.catalog import OWNERS, asset_tags, md_table
 from clinic_pipeline.assets.load import loaded_assets
 from clinic_pipeline.assets.plan import confirmed_mapping
 from clinic_pipeline.assets.resources import (
@@ -16,7 +16,7 @@ from clinic_pipeline.assets.resources import (
 from clinic_pipeline.paths import Paths
 from clinic_pipeline.reports.validation import ValidationReport, describe_not_loaded
 
-# Bump policy: see `CODE_VERSION` in assets/inventory.py (here: a change of what `reports/` checks or writes).
+# Bump policy: see `clinic_pipeline/assets/catalog.py` (here: a change of what `reports/` checks or writes).
 CODE_VERSION = "1"
 TAGS = asset_tags("verify")
 MAX_LISTED = 20  # discrepancies shown in the check's metadata; the HTML report lists them all
