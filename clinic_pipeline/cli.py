@@ -330,9 +330,12 @@ def _print_report(report: steps.ValidationReport, settings: Settings) -> None:
 
 @app.command()
 @_one_line_errors
-def report() -> None:
+def report(
+    as_json: Annotated[bool, typer.Option("--json", help="print the report as JSON (counts, no values)")] = False,
+) -> None:
     """Read Freshsales back and write the validation report (HTML + JSON). During a load: the last report."""
     settings = _settings()
+    show = _print_report_json if as_json else _print_report
     try:
         fresh = steps.run_validation(settings, wait_seconds=steps.STATUS_WAIT_SECONDS)
     except StateBusyError:
@@ -344,18 +347,30 @@ def report() -> None:
         report, written = last
         typer.echo(
             f"a load is running: the last validation report follows (written {written:%Y-%m-%d %H:%M:%S} UTC); "
-            "`status` shows the load's progress, and `report` after it reads Freshsales back again"
+            "`status` shows the load's progress, and `report` after it reads Freshsales back again",
+            err=as_json,  # the JSON on stdout stays parseable
         )
-        _print_report(report, settings)
+        show(report, settings)
         return
-    _print_report(fresh, settings)
+    show(fresh, settings)
+
+
+def _print_report_json(report: ValidationReport, _: Settings) -> None:
+    typer.echo(report.model_dump_json(indent=2))
+    if not report.ok:
+        raise typer.Exit(code=2)
 
 
 @app.command()
 @_one_line_errors
-def status() -> None:
+def status(
+    as_json: Annotated[bool, typer.Option("--json", help="print the status as JSON")] = False,
+) -> None:
     """Where the migration stands (local state only; counts, never values)."""
     current = steps.run_status(_settings())
+    if as_json:
+        typer.echo(current.model_dump_json(indent=2))
+        return
     if current.load_running:
         typer.echo(current.load_running)
     typer.echo(f"inventory: {'yes' if current.inventory else 'not yet'}")

@@ -159,6 +159,12 @@ def test_step_by_step_commands_migrate_into_a_running_sandbox(tmp_path: Path, sa
     again = _run(["migrate", "--full"], env, tmp_path)
     assert "loaded contacts: unchanged 25" in again.stdout
     assert _run(["report"], env, tmp_path).returncode == 0
+    # Scripts read the same as JSON.
+    reported = json.loads(_run(["report", "--json"], env, tmp_path).stdout)
+    contacts = next(o for o in reported["objects"] if o["object"] == "contacts")
+    assert reported["ok"] is True and contacts["keys_found_once"] == contacts["keys_checked"] == 25
+    state = json.loads(_run(["status", "--json"], env, tmp_path).stdout)
+    assert state["plan_status"] == "confirmed" and state["loaded"]["contacts"] == 25 and state["sign_off_current"]
     status = _run(["status"], env, tmp_path)
     assert status.returncode == 0
     assert "plan: confirmed by Dr. Reviewer" in status.stdout
