@@ -223,7 +223,10 @@ def migrate(
         _print_staged(runs.materialize(runs.STAGE, resources))
         typer.echo(steps.run_estimate(settings).table())
         return
-    run = runs.materialize(runs.FULL, resources)
+    from clinic_pipeline.progress_view import showing_load_progress
+
+    with showing_load_progress(settings):  # on a terminal: records in the id map per object, rate, time left
+        run = runs.materialize(runs.FULL, resources)
     _print_staged(run)
     for obj in STAGED_OBJECTS:
         typer.echo(f"loaded {obj.name}: {_outcomes(run, f'loaded_{obj.name}')}")

@@ -117,13 +117,19 @@ class StateStore:
         self._con = con
         self._progress_path = progress_path
         self._progress_at = 0.0
+        self._progress_run: str | None = None  # a run whose latest counts the pace held back
 
-    def _publish_progress(self, run_id: str) -> None:
+    def _publish_progress(self, run_id: str, *, final: bool = False) -> None:
         """The id map's counts per object, for `status` while this process holds the store (DuckDB lets no
-        other process read it then): counts and the writer's pid only, never keys or values."""
-        if self._progress_path is None or time.monotonic() - self._progress_at < PROGRESS_EVERY_SECONDS:
+        other process read it then): counts and the writer's pid only, never keys or values. `final`: as
+        the store closes, so the last batch's counts are not held back by the pace."""
+        if self._progress_path is None:
+            return
+        if not final and time.monotonic() - self._progress_at < PROGRESS_EVERY_SECONDS:
+            self._progress_run = run_id
             return
         self._progress_at = time.monotonic()
+        self._progress_run = None
         progress = {
             "pid": os.getpid(),
             "run_id": run_id,
@@ -131,6 +137,11 @@ class StateStore:
             "id_map": self.id_map_counts(),
         }
         write_private_text(self._progress_path, json.dumps(progress))
+
+    def publish_pending_progress(self) -> None:
+        """Publishes counts the pace held back (the last batches of a load), before the store closes."""
+        if self._progress_run is not None:
+            self._publish_progress(self._progress_run, final=True)
 
     def id_map(self, obj: str) -> dict[str, IdMapRow]:
         rows = self._con.execute(
@@ -277,9 +288,11 @@ def open_state(
     with holding_state(path, wait_seconds=wait_seconds, on_wait=on_wait):
         with opening_guard():
             con = _connect(path, read_only=read_only)
+        store = StateStore(con, None if read_only else progress_path(path))
         try:
-            yield StateStore(con, None if read_only else progress_path(path))
+            yield store
         finally:
+            store.publish_pending_progress()
             con.close()
 
 
