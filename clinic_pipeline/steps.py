@@ -23,6 +23,7 @@ from pydantic import BaseModel, Field
 
 from clinic_pipeline.delta.windows import count_changes_duckdb, count_changes_sqlite, partition_window
 from clinic_pipeline.freshsales.client import FreshsalesClient
+from clinic_pipeline.load.choices import choice_problems
 from clinic_pipeline.load.estimate import DryRunEstimate, RateLimits, estimate
 from clinic_pipeline.load.files import load_files
 from clinic_pipeline.load.loader import Loader, LoadResult
@@ -117,7 +118,12 @@ def run_confirm(settings: Settings, by: str) -> MappingPlan:
     inventory = read_inventory(settings.paths.inventory_path) if settings.paths.inventory_path.exists() else None
     tables = [t.name for t in inventory.tables] if inventory else None
     secrets = secret_columns(inventory) if inventory else None
-    plan = confirm_checked(read_plan(settings.paths.plan_path), by, tables, secrets)
+    values = (
+        {(t.name, c.name): c.categories for t in inventory.tables for c in t.columns if c.categories}
+        if inventory
+        else None
+    )
+    plan = confirm_checked(read_plan(settings.paths.plan_path), by, tables, secrets, values)
     write_plan(plan, settings.paths.plan_path)
     return plan
 
@@ -236,8 +242,9 @@ def run_count_changes(settings: Settings, window: tuple[datetime, datetime]) -> 
 
 
 def run_freshsales_schema(settings: Settings) -> ModulesResult:
-    """Before any record moves: create the plan's custom modules and their fields through the API, and
-    verify the custom fields only an admin can create (contacts, accounts, deals) exist with their types."""
+    """Before any record moves: create the plan's custom modules and their fields through the API, verify the
+    custom fields only an admin can create (contacts, accounts, deals) exist with their types, and that every
+    name the plan's value maps choose (an outcome, a contact status, a deal stage) is one of the account's."""
     plan = confirmed_plan(settings)
     modules = module_specs(module_custom_fields(plan))
     for obj in STAGED_OBJECTS:
@@ -252,6 +259,13 @@ def run_freshsales_schema(settings: Settings) -> ModulesResult:
         except SchemaError as exc:
             raise ConfigurationError(str(exc)) from None
         problems = verify_custom_fields(client, required)
+        choices = choice_problems(client, plan)
+    if choices:
+        listed = "; ".join(choices[:10]) + (" …" if len(choices) > 10 else "")
+        raise ConfigurationError(
+            f"the plan's value maps name {len(choices)} choice(s) Freshsales lacks ({listed}): an admin adds them "
+            "in Freshsales, or the plan's value_map names existing ones"
+        )
     if problems:
         raise ConfigurationError(
             f"Freshsales lacks {len(problems)} custom fields the plan needs ({'; '.join(problems[:10])}"

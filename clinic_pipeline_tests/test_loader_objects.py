@@ -20,10 +20,12 @@ import pytest
 from pydantic import SecretStr
 
 from clinic_pipeline.freshsales import FreshsalesClient, RateLimiter, RetryPolicy
+from clinic_pipeline.load.choices import choice_problems
 from clinic_pipeline.load.loader import ChoiceNotFoundError, Loader, LoadFailedError, LoadResult
 from clinic_pipeline.load.owners import OwnerConfigurationError, OwnerMap
 from clinic_pipeline.load.payloads import marker
 from clinic_pipeline.load.state import StateStore, open_state
+from clinic_pipeline.mapping.plan import FieldMapping, MappingPlan, ObjectMapping
 from clinic_pipeline.model.objects import ACCOUNTS, APPOINTMENTS, BY_NAME, CONTACTS, DEALS, NOTES, TASKS
 from clinic_pipeline.sandbox.launcher import SandboxHandle
 
@@ -470,6 +472,76 @@ def test_outcomes_load_by_name_and_an_unknown_one_stops_the_object_before_any_wr
     ):
         loader.load(APPOINTMENTS, unknown, tmp_path / "rejected")
     assert _writes(sandbox) == writes
+
+
+def test_a_status_sets_its_lifecycle_stage_and_a_stage_its_pipeline_the_default_one_unless_named(
+    tmp_path: Path, sandbox: SandboxHandle, client: FreshsalesClient, state: StateStore
+) -> None:
+    """One value map decides two fields: a contact status belongs to a lifecycle stage, a deal stage to a
+    pipeline. `Paid` is in both seeded pipelines: bare, it is the default pipeline's; `Self-pay / Paid` the other's."""
+    loader = Loader(client, state, run_id="r1")
+    contacts = _write(
+        tmp_path / "statuses" / "contacts.parquet",
+        [
+            _row("patients:1", 1, first_name="Ana", _choice_contact_status_id="Active patient"),
+            _row("patients:2", 2, first_name="Ben", _choice_contact_status_id="New"),
+        ],
+    )
+    loader.load(CONTACTS, contacts, tmp_path / "rejected")
+    bill = {"amount": Decimal("10.00"), "_lookup_contact": "patients:1"}
+    deals = _write(
+        tmp_path / "statuses" / "deals.parquet",
+        [
+            _row("bills:1", 1, name="Bill 1", **bill, _choice_deal_stage_id="Paid"),
+            _row("bills:2", 2, name="Bill 2", **bill, _choice_deal_stage_id="Self-pay / Paid"),
+        ],
+    )
+    loader.load(DEALS, deals, tmp_path / "rejected")
+    snapshot = _control(sandbox, "snapshot")
+    statuses = {int(r["id"]): r["name"] for r in client.selector("contact_statuses")}
+    stages = {int(r["id"]): r["name"] for r in client.selector("lifecycle_stages")}
+    assert sorted(
+        (statuses[c["contact_status_id"]], stages[c["lifecycle_stage_id"]]) for c in snapshot["contacts"]
+    ) == [
+        ("Active patient", "Customer"),
+        ("New", "Lead"),
+    ]
+    deal_stages = {int(r["id"]): r["name"] for r in client.selector("deal_stages")}
+    pipelines = {int(r["id"]): r["name"] for r in client.selector("deal_pipelines")}
+    assert sorted((pipelines[d["deal_pipeline_id"]], deal_stages[d["deal_stage_id"]]) for d in snapshot["deals"]) == [
+        ("Billing", "Paid"),
+        ("Self-pay", "Paid"),
+    ]
+
+
+def test_the_schema_check_lists_value_map_names_the_account_lacks(client: FreshsalesClient) -> None:
+    line = FieldMapping(
+        source="status",
+        target="contact_status_id",
+        type="lookup",
+        transform="choice:contact_statuses",
+        value_map={"active": "Active patient", "deceased": "Deceased", "gone": None},
+    )
+    stage = FieldMapping(
+        source="claim_status",
+        target="deal_stage_id",
+        type="lookup",
+        transform="choice:deal_stages",
+        value_map={"paid": "Self-pay / Paid", "denied": "Self-pay / Denied"},
+    )
+    plan = MappingPlan(
+        source_fingerprint="x",
+        objects=[
+            ObjectMapping(source_table="patients", target="contact", source_key="id", fields=[line]),
+            ObjectMapping(source_table="claims", target="deal", source_key="id", fields=[stage]),
+        ],
+    )
+    assert choice_problems(client, plan) == [
+        "patients.status → contact_status_id: the account has no contact_statuses named 'Deceased' "
+        "(a name several pipelines share is written 'Pipeline / Stage')",
+        "claims.claim_status → deal_stage_id: the account has no deal_stages named 'Self-pay / Denied' "
+        "(a name several pipelines share is written 'Pipeline / Stage')",
+    ]
 
 
 def _tasks(tmp_path: Path, n: int) -> Path:

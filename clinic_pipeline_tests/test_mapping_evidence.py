@@ -233,7 +233,8 @@ def test_status_codes_are_read_by_their_labels_in_the_exports_own_list(tmp_path:
     visits_mapping = next(o for o in plan.objects if o.source_table == "calendar_events" and o.target == "appointment")
     outcome = next(f for f in visits_mapping.fields if f.source == "pc_apptstatus")
     assert outcome.target == "outcome_id"
-    assert outcome.value_map == {"@": "Completed", ">": "Completed", "*": "Completed", "<": None}
+    # Every value decided: the cancelled `x` chooses no outcome (its rows are skipped by the rule below).
+    assert outcome.value_map == {"@": "Completed", ">": "Completed", "*": "Completed", "<": None, "x": None}
     assert "list_options.title where list_id = apptstat" in outcome.reason
     [cancelled] = [r for r in visits_mapping.skip_rules if r.when.source == "pc_apptstatus"]
     assert (cancelled.when.op, cancelled.when.value) == ("in", ["x"])

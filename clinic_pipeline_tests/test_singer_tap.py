@@ -121,7 +121,7 @@ def _seed(client: FreshsalesClient) -> None:
         )["id"]
         for i in range(3)
     ]
-    for stage in (16_000_110_001, 16_000_110_003, 16_000_110_004):  # open, won, lost
+    for stage in (16_000_110_001, 16_000_110_005, 16_000_110_006):  # Billed (open), Paid (won), Denied (lost)
         client.create("deals", {"name": f"Invoice {stage}", "amount": 120, "deal_stage_id": stage})
     for days in (-30, -2, 5):
         client.create(

@@ -39,6 +39,7 @@ from clinic_pipeline.freshsales.errors import (
     PermissionDeniedError,
 )
 from clinic_pipeline.freshsales.models import JobStatus
+from clinic_pipeline.load.choices import AccountChoices, ChoiceIndex, ChoiceNotFoundError, missing_names
 from clinic_pipeline.load.owners import OwnerMap
 from clinic_pipeline.load.payloads import OWNER_COLUMN, Prepared, marker, prepare
 from clinic_pipeline.load.state import AuditEntry, IdMapRow, Intent, StateStore
@@ -63,10 +64,6 @@ REJECTION_STATUSES = frozenset({400, 404, 409, 422})
 BULK_IDENTIFIERS = {"contacts": ("email", "emails"), "sales_accounts": ("name", "name")}
 KEY_NAMESPACE_SEPARATOR = ":"  # every source key is `<table>:<key>` (staging/objects.py)
 DUPLICATE_IDENTIFIER = "another staged record of this batch has the same email or name"
-
-
-class ChoiceNotFoundError(OperatorError, ValueError):
-    """The plan names an outcome, status or stage the Freshsales account does not have."""
 
 
 class LoadFailedError(OperatorError):
@@ -167,6 +164,7 @@ class Loader:
         self._pool_size = max_concurrency
         self._owners = owners
         self._fallback_owner_email = fallback_owner_email
+        self._account_choices = AccountChoices(client)
 
     def load(self, obj: FreshsalesObject, staged_path: Path, rejected_dir: Path) -> LoadResult:
         before = self._client.stats
@@ -252,23 +250,21 @@ class Loader:
 
     # ---- owners ------------------------------------------------------------------------------
 
-    def _choices(self, obj: FreshsalesObject, staged_path: Path) -> dict[str, dict[str, int]]:
-        """Field → lower-cased name → id of the account's reference rows the staged `_choice_*` columns name.
-        A name the account lacks stops the object before any request: the plan's value map and the
-        account's choices disagree (refused here, never at a record's load)."""
-        resolved: dict[str, dict[str, int]] = {}
+    def _choices(self, obj: FreshsalesObject, staged_path: Path) -> dict[str, ChoiceIndex]:
+        """Field → lower-cased name → the fields it sets, for the account's reference rows the staged `_choice_*`
+        columns name. A name the account lacks stops the object before any request: the plan's value map and
+        the account's choices disagree (refused here, never at a record's load)."""
+        resolved: dict[str, ChoiceIndex] = {}
         for column in pq.read_schema(staged_path).names:
             if not column.startswith(CHOICE_PREFIX):
                 continue
             field_name = column.removeprefix(CHOICE_PREFIX)
-            selector = CHOICE_SELECTORS[field_name]
-            rows = self._client.selector(selector)
-            resolved[field_name] = {str(r.get("name", "")).strip().lower(): int(r["id"]) for r in rows}
-            named = {str(v).strip() for v in pq.read_table(staged_path, columns=[column]).column(0).to_pylist() if v}
-            missing = sorted(n for n in named if n.lower() not in resolved[field_name])
+            resolved[field_name] = self._account_choices.index(field_name)
+            named = pq.read_table(staged_path, columns=[column]).column(0).to_pylist()
+            missing = missing_names(resolved[field_name], (str(v) for v in named if v))
             if missing:
                 raise ChoiceNotFoundError(
-                    f"{obj.name}: {field_name}: the Freshsales account has no {selector} named "
+                    f"{obj.name}: {field_name}: the Freshsales account has no {CHOICE_SELECTORS[field_name]} named "
                     f"{', '.join(repr(m) for m in missing)}: add them in Freshsales or edit the plan's value_map"
                 )
         return resolved

@@ -114,12 +114,13 @@ def prepare(
     row: dict[str, Any],
     parents: dict[str, dict[str, IdMapRow]],
     owners: OwnerMap | None = None,
-    choices: Mapping[str, Mapping[str, int]] | None = None,
+    choices: Mapping[str, Mapping[str, Mapping[str, int]]] | None = None,
 ) -> Prepared:
     """One staged row → the body to send; a row whose parent has no Freshsales id is held back.
 
     Without an owner map `_owner_email` is ignored (owners are not part of the comparison then). `choices`:
-    field → lower-cased choice name → id, for the staged `_choice_<field>` columns (an appointment's outcome)."""
+    field → lower-cased choice name → the fields it sets (its id, and the choice it belongs to: a contact
+    status's lifecycle stage), for the staged `_choice_<field>` columns (an appointment's outcome)."""
     source_key = str(row["_source_key"])
     source_row = row.get("_source_row")
     body: dict[str, Any] = {}
@@ -137,13 +138,12 @@ def prepare(
             if parent == "contact":
                 parent_id = mapped.freshsales_id
         elif column.startswith(CHOICE_PREFIX):
-            choice_id = (
+            chosen = (
                 None
                 if value is None
                 else (choices or {}).get(column.removeprefix(CHOICE_PREFIX), {}).get(str(value).strip().lower())
             )
-            if choice_id is not None:
-                body[column.removeprefix(CHOICE_PREFIX)] = choice_id
+            body.update(chosen or {})
         elif value is None or column.startswith("_"):
             continue
         elif column.startswith("cf_"):

@@ -10,28 +10,25 @@ removing the rule.
 from __future__ import annotations
 
 from clinic_pipeline.mapping.plan import FieldMapping, RowFilter, SkipRule
-from clinic_pipeline.mapping.synonyms import CANCELLED_VALUES, OUTCOME_VALUES, normalise
+from clinic_pipeline.mapping.synonyms import CANCELLED_VALUES, OUTCOME_VALUES, says
 from clinic_pipeline.source.inventory import CodeList, ColumnProfile
+from clinic_pipeline.source.inventory_model import value_meanings
 
 OUTCOMES = "sales_activity_outcomes"
 CANCELLED_REASON = "cancelled visit: it did not happen (a plan choice: remove the rule to keep them)"
 
 
-def _says(value: str, phrases: tuple[str, ...]) -> bool:
-    text = normalise(value)
-    words = set(text.split())
-    return any(text == p or (" " not in p and p in words) or (" " in p and p in text) for p in phrases)
-
-
 def _choice(value: str) -> str | None:
-    return next((name for name, phrases in OUTCOME_VALUES.items() if _says(value, phrases)), None)
+    return next((name for name, phrases in OUTCOME_VALUES.items() if says(value, phrases)), None)
 
 
 def outcome_line(status: ColumnProfile, codes: CodeList | None = None) -> FieldMapping | None:
     """The status column's line onto the activity's outcome, when its values (or, for codes, their labels in
     the export's own list) say completed or no-show."""
-    meaning = _meaning(status, codes)
-    value_map = {v: _choice(m) for v, m in meaning.items() if not _says(m, CANCELLED_VALUES)}
+    meaning = value_meanings(status, codes)
+    # Cancelled values decide nothing here (their rows are skipped by the plan's rule), but the map names them:
+    # confirm-mapping wants every value decided.
+    value_map = {v: None if says(m, CANCELLED_VALUES) else _choice(m) for v, m in meaning.items()}
     if not any(value_map.values()):
         return None
     said = "; ".join(f"{v} → {c}" for v, c in value_map.items() if c)
@@ -49,16 +46,10 @@ def outcome_line(status: ColumnProfile, codes: CodeList | None = None) -> FieldM
 
 
 def cancelled_rule(status: ColumnProfile, codes: CodeList | None = None) -> SkipRule | None:
-    cancelled = [v for v, m in _meaning(status, codes).items() if _says(m, CANCELLED_VALUES)]
+    cancelled = [v for v, m in value_meanings(status, codes).items() if says(m, CANCELLED_VALUES)]
     if not cancelled:
         return None
     return SkipRule(when=RowFilter(source=status.name, op="in", value=cancelled), reason=CANCELLED_REASON)
-
-
-def _meaning(status: ColumnProfile, codes: CodeList | None) -> dict[str, str]:
-    """Each status value → what it says: itself, or the label the export's list gives its code."""
-    labels = codes.labels if codes else {}
-    return {v: labels.get(v.strip(), v) for v in status.categories or []}
 
 
 def _which(codes: CodeList) -> str:

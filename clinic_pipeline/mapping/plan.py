@@ -66,13 +66,14 @@ class RowFilter(BaseModel):
     `below`: a number under `value`, or no number at all; `at_least`: a number ≥ `value` (the two split
     a table without a gap). `in`/`not_in`: trimmed, case-insensitive; an empty value is `not_in`.
     `empty`/`not_empty`: null, blank or a null-like sentinel (N/A, 0000-00-00) counts as empty.
+    `matches`: the trimmed, lower-cased value matches the regular expression `value` in full (a test chart's name).
     """
 
     model_config = ConfigDict(extra="forbid")
 
     source: str
-    op: Literal["below", "at_least", "empty", "not_empty", "in", "not_in"]
-    value: float | list[str] | None = None
+    op: Literal["below", "at_least", "empty", "not_empty", "in", "not_in", "matches"]
+    value: float | list[str] | str | None = None
 
 
 class SkipRule(BaseModel):

@@ -5,6 +5,8 @@
 - every line's target is a standard field of its object or a declared custom field (`cf_*`, `custom`);
 - the line's type fits the field, and its transform yields that type (a date from `parse_date`...);
 - every field Freshsales requires is fed (a contact needs a first name, last name or email);
+- every value a choice line's column holds (the inventory's categories) has a decision in its value map: a
+  Freshsales choice's name, or none; whether the account has those names is the schema check's (before load);
 - no secret of the source (password hash, salt, token, PIN...: `mapping.secrets`) is migrated, unless a
   person marked that line `allow_secret: true`.
 
@@ -66,10 +68,14 @@ def _required_problems(mapping: ObjectMapping, fed: set[str]) -> list[str]:
 
 
 def plan_problems(
-    plan: MappingPlan, tables: Collection[str] | None = None, secrets: Mapping[tuple[str, str], str] | None = None
+    plan: MappingPlan,
+    tables: Collection[str] | None = None,
+    secrets: Mapping[tuple[str, str], str] | None = None,
+    values: Mapping[tuple[str, str], Collection[str]] | None = None,
 ) -> list[str]:
-    """Every reason the plan cannot be confirmed; `tables` (the inventory's) must each have a decision, and
-    no column of `secrets` ((table, column) → evidence) may be migrated unless its line allows it."""
+    """Every reason the plan cannot be confirmed; `tables` (the inventory's) must each have a decision, no
+    column of `secrets` ((table, column) → evidence) may be migrated unless its line allows it, and each of
+    `values` ((table, column) → the values it holds) a choice line reads needs a decision in its value map."""
     problems = []
     decided = {m.source_table for m in plan.objects}
     undecided = sorted(set(tables or ()) - decided)
@@ -94,6 +100,24 @@ def plan_problems(
         problems += _required_problems(mapping, {line.target for line in lines if line.target})
         problems += _link_problems(mapping)
         problems += _secret_problems(mapping, secrets or {})
+        problems += _choice_problems(mapping, values or {})
+    return problems
+
+
+def _choice_problems(mapping: ObjectMapping, values: Mapping[tuple[str, str], Collection[str]]) -> list[str]:
+    problems = []
+    for line in mapping.mapped_fields():
+        if not (line.transform or "").startswith("choice:"):
+            continue
+        decided = {v.strip().lower() for v in line.value_map}
+        undecided = sorted(
+            {v.strip() for v in values.get((mapping.source_table, line.source), ()) if v.strip().lower() not in decided}
+        )
+        if undecided:
+            problems.append(
+                f"{mapping.source_table}.{line.source} → {line.target}: the value_map decides nothing for "
+                f"{', '.join(repr(v) for v in undecided)}: name a Freshsales choice for each, or null for none"
+            )
     return problems
 
 
@@ -127,9 +151,10 @@ def confirm_checked(
     by: str,
     tables: Collection[str] | None = None,
     secrets: Mapping[tuple[str, str], str] | None = None,
+    values: Mapping[tuple[str, str], Collection[str]] | None = None,
 ) -> MappingPlan:
     """Confirm the plan for `by` if it has no problems; else PlanInvalidError listing them all."""
-    problems = plan_problems(plan, tables, secrets)
+    problems = plan_problems(plan, tables, secrets, values)
     if problems:
         listed = "\n".join(f"  - {p}" for p in problems)
         raise PlanInvalidError(

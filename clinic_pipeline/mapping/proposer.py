@@ -61,12 +61,15 @@ from clinic_pipeline.mapping.links import (
 from clinic_pipeline.mapping.outcomes import cancelled_rule, outcome_line
 from clinic_pipeline.mapping.plan import FieldMapping, MappingPlan, ObjectMapping, RowFilter, SkipRule
 from clinic_pipeline.mapping.secrets import secret_evidence
+from clinic_pipeline.mapping.statuses import status_line
 from clinic_pipeline.mapping.synonyms import (
+    ACTIVE_VALUES,
     CONCEPT_BY_KEY,
     CONCEPTS,
     REBUILD_TABLE_WORDS,
     SYSTEM_TABLE_WORDS,
     TABLE_CONCEPTS,
+    TEST_FLAG_NAMES,
     Concept,
     TableConcept,
     normalise,
@@ -75,7 +78,7 @@ from clinic_pipeline.mapping.synonyms import (
 )
 from clinic_pipeline.mapping.workflow_vocabulary import WORKFLOW_ROLES
 from clinic_pipeline.model.objects import ACCOUNTS, CONTACTS, NOT_MIGRATED, FieldType
-from clinic_pipeline.source.inventory import ColumnProfile, SchemaInventory, TableProfile
+from clinic_pipeline.source.inventory import TEST_RECORD_NAME, ColumnProfile, SchemaInventory, TableProfile
 
 NAME_WEIGHT = 0.65
 TYPE_WEIGHT = 0.35
@@ -805,6 +808,9 @@ def _propose_object(
         outcome = _outcome(table, used - kept_as_text, inventory)
         if outcome is not None:
             preset[outcome.source] = outcome
+    status = status_line(table, target, used - kept_as_text, inventory)
+    if status is not None:
+        preset[status.source] = status
     fields = _assign(table, target, key, key_confidence, inventory, threshold, preset)
     if target == "appointment":
         fields = with_title(fields, table)
@@ -819,6 +825,7 @@ def _propose_object(
         _continuation(table, key),
         _without_patient(table, target, fields),
         _cancelled(table, target, fields, inventory),
+        *_test_records(table, target, fields),
     )
     rules = [rule for rule in candidates if rule]
     reasons += [f"skipped: {rule.reason} ({rule.when.source} {rule.when.op})" for rule in rules]
@@ -932,6 +939,33 @@ def _without_patient(table: TableProfile, target: str, fields: list[FieldMapping
         when=RowFilter(source=link.source, op="empty"),
         reason="no patient: a calendar block (lunch, meeting), not a visit",
     )
+
+
+def _test_records(table: TableProfile, target: str, fields: list[FieldMapping]) -> list[SkipRule]:
+    """Test and demo charts (a test flag set, or a name like TEST or ZZZ in the data) are not patients: skipped
+    with a reason, counted in reconciliation. Only where the export shows them, so a plan never carries a rule
+    its data gives no evidence for."""
+    if target != CONTACTS.target:
+        return []
+    rules = []
+    for column in table.columns:
+        if normalise(column.name) in TEST_FLAG_NAMES and set(column.categories or []) & set(ACTIVE_VALUES):
+            rules.append(
+                SkipRule(
+                    when=RowFilter(source=column.name, op="in", value=list(ACTIVE_VALUES)),
+                    reason=f"a test chart ({column.name} set), not a patient",
+                )
+            )
+    names = [f.source for f in fields if f.target in ("first_name", "last_name", "cf_full_name")]
+    rules += [
+        SkipRule(
+            when=RowFilter(source=name, op="matches", value=TEST_RECORD_NAME),
+            reason=f"a test or demo chart ({name} like TEST, ZZZ, Dummy), not a patient",
+        )
+        for name in names
+        if table.column(name).test_rows
+    ]
+    return rules
 
 
 def _cancelled(

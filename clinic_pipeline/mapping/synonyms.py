@@ -505,6 +505,14 @@ INACTIVE_VALUES = ("0", "n", "no", "false", "f")
 PAYER_ROLE_WORDS = frozenset({"payer", "payor", "carrier", "insurer", "insco"})
 PAYER_TABLE_WORDS = frozenset({"insurance", "payer", "payers", "payor", "payors", "carrier", "carriers", "insurer"})
 
+
+def says(value: str, phrases: tuple[str, ...]) -> bool:
+    """Whether a status value says one of `phrases`: the whole value, one of its words, or a phrase within."""
+    text = normalise(value)
+    words = set(text.split())
+    return any(text == p or (" " not in p and p in words) or (" " in p and p in text) for p in phrases)
+
+
 # A visit's status values → the Freshsales outcome (the default outcomes of an account: freshsales_api.md's
 # sales_activity_outcomes); matched on the normalised value's words.
 OUTCOME_VALUES: dict[str, tuple[str, ...]] = {
@@ -515,3 +523,31 @@ OUTCOME_VALUES: dict[str, tuple[str, ...]] = {
 LABEL_COLUMN_WORDS = ("title", "label", "description", "meaning", "display", "name", "text")
 # Status values of a visit that did not happen and that the plan skips by default (a plan choice).
 CANCELLED_VALUES = ("cancelled", "canceled", "cancel", "canceled by patient", "cancelled by clinic")
+
+# A column flagging test or demo charts (`is_test`, `TestPatient`, `demo`): normalised names.
+TEST_FLAG_NAMES = frozenset({"test", "is test", "test patient", "test flag", "is test patient", "demo", "is demo"})
+# Values of such a flag that mean yes.
+ACTIVE_VALUES = ("1", "y", "yes", "true", "t")
+
+# A patient's status values → (lifecycle stage, contact status) of the account, matched on the normalised
+# value's words. The names are what an admin sets up for a clinic (freshsales_api.md: contact_statuses belong
+# to a lifecycle stage); the schema check refuses, before any record moves, a name the account lacks.
+PATIENT_STATUS_VALUES: dict[tuple[str, str], tuple[str, ...]] = {
+    ("Lead", "New"): ("new", "prospective", "prospect", "pending", "registered", "referred", "waitlist", "lead"),
+    ("Customer", "Active patient"): ("active", "current", "established", "existing", "enrolled"),
+    ("Customer", "Inactive patient"): (
+        "inactive", "discharged", "archived", "former", "dormant", "moved", "transferred", "deceased", "expired",
+        "died", "dead", "closed",
+    ),
+}  # fmt: skip
+# A bill's or claim's status values → the deal stage, matched on the normalised value's words; the stage's
+# forecast type (won, lost, open) is the account's.
+CLAIM_STATUS_VALUES: dict[str, tuple[str, ...]] = {
+    "Partially paid": ("partially paid", "partial", "part paid", "partial payment", "underpaid", "short paid"),
+    "Written off": ("written off", "write off", "writeoff", "bad debt", "adjusted off", "uncollectible"),
+    "Paid": ("paid", "paid in full", "settled", "closed paid"),
+    "Denied": ("denied", "rejected", "declined", "refused"),
+    "Appealed": ("appealed", "appeal", "in appeal", "resubmitted"),
+    "Submitted": ("submitted", "sent", "filed", "pending payer", "in process", "processing", "claimed"),
+    "Billed": ("billed", "open", "unpaid", "outstanding", "due", "invoiced", "new", "created", "ready"),
+}

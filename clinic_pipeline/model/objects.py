@@ -38,6 +38,7 @@ CHOICE_SELECTORS = {
     "contact_status_id": "contact_statuses",
     "lifecycle_stage_id": "lifecycle_stages",
     "deal_stage_id": "deal_stages",
+    "deal_pipeline_id": "deal_pipelines",
     "territory_id": "territories",
 }
 # Custom contact fields the duplicate and shared-value rules of staging fill: the checklist asks the admin for them.

@@ -259,7 +259,13 @@ def _compare_line(
         got = ctx.choice_name(arg, record.get(line.target or ""))
         if want is None and got is None:
             return None
-        return ("matched" if want == got else "missing" if got is None else "differs"), want, got
+        # A qualified name (`Self-pay / Paid`) chose the stage of that pipeline; Freshsales reads back its name.
+        same = (
+            want is not None
+            and got is not None
+            and (want.lower() == got.lower() or want.lower().endswith(f" / {got.lower()}"))
+        )
+        return ("matched" if same else "missing" if got is None else "differs"), want, got
     if name == "from_reference" or not line.target:
         return None
     kind = cmp.kind_of(line.type, line.transform)

@@ -42,24 +42,34 @@ def _users() -> list[dict[str, Any]]:
     ]
 
 
-DEAL_PIPELINES = [{"id": 16_000_100_001, "name": "Billing", "is_default": True, "position": 1}]
+DEAL_PIPELINES = [
+    {"id": 16_000_100_001, "name": "Billing", "is_default": True, "position": 1},
+    {"id": 16_000_100_002, "name": "Self-pay", "is_default": False, "position": 2},
+]
+# (pipeline, stage, forecast type, choice type): stage names repeat across pipelines, as in an account with a
+# claims pipeline and a self-pay one.
+_STAGES = [
+    (0, "Billed", "open", 1),
+    (0, "Submitted", "open", 1),
+    (0, "Partially paid", "open", 1),
+    (0, "Appealed", "open", 1),
+    (0, "Paid", "won", 2),
+    (0, "Denied", "lost", 3),
+    (0, "Written off", "lost", 3),
+    (1, "Billed", "open", 1),
+    (1, "Paid", "won", 2),
+    (1, "Written off", "lost", 3),
+]
 DEAL_STAGES = [
     {
         "id": 16_000_110_001 + i,
         "name": name,
         "forecast_type": forecast,
         "position": i + 1,
-        "deal_pipeline_id": DEAL_PIPELINES[0]["id"],
+        "deal_pipeline_id": DEAL_PIPELINES[pipeline]["id"],
         "choice_type": choice,
     }
-    for i, (name, forecast, choice) in enumerate(
-        [
-            ("Billed", "open", 1),
-            ("Partially paid", "open", 1),
-            ("Paid", "won", 2),
-            ("Denied", "lost", 3),
-        ]
-    )
+    for i, (pipeline, name, forecast, choice) in enumerate(_STAGES)
 ]
 LIFECYCLE_STAGES = _ids(16_000_200_001, ["Lead", "Sales Qualified Lead", "Customer"])
 CONTACT_STATUSES = [

@@ -63,6 +63,9 @@ __all__ = [
 TEXT_SENTINELS = ("n/a", "na", "null", "none", "nil", "-", "--", "#n/a", "?")
 ZERO_DATES = ("0000-00-00", "0000-00-00 00:00:00", "00/00/0000", "0000-00-00t00:00:00")
 DATE_SENTINELS = ("0001-01-01", "1900-01-01", "01/01/1900", "01/01/0001", "1900-01-01 00:00:00")
+# A test or demo chart's name (TEST, Test Patient, ZZZ, Zztest, Dummy, Demo 2), matched on the lower-cased
+# trimmed value: the name clinics give the records they try the software with, never a person's.
+TEST_RECORD_NAME = r"(zz+[a-z]*|(test|demo|dummy|fake)( ?(patient|person|user|[0-9]+))?|patient ?test[0-9]*)"
 PLACEHOLDER_EMAILS = ("none@none.com", "noemail@noemail.com", "no@email.com", "noemail@example.com", "declined")
 DATE_FORMATS = ("%Y-%m-%d", "%m/%d/%Y", "%d/%m/%Y", "%m-%d-%Y", "%d.%m.%Y", "%Y/%m/%d", "%m/%d/%y", "%Y%m%d")
 DATETIME_FORMATS = (
@@ -234,6 +237,7 @@ def _shape_aggregates() -> dict[str, str]:
         "mojibake": share("regexp_matches(t, 'Ã.|Â.|â€')"),
         "all_upper": share("t = upper(t) AND t <> lower(t)"),
         "multi_word": share("contains(t, ' ')"),
+        "test_name": share(f"regexp_full_match(lower(t), {quote_literal(TEST_RECORD_NAME)})"),
         "letters_and_digits": share("regexp_matches(t, '[0-9]') AND regexp_matches(t, '[A-Za-z]')"),
         "hex_lengths": (
             f"count(DISTINCT length(t)) FILTER (WHERE regexp_full_match(t, {quote_literal(PATTERNS['hex_digest'])}))"
@@ -486,6 +490,7 @@ def _profile_column(name: str, c: dict[str, int], rows: int, preferred_date: str
         unique=rows > 0 and c["missing"] + c["text_sentinel"] + c["zero_date"] == 0 and c["distinct"] == rows,
         hints=_hints(vtype, fmt, c, matched),
         shape=_shape(vtype, c),
+        test_rows=c["test_name"] if vtype == "text" else 0,
     )
 
 

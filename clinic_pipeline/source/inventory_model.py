@@ -46,6 +46,7 @@ class ColumnProfile(BaseModel):
         description="password_hash: crypt/bcrypt/argon2/pbkdf2 strings; hex_digest: hex of one length (max_length); "
         "token: long random-looking strings (keys, tokens, base64 blobs)",
     )
+    test_rows: int = Field(default=0, description="rows whose value is a test or demo record's name (TEST, ZZZ…)")
 
 
 class TableProfile(BaseModel):
@@ -118,6 +119,12 @@ class CodeList(BaseModel):
     group_column: str | None = Field(default=None, description="the list's column that selects one list")
     group_value: str | None = None
     labels: dict[str, str]
+
+
+def value_meanings(column: ColumnProfile, codes: CodeList | None) -> dict[str, str]:
+    """Each of a pick-list's values → what it says: itself, or the label the export's list gives its code."""
+    labels = codes.labels if codes else {}
+    return {v: labels.get(v.strip(), v) for v in column.categories or []}
 
 
 class SchemaInventory(BaseModel):

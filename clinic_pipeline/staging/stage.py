@@ -94,6 +94,10 @@ def row_filter_sql(rule: RowFilter) -> str:
         if rule.op == "below":
             return f"coalesce({number} < {float(rule.value)}, TRUE)"
         return f"coalesce({number} >= {float(rule.value)}, FALSE)"
+    if rule.op == "matches":
+        if not isinstance(rule.value, str):
+            raise OperatorError(f"plan: filter matches on {rule.source!r} needs a regular expression")
+        return f"coalesce(regexp_full_match(lower(trim({column})), {quote_literal(rule.value)}), FALSE)"
     if not isinstance(rule.value, list):
         raise OperatorError(f"plan: filter {rule.op} on {rule.source!r} needs a list of values")
     values = "(" + ", ".join(quote_literal(str(v).lower()) for v in rule.value) + ")"

@@ -56,6 +56,9 @@ class MessRates(BaseModel):
     provider_missing_email: float = _rate(0.15, "providers without an email")
     inactive_providers: float = _rate(0.10, "providers with active=N")
     referred_patients: float = _rate(0.30, "patients with a referring_physician_id")
+    test_patients: float = _rate(
+        0.005, "patients that are test or demo charts (Test ZZZTEST, Demo Zztest); at least one in a clinic of 50"
+    )
 
     @model_validator(mode="after")
     def _email_kinds_fit(self) -> MessRates:

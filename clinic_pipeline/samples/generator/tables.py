@@ -41,7 +41,7 @@ PATIENT_COLUMNS = (
     "patient_id", "chart_number", "first_name", "last_name", "date_of_birth", "sex", "email", "phone", "address",
     "city", "state", "zip", "location_id", "primary_provider_id", "referring_physician_id", "preferred_language",
     "marketing_consent", "deleted", "created_at", "updated_at",
-    "how_did_you_hear", "last_xray_date", "allergy_notes", "pain_scale", "newsletter_opt_in",
+    "how_did_you_hear", "last_xray_date", "allergy_notes", "pain_scale", "newsletter_opt_in", "patient_status",
 )  # fmt: skip
 POLICY_COLUMNS = (
     "policy_id", "patient_id", "carrier_id", "policy_number", "group_number", "coverage_order", "subscriber_name",
@@ -273,6 +273,21 @@ def _trailing_spaces(rng: np.random.Generator, names: pa.Array, rate: float) -> 
     return where(rng.random(len(names)) < rate, cat(names, "  "), names)
 
 
+def _test_charts(frame: Frame, first: pa.Array, last: pa.Array, is_dup: np.ndarray) -> tuple[pa.Array, pa.Array]:
+    """A few first registrations renamed as the test or demo charts a clinic tries its software with."""
+    n = len(is_dup)
+    wanted = round(frame.rates.test_patients * n)
+    if frame.rates.test_patients and n >= 50:
+        wanted = max(wanted, 1)
+    rng = frame.rng(15)
+    rows = np.sort(rng.choice(np.flatnonzero(~is_dup), size=min(wanted, int((~is_dup).sum())), replace=False))
+    chosen = np.zeros(n, dtype=bool)
+    chosen[rows] = True
+    kind = np.zeros(n, dtype=np.int64)
+    kind[rows] = np.arange(len(rows)) % len(v.TEST_LAST_NAMES)
+    return where(chosen, pick(v.TEST_FIRST_NAMES, kind), first), where(chosen, pick(v.TEST_LAST_NAMES, kind), last)
+
+
 def patients(frame: Frame) -> tuple[pa.Table, PatientFacts]:
     rng = frame.rng(5)
     r = frame.rates
@@ -302,6 +317,7 @@ def patients(frame: Frame) -> tuple[pa.Table, PatientFacts]:
     first_names = _trailing_spaces(rng, first_names, r.trailing_whitespace / 2)
     last_names = _trailing_spaces(rng, pick(v.LAST_NAMES, last[shared]), r.trailing_whitespace / 2)
 
+    first_names, last_names = _test_charts(frame, first_names, last_names, is_dup)
     location, provider, city = location[shared], provider[shared], city[shared]
     created, updated = _created_updated(rng, frame, n)
     referred = rng.random(n) < r.referred_patients
@@ -320,6 +336,7 @@ def patients(frame: Frame) -> tuple[pa.Table, PatientFacts]:
         null_where(rng.random(n) < 0.5, pick(v.ALLERGY_NOTES, rng.integers(0, len(v.ALLERGY_NOTES), n))),
         null_where(rng.random(n) < 0.3, text(rng.integers(0, 11, n))),
         where(rng.random(n) < 0.35, "true", "false"),
+        pick(v.PATIENT_STATUSES, weighted(frame.rng(14), v.PATIENT_STATUS_WEIGHTS, n)),
     ]  # fmt: skip
     facts = PatientFacts(location, provider, created, first_names, last_names)
     return table(PATIENT_COLUMNS, arrays, n), facts

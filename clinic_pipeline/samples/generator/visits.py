@@ -39,7 +39,8 @@ APPOINTMENT_COLUMNS = (
 )  # fmt: skip
 ENCOUNTER_COLUMNS = (
     "encounter_id", "patient_id", "provider_id", "appointment_id", "invoice_number", "service_date", "cpt_code",
-    "icd10_code", "amount_billed", "amount_paid", "payment_date", "denial_status", "created_at", "updated_at",
+    "icd10_code", "amount_billed", "amount_paid", "payment_date", "denial_status", "claim_status", "created_at",
+    "updated_at",
 )  # fmt: skip
 PAYMENT_COLUMNS = ("payment_id", "encounter_id", "payment_date", "amount", "method", "created_at")
 TREATMENT_PLAN_COLUMNS = (
@@ -178,9 +179,32 @@ def billing_encounters(frame: Frame, visits: AppointmentFacts) -> tuple[pa.Table
         where(rng.random(n) < r.icd10_prefix, cat("ICD10:", icd), icd),
         where(rng.random(n) < r.messy_money, messy_money(billed), money(billed)), money(paid),
         null_where(paid == 0, dates(np.maximum(last_payment_day, 0))), pick(v.DENIAL_STATUSES, denial),
+        pick(v.CLAIM_STATUSES, _claim_status(frame, denial, billed, paid, service_day)),
         stamps(created), stamps(updated),
     ]  # fmt: skip
     return table(ENCOUNTER_COLUMNS, arrays, n), EncounterFacts(paid, service_day, payments, offsets)
+
+
+_WRITE_OFF_DAYS = 180  # a denial this old that nobody appealed is written off
+
+
+def _claim_status(
+    frame: Frame, denial: np.ndarray, billed: np.ndarray, paid: np.ndarray, service_day: np.ndarray
+) -> np.ndarray:
+    """Index into CLAIM_STATUSES, from what the bill's amounts and denial say (never contradicting them)."""
+    age = frame.export_day - service_day
+    return np.select(
+        [
+            (paid >= billed) & (paid > 0),
+            (denial == 1) & (age > _WRITE_OFF_DAYS),
+            denial == 1,
+            denial == 3,
+            paid > 0,
+            age <= 7,
+        ],
+        [2, 6, 4, 5, 3, 0],
+        default=1,
+    )
 
 
 def payments(frame: Frame, bills: EncounterFacts) -> pa.Table:

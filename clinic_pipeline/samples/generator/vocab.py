@@ -306,6 +306,14 @@ CPT_CENTS = np.array(
 )
 PAYMENT_METHODS = np.array(["card", "cash", "check", "insurance", "eft"])
 DENIAL_STATUSES = np.array(["none", "denied", "partial", "appealed"])
+# A bill's claim status as practice systems write it (each derived from what was paid and denied).
+CLAIM_STATUSES = np.array(["Billed", "Submitted", "Paid", "Partially Paid", "Denied", "Appealed", "Written Off"])
+# Patient statuses, in the mixed case hand-kept statuses drift into.
+PATIENT_STATUSES = np.array(["Active", "active", "ACTIVE", "Inactive", "inactive", "New", "Prospective", "Deceased"])
+PATIENT_STATUS_WEIGHTS = np.array([0.50, 0.12, 0.04, 0.14, 0.04, 0.08, 0.05, 0.03])
+# What clinics call the charts they try the software with.
+TEST_FIRST_NAMES = np.array(["Test", "Test", "Demo"])
+TEST_LAST_NAMES = np.array(["ZZZTEST", "Patient", "Zztest"])
 DENIAL_WEIGHTS = np.array([0.75, 0.10, 0.11, 0.04])
 
 # Structured lab tests: name, LOINC, unit, reference low/high (used to draw values and flags).
