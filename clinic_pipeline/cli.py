@@ -182,6 +182,28 @@ def checklist() -> None:
 
 @app.command()
 @_one_line_errors
+def assess(
+    users: Annotated[
+        int | None,
+        typer.Option(min=1, help="the Freshsales account's active users, for its file storage (default: the staff)"),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print the assessment as JSON (counts and names)")] = False,
+) -> None:
+    """Grade the migration, standard or complex, from the inventory and the plan: one page (HTML + JSON)."""
+    from clinic_pipeline.reports.assessment import summary_lines
+
+    settings = _settings()
+    assessment = steps.run_assessment(settings, users=users)
+    if as_json:
+        typer.echo(assessment.model_dump_json(indent=2))
+        return
+    for line in summary_lines(assessment):
+        typer.echo(line)
+    typer.echo(f"assessment → {settings.paths.assessment_html} and {settings.paths.assessment_json}")
+
+
+@app.command()
+@_one_line_errors
 def migrate(
     full: Annotated[bool, typer.Option("--full", help="stage and load every object, then validate")] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="stage and count; send nothing")] = False,

@@ -6,6 +6,7 @@ from typing import Any
 import dagster as dg
 
 from clinic_pipeline.assets.alerts import alert_sensors
+from clinic_pipeline.assets.assessment import migration_assessment
 from clinic_pipeline.assets.delta import delta_definitions
 from clinic_pipeline.assets.inventory import schema_inventory
 from clinic_pipeline.assets.load import loaded_assets
@@ -30,6 +31,7 @@ from clinic_pipeline.settings import ConfigurationError, load_settings
 ALL_ASSETS = [
     schema_inventory,
     mapping_plan,
+    migration_assessment,
     confirmed_mapping,
     custom_field_checklist,
     owner_map,

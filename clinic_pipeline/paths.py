@@ -100,6 +100,14 @@ class Paths:
         return self.validation_html if partition is None else self.reports_dir / "delta" / partition / "validation.html"
 
     @property
+    def assessment_html(self) -> Path:
+        return self.reports_dir / "assessment.html"
+
+    @property
+    def assessment_json(self) -> Path:
+        return self.reports_dir / "assessment.json"
+
+    @property
     def sample_diff_json(self) -> Path:
         return self.reports_dir / "sample_diff.json"
 

@@ -22,7 +22,7 @@ from clinic_pipeline.assets.verify import validation_report, workflow_rebuild_re
 from clinic_pipeline.definitions import ALL_ASSETS, ALL_CHECKS, build_definitions
 from clinic_pipeline.errors import OperatorError
 
-PLAN = dg.AssetSelection.assets("schema_inventory", "mapping_plan")
+PLAN = dg.AssetSelection.assets("schema_inventory", "mapping_plan", "migration_assessment")
 STAGE = dg.AssetSelection.assets(confirmed_mapping) | dg.AssetSelection.groups("staging")
 _BEFORE_LOAD = STAGE | dg.AssetSelection.assets(custom_field_checklist, owner_map, freshsales_schema)
 SAMPLE = _BEFORE_LOAD | dg.AssetSelection.groups("sample")

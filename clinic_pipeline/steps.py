@@ -37,7 +37,12 @@ from clinic_pipeline.load.modules import (
 from clinic_pipeline.load.owners import OwnerMap
 from clinic_pipeline.load.rollback import RollbackResult, rollback
 from clinic_pipeline.load.state import DEFAULT_WAIT_SECONDS, StateBusyError, StateStore, open_state, read_progress
-from clinic_pipeline.mapping.checklist import module_custom_fields, required_custom_fields, write_checklist
+from clinic_pipeline.mapping.checklist import (
+    CustomFieldSpec,
+    module_custom_fields,
+    required_custom_fields,
+    write_checklist,
+)
 from clinic_pipeline.mapping.owner_map import (
     StaffOwnerMap,
     build_owner_map,
@@ -51,6 +56,7 @@ from clinic_pipeline.mapping.proposer import propose_plan
 from clinic_pipeline.mapping.secrets import secret_columns
 from clinic_pipeline.mapping.sign_off import SignOff, read_sign_off, record_sign_off, require_sign_off
 from clinic_pipeline.model.objects import BY_NAME, FILES, STAGED_OBJECTS, FreshsalesObject
+from clinic_pipeline.reports.assessment import Assessment, build_assessment, count_source, write_assessment
 from clinic_pipeline.reports.rebuild import RebuildReference, build_rebuild_reference
 from clinic_pipeline.reports.sample_diff import SampleDiff, diff_sample
 from clinic_pipeline.reports.validation import ValidationReport, validate_migration, write_report
@@ -241,15 +247,35 @@ def run_count_changes(settings: Settings, window: tuple[datetime, datetime]) -> 
         return count_changes_duckdb(con, plan, window, zone)
 
 
+def plan_modules(plan: MappingPlan) -> dict[str, list[CustomFieldSpec]]:
+    """The custom modules the plan fills, with the custom fields the tool creates on them (a module of no
+    custom field of its own is created all the same)."""
+    modules = module_custom_fields(plan)
+    for obj in STAGED_OBJECTS:
+        if obj.module and plan.objects_for(obj.target):
+            modules.setdefault(obj.module, [])
+    return modules
+
+
+def run_assessment(settings: Settings, *, users: int | None = None) -> Assessment:
+    """The assessment page (HTML + JSON) from the inventory and the plan, proposed or confirmed: the records it
+    counts in the export, read-only. `users`: the account's active users, for the file storage quota."""
+    paths = settings.paths
+    inventory = read_inventory(paths.inventory_path)
+    plan = read_plan(paths.plan_path)
+    with _source(settings, {o.source_table for o in plan.objects}) as (_export, con):
+        counts = count_source(plan, con, inventory.time_zone)
+    assessment = build_assessment(inventory, plan, counts, plan_modules(plan), users=users)
+    write_assessment(assessment, paths.assessment_html, paths.assessment_json)
+    return assessment
+
+
 def run_freshsales_schema(settings: Settings) -> ModulesResult:
     """Before any record moves: create the plan's custom modules and their fields through the API, verify the
     custom fields only an admin can create (contacts, accounts, deals) exist with their types, and that every
     name the plan's value maps choose (an outcome, a contact status, a deal stage) is one of the account's."""
     plan = confirmed_plan(settings)
-    modules = module_specs(module_custom_fields(plan))
-    for obj in STAGED_OBJECTS:
-        if obj.module and plan.objects_for(obj.target):
-            modules.setdefault(obj.module, [])
+    modules = module_specs(plan_modules(plan))
     required: dict[str, list[tuple[str, str]]] = {}
     for spec in required_custom_fields(plan):
         required.setdefault(spec.entity, []).append((spec.name, spec.type))

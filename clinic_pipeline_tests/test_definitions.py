@@ -28,6 +28,7 @@ def test_every_asset_sits_in_its_stage_group_and_groups_only_point_forward() -> 
     assert groups["schema_inventory"] == "inventory"
     assert {k for k, g in groups.items() if g == "plan"} == {
         "mapping_plan",
+        "migration_assessment",
         "confirmed_mapping",
         "custom_field_checklist",
         "owner_map",

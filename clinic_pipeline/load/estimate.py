@@ -13,7 +13,8 @@ API calls, the loader's arithmetic: bulk objects ⌈(bulk creates + updates) / 1
 job-status poll each, one pre-existence search per 100 new bulk records, one count when there are new
 records, and a single create for each new record bulk upsert cannot create (a contact without email,
 a new deal); other objects one request per record. The duration is whichever budget binds: calls / hourly limit, or
-calls / per-minute limit.
+calls / per-minute limit. Before anything is staged (the assessment), `count_estimate` puts record counts
+through the same arithmetic, every record a create.
 """
 
 from __future__ import annotations
@@ -36,6 +37,11 @@ from clinic_pipeline.model.objects import BY_NAME, STAGED_OBJECTS, FreshsalesObj
 
 POLLS_PER_BULK_CALL = 1
 PLACEHOLDER_ID = 0  # a parent that gets its Freshsales id during the load
+
+
+# The field bulk upsert creates a record by, per entity: a new record without it is created one by one. Deals
+# have none the API accepts for a create, so every new deal is a single create.
+BULK_CREATE_IDENTIFIER = {"sales_accounts": "name", "contacts": "email"}
 
 
 class RateLimits(BaseModel):
@@ -154,7 +160,7 @@ def _mapped_keys(state: StateStore, obj: str) -> pa.Table:
 def _identifier_sql(obj: FreshsalesObject, path: Path) -> str:
     """Whether a new record has the identifier bulk upsert creates by (accounts: name, contacts: email;
     deals have none the API accepts for a create)."""
-    column = {"sales_accounts": "name", "contacts": "email"}.get(obj.entity)
+    column = BULK_CREATE_IDENTIFIER.get(obj.entity)
     if column is None or column not in pq.read_schema(path).names:
         return "false"
     return f's."{column}" IS NOT NULL'
@@ -262,4 +268,29 @@ def estimate(
         objects = [estimator.object(o, staged[o.name]) for o in STAGED_OBJECTS if o.name in staged]
     finally:
         estimator.close()
+    return DryRunEstimate(limits=plan_limits, objects=objects)
+
+
+def count_estimate(
+    records: Mapping[str, int], without_identifier: Mapping[str, int], *, plan_limits: RateLimits
+) -> DryRunEstimate:
+    """A first load of `records` (staged object name → new records) through the dry run's arithmetic, for counts
+    known before staging. `without_identifier`: of those records, the ones lacking the field bulk upsert creates
+    by (`BULK_CREATE_IDENTIFIER`); on a bulk object without such a field every record is a single create."""
+    objects = []
+    for obj in STAGED_OBJECTS:
+        count = records.get(obj.name, 0)
+        single = min(without_identifier.get(obj.name, 0), count) if obj.entity in BULK_CREATE_IDENTIFIER else count
+        objects.append(
+            ObjectEstimate(
+                object=obj.name,
+                staged=count,
+                create=count,
+                update=0,
+                unchanged=0,
+                held_back=0,
+                bulk=obj.bulk,
+                single_creates=single if obj.bulk else 0,
+            )
+        )
     return DryRunEstimate(limits=plan_limits, objects=objects)
