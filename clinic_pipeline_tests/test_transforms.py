@@ -7,6 +7,7 @@ from decimal import Decimal
 import duckdb
 import pytest
 
+from clinic_pipeline.model.functions import register_functions
 from clinic_pipeline.model.transforms import (
     CONTROLS_REMOVED,
     TRANSFORMS,
@@ -21,6 +22,7 @@ from clinic_pipeline.model.transforms import (
 
 def _table(columns: dict[str, list[str | None]]) -> duckdb.DuckDBPyConnection:
     con = duckdb.connect()
+    register_functions(con)  # as staging does: the transforms' Python functions (nameparser)
     names = list(columns)
     con.execute(f"CREATE TABLE t (i INTEGER, {', '.join(f'{n} VARCHAR' for n in names)})")
     rows = [(i, *values) for i, values in enumerate(zip(*columns.values(), strict=True))]
@@ -205,6 +207,16 @@ def test_visit_start_and_end_share_their_parsed_steps() -> None:
     ]
 
 
+def test_name_parts_read_last_first_order_titles_and_suffixes() -> None:
+    names = ["Luis Ferreira, MD", "FERREIRA, LUIS", "Dr. Ana María de la Cruz", "Madonna", " N/A ", None]
+    first = [r[0] for r in _apply("name_part:first", names)]
+    last = [r[0] for r in _apply("name_part:last", names)]
+    assert first == ["Luis", "LUIS", "Ana", "Madonna", None, None]
+    assert last == ["Ferreira", "FERREIRA", "de la Cruz", None, None, None]
+    with pytest.raises(UnknownTransformError, match="name_part takes one of title, first, middle, last, suffix"):
+        compile_transform("v", "name_part:nickname", "UTC")
+
+
 def test_present_sql_matches_the_compiled_presence() -> None:
     values = ["x", " ", None, "N/A", "0000-00-00 00:00:00", "n/a/b", "\x00", "N\x00/A", "\x01y"]
     con = _table({"v": values})
@@ -215,7 +227,12 @@ def test_present_sql_matches_the_compiled_presence() -> None:
 
 
 def test_every_registered_transform_compiles_and_is_documented() -> None:
-    arguments = {"format": "%Y-%m-%d %H:%M", "object": "sales_account", "selector": "sales_activity_outcomes"}
+    arguments = {
+        "format": "%Y-%m-%d %H:%M",
+        "object": "sales_account",
+        "selector": "sales_activity_outcomes",
+        "part": "last",
+    }
     con = _table({"v": ["2024-03-05 10:30"], "d": ["2024-03-05"], "t": ["10:30"]})
     listing = vocabulary()
     for name, transform in TRANSFORMS.items():

@@ -58,6 +58,7 @@ from clinic_pipeline.mapping.links import (
     reference_lines,
     soft_delete_filters,
 )
+from clinic_pipeline.mapping.names import split_full_name
 from clinic_pipeline.mapping.outcomes import cancelled_rule, outcome_line
 from clinic_pipeline.mapping.plan import FieldMapping, MappingPlan, ObjectMapping, RowFilter, SkipRule
 from clinic_pipeline.mapping.secrets import secret_evidence
@@ -814,6 +815,8 @@ def _propose_object(
     fields = _assign(table, target, key, key_confidence, inventory, threshold, preset)
     if target == "appointment":
         fields = with_title(fields, table)
+    if target == CONTACTS.target:
+        fields = split_full_name(fields)
     if target.startswith("custom_module:"):
         fields = with_title(fields, table, title="name", kept_in="cf_")
     changed = _changed_column(table)

@@ -23,6 +23,7 @@ import hashlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
+from clinic_pipeline.model.functions import NAME_PART, NAME_PARTS
 from clinic_pipeline.model.objects import FieldType
 from clinic_pipeline.sql import quote_ident, quote_literal
 
@@ -268,6 +269,15 @@ def _boolean(steps: _Steps, line: _Line) -> CompiledField:
     return steps.result(value, f"({present} AND {{value}} IS NULL)", "not a yes/no value")
 
 
+def _name_part(steps: _Steps, line: _Line) -> CompiledField:
+    if line.arg not in NAME_PARTS:
+        raise UnknownTransformError(f"name_part takes one of {', '.join(NAME_PARTS)}, not {line.arg!r}")
+    text, present = steps.text(line.column)
+    # Parsed once per distinct name (model.functions); a one-word name has a first name and no last.
+    parsed = steps.add(3, "name", f"{NAME_PART}({text}, {quote_literal(line.arg)})")
+    return steps.result(f"CASE WHEN {present} THEN {parsed} END", "FALSE", "")
+
+
 def _local_datetime(steps: _Steps, line: _Line) -> CompiledField:
     duration = DURATION_UNITS.get(line.transform.partition(":")[0])
     parts = list(line.args) if duration else [line.column, *line.args]
@@ -389,6 +399,14 @@ TRANSFORMS = _transforms(
         _LOOKUP,
         "the owner's email, taken through `references`/`via` (resolved to a user at load)",
         _owner_email,
+    ),
+    Transform(
+        "name_part",
+        frozenset({"text"}),
+        "one part of a full name (title, first, middle, last, suffix), e.g. name_part:last: `Luis Ferreira, MD` → "
+        "Ferreira, `FERREIRA, LUIS` → FERREIRA (nameparser, once per distinct name)",
+        _name_part,
+        argument="part",
     ),
     Transform(
         "choice",

@@ -79,6 +79,10 @@ def _digits(value: Any) -> str:
     return digits[1:] if len(digits) == 11 and digits.startswith("1") else digits
 
 
+def _words(value: Any) -> list[str]:
+    return re.findall(r"[^\W_]+(?:['-][^\W_]+)*", str(value).lower())
+
+
 def expected_empty(kind: str, raw: Any, fmt: str | None, zone: str) -> bool:
     """A source value the target legitimately leaves empty (placeholders, sentinels, unparseable)."""
     if blank(raw):
@@ -123,6 +127,9 @@ def matches(kind: str, raw: Any, actual: Any, fmt: str | None, zone: str) -> boo
         return text.lower() == str(actual).strip().lower()
     if kind == "phone":
         return _digits(text) == _digits(actual)
+    if kind == "name_part":
+        # Read independently of the parser: each word Freshsales holds is a word of the source's full name.
+        return set(_words(actual)) <= set(_words(text))
     if kind == "boolean":
         flag = text.lower()
         return (flag in TRUE_WORDS and str(actual).lower() == "true") or (
@@ -140,6 +147,8 @@ def kind_of(line_type: str, transform: str | None) -> str:
         return "boolean"
     if name in ("local_datetime", "end_after_minutes", "end_after_seconds"):
         return "composite"
+    if name == "name_part":
+        return "name_part"
     return {"date": "date", "datetime": "datetime", "email": "email", "phone": "phone", "number": "number"}.get(
         line_type, "text"
     )

@@ -25,6 +25,7 @@ import duckdb
 
 from clinic_pipeline.errors import OperatorError
 from clinic_pipeline.mapping.plan import FieldMapping, MappingPlan, ObjectMapping, RowFilter
+from clinic_pipeline.model.functions import register_functions
 from clinic_pipeline.model.objects import BY_TARGET, CHOICE_PREFIX, FIELD_ALIASES, SOURCE_KEY_FIELD, FreshsalesObject
 from clinic_pipeline.model.transforms import (
     Level,
@@ -433,6 +434,7 @@ def stage_object(
 ) -> StageResult:
     """Stage `obj`; with a delta `window` only rows created/changed in it. Parents are looked up in
     `staged_dir` and then `parent_dirs` (a delta partition's parents may come from the full run)."""
+    register_functions(con)
     with _unordered_inserts(con):
         return _stage(obj, plan, export, con, staged_dir, quarantine_dir, window, parent_dirs)
 

@@ -33,7 +33,7 @@ from clinic_pipeline.samples.generator.frame import TIME_ZONE, Frame
 LOCATION_COLUMNS = ("location_id", "location_name", "address", "city", "state", "zip", "phone", "time_zone")
 PROVIDER_COLUMNS = ("provider_id", "first_name", "last_name", "email", "npi", "specialty", "active", "location_id")
 REFERRER_COLUMNS = (
-    "referrer_id", "first_name", "last_name", "email", "phone", "npi", "specialty", "practice_name",
+    "referrer_id", "referrer_name", "email", "phone", "npi", "specialty", "practice_name",
     "practice_city", "practice_state", "created_at", "updated_at",
 )  # fmt: skip
 CARRIER_COLUMNS = ("carrier_id", "carrier_name", "payer_code", "city", "state", "phone")
@@ -143,6 +143,22 @@ def providers(frame: Frame) -> pa.Table:
     return table(PROVIDER_COLUMNS, arrays, n)
 
 
+def _written_name(rng: np.random.Generator, first: pa.Array, last: pa.Array) -> pa.Array:
+    """One name column as referral directories write it: `Luis Ferreira, MD`, `FERREIRA, LUIS`, `Dr. Luis
+    Ferreira`, `Ferreira, Luis`."""
+    forms = [
+        cat(first, " ", last, ", MD"),
+        cat(pc.utf8_upper(last), ", ", pc.utf8_upper(first)),
+        cat("Dr. ", first, " ", last),
+        cat(last, ", ", first),
+    ]
+    kind = rng.integers(0, len(forms), len(first))
+    out = forms[0]
+    for i, form in enumerate(forms[1:], start=1):
+        out = where(kind == i, form, out)
+    return out
+
+
 def referring_physicians(frame: Frame) -> pa.Table:
     rng = frame.rng(3)
     n = frame.referrers
@@ -155,7 +171,8 @@ def referring_physicians(frame: Frame) -> pa.Table:
     email = cat(pick(v.FIRST_NAMES_ASCII, first_i), ".", pick(v.LAST_NAMES_ASCII, last_i), text(np.arange(1, n + 1)),
                 "@", pick(v.EMAIL_DOMAINS, rng.integers(0, len(v.EMAIL_DOMAINS), n)))  # fmt: skip
     arrays = [
-        ids(n), pick(v.FIRST_NAMES, first_i), pick(v.LAST_NAMES, last_i), null_where(rng.random(n) < 0.1, email),
+        ids(n), _written_name(rng, pick(v.FIRST_NAMES, first_i), pick(v.LAST_NAMES, last_i)),
+        null_where(rng.random(n) < 0.1, email),
         messy_phones(rng, v.CITY_AREA_CODE[city], 0.0, 0.3), _npi(1, np.arange(n) + 500_000, frame.seed),
         pick(v.SPECIALTIES, rng.integers(0, len(v.SPECIALTIES), n)), pick(v.PRACTICE_NAMES, practice),
         pick(v.CITIES, city), pick(v.CITY_STATES, city), stamps(created), stamps(updated),
