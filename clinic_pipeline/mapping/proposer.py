@@ -151,7 +151,9 @@ TARGETS: dict[str, dict[str, list[_Target]]] = {
         "invoice_number": [_t("name", "text")],
         "amount_billed": [_t("amount", "number", "cents")],
         "amount_paid": [_t("cf_amount_paid", "number", "cents")],
-        "payment_date": [_t("cf_payment_date", "date", "parse_date")],
+        # A bill closes when it is paid, and is expected to close when its payment is due.
+        "payment_date": [_t("closed_date", "date", "parse_date"), _t("cf_payment_date", "date", "parse_date")],
+        "due_date": [_t("expected_close", "date", "parse_date"), _t("cf_{col}", "date", "parse_date")],
         "service_date": [_t("cf_service_date", "date", "parse_date")],
         "denial_status": [_t("cf_{col}", "dropdown", "picklist")],
     },
@@ -584,6 +586,8 @@ def _assign(
             name = choice.field.replace("{col}", snake_name(column.name))
             if name in taken or (has_mobile and concept.key == "phone" and name == "mobile_number"):
                 continue
+            if not name.startswith("cf_") and _with_format(choice.transform, column, inventory.date_format)[1]:
+                continue  # no date in its values: a standard date field would refuse it, a custom text one not
             if name != "description":
                 taken.add(name)
             evidence = f"name ~ '{match.phrase}' {match.name_score:.2f}" if match.name_score else "by values only"

@@ -239,7 +239,11 @@ CONCEPTS: tuple[Concept, ...] = (
         "appointment date time, start date time, date time, appointment datetime, start datetime",
         "date datetime",
     ),
-    _c("due_date", "due date, date due, due, due on, deadline, recall date, follow up date", "date datetime"),
+    _c(
+        "due_date",
+        "due date, date due, due, due on, payment due date, deadline, recall date, follow up date",
+        "date datetime",
+    ),
     _c("start_time", "start time, time, appointment time, from time, begin time, event time", "time"),
     _c("duration", "duration, duration minutes, length, minutes, duration in minutes, length minutes", "integer"),
     _c("activity_type", "appointment type, visit type, type, category, event type, reason, visit reason", "text"),

@@ -39,8 +39,8 @@ APPOINTMENT_COLUMNS = (
 )  # fmt: skip
 ENCOUNTER_COLUMNS = (
     "encounter_id", "patient_id", "provider_id", "appointment_id", "invoice_number", "service_date", "cpt_code",
-    "icd10_code", "amount_billed", "amount_paid", "payment_date", "denial_status", "claim_status", "created_at",
-    "updated_at",
+    "icd10_code", "amount_billed", "amount_paid", "payment_date", "payment_due_date", "denial_status", "claim_status",
+    "created_at", "updated_at",
 )  # fmt: skip
 PAYMENT_COLUMNS = ("payment_id", "encounter_id", "payment_date", "amount", "method", "created_at")
 TREATMENT_PLAN_COLUMNS = (
@@ -56,6 +56,7 @@ APPOINTMENTS_PER_PATIENT = 6.0
 ENCOUNTERS_PER_PATIENT = 3.0
 TREATMENT_PLANS_PER_PATIENT = 0.8
 LAB_RESULTS_PER_PATIENT = 2.0
+PAYMENT_TERMS_DAYS = 30  # a bill's payment falls due this long after the service
 _STATUSES = np.array(["scheduled", "arrived", "completed", "cancelled", "no_show"])
 _COMPLETED = 2
 _PAST_STATUS_WEIGHTS = np.array([0.0, 0.04, 0.78, 0.11, 0.07])
@@ -178,7 +179,8 @@ def billing_encounters(frame: Frame, visits: AppointmentFacts) -> tuple[pa.Table
         cat("INV-", text(np.arange(1, n + 1) + 100_000)), dates(service_day), pick(v.CPT_CODES, cpt),
         where(rng.random(n) < r.icd10_prefix, cat("ICD10:", icd), icd),
         where(rng.random(n) < r.messy_money, messy_money(billed), money(billed)), money(paid),
-        null_where(paid == 0, dates(np.maximum(last_payment_day, 0))), pick(v.DENIAL_STATUSES, denial),
+        null_where(paid == 0, dates(np.maximum(last_payment_day, 0))), dates(service_day + PAYMENT_TERMS_DAYS),
+        pick(v.DENIAL_STATUSES, denial),
         pick(v.CLAIM_STATUSES, _claim_status(frame, denial, billed, paid, service_day)),
         stamps(created), stamps(updated),
     ]  # fmt: skip
