@@ -237,7 +237,7 @@ def run_quality(settings: Settings, name: str, *, partition: str | None = None) 
 def run_count_changes(settings: Settings, window: tuple[datetime, datetime]) -> dict[str, int]:
     """Source rows per table created/changed in a delta window: the sensor's cheap question."""
     plan = confirmed_plan(settings)
-    zone = read_inventory(settings.paths.inventory_path).time_zone
+    zone = plan.time_zone(read_inventory(settings.paths.inventory_path).time_zone)
     source = settings.require_source()
     if source.startswith("sqlite:///"):
         counts = count_changes_sqlite(Path(source.removeprefix("sqlite:///")), plan, window, zone)
@@ -264,7 +264,7 @@ def run_assessment(settings: Settings, *, users: int | None = None) -> Assessmen
     inventory = read_inventory(paths.inventory_path)
     plan = read_plan(paths.plan_path)
     with _source(settings, {o.source_table for o in plan.objects}) as (_export, con):
-        counts = count_source(plan, con, inventory.time_zone)
+        counts = count_source(plan, con, plan.time_zone(inventory.time_zone))
     assessment = build_assessment(inventory, plan, counts, plan_modules(plan), users=users)
     write_assessment(assessment, paths.assessment_html, paths.assessment_json)
     return assessment

@@ -143,6 +143,20 @@ def test_unknown_transform_is_a_clear_error() -> None:
         compile_transform("v", "parse_date", "UTC")
 
 
+def test_phone_numbers_without_a_country_code_are_read_in_the_clinics_country() -> None:
+    con = _table({"v": ["020 7946 0958", "07700 900123", "+1 217 555 0134", "0044 20 7946 0958", "7946 0958"]})
+    compiled = compile_transform("v", "phone", "Europe/London", country="GB")
+    relation = layered_from("t", compiled.levels)
+    rows = con.execute(f"SELECT {compiled.value_sql}, {compiled.rejected_sql} FROM {relation} ORDER BY i").fetchall()
+    assert rows == [
+        ("+442079460958", False),
+        ("+447700900123", False),
+        ("+12175550134", False),  # its own country code wins
+        ("+442079460958", False),
+        ("7946 0958", True),  # no area code: kept as written, listed
+    ]
+
+
 def test_phone_extensions_and_all_zero_numbers() -> None:
     rows = _apply("phone", ["555-123-4567 ext. 12", "555 123 4567 X9", "0", "", "  +1 (555) 123-4567  ", "Box 12"])
     assert [r[0] for r in rows] == ["+15551234567", "+15551234567", None, None, "+15551234567", "Box 12"]

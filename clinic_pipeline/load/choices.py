@@ -26,7 +26,8 @@ class ChoiceNotFoundError(OperatorError, ValueError):
 
 
 def _name(row: dict) -> str:
-    return str(row.get("name", "")).strip()
+    # Currencies are named by their code (freshsales_api.md: currencies carry currency_code).
+    return str(row.get("name") or row.get("currency_code") or "").strip()
 
 
 class AccountChoices:
@@ -70,10 +71,13 @@ def missing_names(index: ChoiceIndex, names: Iterable[str]) -> list[str]:
 
 
 def choice_problems(client: FreshsalesClient, plan: MappingPlan) -> list[str]:
-    """Each choice line whose value map names a row the account lacks (or names ambiguously): what the schema
-    check refuses before any record moves."""
+    """Each choice line whose value map names a row the account lacks (or names ambiguously), and a clinic
+    currency the account does not have: what the schema check refuses before any record moves."""
     problems = []
     choices = AccountChoices(client)
+    currency = plan.clinic.currency
+    if currency and plan.objects_for("deal") and missing_names(choices.index("currency_id"), [currency]):
+        problems.append(f"the plan's clinic currency {currency} is not a currency of the account: an admin adds it")
     for mapping in plan.objects:
         for line in mapping.mapped_fields():
             transform, _ = transform_of(line.transform)

@@ -7,12 +7,15 @@ import json
 import os
 from pathlib import Path
 from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import phonenumbers
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from clinic_pipeline.errors import OperatorError
 from clinic_pipeline.model.objects import FieldType
+from clinic_pipeline.model.transforms import DEFAULT_COUNTRY
 
 # libyaml's safe loader when PyYAML was built with it: every step reads the plan, and the pure-Python
 # loader took half of a small migration's time.
@@ -118,6 +121,46 @@ class ObjectMapping(BaseModel):
         return [f for f in self.fields if f.target]
 
 
+class ClinicSettings(BaseModel):
+    """The clinic's own facts values are read by: proposed from the data, confirmed with the plan."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    country: str = Field(
+        default=DEFAULT_COUNTRY, description="ISO 3166 code: phone numbers without a country code are read in it"
+    )
+    time_zone: str | None = Field(
+        default=None, description="IANA zone local date-times are read in; none: the export manifest's"
+    )
+    currency: str | None = Field(
+        default=None, description="ISO 4217 code of the money amounts, given to every deal; none: the account's default"
+    )
+
+    @field_validator("country")
+    @classmethod
+    def _known_country(cls, value: str) -> str:
+        if value.upper() not in phonenumbers.SUPPORTED_REGIONS:
+            raise ValueError(f"{value!r} is not an ISO 3166 country code (e.g. US, GB, AU)")
+        return value.upper()
+
+    @field_validator("time_zone")
+    @classmethod
+    def _known_zone(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                ZoneInfo(value)
+            except (ZoneInfoNotFoundError, ValueError):
+                raise ValueError(f"{value!r} is not an IANA time zone (e.g. Europe/London)") from None
+        return value
+
+    @field_validator("currency")
+    @classmethod
+    def _currency_code(cls, value: str | None) -> str | None:
+        if value is not None and not (len(value) == 3 and value.isalpha()):
+            raise ValueError(f"{value!r} is not an ISO 4217 currency code (e.g. USD, GBP)")
+        return value.upper() if value else value
+
+
 class MappingPlan(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -129,17 +172,22 @@ class MappingPlan(BaseModel):
     assumptions: list[str] = Field(
         default_factory=list, description="what the proposer assumed that changes data: time zone, dates, units..."
     )
+    clinic: ClinicSettings = Field(default_factory=ClinicSettings)
     objects: list[ObjectMapping]
 
     def objects_hash(self) -> str:
-        """sha256 over the canonical JSON of `objects`: what a confirmation locks."""
+        """sha256 over the canonical JSON of `objects` and the clinic's settings: what a confirmation locks."""
         # Defaults left out: a later version adding an optional key does not unlock older confirmations.
+        objects = [o.model_dump(mode="json", exclude_defaults=True) for o in self.objects]
+        clinic = self.clinic.model_dump(mode="json", exclude_defaults=True)
         canonical = json.dumps(
-            [o.model_dump(mode="json", exclude_defaults=True) for o in self.objects],
-            sort_keys=True,
-            separators=(",", ":"),
+            {"objects": objects, "clinic": clinic} if clinic else objects, sort_keys=True, separators=(",", ":")
         )
         return hashlib.sha256(canonical.encode()).hexdigest()
+
+    def time_zone(self, export_zone: str) -> str:
+        """The zone local date-times are read in: the clinic's, else the export manifest's."""
+        return self.clinic.time_zone or export_zone
 
     def objects_for(self, target: str) -> list[ObjectMapping]:
         """Source tables whose primary or extra target is `target`."""

@@ -49,6 +49,7 @@ from clinic_pipeline.mapping.activities import (
     time_lines,
     with_title,
 )
+from clinic_pipeline.mapping.clinic import propose_clinic
 from clinic_pipeline.mapping.grain import per_encounter
 from clinic_pipeline.mapping.links import (
     accepted,
@@ -1016,8 +1017,12 @@ def propose_plan(inventory: SchemaInventory, review_threshold: float) -> Mapping
             objects.append(verdict or _not_migrated(table, "not migrated", 0.5))
             continue
         objects.extend(_propose_object(table, concept, score, why, inventory, review_threshold, targets, keys))
+    clinic, clinic_said = propose_clinic(inventory)
     return MappingPlan(
-        source_fingerprint=inventory.fingerprint, assumptions=_assumptions(inventory, objects), objects=objects
+        source_fingerprint=inventory.fingerprint,
+        assumptions=[*clinic_said, *_assumptions(inventory, objects)],
+        clinic=clinic,
+        objects=objects,
     )
 
 
@@ -1033,11 +1038,6 @@ def _vendor_prefix(inventory: SchemaInventory) -> str:
 def _assumptions(inventory: SchemaInventory, objects: list[ObjectMapping]) -> list[str]:
     """Every assumption that changes data, in words a person confirms (propose-mapping prints them)."""
     said = []
-    if inventory.time_zone_assumed:
-        said.append(
-            f"time zone {inventory.time_zone}: assumed (the export does not say); every local date-time is read in "
-            "it: set it in the export's manifest.json or confirm"
-        )
     lines = [(o, f) for o in objects for f in o.mapped_fields()]
     ambiguous = sorted(
         {
@@ -1050,9 +1050,6 @@ def _assumptions(inventory: SchemaInventory, objects: list[ObjectMapping]) -> li
     )
     if ambiguous:
         said.append(f"day/month order: no day above 12 in {', '.join(ambiguous)}; the format in each line is assumed")
-    money = sorted({f"{o.source_table}.{f.source}" for o, f in lines if f.transform == "cents"})
-    if money:
-        said.append(f"amounts in {', '.join(money)}: read in the Freshsales account's currency (the export names none)")
     seconds = sorted(
         {f"{o.source_table}.{f.source}" for o, f in lines if (f.transform or "").startswith("end_after_s")}
     )

@@ -555,3 +555,13 @@ CLAIM_STATUS_VALUES: dict[str, tuple[str, ...]] = {
     "Submitted": ("submitted", "sent", "filed", "pending payer", "in process", "processing", "claimed"),
     "Billed": ("billed", "open", "unpaid", "outstanding", "due", "invoiced", "new", "created", "ready"),
 }
+
+# A country's currency (ISO 3166 → ISO 4217), for exports whose amounts carry no sign; and which currency a
+# sign names (the dollar sign: the country's own dollar, or the US dollar).
+CURRENCY_OF_COUNTRY = {
+    "US": "USD", "CA": "CAD", "GB": "GBP", "IE": "EUR", "AU": "AUD", "NZ": "NZD", "ZA": "ZAR", "IN": "INR",
+    "DE": "EUR", "FR": "EUR", "ES": "EUR", "IT": "EUR", "NL": "EUR", "BE": "EUR", "AT": "EUR", "PT": "EUR",
+    "MX": "MXN", "BR": "BRL", "SG": "SGD", "JP": "JPY",
+}  # fmt: skip
+CURRENCY_OF_SIGN = {"£": "GBP", "€": "EUR", "₹": "INR", "¥": "JPY", "R": "ZAR"}
+DOLLAR_COUNTRIES = frozenset({"US", "CA", "AU", "NZ", "SG", "MX"})

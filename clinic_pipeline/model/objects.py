@@ -40,6 +40,7 @@ CHOICE_SELECTORS = {
     "deal_stage_id": "deal_stages",
     "deal_pipeline_id": "deal_pipelines",
     "territory_id": "territories",
+    "currency_id": "currencies",
 }
 # Custom contact fields the duplicate and shared-value rules of staging fill: the checklist asks the admin for them.
 POLICY_FIELDS: tuple[tuple[str, FieldType, str], ...] = (

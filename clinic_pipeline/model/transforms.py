@@ -23,7 +23,7 @@ import hashlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from clinic_pipeline.model.functions import NAME_PART, NAME_PARTS
+from clinic_pipeline.model.functions import E164, NAME_PART, NAME_PARTS
 from clinic_pipeline.model.objects import FieldType
 from clinic_pipeline.sql import quote_ident, quote_literal
 
@@ -32,12 +32,15 @@ ZERO_DATES = ("0000-00-00", "0000-00-00 00:00:00")
 NULL_LIKE = ("", "n/a", "na", "null", "none", "-", *ZERO_DATES)
 PLACEHOLDER_EMAILS = ("none@none.com", "noemail@noemail.com", "no@email.com", "declined", "n/a")
 EMAIL_PATTERN = r"^[a-z0-9._%+'-]+@[a-z0-9-]+(\.[a-z0-9-]+)*\.[a-z]{2,}$"
+# The country a phone number without its country code is read in, unless the plan's clinic says another.
+DEFAULT_COUNTRY = "US"
 # Years at or before 1900 are the sentinels real exports use for "unknown" (0001-01-01, 1900-01-01).
 SENTINEL_MAX_YEAR = 1900
 # Longer text cannot be a null-like placeholder: no need to lower-case it (free-text notes) to know.
 _NULL_LIKE_MAX_LENGTH = max(map(len, NULL_LIKE))
-# What the `cents` transform strips: currency sign, thousands separators and RE2's `\s`.
-_MONEY_NOISE = "$, \t\n\f\r"
+# What the `cents` transform strips: currency signs, thousands separators and RE2's `\s`.
+MONEY_SIGNS = "$£€¥₹"
+_MONEY_NOISE = MONEY_SIGNS + ", \t\n\f\r"
 # Transforms adding a duration column to a start, and the DuckDB function turning it into an interval.
 DURATION_UNITS = {"end_after_minutes": "to_minutes", "end_after_seconds": "to_seconds"}
 # C0 controls but tab, line feed and carriage return, which free text keeps (RE2 syntax).
@@ -160,6 +163,7 @@ class _Line:
     args: Sequence[str]
     time_zone: str
     transform: str
+    country: str
 
 
 Compiler = Callable[[_Steps, _Line], CompiledField]
@@ -208,12 +212,11 @@ def _phone(steps: _Steps, line: _Line) -> CompiledField:
     main = f"CASE WHEN contains({lowered}, 'x') THEN regexp_replace({lowered}, {extension}, '') ELSE {lowered} END"
     digits = steps.add(3, "digits", f"regexp_replace({main}, '[^0-9]', '', 'g')")
     has_extension = f"(contains({lowered}, 'x') AND regexp_matches({lowered}, {extension}))"
+    # Read in the clinic's country (phonenumbers, once per distinct number): 020 7946 0958 in GB, 217-555-0134 in US.
+    dialled = steps.add(3, "e164", f"{E164}({main}, {quote_literal(line.country)})")
     value = (
         f"CASE WHEN NOT {present} OR ({digits} <> '' AND ltrim({digits}, '0') = '') THEN NULL "
-        f"WHEN length({digits}) = 10 THEN '+1' || {digits} "
-        f"WHEN length({digits}) = 11 AND starts_with({digits}, '1') THEN '+' || {digits} "
-        f"WHEN starts_with({text}, '+') AND length({digits}) BETWEEN 8 AND 15 THEN '+' || {digits} "
-        f"ELSE {text} END"
+        f"ELSE coalesce({dialled}, {text}) END"
     )
     # Kept, but not as Freshsales can dial it: listed so nobody takes it for a clean number.
     return steps.result(
@@ -321,8 +324,8 @@ TRANSFORMS = _transforms(
     Transform(
         "phone",
         frozenset({"phone", "text"}),
-        "E.164 (+1 for 10-digit NANP numbers) where possible, else the trimmed original (listed as a field "
-        "issue, as is a dropped extension)",
+        "E.164, a number without its country code read in the plan's clinic country (phonenumbers: 020 7946 0958 "
+        "in GB → +442079460958), where possible, else the trimmed original (a field issue, as is a dropped extension)",
         _phone,
     ),
     Transform(
@@ -440,7 +443,13 @@ def transform_of(transform: str | None) -> tuple[Transform, str]:
 
 
 def compile_transform(
-    column: str, transform: str | None, time_zone: str, args: Sequence[str] = (), *, control_characters: bool = True
+    column: str,
+    transform: str | None,
+    time_zone: str,
+    args: Sequence[str] = (),
+    *,
+    control_characters: bool = True,
+    country: str = DEFAULT_COUNTRY,
 ) -> CompiledField:
     """The line's value and field-issue checks over `column` (and `args`). All name steps of
     `compiled.levels`: select them from `layered_from(table, compiled.levels)`.
@@ -448,4 +457,4 @@ def compile_transform(
     `control_characters=False` when the table is known to hold none (`SourceTable.control_characters`):
     the text is then only trimmed, as looking for them costs a regex match per value."""
     found, arg = transform_of(transform)
-    return found.compile(_Steps(control_characters), _Line(column, arg, args, time_zone, transform or "trim"))
+    return found.compile(_Steps(control_characters), _Line(column, arg, args, time_zone, transform or "trim", country))

@@ -106,7 +106,7 @@ class _Context:
         staged_dir: Path,
     ) -> None:
         self.client, self.plan, self.con = client, plan, con
-        self.zone = inventory.time_zone
+        self.zone = plan.time_zone(inventory.time_zone)
         self.formats = {(t.name, c.name): c.format for t in inventory.tables for c in t.columns}
         self.id_maps = {o.name: state.id_map(o.name) for o in STAGED_OBJECTS}
         self.keys_by_id = {name: {r.freshsales_id: k for k, r in m.items()} for name, m in self.id_maps.items()}

@@ -13,7 +13,15 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from clinic_pipeline.model.transforms import CONTROL_CHARACTERS, NULL_LIKE, PLACEHOLDER_EMAILS, SENTINEL_MAX_YEAR
+import phonenumbers
+
+from clinic_pipeline.model.transforms import (
+    CONTROL_CHARACTERS,
+    MONEY_SIGNS,
+    NULL_LIKE,
+    PLACEHOLDER_EMAILS,
+    SENTINEL_MAX_YEAR,
+)
 
 _CONTROL = re.compile(CONTROL_CHARACTERS)
 DATE_FORMATS = ("%Y-%m-%d", "%m/%d/%Y", "%d/%m/%Y", "%m/%d/%y", "%d.%m.%Y", "%Y/%m/%d")
@@ -28,7 +36,7 @@ def blank(raw: Any) -> bool:
 
 
 def money(value: Any) -> Decimal | None:
-    text = re.sub(r"[$,\s]", "", str(value))
+    text = re.sub(rf"[{re.escape(MONEY_SIGNS)},\s]", "", str(value))
     # Accounting negatives: (45.00) and 45.00- are -45.00.
     negative = (text.startswith("(") and text.endswith(")")) or text.endswith("-")
     try:
@@ -75,8 +83,20 @@ def instant(value: Any) -> datetime | None:
 
 
 def _digits(value: Any) -> str:
-    digits = re.sub(r"\D", "", re.sub(r"(?i)\s*(x|ext\.?)\s*\d+$", "", str(value)))
-    return digits[1:] if len(digits) == 11 and digits.startswith("1") else digits
+    return re.sub(r"\D", "", re.sub(r"(?i)\s*(x|ext\.?)\s*\d+$", "", str(value)))
+
+
+def _same_number(raw: str, actual: Any) -> bool:
+    """The source's digits end with the national number Freshsales holds (its country code and the source's
+    trunk prefix, like a UK 0, aside): read by phonenumbers from Freshsales' E.164 alone, not from the source."""
+    held = str(actual).strip()
+    if not held.startswith("+"):
+        return _digits(raw) == _digits(held)
+    try:
+        national = str(phonenumbers.parse(held).national_number)
+    except phonenumbers.NumberParseException:
+        return False
+    return _digits(raw).endswith(national)
 
 
 def _words(value: Any) -> list[str]:
@@ -126,7 +146,7 @@ def matches(kind: str, raw: Any, actual: Any, fmt: str | None, zone: str) -> boo
     if kind == "email":
         return text.lower() == str(actual).strip().lower()
     if kind == "phone":
-        return _digits(text) == _digits(actual)
+        return _same_number(text, actual)
     if kind == "name_part":
         # Read independently of the parser: each word Freshsales holds is a word of the source's full name.
         return set(_words(actual)) <= set(_words(text))

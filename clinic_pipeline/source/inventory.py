@@ -40,6 +40,12 @@ from clinic_pipeline.source.inventory_model import (
     ValueShape,
     ValueType,
 )
+from clinic_pipeline.source.locale_evidence import (
+    CURRENCY_SIGNS,
+    SAMPLE_NUMBERS,
+    candidate_countries,
+    phone_validity,
+)
 from clinic_pipeline.source.masking import mask_example, mask_examples
 from clinic_pipeline.source.relationships import inferred_relationships
 from clinic_pipeline.sql import quote_ident, quote_literal
@@ -90,8 +96,8 @@ _CODE = r"[A-TV-Z]\d[0-9A-Z](\.[0-9A-Z]{1,4})?|\d{4}[0-9A-Z]|[A-V]\d{4}|\d{1,5}-
 PATTERNS = {
     "integer": r"[-+]?\d+",
     "decimal": r"[-+]?(\d+\.?\d*|\.\d+)",
-    "money": r"[-+]?\(?\$?\s*[-+]?(\d{1,3}(,\d{3})+|\d+)(\.\d{1,2})?\)?",
-    "currency_mark": r".*(\$|\d,\d{3}).*",
+    "money": r"[-+]?\(?[$£€¥₹]?\s*[-+]?(\d{1,3}(,\d{3})+|\d+)(\.\d{1,2})?\)?",
+    "currency_mark": r".*([$£€¥₹]|\d,\d{3}).*",
     "two_decimals": r"[-+]?\d+\.\d{2}",
     "boolean": r"(?i)(true|false|yes|no|y|n|t|f)",
     "zero_one": r"[01]",
@@ -608,7 +614,7 @@ def _ordered_expression(column: ColumnProfile) -> str | None:
         return f"try_cast({t} AS DOUBLE)"
     if column.type == "money":
         sign = f"CASE WHEN regexp_matches({t}, '^\\(|-') THEN -1 ELSE 1 END"
-        return f"try_cast(regexp_replace({t}, '[$,\\s()+-]', '', 'g') AS DECIMAL(38, 2)) * {sign}"
+        return f"try_cast(regexp_replace({t}, '[$£€¥₹,\\s()+-]', '', 'g') AS DECIMAL(38, 2)) * {sign}"
     if column.type in ("date", "datetime") and column.format:
         sentinels = _in_list(DATE_SENTINELS)
         parsed = f"try_strptime({t}, {quote_literal(column.format)})"
@@ -640,8 +646,28 @@ def _set_ranges(con: duckdb.DuckDBPyConnection, table: str, profiles: list[Colum
         profile.max_value = _render_extreme(profile, row[2 * k + 1])
 
 
+def _locale_evidence(con: duckdb.DuckDBPyConnection, profile: ColumnProfile, countries: tuple[str, ...]) -> None:
+    """Where a phone column's numbers are valid, which currency signs a money column's amounts carry."""
+    if profile.type == "phone":
+        rows = con.execute(
+            f"SELECT t FROM {VALUES_TABLE} WHERE col = ? AND NOT n ORDER BY cnt DESC, t LIMIT {SAMPLE_NUMBERS}",
+            [profile.name],
+        ).fetchall()
+        profile.phone_countries = phone_validity((r[0] for r in rows), countries)
+    elif profile.type == "money":
+        signs = ", ".join(f"sum(cnt) FILTER (WHERE contains(t, {quote_literal(sign)}))" for sign in CURRENCY_SIGNS)
+        counts = con.execute(f"SELECT {signs} FROM {VALUES_TABLE} WHERE col = ?", [profile.name]).fetchone() or ()
+        profile.currency_signs = {sign: int(c) for sign, c in zip(CURRENCY_SIGNS, counts, strict=True) if c}
+
+
 def _profile_table(
-    con: duckdb.DuckDBPyConnection, name: str, origin: str, row_count: int, columns: list[str], date_fmt: str | None
+    con: duckdb.DuckDBPyConnection,
+    name: str,
+    origin: str,
+    row_count: int,
+    columns: list[str],
+    date_fmt: str | None,
+    countries: tuple[str, ...],
 ) -> TableProfile:
     data_columns = [c for c in columns if c != ROW_COLUMN]
     profiles = []
@@ -653,6 +679,7 @@ def _profile_table(
                 profile = _profile_column(column, counts, row_count, date_fmt)
                 if _is_categorical(column, profile.type, counts):
                     profile.categories = _categories(con, column)
+                _locale_evidence(con, profile, countries)
                 profile.examples = mask_examples(
                     examples,
                     column=column,
@@ -714,8 +741,9 @@ def build_inventory(export: SourceExport, con: duckdb.DuckDBPyConnection) -> Sch
 
 def _build_inventory(export: SourceExport, con: duckdb.DuckDBPyConnection) -> SchemaInventory:
     date_fmt = export.manifest.date_format
+    countries = candidate_countries(export.manifest.time_zone)
     tables = [
-        _profile_table(con, t.name, t.location, t.row_count, t.columns, date_fmt)
+        _profile_table(con, t.name, t.location, t.row_count, t.columns, date_fmt, countries)
         for t in sorted(export.tables.values(), key=lambda t: t.name)
     ]
     declared = [

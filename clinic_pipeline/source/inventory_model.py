@@ -47,6 +47,12 @@ class ColumnProfile(BaseModel):
         "token: long random-looking strings (keys, tokens, base64 blobs)",
     )
     test_rows: int = Field(default=0, description="rows whose value is a test or demo record's name (TEST, ZZZ…)")
+    phone_countries: dict[str, float] = Field(
+        default_factory=dict, description="phone columns: country → share of sampled numbers valid when read there"
+    )
+    currency_signs: dict[str, int] = Field(
+        default_factory=dict, description="money columns: currency sign → rows whose amount carries it"
+    )
 
 
 class TableProfile(BaseModel):

@@ -164,7 +164,12 @@ def _field_columns(
         )
         source, table = f"{alias}_val", line.references
     compiled = compile_transform(
-        source, line.transform, tz, line.args, control_characters=sel.controls.get(table, True)
+        source,
+        line.transform,
+        tz,
+        line.args,
+        control_characters=sel.controls.get(table, True),
+        country=plan.clinic.country,
     )
     sel.levels.append(compiled.levels)
     for j, (condition, reason) in enumerate(compiled.issues):
@@ -284,6 +289,9 @@ def _direct_select(
         # The plan check takes a required name as staging's to fill (a deal, an account, a module record
         # the plan names by no column): the source key names it, rather than every row being quarantined.
         sel.columns.append(f"{key} AS name")
+    if obj.target == "deal" and plan.clinic.currency and "currency_id" not in targets:
+        # The amounts are in the clinic's currency, which need not be the account's default.
+        sel.columns.append(f"{quote_literal(plan.clinic.currency)} AS {CHOICE_PREFIX}currency_id")
     if obj.target == "appointment" and "time_zone" not in targets:
         # The times travel in UTC; the zone keeps the visit shown at the clinic's wall-clock time.
         sel.columns.append(f"{quote_literal(time_zone)} AS time_zone")
@@ -462,7 +470,7 @@ def _stage(
     window: Window | None,
     parent_dirs: Sequence[Path],
 ) -> StageResult:
-    time_zone = export.manifest.time_zone
+    time_zone = plan.time_zone(export.manifest.time_zone)
     parent_search = (staged_dir, *parent_dirs)
     selects: list[str] = []
     issue_selects: list[str] = []
