@@ -50,7 +50,7 @@ def _country(inventory: SchemaInventory) -> tuple[str, str]:
                 weights.update({c: share * filled for c, share in column.phone_countries.items()})
     best = max(sorted(weights), key=lambda c: weights[c]) if weights else None
     shares = ", ".join(f"{c} {weights[c] / numbers:.0%}" for c in sorted(weights, key=lambda c: -weights[c])[:3])
-    evidence = f"phone numbers valid when read there: {shares} of {numbers}" if weights else "no phone numbers"
+    evidence = f"phone numbers valid when read there: {shares} of {numbers} numbers" if weights else "no phone numbers"
     if own:
         check = f"; check: the numbers look like {best}'s" if best and best != own else ""
         return own, f"clinic country {own}: the time zone's ({evidence}){check}; clinic.country in the plan"

@@ -12,16 +12,17 @@ from clinic_pipeline.assets.resources import pipeline_resources, resources_setti
 from clinic_pipeline.definitions import ALL_ASSETS, ALL_CHECKS
 from clinic_pipeline.demo import DEMO_FALLBACK_OWNER, create_custom_fields_as_admin
 from clinic_pipeline.samples.generator import generate_clinic
+from clinic_pipeline.samples.generator.locales import Country
 
 PRE_CONFIRMATION = runs.PLAN
 Resources = dict[str, dg.ConfigurableResource]
 
 
-def generated_clinic(tmp_path: Path, sandbox: Any) -> tuple[Resources, Path]:
+def generated_clinic(tmp_path: Path, sandbox: Any, *, country: Country = "US") -> tuple[Resources, Path]:
     """A small generated clinic (every object) against the sandbox; the sandbox admin is the fallback
     owner because the clinic's staff have no Freshsales users there."""
     source = tmp_path / "source"
-    generate_clinic(source, patients=30, seed=5)
+    generate_clinic(source, patients=30, seed=5, country=country)
     resources = pipeline_resources(
         clinic_source=str(source),
         clinic_data_dir=str(tmp_path / "data"),

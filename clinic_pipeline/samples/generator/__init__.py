@@ -20,6 +20,7 @@ from clinic_pipeline.errors import OperatorError
 from clinic_pipeline.samples.generator import configuration, tables, visits
 from clinic_pipeline.samples.generator.documents import DOCUMENTS_DIR, documents
 from clinic_pipeline.samples.generator.frame import Frame
+from clinic_pipeline.samples.generator.locales import TIME_ZONES, Country, localise
 from clinic_pipeline.samples.generator.rates import MessRates
 from clinic_pipeline.samples.generator.writers import (
     DATABASE_NAME,
@@ -80,7 +81,7 @@ def build_tables(frame: Frame, root: Path, large_documents: int) -> dict[str, pa
         "report_definitions": configuration.report_definitions(),
         "custom_field_definitions": configuration.custom_field_definitions(),
     }
-    return {name: built[name] for name in TABLE_NAMES}
+    return localise({name: built[name] for name in TABLE_NAMES}, frame.country)
 
 
 def _clear(out: Path) -> None:
@@ -112,22 +113,26 @@ def generate_clinic(
     fmt: Literal["csv", "sqlite"] = "csv",
     rates: MessRates | None = None,
     large_documents: int = 0,
+    country: Country = "US",
 ) -> GeneratedClinic:
     """Write a sample clinic export of `patients` patients into the folder `out` (see the module doc).
 
     `fmt="csv"`: one `<table>.csv` per table; `fmt="sqlite"`: `clinic.db` with declared keys. Either way
     `manifest.json` and `documents/` sit beside it. `large_documents` adds that many sparse files over 25 MB.
+    `country="GB"` writes a UK clinic: UK phone numbers, day-first dates, amounts in £, UK time.
     """
     if patients < 1:
         raise OperatorError("patients must be at least 1")
     if large_documents < 0:
         raise OperatorError("large_documents must not be negative")
+    if country not in TIME_ZONES:
+        raise OperatorError(f"country must be one of {', '.join(TIME_ZONES)}, not {country!r}")
     if fmt not in ("csv", "sqlite"):
         raise OperatorError(f"fmt must be 'csv' or 'sqlite', not {fmt!r}")
     started = time.perf_counter()
     out = Path(out)
     _clear(out)
-    frame = Frame(patients=patients, seed=seed, rates=rates or MessRates())
+    frame = Frame(patients=patients, seed=seed, rates=rates or MessRates(), country=country)
     built = build_tables(frame, out, large_documents)
     counts = write_csv(out, built) if fmt == "csv" else write_sqlite(out / DATABASE_NAME, built)
     write_manifest(out, manifest(frame, counts))

@@ -9,9 +9,9 @@ from zoneinfo import ZoneInfo
 import numpy as np
 
 from clinic_pipeline.samples.generator.columns import SECONDS_PER_DAY
+from clinic_pipeline.samples.generator.locales import TIME_ZONES, Country
 from clinic_pipeline.samples.generator.rates import MessRates
 
-TIME_ZONE = "America/Chicago"
 # A fixed export moment keeps the output independent of when it is generated.
 EXPORT_LOCAL = datetime(2026, 6, 30, 18, 0, 0)
 HISTORY_DAYS = 3 * 365
@@ -26,6 +26,11 @@ class Frame:
     patients: int
     seed: int
     rates: MessRates
+    country: Country = "US"
+
+    @property
+    def time_zone(self) -> str:
+        return TIME_ZONES[self.country]
 
     @property
     def export_s(self) -> int:
@@ -42,7 +47,7 @@ class Frame:
 
     @property
     def exported_at(self) -> str:
-        return EXPORT_LOCAL.replace(tzinfo=ZoneInfo(TIME_ZONE)).isoformat()
+        return EXPORT_LOCAL.replace(tzinfo=ZoneInfo(self.time_zone)).isoformat()
 
     @property
     def locations(self) -> int:

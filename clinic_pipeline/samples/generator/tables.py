@@ -28,7 +28,7 @@ from clinic_pipeline.samples.generator.columns import (
     weighted,
     where,
 )
-from clinic_pipeline.samples.generator.frame import TIME_ZONE, Frame
+from clinic_pipeline.samples.generator.frame import Frame
 
 LOCATION_COLUMNS = ("location_id", "location_name", "address", "city", "state", "zip", "phone", "time_zone")
 PROVIDER_COLUMNS = ("provider_id", "first_name", "last_name", "email", "npi", "specialty", "active", "location_id")
@@ -115,7 +115,8 @@ def locations(frame: Frame) -> pa.Table:
     exchange, line = _phone_digits(rng, v.CITY_AREA_CODE[city])
     arrays = [
         ids(n), pick(v.LOCATION_NAMES, np.arange(n)), _street(rng, n), pick(v.CITIES, city),
-        pick(v.CITY_STATES, city), _zip(rng, city), standard_phones(v.CITY_AREA_CODE[city], exchange, line), TIME_ZONE,
+        pick(v.CITY_STATES, city), _zip(rng, city), standard_phones(v.CITY_AREA_CODE[city], exchange, line),
+        frame.time_zone,
     ]  # fmt: skip
     return table(LOCATION_COLUMNS, arrays, n)
 

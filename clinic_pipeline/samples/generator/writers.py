@@ -14,7 +14,8 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
-from clinic_pipeline.samples.generator.frame import TIME_ZONE, Frame
+from clinic_pipeline.samples.generator.frame import Frame
+from clinic_pipeline.samples.generator.locales import DATE_FORMATS
 from clinic_pipeline.sql import quote_ident, quote_literal
 
 MANIFEST_NAME = "manifest.json"
@@ -84,9 +85,9 @@ def manifest(frame: Frame, row_counts: Mapping[str, int]) -> dict[str, object]:
         "source_system": SOURCE_SYSTEM,
         "source_version": SOURCE_VERSION,
         "exported_at": frame.exported_at,
-        "time_zone": TIME_ZONE,
+        "time_zone": frame.time_zone,
         "encoding": "utf-8",
-        "date_format": "%Y-%m-%d",
+        "date_format": DATE_FORMATS[frame.country],
         "row_counts": dict(row_counts),
         "generator": {"name": GENERATOR_MARK, "patients": frame.patients, "seed": frame.seed},
     }
