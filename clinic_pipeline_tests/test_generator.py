@@ -95,6 +95,7 @@ def test_patients_drive_every_table(tmp_path: Path, clinic: GeneratedClinic) -> 
     per_patient = {
         "insurance_policies": 1.3, "appointments": 6.0, "billing_encounters": 3.0, "treatment_plans": 0.8,
         "lab_results": 2.0, "documents": 0.5, "referring_physicians": 1 / 40, "providers": 1 / 150,
+        "communications": 3.0,
     }  # fmt: skip
     for table, expected in per_patient.items():
         assert abs(big[table] / PATIENTS - expected) <= 0.15 * expected, table

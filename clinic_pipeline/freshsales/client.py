@@ -497,6 +497,23 @@ class FreshsalesClient:
         """`filter`: past or upcoming."""
         return self._filtered_list("appointments", filter)
 
+    def list_all(self, entity: str) -> list[dict[str, Any]]:
+        """Every record of a list endpoint without views or filters (`GET /sales_activities`), page by page."""
+        out: list[dict[str, Any]] = []
+        page = 1
+        while True:
+            body = self._get(f"/{entity}", f"/{entity}", {"page": page, "per_page": MAX_PER_PAGE})
+            rows = _records_in(body, entity)
+            out.extend(rows)
+            meta = _meta(body)
+            if not rows or (meta.total_pages is not None and page >= meta.total_pages):
+                return out
+            page += 1
+
+    def list_total(self, entity: str) -> int | None:
+        """How many records a list endpoint holds (`meta.total` of its first page), in one request."""
+        return _meta(self._get(f"/{entity}", f"/{entity}", {"page": 1, "per_page": 1})).total
+
     # ---- single records ----------------------------------------------------------------------
 
     def get(self, entity: str, id: int, include: str | None = None) -> dict[str, Any]:

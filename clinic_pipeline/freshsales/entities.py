@@ -16,6 +16,10 @@ ROOTS: dict[str, str] = {
     "sales_activities": "sales_activity",
     "notes": "note",
 }
+# Entities listed by a plain paged endpoint (no view, no mandatory filter), which no contact side-loads.
+PLAIN_LISTS = frozenset({"sales_activities"})
+# Entities whose list endpoint needs a filter, and the filters that together list every record.
+LIST_FILTERS: dict[str, tuple[str, ...]] = {"tasks": ("open", "completed"), "appointments": ("past", "upcoming")}
 TARGETABLE_TYPES: dict[str, str] = {"contacts": "Contact", "sales_accounts": "SalesAccount", "deals": "Deal"}
 _PLURALS: dict[str, str] = {root: plural for plural, root in ROOTS.items()}
 CUSTOM_MODULE_PREFIX = "custom_module/"

@@ -31,6 +31,7 @@ import pyarrow.parquet as pq
 
 from clinic_pipeline.errors import OperatorError
 from clinic_pipeline.freshsales.client import FreshsalesClient
+from clinic_pipeline.freshsales.entities import PLAIN_LISTS
 from clinic_pipeline.freshsales.errors import (
     FreshsalesError,
     JobTimeoutError,
@@ -43,7 +44,7 @@ from clinic_pipeline.load.choices import AccountChoices, ChoiceIndex, ChoiceNotF
 from clinic_pipeline.load.owners import OwnerMap
 from clinic_pipeline.load.payloads import OWNER_COLUMN, Prepared, marker, prepare
 from clinic_pipeline.load.state import AuditEntry, IdMapRow, Intent, StateStore
-from clinic_pipeline.model.objects import BY_NAME, CHOICE_PREFIX, CHOICE_SELECTORS, DESCRIPTION_MARKER, FreshsalesObject
+from clinic_pipeline.model.objects import BY_NAME, CHOICE_PREFIX, CHOICE_SELECTORS, FreshsalesObject
 from clinic_pipeline.model.outcomes import IN_FRESHSALES, MAPPED, REPORTED, UNSETTLED, WRITTEN, LoadOutcome
 from clinic_pipeline.private_files import write_private_jsonl
 
@@ -300,7 +301,7 @@ class Loader:
         """Does Freshsales hold records with a source key this state does not know (an earlier migration
         whose state is lost, a pre-existing import)? One count per object and run; only then are new
         records looked up by key before being sent, to be adopted rather than duplicated."""
-        if obj.key_field == DESCRIPTION_MARKER:
+        if obj.marker_field:
             return False  # markers cannot be searched; intents alone cover these
         rule = [{"attribute": obj.key_field, "operator": "contains", "value": KEY_NAMESPACE_SEPARATOR}]
         keyed = self._client.filtered_count(obj.entity, rule)
@@ -492,10 +493,14 @@ class Loader:
 
 
 def find_sent(client: FreshsalesClient, obj: FreshsalesObject, intents: Sequence[Intent]) -> dict[str, dict[str, Any]]:
-    """The records of these intents that reached Freshsales, by source key: searched for by key, or for
-    records without a searchable key matched by marker among their parent contact's side-loaded records."""
-    if obj.key_field != DESCRIPTION_MARKER:
+    """The records of these intents that reached Freshsales, by source key: searched for by key; for records
+    keyed by a marker, matched by it among their parent contact's side-loaded records, or, for sales
+    activities (no contact side-loads them), among the listed ones."""
+    if not obj.marker_field:
         return client.find_by_keys(obj.entity, obj.key_field, [i.source_key for i in intents])
+    if obj.entity in PLAIN_LISTS:
+        wanted = {marker(i.source_key): i.source_key for i in intents}
+        return _marked(client.list_all(obj.entity), obj.marker_field, wanted)
     by_parent: dict[int, list[str]] = defaultdict(list)
     for intent in intents:
         if intent.parent_id is not None:
@@ -506,13 +511,19 @@ def find_sent(client: FreshsalesClient, obj: FreshsalesObject, intents: Sequence
             contact = client.get("contacts", parent_id, include=obj.entity)
         except NotFoundError:
             continue
-        wanted = {marker(k): k for k in keys}
-        children = sorted(contact.get(obj.entity) or [], key=lambda r: int(r["id"]))
-        for child in children:
-            description = child.get("description") or ""
-            key = wanted.get(description.rstrip().rpartition("\n")[2])
-            if key is not None and key not in found:
-                found[key] = child
+        mine = {marker(k): k for k in keys}
+        for key, child in _marked(contact.get(obj.entity) or [], obj.marker_field, mine).items():
+            found.setdefault(key, child)
+    return found
+
+
+def _marked(records: Sequence[dict[str, Any]], field: str, wanted: Mapping[str, str]) -> dict[str, dict[str, Any]]:
+    """Source key → the first record (lowest id) whose `field` ends with that key's marker line."""
+    found: dict[str, dict[str, Any]] = {}
+    for record in sorted(records, key=lambda r: int(r["id"])):
+        key = wanted.get(str(record.get(field) or "").rstrip().rpartition("\n")[2])
+        if key is not None and key not in found:
+            found[key] = record
     return found
 
 

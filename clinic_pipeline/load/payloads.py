@@ -19,7 +19,7 @@ from typing import Any
 
 from clinic_pipeline.load.owners import OwnerMap
 from clinic_pipeline.load.state import IdMapRow
-from clinic_pipeline.model.objects import CHOICE_PREFIX, DESCRIPTION_MARKER, FreshsalesObject
+from clinic_pipeline.model.objects import CHOICE_PREFIX, FreshsalesObject
 
 LOOKUP_PREFIX = "_lookup_"
 OWNER_COLUMN = "_owner_email"
@@ -31,7 +31,7 @@ OWNER_REQUIRED = frozenset({"appointments", "tasks"})
 # Freshsales notes have no owner field.
 NO_OWNER = frozenset({"notes"})
 # Freshsales refuses these without a targetable record.
-TARGET_REQUIRED = frozenset({"notes", "tasks"})
+TARGET_REQUIRED = frozenset({"notes", "tasks", "sales_activities"})
 USER_ATTENDEE = "FdMultitenant::User"
 
 
@@ -161,9 +161,9 @@ def prepare(
             return Prepared(source_key, source_row, None, "", OWNER_NOT_RESOLVED)
         else:
             owner_unresolved = True
-    if obj.key_field == DESCRIPTION_MARKER:
-        text = body.get("description")
-        body["description"] = f"{text}\n\n{marker(source_key)}" if text else marker(source_key)
+    if obj.marker_field:
+        text = body.get(obj.marker_field)
+        body[obj.marker_field] = f"{text}\n\n{marker(source_key)}" if text else marker(source_key)
     elif obj.key_field.startswith("cf_"):
         custom[obj.key_field] = source_key
     else:

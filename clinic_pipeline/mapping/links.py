@@ -18,7 +18,7 @@ from clinic_pipeline.mapping.synonyms import CLERK_ROLE_WORDS, CONCEPT_BY_KEY, O
 from clinic_pipeline.model.objects import target_object
 from clinic_pipeline.source.inventory import ColumnProfile, Relationship, SchemaInventory, TableProfile
 
-CHILDREN_OF_CONTACT = ("deal", "appointment", "task", "note", "file")
+CHILDREN_OF_CONTACT = ("deal", "appointment", "task", "note", "file", "sales_activity")
 # (child target, parent target) → the line's target field (the loader links by `_lookup_<parent>`).
 LINK_TARGETS: dict[tuple[str, str], str] = {
     ("contact", "sales_account"): "sales_accounts",
@@ -28,6 +28,7 @@ LINK_TARGETS: dict[tuple[str, str], str] = {
     ("task", "contact"): "targetable_id",
     ("note", "contact"): "targetable_id",
     ("file", "contact"): "targetable_id",
+    ("sales_activity", "contact"): "targetable_id",
 }
 TRUE_FLAGS = ["1", "y", "yes", "true", "t", "x"]
 

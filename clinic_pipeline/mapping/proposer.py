@@ -50,6 +50,13 @@ from clinic_pipeline.mapping.activities import (
     with_title,
 )
 from clinic_pipeline.mapping.clinic import propose_clinic
+from clinic_pipeline.mapping.communications import (
+    activity_time_lines,
+    channel_column,
+    split_communications,
+    type_line,
+)
+from clinic_pipeline.mapping.communications import outcome_line as call_outcome_line
 from clinic_pipeline.mapping.grain import per_encounter
 from clinic_pipeline.mapping.links import (
     accepted,
@@ -66,6 +73,7 @@ from clinic_pipeline.mapping.secrets import secret_evidence
 from clinic_pipeline.mapping.statuses import status_line
 from clinic_pipeline.mapping.synonyms import (
     ACTIVE_VALUES,
+    COMMUNICATION_TABLE_WORDS,
     CONCEPT_BY_KEY,
     CONCEPTS,
     REBUILD_TABLE_WORDS,
@@ -164,6 +172,14 @@ TARGETS: dict[str, dict[str, list[_Target]]] = {
         "status": [_t("description", "text")],
         "location": [_t("location", "text")],
         "all_day": [_t("is_allday", "checkbox", "boolean")],
+    },
+    "sales_activity": {
+        "created_at": _COMMON["created_at"],
+        "updated_at": _COMMON["updated_at"],
+        "record_name": [_t("title", "text")],
+        "notes": [_t("notes", "text")],
+        "location": [_t("location", "text")],
+        "direction": [_t("cf_{col}", "dropdown", "picklist")],
     },
     "task": {
         "due_date": [_t("due_date", "datetime", "local_datetime")],
@@ -679,8 +695,10 @@ def _table_target(
     words = set(normalise(table.name).split()) - {prefix}
     if table.row_count == 0:
         return _not_migrated(table, "not migrated: the table is empty in this export", 0.9), None, 0.0, ""
-    if words & SYSTEM_TABLE_WORDS:
-        system = ", ".join(sorted(words & SYSTEM_TABLE_WORDS))
+    # A call log or message log is the clinic's communications, not the software's own log.
+    system_words = SYSTEM_TABLE_WORDS - ({"log", "logs"} if words & COMMUNICATION_TABLE_WORDS else set())
+    if words & system_words:
+        system = ", ".join(sorted(words & system_words))
         reason = f"not migrated: looks like the software's own table ({system}), not clinic data"
         return _not_migrated(table, reason, 0.8), None, 0.0, ""
     rebuild = [w for w in REBUILD_TABLE_WORDS if w in words]  # in the vocabulary's order of priority
@@ -817,11 +835,16 @@ def _propose_object(
     status = status_line(table, target, used - kept_as_text, inventory)
     if status is not None:
         preset[status.source] = status
+    channel_line, same_source_end = None, None
+    if target == "sales_activity":
+        channel_line, same_source_end = _communication_lines(table, used - kept_as_text, inventory, preset)
     fields = _assign(table, target, key, key_confidence, inventory, threshold, preset)
     if target == "appointment":
         fields = with_title(fields, table)
     if target == CONTACTS.target:
         fields = split_full_name(fields)
+    if target == "sales_activity":
+        fields = _with_activity_end_and_title(fields, same_source_end, channel_line, table)
     if target.startswith("custom_module:"):
         fields = with_title(fields, table, title="name", kept_in="cf_")
     changed = _changed_column(table)
@@ -871,6 +894,8 @@ def _propose_object(
         return split_calendar(mapping, duration)
     if target == "deal":
         return [per_encounter(mapping, table)]
+    if target == "sales_activity":
+        return split_communications(mapping, channel_line)
     if target == "custom_module:lab_result":
         value = _best_column(table, "result_value", ("text", "decimal", "integer"), used)
         return split_unstructured(mapping, value, report_column(table, used | ({value.name} if value else set())))
@@ -947,6 +972,59 @@ def _without_patient(table: TableProfile, target: str, fields: list[FieldMapping
         when=RowFilter(source=link.source, op="empty"),
         reason="no patient: a calendar block (lunch, meeting), not a visit",
     )
+
+
+def _communication_lines(
+    table: TableProfile, used: set[str], inventory: SchemaInventory, preset: dict[str, FieldMapping]
+) -> tuple[FieldMapping | None, FieldMapping | None]:
+    """A communication log's type, start and end, time of day and call outcome into `preset`; returns (the
+    channel's type line, an end line reading the same column as the start, which the preset cannot hold)."""
+    channel = channel_column(table, used, inventory)
+    channel_line = type_line(channel, inventory, table.name) if channel is not None else None
+    if channel_line is not None:
+        preset[channel_line.source] = channel_line
+    taken = used | set(preset)
+    date = _best_column(table, "appointment_date", ("date", "datetime"), taken)
+    time = _best_column(table, "start_time", ("time",), taken) if date and date.type == "date" else None
+    duration = _best_column(table, "duration", ("integer", "decimal"), taken)
+    lines = activity_time_lines(date, time, duration, inventory.date_format) if date else []
+    same_source_end = None
+    for line in lines:
+        if line.source in preset:
+            same_source_end = line
+        else:
+            preset[line.source] = line
+    if time is not None and lines:
+        preset[time.name] = FieldMapping(
+            source=time.name, target=None, confidence=0.9, reason="part of start_date (time of day)"
+        )
+    outcome = call_outcome_line(table, used | set(preset), inventory)
+    if outcome is not None:
+        preset[outcome.source] = outcome
+    return channel_line, same_source_end
+
+
+def _with_activity_end_and_title(
+    fields: list[FieldMapping], end: FieldMapping | None, channel: FieldMapping | None, table: TableProfile
+) -> list[FieldMapping]:
+    """The end line read from the start's column, after the start; a title (required) from the subject, else
+    the short text that says most, else the channel as written."""
+    if end is not None:
+        at = next(i for i, f in enumerate(fields) if f.target == "start_date")
+        fields = [*fields[: at + 1], end, *fields[at + 1 :]]
+    fields = with_title(fields, table, kept_in="notes")
+    if channel is not None and not any(f.target == "title" for f in fields):
+        fields = [
+            *fields,
+            FieldMapping(
+                source=channel.source,
+                target="title",
+                confidence=0.7,
+                needs_review=True,
+                reason="Freshsales requires a title: the channel as the log writes it (Phone, Email...)",
+            ),
+        ]
+    return fields
 
 
 def _test_records(table: TableProfile, target: str, fields: list[FieldMapping]) -> list[SkipRule]:

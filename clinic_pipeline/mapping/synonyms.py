@@ -221,7 +221,7 @@ CONCEPTS: tuple[Concept, ...] = (
         "text id",
         sensitive=True,
     ),
-    _c("notes", "notes, note, comment, comments, remarks, memo, description", "text"),
+    _c("notes", "notes, note, comment, comments, remarks, memo, description, message, body, message body", "text"),
     _c("record_name", "test name, test, plan name, procedure name, title, subject", "text"),
     _c("invoice_number", "invoice number, invoice, bill number, claim number, encounter number, invoice id", "text id"),
     _c(
@@ -236,7 +236,8 @@ CONCEPTS: tuple[Concept, ...] = (
     _c(
         "appointment_date",
         "appointment date, date, visit date, event date, scheduled date, start date, begin date, start, begin, "
-        "appointment date time, start date time, date time, appointment datetime, start datetime",
+        "appointment date time, start date time, date time, appointment datetime, start datetime, occurred at, "
+        "sent at, date sent, sent on, call date, call time, contact date",
         "date datetime",
     ),
     _c(
@@ -248,6 +249,12 @@ CONCEPTS: tuple[Concept, ...] = (
     _c("duration", "duration, duration minutes, length, minutes, duration in minutes, length minutes", "integer"),
     _c("activity_type", "appointment type, visit type, type, category, event type, reason, visit reason", "text"),
     _c("status", "status, appointment status, visit status, state code", "text"),
+    _c(
+        "channel",
+        "channel, communication type, comm type, contact method, method, medium, mode, via, message type, kind",
+        "text",
+    ),
+    _c("direction", "direction, inbound outbound, in out, incoming outgoing, call direction", "text"),
     _c("file_path", "file path, path, file location, storage path, url, document path", "text"),
     _c("file_name", "file name, filename, document name, original name", "text"),
     _c("mime_type", "mime type, content type, mime, file type, media type", "text"),
@@ -318,6 +325,13 @@ TABLE_CONCEPTS: tuple[TableConcept, ...] = (
         "billing, billing encounter, billing encounters, bill, invoice, invoices, charge, charges, payment, "
         "payments, claim, claims, ledger",
         "",
+    ),
+    _t(
+        "sales_activity",
+        "communication, communications, communication log, call, calls, call log, phone call, phone calls, "
+        "phone log, message, messages, message log, correspondence, contact log, sms, sms log, text messages, "
+        "email log, sent emails, outreach, patient communication, patient communications, interactions",
+        "channel direction",
     ),
     _t("task", "task, tasks, reminder, reminders, follow up, recall, recalls, to do, todo, tickler, ticklers", ""),
     _t("note", "note, notes, progress note, clinical note, comment, comments", ""),
@@ -468,6 +482,7 @@ OWNER_ROLE_WORDS = (
     "therapist",
     "owner",
     "assigned",
+    "staff",
     "prov",
     "dr",
 )
@@ -565,3 +580,27 @@ CURRENCY_OF_COUNTRY = {
 }  # fmt: skip
 CURRENCY_OF_SIGN = {"£": "GBP", "€": "EUR", "₹": "INR", "¥": "JPY", "R": "ZAR"}
 DOLLAR_COUNTRIES = frozenset({"US", "CA", "AU", "NZ", "SG", "MX"})
+
+# Communication logs (calls, emails, SMS, letters): words of their table names, and which words in a log's
+# name keep it from being taken for the software's own log.
+COMMUNICATION_TABLE_WORDS = frozenset(
+    {"call", "calls", "phone", "sms", "text", "email", "emails", "letter", "letters", "correspondence", "message",
+     "messages", "communication", "communications", "comm", "comms", "outreach", "contact"}
+)  # fmt: skip
+# A communication's kind, as its channel column writes it → the Freshsales sales activity type it is (the
+# account's default types: Call, Email, SMS, Chat), or None: no default type, the plan sends it as a note.
+COMMUNICATION_KINDS: dict[str, tuple[str | None, tuple[str, ...]]] = {
+    "call": ("Call", ("call", "phone", "phone call", "telephone", "tel", "voice", "voicemail", "inbound call",
+                      "outbound call", "phonecall")),
+    "email": ("Email", ("email", "e mail", "emails", "electronic mail")),
+    "sms": ("SMS", ("sms", "text", "text message", "txt", "mms", "texting")),
+    "chat": ("Chat", ("chat", "live chat", "whatsapp")),
+    "letter": (None, ("letter", "post", "postal", "mail", "fax", "postcard")),
+    "portal": (None, ("portal", "portal message", "secure message", "patient portal", "message")),
+}  # fmt: skip
+# A call's outcome values → the account's default call outcomes; answered calls have none to say.
+CALL_OUTCOME_VALUES: dict[str, tuple[str, ...]] = {
+    "Left voicemail": ("left voicemail", "voicemail", "left message", "vm", "message left"),
+    "No response": ("no answer", "no response", "not answered", "unanswered", "busy", "unreachable", "missed"),
+    "Wrong number": ("wrong number", "invalid number", "disconnected", "number not in service"),
+}

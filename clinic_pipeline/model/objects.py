@@ -11,7 +11,8 @@ How a record carries its source key into Freshsales (`key_field`, design.md's id
 contacts in the standard `external_id`; accounts, deals and custom module records in the custom text
 field `cf_source_key`, so an unknown outcome is reconciled by looking those keys up before anything is
 re-sent. Appointments, tasks and notes have no custom fields, so their key travels as a marker line at
-the end of their description (`[source <sha256(key)[:16]>]`, a hash: no PHI); files record their checksum.
+the end of their description (`[source <sha256(key)[:16]>]`, a hash: no PHI), sales activities at the end
+of their notes; files record their checksum.
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ CustomFields = Literal["admin", "tool", "none"]
 
 SOURCE_KEY_FIELD = "cf_source_key"
 DESCRIPTION_MARKER = "description"
+# Text fields a marker line can travel in (`key_field`): where a record has no searchable field for its key.
+MARKER_FIELDS = frozenset({DESCRIPTION_MARKER, "notes"})
 CHOICE_PREFIX = "_choice_"
 NOT_MIGRATED = "not_migrated"
 CUSTOM_MODULE_PREFIX = "custom_module:"
@@ -41,6 +44,8 @@ CHOICE_SELECTORS = {
     "deal_pipeline_id": "deal_pipelines",
     "territory_id": "territories",
     "currency_id": "currencies",
+    "sales_activity_type_id": "sales_activity_types",
+    "sales_activity_outcome_id": "sales_activity_outcomes",
 }
 # Custom contact fields the duplicate and shared-value rules of staging fill: the checklist asks the admin for them.
 POLICY_FIELDS: tuple[tuple[str, FieldType, str], ...] = (
@@ -96,6 +101,11 @@ class FreshsalesObject:
     @property
     def staged_identity(self) -> tuple[str, ...]:
         return tuple(FIELD_ALIASES.get(n, n) for n in self.identity)
+
+    @property
+    def marker_field(self) -> str | None:
+        """The text field whose last line carries the source key's marker, for objects keyed that way."""
+        return self.key_field if self.key_field in MARKER_FIELDS else None
 
     @property
     def module(self) -> str | None:
@@ -255,6 +265,28 @@ FILES = FreshsalesObject(
     targetable=True,
 )
 
+# A clinic's communications (calls, emails, SMS): sales activities of their type, with their original time.
+ACTIVITIES = FreshsalesObject(
+    "activities",
+    "sales_activity",
+    "sales_activities",
+    "notes",
+    _fields(
+        ("title", "text", "Title", True),
+        ("sales_activity_type_id", "lookup", "Type", True),
+        ("start_date", "datetime", "Start", True),
+        ("end_date", "datetime", "End", True),
+        ("notes", "text", "Notes"),
+        ("location", "text", "Location"),
+        ("owner_id", "lookup", "Owner"),
+        ("targetable_id", "lookup", "Related to"),
+        ("sales_activity_outcome_id", "lookup", "Outcome"),
+    ),
+    parents=("contacts",),
+    targetable=True,
+    custom_fields="admin",
+)
+
 
 def _custom_module(name: str) -> FreshsalesObject:
     """A custom module the tool creates through the API: a `name` plus custom fields."""
@@ -289,7 +321,7 @@ USERS = FreshsalesObject(
 LOAD_STAGES: tuple[tuple[FreshsalesObject, ...], ...] = (
     (ACCOUNTS,),
     (CONTACTS,),
-    (DEALS, APPOINTMENTS, TASKS, NOTES, FILES),
+    (DEALS, APPOINTMENTS, TASKS, NOTES, FILES, ACTIVITIES),
     MODULE_OBJECTS,
 )
 STAGED_OBJECTS: tuple[FreshsalesObject, ...] = tuple(o for stage in LOAD_STAGES for o in stage)

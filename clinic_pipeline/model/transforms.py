@@ -291,8 +291,10 @@ def _local_datetime(steps: _Steps, line: _Line) -> CompiledField:
     moment = steps.add(4, "utc", _utc(parsed, _zone_of(line.arg, line.time_zone)))
     reason = f"date and time do not match the plan's format {line.arg}"
     if duration:
-        # Added after the conversion to UTC: a visit across a DST change still lasts its minutes.
-        length = steps.add(3, "duration", f"try_cast({steps.text(line.column)[0]} AS INTEGER)")
+        # Added after the conversion to UTC: a visit across a DST change still lasts its minutes. No duration
+        # at all (a logged email) ends as it starts; one that is not a whole number is a field issue.
+        text, present = steps.text(line.column)
+        length = steps.add(3, "duration", f"CASE WHEN {present} THEN try_cast({text} AS INTEGER) ELSE 0 END")
         moment = f"({moment} + {duration}({length}))"
         usable = f"({usable} AND {length} IS NOT NULL)"
         reason += ", or the duration is not a whole number"

@@ -29,7 +29,7 @@ from clinic_pipeline.freshsales.client import FreshsalesClient
 from clinic_pipeline.freshsales.errors import NotFoundError
 from clinic_pipeline.load.state import StateStore
 from clinic_pipeline.mapping.plan import FieldMapping, MappingPlan, ObjectMapping, parent_key_value
-from clinic_pipeline.model.objects import BY_NAME, BY_TARGET, STAGED_OBJECTS, FreshsalesObject
+from clinic_pipeline.model.objects import BY_NAME, BY_TARGET, MARKER_FIELDS, STAGED_OBJECTS, FreshsalesObject
 from clinic_pipeline.private_files import write_private_text
 from clinic_pipeline.reports import source_compare as cmp
 from clinic_pipeline.source.inventory import SchemaInventory
@@ -41,7 +41,7 @@ Verdict = Literal["matched", "differs", "missing"]
 # Freshsales links a child to its parent under these keys (an id, a list of ids, or a list of {id}).
 LINK_KEYS = ("sales_accounts", "sales_account_id", "contact_ids", "targetable_id", "contacts")
 INCLUDES = {"contacts": "sales_accounts", "deals": "contacts,sales_account"}
-MARKER = "\n\n[source "  # the loader's idempotency marker at the end of a description
+MARKER = "\n\n[source "  # the loader's idempotency marker at the end of a description (an activity's notes)
 ALONE_MARKER = re.compile(r"\[source [0-9a-f]{16}\]")  # ...or all of it, on a record with no description
 KEY_TARGETS = frozenset({"external_id", "cf_source_key"})
 # Files carry no fields Freshsales reads back; their upload is verified by checksum at load time.
@@ -206,8 +206,8 @@ def _actual(record: dict[str, Any], field: str) -> Any:
         # Likewise a family member's shared mobile number lives in cf_shared_mobile.
         return record.get(field) or (record.get("custom_field") or {}).get("cf_shared_mobile")
     value = record.get(field)
-    if field == "description" and isinstance(value, str):
-        # The marker alone (a record with no description of its own) is no description.
+    if field in MARKER_FIELDS and isinstance(value, str):
+        # The marker alone (a record with no description or notes of its own) is no text.
         text = value.split(MARKER)[0]
         return None if ALONE_MARKER.fullmatch(text) else text
     return value

@@ -37,6 +37,7 @@ from pydantic import BaseModel, Field, computed_field
 
 from clinic_pipeline.errors import OperatorError
 from clinic_pipeline.freshsales.client import FreshsalesClient
+from clinic_pipeline.freshsales.entities import LIST_FILTERS, PLAIN_LISTS
 from clinic_pipeline.freshsales.errors import NotFoundError, ViewNotFoundError
 from clinic_pipeline.load.payloads import MODULE_ACCOUNT_FIELD
 from clinic_pipeline.load.state import StateStore
@@ -51,7 +52,6 @@ KEYS_PER_SEARCH = 50  # leaves room in a 100-record page for duplicates to show 
 POPULATION_TOLERANCE = 0.01  # one percentage point
 DEFAULT_VIEWS = {"contacts": ("All Contacts",), "sales_accounts": ("All Accounts",)}
 DEAL_VIEWS = ("Open Deals", "Won Deals", "Lost Deals")  # no "All Deals" view exists
-ACTIVITY_FILTERS = {"tasks": ("open", "completed"), "appointments": ("past", "upcoming")}
 SIDE_LOADED = frozenset({"notes", "documents"})  # read through the parent contact
 # A file's staged columns (local path, name, checksum) feed the upload; Freshsales keeps no such fields.
 PRESENCE_ONLY = frozenset({"documents"})
@@ -268,8 +268,8 @@ def marker_of(source_key: str) -> str:
     return hashlib.sha256(source_key.encode()).hexdigest()[:16]
 
 
-def _markers(record: dict[str, Any]) -> set[str]:
-    return set(MARKER.findall(str(record.get("description") or "")))
+def _markers(record: dict[str, Any], field: str = DESCRIPTION_MARKER) -> set[str]:
+    return set(MARKER.findall(str(record.get(field) or "")))
 
 
 def _activity_total(client: FreshsalesClient, entity: str, filter_name: str) -> int:
@@ -282,12 +282,14 @@ def _activity_total(client: FreshsalesClient, entity: str, filter_name: str) -> 
 
 def _count(client: FreshsalesClient, obj: FreshsalesObject) -> tuple[int | None, str]:
     """Records of this kind in Freshsales, and how they were counted."""
-    if obj.entity in ACTIVITY_FILTERS:
-        filters = ACTIVITY_FILTERS[obj.entity]
+    if obj.entity in LIST_FILTERS:
+        filters = LIST_FILTERS[obj.entity]
         total = sum(_activity_total(client, obj.entity, f) for f in filters)
         return total, f"GET /{obj.entity}?filter={'+'.join(filters)} meta.total"
     if obj.entity in SIDE_LOADED:
         return None, "no list endpoint in the API: id map and audit log, presence checked on the sample"
+    if obj.entity in PLAIN_LISTS:
+        return client.list_total(obj.entity), f"GET /{obj.entity} meta.total"
     if obj.entity == "deals":
         views = {v.name: v for v in client.filters("deals")}
         missing = [n for n in DEAL_VIEWS if n not in views]
@@ -329,7 +331,11 @@ def _by_id(client: FreshsalesClient, obj: FreshsalesObject, rows: Sequence[dict[
         except NotFoundError:
             record = None
         # The id must still hold our record: not deleted, and carrying this key's marker.
-        ours = record is not None and not record.get("is_deleted") and marker_of(key) in _markers(record)
+        ours = (
+            record is not None
+            and not record.get("is_deleted")
+            and marker_of(key) in _markers(record, obj.marker_field or DESCRIPTION_MARKER)
+        )
         found[key] = [record] if ours and record is not None else []
     return found
 
@@ -428,7 +434,7 @@ def validate_object(
             reasons = {}
         skipped, tables = _reconciliation(con, reconciliation_files)
         unloaded = not_loaded_reasons(con, [p for p in rejected_files if p.exists() and p.stat().st_size])
-        by_key = obj.key_field != DESCRIPTION_MARKER and obj.entity not in SIDE_LOADED
+        by_key = not obj.marker_field and obj.entity not in SIDE_LOADED
         sample = _sample(con, sample_size if by_key else by_id_sample_size, loaded_only=not by_key)
     finally:
         con.close()

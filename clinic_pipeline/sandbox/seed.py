@@ -84,15 +84,20 @@ CONTACT_STATUSES = [
         ]
     )
 ]
-SALES_ACTIVITY_TYPES = _ids(16_000_300_001, ["Phone", "Meeting", "Email", "Appointment", "Check-in"])
+# An account's sales activity types: the communication kinds (Call, Email, SMS, Chat) and Meeting. A clinic's
+# letters have no type here: the plan sends them as notes, or an admin adds a type.
+SALES_ACTIVITY_TYPES = _ids(16_000_300_001, ["Call", "Meeting", "Email", "SMS", "Chat"])
+_CALL, _MEETING = SALES_ACTIVITY_TYPES[0]["id"], SALES_ACTIVITY_TYPES[1]["id"]
 SALES_ACTIVITY_OUTCOMES = [
     {"id": 16_000_310_001 + i, "name": name, "position": i + 1, "sales_activity_type_id": type_id}
     for i, (name, type_id) in enumerate(
         [
-            ("Completed", SALES_ACTIVITY_TYPES[1]["id"]),
-            ("No show", SALES_ACTIVITY_TYPES[1]["id"]),
-            ("Interested", SALES_ACTIVITY_TYPES[0]["id"]),
-            ("Left voicemail", SALES_ACTIVITY_TYPES[0]["id"]),
+            ("Completed", _MEETING),
+            ("No show", _MEETING),
+            ("Interested", _CALL),
+            ("Left voicemail", _CALL),
+            ("No response", _CALL),
+            ("Wrong number", _CALL),
         ]
     )
 ]

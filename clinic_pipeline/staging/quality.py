@@ -21,7 +21,7 @@ from typing import Any
 import duckdb
 from pydantic import BaseModel, Field
 
-from clinic_pipeline.model.objects import POLICY_FIELDS, POLICY_KEY_FIELDS, FreshsalesObject
+from clinic_pipeline.model.objects import CHOICE_PREFIX, POLICY_FIELDS, POLICY_KEY_FIELDS, FreshsalesObject
 from clinic_pipeline.sql import quote_ident
 
 SOURCE_KEY = "_source_key"
@@ -73,6 +73,8 @@ def _required(obj: FreshsalesObject) -> tuple[tuple[str, ...], bool]:
 
 
 def _present_sql(column: str, schema: Mapping[str, str]) -> str:
+    if column not in schema and CHOICE_PREFIX + column in schema:
+        column = CHOICE_PREFIX + column  # a required choice travels by name, resolved at load
     if column not in schema:
         return "FALSE"
     quoted = quote_ident(column)

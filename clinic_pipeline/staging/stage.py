@@ -360,9 +360,13 @@ def _required_sql(target: str, columns: list[str]) -> tuple[str, str]:
     wanted = tuple(c for c in obj.staged_required if not (obj.module and c == "name"))
     if not wanted:
         return "TRUE", "NULL"
-    checks = [f"{quote_ident(c)} IS NOT NULL" if c in columns else "FALSE" for c in wanted]
+    # A required choice (an activity's type) is staged by name in `_choice_<field>`, resolved at load.
+    staged = {c: c if c in columns else CHOICE_PREFIX + c for c in wanted}
+    checks = [f"{quote_ident(staged[c])} IS NOT NULL" if staged[c] in columns else "FALSE" for c in wanted]
     missing = ", ".join(
-        f"CASE WHEN {quote_ident(c)} IS NULL THEN {quote_literal(c)} END" if c in columns else quote_literal(c)
+        f"CASE WHEN {quote_ident(staged[c])} IS NULL THEN {quote_literal(c)} END"
+        if staged[c] in columns
+        else quote_literal(c)
         for c in wanted
     )
     return " AND ".join(checks), f"'missing required ' || concat_ws(', ', {missing})"

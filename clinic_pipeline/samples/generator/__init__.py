@@ -1,8 +1,8 @@
-"""Deterministic, vectorized sample clinic exports (15 tables, documents, realistic mess).
+"""Deterministic, vectorized sample clinic exports (16 tables, documents, realistic mess).
 
 `generate_clinic(out, patients=…)` writes an "Acme Practice Manager" export: a CSV folder or a SQLite
 database, plus `manifest.json` and `documents/`. The same seed gives byte-identical files; `patients`
-drives every table's size (about 17 records per patient in total). See `MessRates` for the dirt.
+drives every table's size (about 20 records per patient in total). See `MessRates` for the dirt.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import pyarrow as pa
 
 from clinic_pipeline.errors import OperatorError
 from clinic_pipeline.samples.generator import configuration, tables, visits
+from clinic_pipeline.samples.generator.communications import communications
 from clinic_pipeline.samples.generator.documents import DOCUMENTS_DIR, documents
 from clinic_pipeline.samples.generator.frame import Frame
 from clinic_pipeline.samples.generator.locales import TIME_ZONES, Country, localise
@@ -39,7 +40,7 @@ log = logging.getLogger(__name__)
 TABLE_NAMES = (
     "locations", "providers", "referring_physicians", "insurance_carriers", "patients", "insurance_policies",
     "appointments", "billing_encounters", "payments", "treatment_plans", "lab_results", "documents",
-    "workflow_rules", "report_definitions", "custom_field_definitions",
+    "communications", "workflow_rules", "report_definitions", "custom_field_definitions",
 )  # fmt: skip
 
 
@@ -77,6 +78,7 @@ def build_tables(frame: Frame, root: Path, large_documents: int) -> dict[str, pa
         "treatment_plans": visits.treatment_plans(frame, people),
         "lab_results": visits.lab_results(frame, people),
         "documents": documents(frame, root, large_documents),
+        "communications": communications(frame, people),
         "workflow_rules": configuration.workflow_rules(),
         "report_definitions": configuration.report_definitions(),
         "custom_field_definitions": configuration.custom_field_definitions(),

@@ -359,3 +359,24 @@ REPORT_SENTENCES = np.array(
 
 DOCUMENT_CATEGORIES = np.array(["intake", "consent", "referral", "insurance_card", "lab_report", "imaging"])
 DOCUMENT_STEMS = np.array(["intake_form", "consent_signed", "referral_letter", "insurance_card", "lab_report", "xray"])
+
+# Communications: each channel as practice systems write it, its kind (0 call, 1 email, 2 SMS, 3 letter,
+# 4 portal message) and how often it appears.
+CHANNELS = np.array(["Phone", "phone call", "CALL", "Email", "E-mail", "SMS", "Text", "Letter", "Portal message"])
+CHANNEL_KIND = np.array([0, 0, 0, 1, 1, 2, 2, 3, 4])
+CHANNEL_WEIGHTS = np.array([0.33, 0.05, 0.03, 0.2, 0.03, 0.15, 0.05, 0.08, 0.08])
+CALL_OUTCOMES = np.array(["Answered", "Left voicemail", "No answer", "Wrong number"])
+CALL_OUTCOME_WEIGHTS = np.array([0.55, 0.25, 0.15, 0.05])
+# Index 0: an automated reminder; then three per kind, in CHANNEL_KIND order.
+COMMUNICATION_SUBJECTS = np.array(
+    ["Appointment reminder",
+     "Appointment confirmation", "Billing question", "Prescription refill",
+     "Your upcoming appointment", "Your invoice", "Lab results available",
+     "Reminder: appointment tomorrow", "Please call the clinic", "Running late",
+     "Referral letter", "Recall letter", "Statement of account",
+     "Question about my medication", "Request for records", "Message from your provider"]
+)  # fmt: skip
+COMMUNICATION_BODIES = np.array(
+    ["discussed and confirmed with the patient.", "details sent; awaiting reply.", "patient will call back.",
+     "no further action needed."]
+)  # fmt: skip

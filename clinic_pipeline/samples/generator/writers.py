@@ -40,6 +40,7 @@ PRIMARY_KEYS: dict[str, tuple[str, ...]] = {
     "treatment_plans": ("treatment_plan_id",),
     "lab_results": ("lab_result_id",),
     "documents": ("document_id",),
+    "communications": ("comm_id",),
     "workflow_rules": ("rule_id",),
     "report_definitions": ("report_id",),
     "custom_field_definitions": ("table_name", "column_name"),
@@ -72,6 +73,7 @@ FOREIGN_KEYS: dict[str, dict[str, tuple[str, str]]] = {
         "ordering_provider_id": ("providers", "provider_id"),
     },
     "documents": {"patient_id": ("patients", "patient_id")},
+    "communications": {"patient_id": ("patients", "patient_id"), "staff_id": ("providers", "provider_id")},
 }
 
 
