@@ -297,6 +297,35 @@ def rollback_command(
     typer.echo(f"rollback {result.rollback_run_id} complete")
 
 
+@app.command("repair")
+@_one_line_errors
+def repair_command() -> None:
+    """Heal what the last validation report found missing or differing in Freshsales, then validate again."""
+    settings = _settings()
+    outcome = steps.run_repair(settings, run_id=f"cli-repair-{uuid.uuid4()}")
+    repaired = outcome.repaired
+    if outcome.after is None:
+        typer.echo(
+            f"nothing to repair: the validation report of {outcome.last_report_at:%Y-%m-%d %H:%M:%S} UTC lists "
+            "no discrepancies (0 writes)"
+        )
+        return
+    for name, o in repaired.objects.items():
+        failing = "; ".join(f"{n} {reason}" for reason, n in o.failing.items())
+        typer.echo(
+            f"repaired {name}: {o.checked} checked, {o.recreated} re-created, {o.updated} updated, "
+            f"{o.reuploaded} re-uploaded, {sum(o.failing.values())} still failing"
+            + (f" ({failing})" if failing else "")
+            + f"; {o.requests} requests"
+        )
+    typer.echo(
+        f"repair {repaired.run_id}: {repaired.writes} writes, {repaired.failing} still failing, "
+        f"{repaired.requests} requests "
+        f"(undo it: clinic-pipeline rollback --run {repaired.run_id})"
+    )
+    _print_report(outcome.after, settings)
+
+
 @app.command("sign-off")
 @_one_line_errors
 def sign_off(by: Annotated[str, typer.Option("--by", help="who accepts the sample diff")]) -> None:

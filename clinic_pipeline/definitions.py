@@ -17,6 +17,7 @@ from clinic_pipeline.assets.plan import (
     mapping_plan,
     owner_map,
 )
+from clinic_pipeline.assets.repair import repair_job
 from clinic_pipeline.assets.resources import ClinicResource, FreshsalesResource
 from clinic_pipeline.assets.rollback import rollback_job
 from clinic_pipeline.assets.sample import sample_diff
@@ -72,7 +73,7 @@ def build_definitions(
 ) -> dg.Definitions:
     """Everything; the delta group (assets, job, sensor, schedule) only once CUTOVER_START is known."""
     assets, checks = list(ALL_ASSETS), list(ALL_CHECKS)
-    jobs: list[Any] = [rollback_job]
+    jobs: list[Any] = [rollback_job, repair_job]
     sensors: list[dg.SensorDefinition] = []
     schedules: list[dg.ScheduleDefinition] = []
     start = cutover_start or _cutover_start()

@@ -35,6 +35,7 @@ from clinic_pipeline.load.modules import (
     verify_custom_fields,
 )
 from clinic_pipeline.load.owners import OwnerMap
+from clinic_pipeline.load.repair import RepairResult, repair
 from clinic_pipeline.load.rollback import RollbackResult, rollback
 from clinic_pipeline.load.state import DEFAULT_WAIT_SECONDS, StateBusyError, StateStore, open_state, read_progress
 from clinic_pipeline.mapping.checklist import (
@@ -504,6 +505,41 @@ def last_validation(settings: Settings) -> tuple[ValidationReport, datetime] | N
         return None
     written = datetime.fromtimestamp(path.stat().st_mtime, tz=UTC)
     return ValidationReport.model_validate_json(path.read_text(encoding="utf-8")), written
+
+
+class RepairOutcome(BaseModel):
+    """What `repair` did and the validation run after it; `after` is None when nothing was flagged."""
+
+    repaired: RepairResult
+    after: ValidationReport | None = None
+    last_report_at: datetime
+
+
+def run_repair(settings: Settings, *, run_id: str) -> RepairOutcome:
+    """Heal the records the last validation report found missing or differing, then validate again. The
+    report names objects, not records: each flagged object's records are verified (`load.repair`)."""
+    last = last_validation(settings)
+    if last is None:
+        raise ConfigurationError("no validation report yet: run `clinic-pipeline report` first")
+    report, written = last
+    plan = confirmed_plan(settings)
+    require_sign_off(settings.paths.sign_off, plan.confirmed_hash or "")
+    paths = settings.paths
+    if report.ok:
+        # Nothing flagged: not one request, not one write.
+        return RepairOutcome(repaired=RepairResult(run_id=run_id, flagged=[]), last_report_at=written)
+    with FreshsalesClient.from_settings(settings) as client, open_state(paths.state_db_path) as state:
+        repaired = repair(
+            client,
+            state,
+            report,
+            run_id=run_id,
+            staged_dir=paths.staged_dir,
+            quarantine_dir=paths.quarantine_dir,
+            fallback_owner_email=settings.clinic_fallback_owner_email,
+            max_file_bytes=settings.freshsales_max_file_bytes,
+        )
+    return RepairOutcome(repaired=repaired, after=run_validation(settings), last_report_at=written)
 
 
 def _row_count(path: Path) -> int:
