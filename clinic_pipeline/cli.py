@@ -104,15 +104,23 @@ def sample_data(
     seed: Annotated[int, typer.Option(help="the same seed gives byte-identical output")] = 7,
     fmt: Annotated[str, typer.Option("--format", help="csv (a folder of CSV files) or sqlite (one database)")] = "csv",
     large_documents: Annotated[int, typer.Option(help="sparse documents over 25 MB to add")] = 0,
+    country: Annotated[str, typer.Option(help="US, or GB for a UK clinic (+44 numbers, day-first dates, £)")] = "US",
 ) -> None:
     """Generate a realistic, messy sample clinic export (deterministic for a seed)."""
     from clinic_pipeline.samples.generator import generate_clinic
 
     if fmt not in ("csv", "sqlite"):
         raise typer.BadParameter("--format is csv or sqlite")
+    if country not in ("US", "GB"):
+        raise typer.BadParameter("--country is US or GB")
     dest = out or _settings().paths.generated_source
     result = generate_clinic(
-        dest, patients=patients, seed=seed, fmt="csv" if fmt == "csv" else "sqlite", large_documents=large_documents
+        dest,
+        patients=patients,
+        seed=seed,
+        fmt="csv" if fmt == "csv" else "sqlite",
+        large_documents=large_documents,
+        country="US" if country == "US" else "GB",
     )
     typer.echo(
         f"{result.total_records} records in {len(result.row_counts)} tables written in {result.seconds:.1f} s; "
