@@ -130,3 +130,26 @@ def test_a_status_value_the_value_map_leaves_undecided_is_refused_at_confirmatio
     assert isinstance(
         confirm_checked(plan, "tester", [t.name for t in inventory.tables], values=_values(inventory)), MappingPlan
     )
+
+
+def test_charts_the_source_marked_merged_are_skipped_with_their_reason(tmp_path: Path) -> None:
+    export = tmp_path / "export"
+    rows = [
+        [n, f"Given{n}", f"Family{n}", str(n - 20) if n > 50 else "", "Y" if n % 17 == 0 else "N"] for n in range(1, 61)
+    ]
+    _csv(export / "patients.csv", ["patient_id", "first_name", "last_name", "merged_into", "is_duplicate"], rows)
+    con = duckdb.connect()
+    source = open_source(str(export), con)
+    inventory = build_inventory(source, con)
+    plan = confirm_checked(propose_plan(inventory, 0.75), "tester", [t.name for t in inventory.tables])
+    patients = next(o for o in plan.objects if o.source_table == "patients")
+    assert {f.source: f.target for f in patients.fields}["merged_into"] is None
+    result = stage_object(
+        CONTACTS, plan, source, con, staged_dir=tmp_path / "staged", quarantine_dir=tmp_path / "quarantine"
+    )
+    con.close()
+    merged = "merged into another chart in the source (merged_into): the surviving chart is migrated"
+    flagged = "merged into another chart in the source (is_duplicate): the surviving chart is migrated"
+    # 10 rows name a survivor; 17 and 34 are flagged (51 is both: the first rule names it).
+    assert result.skip_reasons == {merged: 10, flagged: 2}
+    assert result.staged_rows == 48

@@ -76,6 +76,8 @@ from clinic_pipeline.mapping.synonyms import (
     COMMUNICATION_TABLE_WORDS,
     CONCEPT_BY_KEY,
     CONCEPTS,
+    INACTIVE_VALUES,
+    MERGED_FLAG_NAMES,
     REBUILD_TABLE_WORDS,
     SYSTEM_TABLE_WORDS,
     TABLE_CONCEPTS,
@@ -807,6 +809,15 @@ def _propose_object(
             + ("skip_when" if n == 0 else "skip_rules")
             + ")",
         )
+    if target == CONTACTS.target:
+        for column in table.columns:
+            if normalise(column.name) in MERGED_FLAG_NAMES and column.name not in preset:
+                preset[column.name] = FieldMapping(
+                    source=column.name,
+                    target=None,
+                    confidence=0.85,
+                    reason="the source's merge marker: marked charts are skipped with that reason (skip_rules)",
+                )
     used = set(preset) | ({key.name} if key else set())
     duration = None
     if target == "appointment":
@@ -1028,9 +1039,10 @@ def _with_activity_end_and_title(
 
 
 def _test_records(table: TableProfile, target: str, fields: list[FieldMapping]) -> list[SkipRule]:
-    """Test and demo charts (a test flag set, or a name like TEST or ZZZ in the data) are not patients: skipped
-    with a reason, counted in reconciliation. Only where the export shows them, so a plan never carries a rule
-    its data gives no evidence for."""
+    """Test and demo charts (a test flag set, or a name like TEST or ZZZ in the data) are not patients, and
+    charts the source marks merged into another (a flag, or the survivor's id) are that other: skipped with a
+    reason, counted in reconciliation. Only where the export shows them, so a plan never carries a rule its
+    data gives no evidence for."""
     if target != CONTACTS.target:
         return []
     rules = []
@@ -1042,6 +1054,20 @@ def _test_records(table: TableProfile, target: str, fields: list[FieldMapping]) 
                     reason=f"a test chart ({column.name} set), not a patient",
                 )
             )
+    for column in table.columns:
+        if normalise(column.name) not in MERGED_FLAG_NAMES or column.null_rate >= 1.0:
+            continue
+        flag = column.type == "boolean" or (
+            bool(column.categories) and set(column.categories or []) <= {*ACTIVE_VALUES, *INACTIVE_VALUES}
+        )
+        rules.append(
+            SkipRule(
+                when=RowFilter(source=column.name, op="in", value=list(ACTIVE_VALUES))
+                if flag
+                else RowFilter(source=column.name, op="not_empty"),
+                reason=f"merged into another chart in the source ({column.name}): the surviving chart is migrated",
+            )
+        )
     names = [f.source for f in fields if f.target in ("first_name", "last_name", "cf_full_name")]
     rules += [
         SkipRule(

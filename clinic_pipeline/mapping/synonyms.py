@@ -547,6 +547,11 @@ CANCELLED_VALUES = ("cancelled", "canceled", "cancel", "canceled by patient", "c
 TEST_FLAG_NAMES = frozenset({"test", "is test", "test patient", "test flag", "is test patient", "demo", "is demo"})
 # Values of such a flag that mean yes.
 ACTIVE_VALUES = ("1", "y", "yes", "true", "t")
+# A column marking a chart the source merged into another (a flag, or the survivor's id): normalised names.
+MERGED_FLAG_NAMES = frozenset(
+    {"merged", "is merged", "merged flag", "duplicate", "is duplicate", "merged into", "merged to", "merged with",
+     "duplicate of", "merged into id", "merged to id", "merged patient id", "merged into patient id"}
+)  # fmt: skip
 
 # A patient's status values → (lifecycle stage, contact status) of the account, matched on the normalised
 # value's words. The names are what an admin sets up for a clinic (freshsales_api.md: contact_statuses belong

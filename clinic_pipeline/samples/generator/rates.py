@@ -56,6 +56,9 @@ class MessRates(BaseModel):
     provider_missing_email: float = _rate(0.15, "providers without an email")
     inactive_providers: float = _rate(0.10, "providers with active=N")
     referred_patients: float = _rate(0.30, "patients with a referring_physician_id")
+    marked_merged: float = _rate(
+        0.4, "duplicate registrations the clinic already merged: merged_into names the chart that survives"
+    )
     test_patients: float = _rate(
         0.005, "patients that are test or demo charts (Test ZZZTEST, Demo Zztest); at least one in a clinic of 50"
     )

@@ -42,6 +42,7 @@ PATIENT_COLUMNS = (
     "city", "state", "zip", "location_id", "primary_provider_id", "referring_physician_id", "preferred_language",
     "marketing_consent", "deleted", "created_at", "updated_at",
     "how_did_you_hear", "last_xray_date", "allergy_notes", "pain_scale", "newsletter_opt_in", "patient_status",
+    "merged_into",
 )  # fmt: skip
 POLICY_COLUMNS = (
     "policy_id", "patient_id", "carrier_id", "policy_number", "group_number", "coverage_order", "subscriber_name",
@@ -355,6 +356,7 @@ def patients(frame: Frame) -> tuple[pa.Table, PatientFacts]:
         null_where(rng.random(n) < 0.3, text(rng.integers(0, 11, n))),
         where(rng.random(n) < 0.35, "true", "false"),
         pick(v.PATIENT_STATUSES, weighted(frame.rng(14), v.PATIENT_STATUS_WEIGHTS, n)),
+        null_where(~(is_dup & (frame.rng(17).random(n) < r.marked_merged)), text(source + 1)),
     ]  # fmt: skip
     facts = PatientFacts(location, provider, created, first_names, last_names)
     return table(PATIENT_COLUMNS, arrays, n), facts
