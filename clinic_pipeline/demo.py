@@ -19,6 +19,7 @@ from clinic_pipeline import runs, steps
 from clinic_pipeline.assets.resources import pipeline_resources, resources_settings
 from clinic_pipeline.mapping.checklist import required_custom_fields
 from clinic_pipeline.mapping.owner_map import staff_emails
+from clinic_pipeline.mapping.plan import read_plan, write_plan
 from clinic_pipeline.reports.validation import ValidationReport
 from clinic_pipeline.samples.generator import generate_clinic
 from clinic_pipeline.settings import ConfigurationError, Settings
@@ -29,6 +30,8 @@ DEMO_CONFIRMER = "clinic-pipeline demo (automatic)"
 DEMO_PATIENTS = 300  # a few thousand records: the whole migration in about a minute
 DEMO_SEED = 7
 DEMO_FALLBACK_OWNER = "ada.admin@clinic.example"  # the sandbox's seeded admin (sandbox/seed.py)
+# The territory rule the demo writes as a clinic would: its referrers' states → the sandbox's territories.
+DEMO_TERRITORIES = {"IL": "North", "WI": "North", "IN": "East", "IA": "West", "MO": "South"}
 
 
 @contextmanager
@@ -84,6 +87,19 @@ def invite_staff_as_admin(settings: Settings, root_url: str, echo: Callable[[str
                 raise ConfigurationError(f"sandbox refused a staff user: {response.status_code}")
 
 
+def write_territory_rule(settings: Settings, echo: Callable[[str], None]) -> None:
+    """What the clinic does in the plan before confirming it: name a territory for each value of the proposed
+    territory rules (referrer practices by state)."""
+    plan = read_plan(settings.paths.plan_path)
+    ruled = [line for o in plan.objects for line in o.mapped_fields() if line.target == "territory_id"]
+    for line in ruled:
+        line.value_map = {value: DEMO_TERRITORIES.get(value.strip().upper()) for value in line.value_map}
+    if ruled:
+        write_plan(plan, settings.paths.plan_path)
+        rule = ", ".join(f"{v} → {t}" for v, t in DEMO_TERRITORIES.items())
+        echo(f"demo: TERRITORY RULE written into the plan as the clinic would: referrer practices by state ({rule})")
+
+
 def run_demo(settings: Settings, *, echo: Callable[[str], None], fresh_sandbox: bool = True) -> None:
     paths = settings.paths
     source = paths.generated_source
@@ -115,6 +131,7 @@ def run_demo(settings: Settings, *, echo: Callable[[str], None], fresh_sandbox: 
         resources = pipeline_resources(**config)
         run_settings = resources_settings(resources)
         runs.materialize(runs.PLAN, resources)
+        write_territory_rule(run_settings, echo)
         plan = steps.run_confirm(run_settings, DEMO_CONFIRMER)
         echo(f"demo: AUTOMATICALLY CONFIRMED the mapping plan as '{DEMO_CONFIRMER}' (hash {plan.confirmed_hash})")
         echo("demo: in a real migration a person reviews `clinic-pipeline review-mapping` and confirms it")

@@ -115,6 +115,9 @@ class ObjectMapping(BaseModel):
     duplicates: Literal["keep_flagged", "merge"] | None = Field(
         default=None, description="contacts: what to do with a patient registered twice"
     )
+    tags: list[str] = Field(
+        default_factory=list, description="tags every record of this mapping carries (contacts: Referrer)"
+    )
     fields: list[FieldMapping] = Field(default_factory=list)
 
     def mapped_fields(self) -> list[FieldMapping]:

@@ -79,6 +79,8 @@ from clinic_pipeline.mapping.synonyms import (
     INACTIVE_VALUES,
     MERGED_FLAG_NAMES,
     REBUILD_TABLE_WORDS,
+    REFERRER_TABLE_WORDS,
+    REFERRER_TAG,
     SYSTEM_TABLE_WORDS,
     TABLE_CONCEPTS,
     TEST_FLAG_NAMES,
@@ -852,8 +854,12 @@ def _propose_object(
     fields = _assign(table, target, key, key_confidence, inventory, threshold, preset)
     if target == "appointment":
         fields = with_title(fields, table)
+    tags: list[str] = []
     if target == CONTACTS.target:
         fields = split_full_name(fields)
+        if set(normalise(table.name).split()) & REFERRER_TABLE_WORDS:
+            tags = [REFERRER_TAG]
+            fields = _with_territory_rule(fields, table, used)
     if target == "sales_activity":
         fields = _with_activity_end_and_title(fields, same_source_end, channel_line, table)
     if target.startswith("custom_module:"):
@@ -899,6 +905,7 @@ def _propose_object(
         changed_at=changed.name if changed else None,
         changed_at_format=changed.format if changed else None,
         duplicates="keep_flagged" if target == CONTACTS.target else None,
+        tags=tags,
         fields=fields,
     )
     if target == "appointment":
@@ -983,6 +990,27 @@ def _without_patient(table: TableProfile, target: str, fields: list[FieldMapping
         when=RowFilter(source=link.source, op="empty"),
         reason="no patient: a calendar block (lunch, meeting), not a visit",
     )
+
+
+def _with_territory_rule(fields: list[FieldMapping], table: TableProfile, used: set[str]) -> list[FieldMapping]:
+    """A referrer's territory by the geography of their practice (its state): a rule the clinic fills in, one
+    territory of its Freshsales account per value; until then every value chooses none. The practice's
+    account takes its referrers' territory."""
+    state = _best_column(table, "state", ("text",), used)
+    if state is None or not state.categories or any(f.target == "territory_id" for f in fields):
+        return fields
+    rule = FieldMapping(
+        source=state.name,
+        target="territory_id",
+        type="lookup",
+        transform="choice:territories",
+        value_map=dict.fromkeys(state.categories),
+        confidence=0.5,
+        needs_review=True,
+        reason=f"territory by {state.name}: name the account's territory for each value (or leave none); the "
+        "referrer's practice account gets it too",
+    )
+    return [*fields, rule]
 
 
 def _communication_lines(

@@ -543,6 +543,11 @@ LABEL_COLUMN_WORDS = ("title", "label", "description", "meaning", "display", "na
 # Status values of a visit that did not happen and that the plan skips by default (a plan choice).
 CANCELLED_VALUES = ("cancelled", "canceled", "cancel", "canceled by patient", "cancelled by clinic")
 
+# Words of a contact table's name that say it holds referring physicians (tagged Referrer, their practices
+# given a territory by a plan rule), not patients.
+REFERRER_TABLE_WORDS = frozenset({"referring", "referrer", "referrers", "referral", "referrals"})
+REFERRER_TAG = "Referrer"
+
 # A column flagging test or demo charts (`is_test`, `TestPatient`, `demo`): normalised names.
 TEST_FLAG_NAMES = frozenset({"test", "is test", "test patient", "test flag", "is test patient", "demo", "is demo"})
 # Values of such a flag that mean yes.

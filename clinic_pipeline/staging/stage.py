@@ -196,14 +196,8 @@ def _field_columns(
         sel.columns.append(f"{compiled.value_sql} AS _owner_email")
         return
     if name == "choice":
-        # The Freshsales choice's name (the loader resolves it to its id); values the map leaves out get none.
-        cases = " ".join(
-            f"WHEN {quote_literal(value.strip().lower())} THEN {quote_literal(choice)}"
-            for value, choice in line.value_map.items()
-            if choice
-        )
-        value = f"CASE lower({compiled.value_sql}) {cases} END" if cases else "NULL::VARCHAR"
-        sel.columns.append(f"{value} AS {quote_ident(CHOICE_PREFIX + (line.target or ''))}")
+        chosen = _chosen_sql(line, compiled.value_sql)
+        sel.columns.append(f"{chosen} AS {quote_ident(CHOICE_PREFIX + (line.target or ''))}")
         return
     target = _payload_name(line.target or "")
     if target == "description":
@@ -289,6 +283,9 @@ def _direct_select(
         # The plan check takes a required name as staging's to fill (a deal, an account, a module record
         # the plan names by no column): the source key names it, rather than every row being quarantined.
         sel.columns.append(f"{key} AS name")
+    if mapping.tags and "tags" not in targets:
+        tags = ", ".join(quote_literal(t) for t in mapping.tags)
+        sel.columns.append(f"[{tags}]::VARCHAR[] AS tags")
     if obj.target == "deal" and plan.clinic.currency and "currency_id" not in targets:
         # The amounts are in the clinic's currency, which need not be the account's default.
         sel.columns.append(f"{quote_literal(plan.clinic.currency)} AS {CHOICE_PREFIX}currency_id")
@@ -330,14 +327,32 @@ def _grouped_select(rows: str, mapping: ObjectMapping) -> str:
     )
 
 
+def _chosen_sql(line: FieldMapping, value_sql: str) -> str:
+    """The Freshsales choice's name a value maps to (the loader resolves it to its id); values the map leaves
+    out choose none."""
+    cases = " ".join(
+        f"WHEN {quote_literal(value.strip().lower())} THEN {quote_literal(choice)}"
+        for value, choice in line.value_map.items()
+        if choice
+    )
+    return f"CASE lower({value_sql}) {cases} END" if cases else "NULL::VARCHAR"
+
+
 def _derived_select(mapping: ObjectMapping, source: str, time_zone: str, export: SourceExport) -> str:
-    """Parents named by a lookup column (e.g. a clinic location on each patient): one record per value."""
+    """Parents named by a lookup column (e.g. a clinic location on each patient): one record per value. A
+    territory the mapping's rule gives its rows (by state, specialty) is the derived account's too: its first
+    row's, as the rows of one practice share it."""
     controls = _controls_by_table(export).get(mapping.source_table, True)
     compiled = compile_transform(source, "trim", time_zone, control_characters=controls)
     key = _derived_key_sql(mapping.source_table, source, compiled.value_sql)
+    territory = next((f for f in mapping.mapped_fields() if f.target == "territory_id" and f.value_map), None)
+    inherited = ""
+    if territory is not None:
+        chosen = _chosen_sql(territory, f"trim({quote_ident(territory.source)})")
+        inherited = f"arg_min({chosen}, _source_row) AS {quote_ident(CHOICE_PREFIX + 'territory_id')}, "
     return (
         f"SELECT TRUE AS _derived, {key} AS _source_key, {quote_literal(mapping.source_table)} AS _source_table, "
-        f"min(_source_row) AS _source_row, NULL::VARCHAR AS _skip_reason, "
+        f"min(_source_row) AS _source_row, NULL::VARCHAR AS _skip_reason, {inherited}"
         f"arg_min({compiled.value_sql}, _source_row) AS name, {key} AS {SOURCE_KEY_FIELD} "
         f"FROM {layered_from(f'source.{quote_ident(mapping.source_table)}', compiled.levels)} "
         f"WHERE {compiled.value_sql} IS NOT NULL GROUP BY ALL"
