@@ -93,7 +93,7 @@ def write_territory_rule(settings: Settings, echo: Callable[[str], None]) -> Non
     plan = read_plan(settings.paths.plan_path)
     ruled = [line for o in plan.objects for line in o.mapped_fields() if line.target == "territory_id"]
     for line in ruled:
-        line.value_map = {value: DEMO_TERRITORIES.get(value.strip().upper()) for value in line.value_map}
+        line.value_map = {**dict.fromkeys(line.value_map), **DEMO_TERRITORIES}
     if ruled:
         write_plan(plan, settings.paths.plan_path)
         rule = ", ".join(f"{v} → {t}" for v, t in DEMO_TERRITORIES.items())

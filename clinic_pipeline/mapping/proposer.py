@@ -997,14 +997,14 @@ def _with_territory_rule(fields: list[FieldMapping], table: TableProfile, used: 
     territory of its Freshsales account per value; until then every value chooses none. The practice's
     account takes its referrers' territory."""
     state = _best_column(table, "state", ("text",), used)
-    if state is None or not state.categories or any(f.target == "territory_id" for f in fields):
+    if state is None or any(f.target == "territory_id" for f in fields):
         return fields
     rule = FieldMapping(
         source=state.name,
         target="territory_id",
         type="lookup",
         transform="choice:territories",
-        value_map=dict.fromkeys(state.categories),
+        value_map=dict.fromkeys(state.categories or []),
         confidence=0.5,
         needs_review=True,
         reason=f"territory by {state.name}: name the account's territory for each value (or leave none); the "

@@ -146,6 +146,8 @@ class _Select:
     controls: Mapping[str, bool]  # table → whether its text may hold control characters
     documents_root: Path | None = None
     levels: list[tuple[Level, ...]] = field(default_factory=list)  # the transforms' steps, per line
+    # A module record's name where its name line is empty on a row: its source key (a name is required).
+    name_fallback: str | None = None
 
 
 def _field_columns(
@@ -206,6 +208,8 @@ def _field_columns(
         # Relative to the export: the loader streams the file from where the export was unpacked.
         prefix = quote_literal(str(sel.documents_root) + os.sep)
         sel.columns.append(f"{prefix} || ltrim({compiled.value_sql}, '/') AS file_path")
+    elif target == "name" and sel.name_fallback:
+        sel.columns.append(f"coalesce({compiled.value_sql}, {sel.name_fallback}) AS name")
     else:
         sel.columns.append(f"{compiled.value_sql} AS {quote_ident(target)}")
 
@@ -269,6 +273,7 @@ def _direct_select(
         descriptions=[],
         controls=_controls_by_table(export),
         documents_root=documents_root(export),
+        name_fallback=key if obj.module else None,
     )
     for i, line in enumerate(mapping.mapped_fields()):
         if line.target in ("external_id", SOURCE_KEY_FIELD):

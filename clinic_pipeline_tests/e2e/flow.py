@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,11 +19,13 @@ PRE_CONFIRMATION = runs.PLAN
 Resources = dict[str, dg.ConfigurableResource]
 
 
-def generated_clinic(tmp_path: Path, sandbox: Any, *, country: Country = "US") -> tuple[Resources, Path]:
+def generated_clinic(
+    tmp_path: Path, sandbox: Any, *, country: Country = "US", patients: int = 30
+) -> tuple[Resources, Path]:
     """A small generated clinic (every object) against the sandbox; the sandbox admin is the fallback
     owner because the clinic's staff have no Freshsales users there."""
     source = tmp_path / "source"
-    generate_clinic(source, patients=30, seed=5, country=country)
+    generate_clinic(source, patients=patients, seed=5, country=country)
     resources = pipeline_resources(
         clinic_source=str(source),
         clinic_data_dir=str(tmp_path / "data"),
@@ -39,10 +42,15 @@ def materialize(
     return dg.materialize([*ALL_ASSETS, *ALL_CHECKS], selection=selection, resources=resources, raise_on_error=False)
 
 
-def confirm_and_sign_off(resources: Resources, sandbox: Any) -> dg.ExecuteInProcessResult:
-    """Propose, confirm, create the admin's custom fields, run everything up to the sample diff, sign it off."""
+def confirm_and_sign_off(
+    resources: Resources, sandbox: Any, *, before_confirming: Callable[[], None] | None = None
+) -> dg.ExecuteInProcessResult:
+    """Propose, [edit the plan as a person would,] confirm, create the admin's custom fields, run everything up
+    to the sample diff, sign it off."""
     settings = resources_settings(resources)
     assert materialize(resources, PRE_CONFIRMATION).success
+    if before_confirming is not None:
+        before_confirming()
     steps.run_confirm(settings, "test reviewer")
     create_custom_fields_as_admin(settings, sandbox.root_url, sandbox.api_key, echo=lambda _: None)
     result = materialize(resources, runs.SAMPLE)
