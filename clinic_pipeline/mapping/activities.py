@@ -143,16 +143,39 @@ def with_title(
     return [title if f is chosen else f for f in fields]
 
 
+def narrowed(mapping: ObjectMapping, where: RowFilter, why: str) -> ObjectMapping:
+    """The mapping for only the rows `where` takes, saying why."""
+    return mapping.model_copy(update={"where": where, "reason": f"{mapping.reason}; {why}"})
+
+
+def as_notes(mapping: ObjectMapping, where: RowFilter, reason: str, fields: list[FieldMapping]) -> ObjectMapping:
+    """The rows `where` takes as notes on their contact (same key and skip rules), with `fields` for their text
+    and the mapping's own links to the contact."""
+    links = [
+        f.model_copy(update={"target": "targetable_id"}) for f in mapping.fields if f.transform == "lookup:contact"
+    ]
+    return ObjectMapping(
+        source_table=mapping.source_table,
+        target="note",
+        source_key=mapping.source_key,
+        where=where,
+        skip_when=mapping.skip_when,
+        skip_rules=mapping.skip_rules,
+        confidence=mapping.confidence,
+        reason=reason,
+        fields=[*fields, *links],
+    )
+
+
 def split_calendar(mapping: ObjectMapping, duration: ColumnProfile | None) -> list[ObjectMapping]:
     """Appointments for visits with a duration; Tasks for short check-ins (and rows with no duration)."""
     if duration is None:
         return [mapping]
     threshold = TASK_BELOW_MINUTES * (60 if counts_seconds(duration) else 1)
-    visits = mapping.model_copy(
-        update={
-            "where": RowFilter(source=duration.name, op="at_least", value=threshold),
-            "reason": f"{mapping.reason}; rows lasting ≥ {TASK_BELOW_MINUTES} min ({duration.name}) are appointments",
-        }
+    visits = narrowed(
+        mapping,
+        RowFilter(source=duration.name, op="at_least", value=threshold),
+        f"rows lasting ≥ {TASK_BELOW_MINUTES} min ({duration.name}) are appointments",
     )
     task_fields = []
     for line in mapping.fields:
@@ -190,31 +213,23 @@ def split_unstructured(
     """Structured results stay module records; rows with only a free-text report become notes."""
     if value is None or report is None:
         return [mapping]
-    structured = mapping.model_copy(
-        update={
-            "where": RowFilter(source=value.name, op="not_empty"),
-            "reason": f"{mapping.reason}; rows with a value in {value.name} are structured results",
-        }
+    structured = narrowed(
+        mapping,
+        RowFilter(source=value.name, op="not_empty"),
+        f"rows with a value in {value.name} are structured results",
     )
-    links = [f for f in mapping.fields if f.transform == "lookup:contact"]
-    note = ObjectMapping(
-        source_table=mapping.source_table,
-        target="note",
-        source_key=mapping.source_key,
-        where=RowFilter(source=value.name, op="empty"),
-        skip_when=mapping.skip_when,
-        skip_rules=mapping.skip_rules,
-        confidence=mapping.confidence,
-        reason=f"rows without a value in {value.name}: unstructured reports become notes on the contact, "
+    note = as_notes(
+        mapping,
+        RowFilter(source=value.name, op="empty"),
+        f"rows without a value in {value.name}: unstructured reports become notes on the contact, "
         f"original text of {report.name} kept",
-        fields=[
+        [
             FieldMapping(
                 source=report.name,
                 target="description",
                 confidence=0.85,
                 reason="the report's original text, unchanged",
-            ),
-            *[f.model_copy(update={"target": "targetable_id"}) for f in links],
+            )
         ],
     )
     return [structured, note]

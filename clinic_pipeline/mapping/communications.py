@@ -14,10 +14,9 @@ of their type, with their original time, contact and owner; kinds the account ha
 
 from __future__ import annotations
 
-from clinic_pipeline.mapping.activities import time_lines
-from clinic_pipeline.mapping.plan import FieldMapping, ObjectMapping, RowFilter
+from clinic_pipeline.mapping.activities import as_notes, narrowed, time_lines
+from clinic_pipeline.mapping.plan import FieldMapping, ObjectMapping, RowFilter, choice_line
 from clinic_pipeline.mapping.synonyms import CALL_OUTCOME_VALUES, COMMUNICATION_KINDS, normalise, says
-from clinic_pipeline.model.objects import CHOICE_SELECTORS
 from clinic_pipeline.source.inventory import ColumnProfile, SchemaInventory, TableProfile
 from clinic_pipeline.source.inventory_model import value_meanings
 
@@ -51,16 +50,13 @@ def type_line(channel: ColumnProfile, inventory: SchemaInventory, table: str) ->
     value_map = {v: COMMUNICATION_KINDS[k][0] if (k := kind_of(m)) else None for v, m in meanings.items()}
     said = "; ".join(f"{v} → {t}" for v, t in value_map.items() if t)
     notes = [v for v, t in value_map.items() if not t]
-    return FieldMapping(
-        source=channel.name,
-        target=TYPE_FIELD,
-        type="lookup",
-        transform=f"choice:{CHOICE_SELECTORS[TYPE_FIELD]}",
-        value_map=value_map,
+    return choice_line(
+        channel.name,
+        TYPE_FIELD,
+        value_map,
         confidence=0.8,
         reason=f"channel values → the account's sales activity types: {said}"
         + (f"; no default type for {', '.join(notes)}: those rows become notes" if notes else ""),
-        needs_review=True,
     )
 
 
@@ -89,15 +85,12 @@ def outcome_line(table: TableProfile, used: set[str], inventory: SchemaInventory
         said = {o for o in value_map.values() if o}
         if len(said) >= 2:
             shown = "; ".join(f"{v} → {o}" for v, o in value_map.items() if o)
-            return FieldMapping(
-                source=column.name,
-                target=OUTCOME_FIELD,
-                type="lookup",
-                transform=f"choice:{CHOICE_SELECTORS[OUTCOME_FIELD]}",
-                value_map=value_map,
+            return choice_line(
+                column.name,
+                OUTCOME_FIELD,
+                value_map,
                 confidence=0.75,
                 reason=f"call outcomes → the account's sales activity outcomes: {shown}; other values: none",
-                needs_review=True,
             )
     return None
 
@@ -111,33 +104,22 @@ def split_communications(mapping: ObjectMapping, channel: FieldMapping | None) -
     untyped = [v for v, t in channel.value_map.items() if not t]
     if not untyped:
         return [mapping]
-    activities = mapping.model_copy(
-        update={
-            "where": RowFilter(source=channel.source, op="in", value=typed),
-            "reason": f"{mapping.reason}; rows of a kind with a sales activity type ({channel.source})",
-        }
+    activities = narrowed(
+        mapping,
+        RowFilter(source=channel.source, op="in", value=typed),
+        f"rows of a kind with a sales activity type ({channel.source})",
     )
-    note_lines = []
-    for line in mapping.fields:
-        if line.transform == "lookup:contact":
-            note_lines.append(line.model_copy(update={"target": "targetable_id"}))
-        elif line.target in ("title", "notes", TYPE_FIELD, "start_date") and line.target is not None:
-            # Notes have no date or type of their own: both travel in the note's text, as the source wrote them.
-            note_lines.append(
-                line.model_copy(
-                    update={"target": "description", "type": "text", "transform": "trim", "value_map": {}, "args": []}
-                )
-            )
-    note = ObjectMapping(
-        source_table=mapping.source_table,
-        target="note",
-        source_key=mapping.source_key,
-        where=RowFilter(source=channel.source, op="not_in", value=typed),
-        skip_when=mapping.skip_when,
-        skip_rules=mapping.skip_rules,
-        confidence=mapping.confidence,
-        reason=f"rows of {mapping.source_table} whose kind ({', '.join(untyped)}) has no sales activity type in a "
+    # Notes have no date or type of their own: both travel in the note's text, as the source wrote them.
+    text = {"type": "text", "transform": "trim", "value_map": {}, "args": []}
+    note = as_notes(
+        mapping,
+        RowFilter(source=channel.source, op="not_in", value=typed),
+        f"rows of {mapping.source_table} whose kind ({', '.join(untyped)}) has no sales activity type in a "
         "default account: notes on the contact, with their date, kind and text",
-        fields=note_lines,
+        [
+            line.model_copy(update={"target": "description", **text})
+            for line in mapping.fields
+            if line.target in ("title", "notes", TYPE_FIELD, "start_date")
+        ],
     )
     return [activities, note]

@@ -9,12 +9,11 @@ removing the rule.
 
 from __future__ import annotations
 
-from clinic_pipeline.mapping.plan import FieldMapping, RowFilter, SkipRule
+from clinic_pipeline.mapping.plan import FieldMapping, RowFilter, SkipRule, choice_line
 from clinic_pipeline.mapping.synonyms import CANCELLED_VALUES, OUTCOME_VALUES, says
 from clinic_pipeline.source.inventory import CodeList, ColumnProfile
 from clinic_pipeline.source.inventory_model import value_meanings
 
-OUTCOMES = "sales_activity_outcomes"
 CANCELLED_REASON = "cancelled visit: it did not happen (a plan choice: remove the rule to keep them)"
 
 
@@ -33,15 +32,12 @@ def outcome_line(status: ColumnProfile, codes: CodeList | None = None) -> FieldM
         return None
     said = "; ".join(f"{v} → {c}" for v, c in value_map.items() if c)
     decoded = f", codes read as {codes.list_table}.{codes.label_column}{_which(codes)}" if codes else ""
-    return FieldMapping(
-        source=status.name,
-        target="outcome_id",
-        type="lookup",
-        transform=f"choice:{OUTCOMES}",
-        value_map=value_map,
+    return choice_line(
+        status.name,
+        "outcome_id",
+        value_map,
         confidence=0.8,
         reason=f"status values → Freshsales outcomes{decoded}: {said}; other values: no outcome",
-        needs_review=True,
     )
 
 

@@ -14,7 +14,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from clinic_pipeline.errors import OperatorError
-from clinic_pipeline.model.objects import FieldType
+from clinic_pipeline.model.objects import CHOICE_SELECTORS, FieldType
 from clinic_pipeline.model.transforms import DEFAULT_COUNTRY
 
 # libyaml's safe loader when PyYAML was built with it: every step reads the plan, and the pure-Python
@@ -53,6 +53,23 @@ class FieldMapping(BaseModel):
     )
     allow_secret: bool = Field(
         default=False, description="a person's explicit choice to migrate a column the software takes for a secret"
+    )
+
+
+def choice_line(
+    source: str, field: str, value_map: dict[str, str | None], *, confidence: float, reason: str
+) -> FieldMapping:
+    """A line choosing one of the account's reference rows per source value (`choice:<selector>`); a person
+    reviews every such map."""
+    return FieldMapping(
+        source=source,
+        target=field,
+        type="lookup",
+        transform=f"choice:{CHOICE_SELECTORS[field]}",
+        value_map=value_map,
+        confidence=confidence,
+        reason=reason,
+        needs_review=True,
     )
 
 

@@ -68,7 +68,7 @@ from clinic_pipeline.mapping.links import (
 )
 from clinic_pipeline.mapping.names import split_full_name
 from clinic_pipeline.mapping.outcomes import cancelled_rule, outcome_line
-from clinic_pipeline.mapping.plan import FieldMapping, MappingPlan, ObjectMapping, RowFilter, SkipRule
+from clinic_pipeline.mapping.plan import FieldMapping, MappingPlan, ObjectMapping, RowFilter, SkipRule, choice_line
 from clinic_pipeline.mapping.secrets import secret_evidence
 from clinic_pipeline.mapping.statuses import status_line
 from clinic_pipeline.mapping.synonyms import (
@@ -999,14 +999,11 @@ def _with_territory_rule(fields: list[FieldMapping], table: TableProfile, used: 
     state = _best_column(table, "state", ("text",), used)
     if state is None or any(f.target == "territory_id" for f in fields):
         return fields
-    rule = FieldMapping(
-        source=state.name,
-        target="territory_id",
-        type="lookup",
-        transform="choice:territories",
-        value_map=dict.fromkeys(state.categories or []),
+    rule = choice_line(
+        state.name,
+        "territory_id",
+        dict.fromkeys(state.categories or []),
         confidence=0.5,
-        needs_review=True,
         reason=f"territory by {state.name}: name the account's territory for each value (or leave none); the "
         "referrer's practice account gets it too",
     )

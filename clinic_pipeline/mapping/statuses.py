@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from clinic_pipeline.mapping.plan import FieldMapping
+from clinic_pipeline.mapping.plan import FieldMapping, choice_line
 from clinic_pipeline.mapping.synonyms import CLAIM_STATUS_VALUES, PATIENT_STATUS_VALUES, normalise, says
 from clinic_pipeline.model.objects import CHOICE_SELECTORS
 from clinic_pipeline.source.inventory import CodeList, ColumnProfile, SchemaInventory, TableProfile
@@ -75,14 +75,11 @@ def _line(
     said = "; ".join(f"{v} → {shown(c)}" for v, c in value_map.items() if c)
     unknown = [v for v, c in value_map.items() if not c]
     decoded = f", codes read as {codes.list_table}.{codes.label_column}" if codes else ""
-    return FieldMapping(
-        source=column.name,
-        target=field,
-        type="lookup",
-        transform=f"choice:{CHOICE_SELECTORS[field]}",
-        value_map=value_map,
+    return choice_line(
+        column.name,
+        field,
+        value_map,
         confidence=0.8 if not unknown else 0.7,
         reason=f"status values → the account's {CHOICE_SELECTORS[field]}{decoded}: {said}"
         + (f"; not recognised (none until a person names one): {', '.join(unknown)}" if unknown else ""),
-        needs_review=True,
     )
