@@ -16,7 +16,7 @@ FLOORS: dict[str, tuple[float, float]] = {
     "nosh": (0.79, 0.71),
     "open_hospital": (0.80, 0.71),
     "open_dental": (0.73, 0.50),
-    "openemr": (0.90, 0.90),
+    "openemr": (0.91, 0.90),
     "openmrs": (0.86, 1.0),
     "oscar": (0.86, 1.0),
 }

@@ -76,6 +76,7 @@ from clinic_pipeline.mapping.synonyms import (
     COMMUNICATION_TABLE_WORDS,
     CONCEPT_BY_KEY,
     CONCEPTS,
+    IDENTIFIER_WORDS,
     INACTIVE_VALUES,
     MERGED_FLAG_NAMES,
     REBUILD_TABLE_WORDS,
@@ -273,8 +274,10 @@ def name_similarity(name: str, phrases: tuple[str, ...]) -> tuple[float, str]:
         for phrase in phrases:
             if form == phrase:
                 return 1.0, phrase
-            if len(form) < MIN_FUZZY_LENGTH:
-                score = 0.0  # `pid` ~ `paid`, `st` ~ `sr`: a short name matches exactly or not at all
+            if len(form) < MIN_FUZZY_LENGTH or _name_against_number(form, phrase):
+                # `pid` ~ `paid`, `st` ~ `sr`: a short name matches exactly or not at all; and a name is never a
+                # number (`subscriber name` is no `subscriber number`), however alike the spellings.
+                score = 0.0
             else:
                 joined = fuzz.ratio(form.replace(" ", ""), phrase.replace(" ", ""))
                 score = max(fuzz.token_sort_ratio(form, phrase), joined) / 100
@@ -284,6 +287,20 @@ def name_similarity(name: str, phrases: tuple[str, ...]) -> tuple[float, str]:
             if score > best:
                 best, best_phrase = score, phrase
     return (best, best_phrase) if best >= MIN_NAME_SCORE else (0.0, best_phrase)
+
+
+def _name_against_number(form: str, phrase: str) -> bool:
+    """One ends in `name`, the other in an identifier word (joined spellings too: `subscribername`): the
+    same thing's label and its number."""
+
+    def named(text: str) -> bool:
+        return text.rsplit(" ", 1)[-1].endswith("name")
+
+    def numbered(text: str) -> bool:
+        last = text.rsplit(" ", 1)[-1]
+        return last in IDENTIFIER_WORDS or last.endswith("number")
+
+    return (named(form) and numbered(phrase)) or (named(phrase) and numbered(form))
 
 
 def _type_agreement(column: ColumnProfile, concept: Concept) -> float | None:

@@ -543,6 +543,9 @@ LABEL_COLUMN_WORDS = ("title", "label", "description", "meaning", "display", "na
 # Status values of a visit that did not happen and that the plan skips by default (a plan choice).
 CANCELLED_VALUES = ("cancelled", "canceled", "cancel", "canceled by patient", "cancelled by clinic")
 
+# Last words of a column name that make it an identifier (a number), never a name.
+IDENTIFIER_WORDS = frozenset({"number", "id", "no", "num", "nbr", "code", "identifier"})
+
 # Words of a contact table's name that say it holds referring physicians (tagged Referrer, their practices
 # given a territory by a plan rule), not patients.
 REFERRER_TABLE_WORDS = frozenset({"referring", "referrer", "referrers", "referral", "referrals"})
