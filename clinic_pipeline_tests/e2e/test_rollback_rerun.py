@@ -20,7 +20,7 @@ import httpx
 from clinic_pipeline import steps
 from clinic_pipeline.demo import DEMO_FALLBACK_OWNER, create_custom_fields_as_admin
 from clinic_pipeline.load.state import open_state
-from clinic_pipeline.model.objects import FILES, STAGED_OBJECTS
+from clinic_pipeline.model.objects import FILES, MARKER_FIELDS, STAGED_OBJECTS
 from clinic_pipeline.model.outcomes import LoadOutcome
 from clinic_pipeline.sandbox.launcher import SandboxHandle
 from clinic_pipeline.settings import Settings
@@ -68,7 +68,8 @@ def _identity(kind: str, record: dict[str, Any]) -> str:
     key = (record.get("custom_field") or {}).get("cf_source_key") or record.get("cf_source_key")
     if key is not None:
         return str(key)
-    found = MARKER.search(record.get("description") or "")
+    # The marker sits in whichever text field the object keys on (a task's description, an activity's notes).
+    found = next(filter(None, (MARKER.search(record.get(field) or "") for field in sorted(MARKER_FIELDS))), None)
     assert found is not None, kind
     return found.group(1)
 
