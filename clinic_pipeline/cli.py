@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import functools
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -22,6 +21,7 @@ from typing import TYPE_CHECKING, Annotated, ParamSpec, TypeVar
 import typer
 
 from clinic_pipeline import steps
+from clinic_pipeline.dagster_instance import dagster_home
 from clinic_pipeline.delta.windows import WINDOW, closed_windows, partition_key, partition_window
 from clinic_pipeline.errors import OperatorError
 from clinic_pipeline.load.state import StateBusyError
@@ -295,10 +295,7 @@ def rollback_command(
         _settings(), None if all_runs else list(run or []), rollback_run_id=f"cli-rollback-{uuid.uuid4()}"
     )
     for name, counts in result.objects.items():
-        typer.echo(
-            f"{name}: {counts.deleted} deleted, {counts.restored} restored, {counts.already_done} already done, "
-            f"{counts.cascaded} removed with their contact, {counts.failed} failed, {counts.unsupported} not supported"
-        )
+        typer.echo(counts.summary(name))
     if not result.complete:
         typer.echo(f"error: {result.failed} records could not be rolled back: run the same command again", err=True)
         raise typer.Exit(code=1)
@@ -470,27 +467,7 @@ def demo(
 def _record_runs(settings: Settings) -> None:
     """The command's Dagster runs go to the instance `make ui` opens: its catalog shows them, and a failed
     step's traceback stays readable there."""
-    os.environ["DAGSTER_HOME"] = str(_dagster_home(settings))
-
-
-def _dagster_home(settings: Settings) -> Path:
-    """DAGSTER_HOME as the engineer set it (their instance, left as they configured it), or the data
-    folder's own instance with the repository's instance settings (the freshsales_api pool limit)."""
-    if os.environ.get("DAGSTER_HOME"):
-        home = Path(os.environ["DAGSTER_HOME"]).resolve()
-        home.mkdir(parents=True, exist_ok=True)
-        return home
-    home = settings.paths.dagster_home.resolve()
-    home.mkdir(parents=True, exist_ok=True)
-    config = home / "dagster.yaml"
-    if not config.exists():
-        if Path("dagster.yaml").exists():
-            shutil.copy("dagster.yaml", config)
-        else:
-            # Outside the repository: Dagster's defaults (the state store's own lock keeps loads apart),
-            # written out so Dagster does not warn about a missing file, nor print its telemetry notice.
-            config.write_text("telemetry:\n  enabled: false\n")
-    return home
+    os.environ["DAGSTER_HOME"] = str(dagster_home(settings))
 
 
 # Closed delta windows the demo's UI shows when CUTOVER_START is unset.
@@ -508,7 +485,7 @@ def ui(
     from clinic_pipeline.sandbox.launcher import running_sandbox
 
     settings = _settings()
-    home = _dagster_home(settings)
+    home = dagster_home(settings)
     db = settings.paths.sandbox_db
     db.parent.mkdir(parents=True, exist_ok=True)
     with running_sandbox(db, DEMO_API_KEY, test_mode=True, plan="unlimited", port=sandbox_port) as handle:

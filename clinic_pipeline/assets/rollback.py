@@ -31,10 +31,7 @@ def rollback_runs(
             rollback_run_id=context.run_id,
         )
     for name, counts in result.objects.items():
-        context.log.info(
-            f"{name}: {counts.deleted} deleted, {counts.restored} restored, {counts.failed} failed, "
-            f"{counts.cascaded} removed with their contact, {counts.unsupported} not supported"
-        )
+        context.log.info(counts.summary(name))
     if not result.complete:
         raise dg.Failure(
             description=f"{result.failed} records could not be rolled back: re-run this job to finish",

@@ -25,6 +25,16 @@ LOOKUP_PREFIX = "_lookup_"
 OWNER_COLUMN = "_owner_email"
 MODULE_CONTACT_FIELD = "cf_contact"  # load/modules.py gives every custom module this lookup to contacts
 MODULE_ACCOUNT_FIELD = "cf_sales_account"  # ...and this lookup to accounts where the plan links a payer
+# Where a body links to another record (as `_link` writes it), and the entity that record is in.
+LINK_ENTITIES = {
+    "sales_accounts": "sales_accounts",
+    "sales_account_id": "sales_accounts",
+    "contact_ids": "contacts",
+    "targetable_id": "contacts",
+    "appointment_attendees": "contacts",  # as read back: `{attendee_type, attendee_id}`, users among them
+    MODULE_CONTACT_FIELD: "contacts",
+    MODULE_ACCOUNT_FIELD: "sales_accounts",
+}
 OWNER_NOT_RESOLVED = "owner not resolved"
 # Without an owner these are meaningless to the clinic (whose appointment, whose task?): held back.
 OWNER_REQUIRED = frozenset({"appointments", "tasks"})
@@ -83,6 +93,24 @@ def _link(obj: FreshsalesObject, parent: str, parent_id: int, body: dict[str, An
         custom[MODULE_CONTACT_FIELD if parent == "contact" else MODULE_ACCOUNT_FIELD] = parent_id
     else:
         body[f"{parent}_id"] = parent_id
+
+
+def linked_ids(body: Mapping[str, Any]) -> dict[str, list[int]]:
+    """Per link field of a request body (custom module lookups included), the ids it links to."""
+    fields = {**body, **(body.get("custom_field") or {})}
+    links: dict[str, list[int]] = {}
+    for name in LINK_ENTITIES.keys() & fields.keys():
+        values = fields[name] if isinstance(fields[name], list) else [fields[name]]
+        ids = [
+            v
+            if not isinstance(v, dict)
+            else v.get("attendee_id")
+            if v.get("attendee_type") == "Contact"
+            else v.get("id")
+            for v in values
+        ]
+        links[name] = [int(i) for i in ids if isinstance(i, int) or (isinstance(i, str) and i.isdigit())]
+    return links
 
 
 def _identifier(obj: FreshsalesObject, body: dict[str, Any]) -> dict[str, str] | None:

@@ -4,7 +4,9 @@ Objects go in reverse dependency order (children before their parents). Per reco
 - a record a run created is moved to the Recycle Bin (`bulk_destroy`, 100 ids a call, or one DELETE)
   and then forgotten, so not even the bin keeps it;
 - a record that existed before the migration (the loader kept its before-image when it adopted it) is
-  put back to that image, also after a later run updated it again by id;
+  put back to that image, also after a later run updated it again by id; a link in that image to a
+  record deleted outside the pipeline since (the parent a repair re-created) cannot be put back: the
+  record is restored without it and counted as such;
 - a create whose answer was lost and that no later run reconciled is looked up by its source key and,
   if it landed, deleted like the others;
 - a record a load sent and never committed (it was killed: its write-ahead intent is still open) is
@@ -33,13 +35,13 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-import duckdb
 from pydantic import BaseModel, Field
 
 from clinic_pipeline.errors import OperatorError
 from clinic_pipeline.freshsales.client import MAX_BULK_ITEMS, FreshsalesClient
 from clinic_pipeline.freshsales.errors import FreshsalesError, NotFoundError
 from clinic_pipeline.load.loader import find_sent, reconciled
+from clinic_pipeline.load.payloads import LINK_ENTITIES, linked_ids
 from clinic_pipeline.load.state import AuditEntry, IdMapRow, Intent, StateStore
 from clinic_pipeline.model.objects import SOURCE_KEY_FIELD, STAGED_OBJECTS, FreshsalesObject
 from clinic_pipeline.model.outcomes import LoadOutcome
@@ -100,12 +102,28 @@ class ObjectRollback(BaseModel):
     deleted: int = 0
     cascaded: int = 0  # removed by the deletion of their parent (documents with their contact)
     restored: int = 0
+    # Of the restored: a link they had before the run points at a record deleted outside the pipeline since
+    # (the parent a repair re-created); it cannot be put back and stays as the run left it.
+    unlinked: int = 0
     already_done: int = 0  # finished by an earlier rollback run
     failed: int = 0
     # Left for an admin: documents whose contact stays, or whose contact their audit rows do not name
     # (loaded before the file loader recorded it); lost creates of objects whose key cannot be searched
     # for (description markers, files).
     unsupported: int = 0
+
+    def summary(self, name: str) -> str:
+        """One line of counts for the operator (the CLI prints it, the rollback job logs it)."""
+        line = (
+            f"{name}: {self.deleted} deleted, {self.restored} restored, {self.already_done} already done, "
+            f"{self.cascaded} removed with their contact, {self.failed} failed, {self.unsupported} not supported"
+        )
+        if self.unlinked:
+            line += (
+                f"\n{name}: {self.unlinked} restored without their link to a record deleted outside the pipeline "
+                "since (it cannot be linked again)"
+            )
+        return line
 
 
 class RollbackResult(BaseModel):
@@ -136,25 +154,24 @@ class _Done:
     op: str
     outcome: str
     http_status: int | None
-
-
-def _con(state: StateStore) -> duckdb.DuckDBPyConnection:
-    # The state store has no public query accessor yet (asked for in the rollback report).
-    return state._con
+    unlinked: bool = False  # restored without a link whose record is gone (see `_Rollback._restore`)
 
 
 # Audit conditions (on `op`, `outcome`) of a finished rollback action: the record is gone, or back as it was.
 _GONE = f"(op = 'delete' AND outcome IN ('deleted', '{LoadOutcome.CASCADED}'))"
 _FINISHED = f"({_GONE} OR (op = 'restore' AND outcome = 'restored'))"
 
+# The SQL below runs on either state database (DuckDB or PostgreSQL: see `state_backends`), so it keeps to
+# what both accept: `x = ANY(list)`, DISTINCT ON, subqueries, no DuckDB-only aggregates or QUALIFY.
+
 # Migration-run rows that can start a rollback action for a record: a creation, an adoption, any row
 # carrying a before-image, or an update by id of a record a rollback had restored (its id-map row stays).
 _TOUCHED = """
     a.object = $object
     AND a.freshsales_id IS NOT NULL
-    AND NOT list_contains($rollback_ops::VARCHAR[], a.op)
-    AND ($all_runs OR list_contains($run_ids::VARCHAR[], a.run_id))
-    AND (list_contains($created::VARCHAR[], a.outcome) OR list_contains($adopted::VARCHAR[], a.outcome)
+    AND NOT a.op = ANY($rollback_ops::VARCHAR[])
+    AND ($all_runs OR a.run_id = ANY($run_ids::VARCHAR[]))
+    AND (a.outcome = ANY($created::VARCHAR[]) OR a.outcome = ANY($adopted::VARCHAR[])
          OR a.before_image IS NOT NULL
          OR (a.outcome = 'updated' AND EXISTS (
              SELECT 1 FROM audit_log r
@@ -168,11 +185,12 @@ WITH touched AS (
     SELECT a.seq, a.source_key, a.freshsales_id,
            -- an update after a restore carries no image: the one from before the migration applies again
            coalesce(a.before_image, (
-               SELECT arg_min(b.before_image, b.seq) FROM audit_log b
+               SELECT b.before_image FROM audit_log b
                WHERE b.object = a.object AND b.freshsales_id = a.freshsales_id AND b.before_image IS NOT NULL
+               ORDER BY b.seq LIMIT 1
            )) AS before_image,
-           list_contains($created::VARCHAR[], a.outcome)
-           OR (a.before_image IS NULL AND list_contains($adopted::VARCHAR[], a.outcome))
+           a.outcome = ANY($created::VARCHAR[])
+           OR (a.before_image IS NULL AND a.outcome = ANY($adopted::VARCHAR[]))
            -- an adoption after a create whose answer was lost: our own record, whatever its image says
            OR EXISTS (
                SELECT 1 FROM audit_log u
@@ -188,12 +206,11 @@ done AS (
     WHERE object = $object AND {_FINISHED}
     GROUP BY freshsales_id
 )
-SELECT t.source_key, t.freshsales_id, CASE WHEN t.ours THEN NULL ELSE t.before_image END
+-- the earliest event since the last finished rollback decides: it holds the state before we touched it
+SELECT DISTINCT ON (t.freshsales_id) t.source_key, t.freshsales_id, CASE WHEN t.ours THEN NULL ELSE t.before_image END
 FROM touched t LEFT JOIN done d USING (freshsales_id)
 WHERE t.seq > coalesce(d.done_seq, -1)
--- the earliest event since the last finished rollback decides: it holds the state before we touched it
-QUALIFY row_number() OVER (PARTITION BY t.freshsales_id ORDER BY t.seq) = 1
-ORDER BY t.freshsales_id
+ORDER BY t.freshsales_id, t.seq
 """
 
 _TOUCHED_COUNT_SQL = f"SELECT count(DISTINCT a.freshsales_id) FROM audit_log a WHERE {_TOUCHED}"
@@ -208,7 +225,7 @@ LEFT JOIN audit_log f
     ON f.object = a.object AND f.source_key = a.source_key AND f.seq > a.seq AND f.op = 'delete'
    AND f.outcome = 'failed'
 WHERE a.object = $object AND a.op = 'create' AND a.outcome = 'unknown' AND a.source_key IS NOT NULL
-  AND ($all_runs OR list_contains($run_ids::VARCHAR[], a.run_id))
+  AND ($all_runs OR a.run_id = ANY($run_ids::VARCHAR[]))
   AND NOT EXISTS (
       SELECT 1 FROM audit_log b
       WHERE b.object = a.object AND b.source_key = a.source_key AND b.freshsales_id IS NOT NULL AND b.seq > a.seq
@@ -240,16 +257,17 @@ WHERE m.object = $object AND m.payload_hash <> '{RESTORED_HASH}' AND EXISTS (
 # Records of an object whose parent (the contact each row names) a finished rollback delete removed.
 _PARENT_GONE_SQL = """
 WITH parent AS (
-    SELECT freshsales_id, arg_max(parent_id, seq) AS parent_id
+    -- each record's latest parent
+    SELECT DISTINCT ON (freshsales_id) freshsales_id, parent_id
     FROM audit_log
     WHERE object = $object AND freshsales_id IS NOT NULL AND parent_id IS NOT NULL
-    GROUP BY freshsales_id
+    ORDER BY freshsales_id, seq DESC
 )
 SELECT p.freshsales_id
 FROM parent p
 WHERE EXISTS (
     SELECT 1 FROM audit_log d
-    WHERE list_contains($parents::VARCHAR[], d.object) AND d.freshsales_id = p.parent_id
+    WHERE d.object = ANY($parents::VARCHAR[]) AND d.freshsales_id = p.parent_id
       AND d.op = 'delete' AND d.outcome = 'deleted'
 )
 """
@@ -269,10 +287,10 @@ def _params(obj: FreshsalesObject, run_ids: Sequence[str] | None) -> dict[str, A
 def _plan(state: StateStore, obj: FreshsalesObject, run_ids: Sequence[str] | None) -> tuple[list[_Action], int]:
     """(actions left to do, records a previous rollback already finished) for one object."""
     params = _params(obj, run_ids)
-    rows = _con(state).execute(_PLAN_SQL, params).fetchall()
+    rows = state.query(_PLAN_SQL, params)
     actions = [_Action(r[0], int(r[1]), json.loads(r[2]) if r[2] is not None else None) for r in rows]
-    touched = _con(state).execute(_TOUCHED_COUNT_SQL, params).fetchone()
-    return actions, (int(touched[0]) if touched else 0) - len(actions)
+    touched = state.query(_TOUCHED_COUNT_SQL, params)[0][0]
+    return actions, int(touched) - len(actions)
 
 
 def restorable(before: dict[str, Any], current: dict[str, Any]) -> dict[str, Any]:
@@ -360,7 +378,7 @@ class _Rollback:
         }
         candidates.update({a.freshsales_id: a for a in deletes})
         params = {"object": obj.name, "parents": list(obj.parents)}
-        gone = {int(r[0]) for r in _con(self._state).execute(_PARENT_GONE_SQL, params).fetchall()}
+        gone = {int(r[0]) for r in self._state.query(_PARENT_GONE_SQL, params)}
         counts.unsupported += sum(1 for a in deletes if a.freshsales_id not in gone)
         cascaded = [candidates[i] for i in sorted(gone & candidates.keys())]
         for chunk in _chunks(cascaded, MAX_BULK_ITEMS):
@@ -369,7 +387,7 @@ class _Rollback:
     def _follow(self, obj: FreshsalesObject) -> None:
         """The id map follows the finished rollback actions (see the SQL)."""
         for sql in (_FORGET_MAPPED_SQL, _UNLOAD_RESTORED_SQL):
-            _con(self._state).execute(sql, {"object": obj.name}).fetchall()
+            self._state.execute(sql, {"object": obj.name})
 
     def _unreconciled(
         self, obj: FreshsalesObject, run_ids: Sequence[str] | None, planned: set[int], counts: ObjectRollback
@@ -377,7 +395,7 @@ class _Rollback:
         """Records created by a request whose answer was lost, found by their source key. The loader
         searches before it creates, so a record holding one of these keys is one of ours."""
         params = {k: v for k, v in _params(obj, run_ids).items() if k in ("object", "all_runs", "run_ids")}
-        rows = _con(self._state).execute(_UNRECONCILED_SQL, params).fetchall()
+        rows = self._state.query(_UNRECONCILED_SQL, params)
         actions = [_Action(key, int(known), None) for key, known in rows if known is not None]
         keys = [key for key, known in rows if known is None]
         if keys and obj.key_field in SEARCHABLE_KEY_FIELDS:
@@ -405,6 +423,7 @@ class _Rollback:
                 counts.deleted += 1
             else:
                 counts.restored += 1
+                counts.unlinked += d.unlinked
 
     def _delete_chunk(self, obj: FreshsalesObject, chunk: Sequence[_Action]) -> list[_Done]:
         in_bin = False
@@ -437,10 +456,41 @@ class _Rollback:
         assert action.before_image is not None
         try:
             current = self._client.get(obj.entity, action.freshsales_id)
-            self._client.update(obj.entity, action.freshsales_id, restorable(action.before_image, current))
+            body = restorable(action.before_image, current)
+            try:
+                self._client.update(obj.entity, action.freshsales_id, body)
+                return _Done(action, "restore", LoadOutcome.RESTORED, 200)
+            except FreshsalesError as exc:
+                # A run that re-linked this record to a re-created parent (a repair after the parent was deleted
+                # by hand) cannot link it back: the old parent is gone. Everything else is put back.
+                unlinked = self._without_gone_links(body, current)
+                if unlinked is None or exc.status not in (400, 404):
+                    raise
+            self._client.update(obj.entity, action.freshsales_id, unlinked)
         except FreshsalesError as exc:
             return _Done(action, "restore", LoadOutcome.FAILED, exc.status)
-        return _Done(action, "restore", LoadOutcome.RESTORED, 200)
+        return _Done(action, "restore", LoadOutcome.RESTORED, 200, unlinked=True)
+
+    def _without_gone_links(self, body: dict[str, Any], current: dict[str, Any]) -> dict[str, Any] | None:
+        """`body` without the links it would restore to records no longer in Freshsales (those links stay
+        as they are), or None when every link it changes points at a record that exists."""
+        now = linked_ids(current)
+        gone = {
+            name
+            for name, ids in linked_ids(body).items()
+            if ids != now.get(name) and any(self._gone(LINK_ENTITIES[name], i) for i in ids)
+        }
+        if not gone:
+            return None
+        custom = {k: v for k, v in (body.get("custom_field") or {}).items() if k not in gone}
+        kept = {k: v for k, v in body.items() if k not in gone and k != "custom_field"}
+        return kept | ({"custom_field": custom} if custom else {})
+
+    def _gone(self, entity: str, freshsales_id: int) -> bool:
+        try:
+            return bool(self._client.get(entity, freshsales_id).get("is_deleted"))
+        except NotFoundError:
+            return True
 
 
 def rollback(

@@ -170,11 +170,79 @@ def test_repair_heals_exactly_what_was_lost_and_rollback_undoes_it(tmp_path: Pat
         assert {k for k in _writes(before, _requests(sandbox)) if k.startswith("PUT")} == {"PUT /contacts/{id}"}
 
 
-def test_repair_with_nothing_to_repair_writes_nothing(tmp_path: Path, sandbox: SandboxHandle) -> None:
+def _children(snapshot: dict[str, list[dict[str, Any]]], contact_id: int) -> dict[str, list[dict[str, Any]]]:
+    """A contact's records by kind: linked by targetable id (activities, notes), contact ids (deals) or lookup."""
+
+    def linked(kind: str, record: dict[str, Any]) -> bool:
+        if kind == "deals":
+            return contact_id in (record.get("contact_ids") or [])
+        return (
+            record.get("targetable_id") == contact_id
+            or (record.get("custom_field") or {}).get("cf_contact") == contact_id
+        )
+
+    kinds = [k for k in snapshot if k not in ("contacts", "sales_accounts", "documents") and k.endswith("s")]
+    return {kind: [r for r in _live(snapshot[kind]) if isinstance(r, dict) and linked(kind, r)] for kind in kinds}
+
+
+# What a rollback cannot put back (a link to the deleted contact) or the server sets on every write.
+UNRESTORABLE = ("targetable_id", "contact_ids", "appointment_attendees", "updated_at")
+
+
+def _restorable_part(record: dict[str, Any]) -> dict[str, Any]:
+    custom = {k: v for k, v in (record.get("custom_field") or {}).items() if k != "cf_contact"}
+    return {k: v for k, v in record.items() if k not in UNRESTORABLE and k != "custom_field"} | {"custom": custom}
+
+
+def test_a_patient_deleted_by_hand_comes_back_with_its_children_and_rollback_says_what_it_cannot_relink(
+    tmp_path: Path, sandbox: SandboxHandle
+) -> None:
     resources, env = _migrated(tmp_path, sandbox)
+    # A clean migration: the Dagster job runs the same step as the CLI and writes nothing.
     before = _requests(sandbox)
-    out = _cli(["repair"], env, tmp_path).strip()
-    assert re.fullmatch(r"nothing to repair: the validation report of .* lists no discrepancies \(0 writes\)", out)
-    # The Dagster job runs the same step: no request either.
     assert repair_job.execute_in_process(resources=resources).success
     assert _requests(sandbox) == before
+    settings = resources_settings(resources)
+
+    loaded = _snapshot(sandbox)
+    patients = [c for c in _live(loaded["contacts"]) if c["external_id"].startswith("patients:")]
+    patient = max(patients, key=lambda c: sum(len(v) for v in _children(loaded, c["id"]).values()))
+    children = _children(loaded, patient["id"])
+    assert sum(len(v) for v in children.values()) >= 3, {k: len(v) for k, v in children.items()}
+    _api(sandbox, "DELETE", f"/contacts/{patient['id']}")
+    _api(sandbox, "DELETE", f"/contacts/{patient['id']}/forget")
+    tampered = _snapshot(sandbox)
+
+    assert re.search(r"discrepancy: contacts: ", _cli(["report"], env, tmp_path, code=2))
+    out = _cli(["repair"], env, tmp_path)
+    run = re.search(r"^repair (\S+): \d+ writes, 0 still failing", out, re.M)
+    assert run is not None, out
+    assert re.search(r"^repaired contacts: \d+ checked, 1 re-created, 0 updated", out, re.M), out
+    assert json.loads(settings.paths.validation_json.read_text())["ok"] is True
+    repaired = _snapshot(sandbox)
+    (again,) = [c for c in _live(repaired["contacts"]) if c["external_id"] == patient["external_id"]]
+    # Every child follows its contact's new id; notes, which no call can move, are written again.
+    relinked = _children(repaired, again["id"])
+    assert {k: len(v) for k, v in relinked.items()} == {k: len(v) for k, v in children.items()}
+    assert {k: sorted(r["id"] for r in v) for k, v in relinked.items() if k != "notes"} == {
+        k: sorted(r["id"] for r in v) for k, v in children.items() if k != "notes"
+    }
+
+    undone = _cli(["rollback", "--run", run.group(1)], env, tmp_path)
+    assert re.search(r"^contacts: 1 deleted, 0 restored, .* 0 failed", undone, re.M), undone
+    # Every record the repair re-linked (an update of its link alone) is put back, but for that link.
+    relinked_count = sum(
+        int(n) for n in re.findall(r"^repaired (?!contacts)\w+: \d+ checked, \d+ re-created, (\d+) updated", out, re.M)
+    )
+    assert relinked_count >= sum(len(v) for k, v in children.items() if k != "notes"), out
+    said = [int(n) for n in re.findall(r"^\w+: (\d+) restored without their link to a record deleted", undone, re.M)]
+    assert sum(said) == relinked_count, undone
+    assert "rollback cli-rollback-" in undone and "failed" not in undone.replace(" 0 failed", ""), undone
+    rolled = _snapshot(sandbox)
+    assert all(c["external_id"] != patient["external_id"] for c in _live(rolled["contacts"]))
+    # Each child is as the deletion left it, but for the link to its contact, which no one can restore.
+    by_id = {(kind, r["id"]): r for kind in children for r in tampered[kind]}
+    for kind, records in children.items():
+        for record in records:
+            now = next(r for r in rolled[kind] if r["id"] == record["id"])
+            assert _restorable_part(now) == _restorable_part(by_id[kind, record["id"]]), kind
