@@ -3,6 +3,9 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
+# Test processes (pytest-xdist): the end-to-end tests wait on servers and subprocesses, so two workers use
+# two cores where one leaves them half idle.
+TEST_WORKERS ?= 2
 
 .PHONY: demo test test-slow lint ui bench clean
 
@@ -17,12 +20,12 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/ruff check clinic_pipeline clinic_pipeline_tests
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist worksteal
 
-# The scenarios that take minutes (30 % faults with timeouts, a third-party client over TLS): CI runs them
-# as a step of their own after `make test`.
+# The scenarios that take minutes (30 % faults with timeouts, a third-party client over TLS, repair, delta
+# and rollback on a generated clinic, the browser): CI runs them as a step of their own after `make test`.
 test-slow: $(STAMP)
-	$(BIN)/pytest clinic_pipeline_tests -m slow --ignore=clinic_pipeline_tests/benchmarks
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist worksteal clinic_pipeline_tests -m slow --ignore=clinic_pipeline_tests/benchmarks
 
 lint: $(STAMP)
 	$(BIN)/ruff check clinic_pipeline clinic_pipeline_tests

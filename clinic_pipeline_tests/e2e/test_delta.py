@@ -175,6 +175,7 @@ def _rewrite(path: Path, change: Callable[[list[dict[str, str]]], None]) -> None
         writer.writerows(rows)
 
 
+@pytest.mark.slow  # a scenario of minutes: CI runs it in `make test-slow`
 def test_generated_clinic_changes_additions_and_soft_deletes_follow_their_windows(tmp_path: Path, sandbox: Any) -> None:
     resources, source = generated_clinic(tmp_path, sandbox)
     defs = build_definitions(resources, cutover_start=CUTOVER)

@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo
 
 import httpx
 import pyarrow.parquet as pq
+import pytest
 
 from clinic_pipeline.assets.resources import resources_settings
 from clinic_pipeline.mapping.plan import read_plan
@@ -23,6 +24,7 @@ def _rows(path: Path) -> dict[str, dict[str, str]]:
         return {row[next(iter(row))]: row for row in csv.DictReader(fh)}
 
 
+@pytest.mark.slow  # a scenario of minutes: CI runs it in `make test-slow`
 def test_a_uk_clinic_migrates_in_its_own_country_zone_and_currency(tmp_path: Path, sandbox: Any) -> None:
     resources, source = generated_clinic(tmp_path, sandbox, country="GB")
     sample = confirm_and_sign_off(resources, sandbox).asset_materializations_for_node("sample_diff")[0].metadata

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from clinic_pipeline.assets.resources import resources_settings
 from clinic_pipeline.demo import write_territory_rule
@@ -31,6 +32,7 @@ def _rows(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(fh))
 
 
+@pytest.mark.slow  # a scenario of minutes: CI runs it in `make test-slow`
 def test_communications_statuses_stages_referrers_and_rows_that_are_no_records(tmp_path: Path, sandbox: Any) -> None:
     # Enough patients for a test chart and a chart the clinic already merged.
     resources, source = generated_clinic(tmp_path, sandbox, patients=80)

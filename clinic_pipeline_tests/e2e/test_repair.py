@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from clinic_pipeline.assets.repair import repair_job
 from clinic_pipeline.assets.resources import resources_settings
@@ -194,6 +195,7 @@ def _restorable_part(record: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in record.items() if k not in UNRESTORABLE and k != "custom_field"} | {"custom": custom}
 
 
+@pytest.mark.slow  # a scenario of minutes: CI runs it in `make test-slow`
 def test_a_patient_deleted_by_hand_comes_back_with_its_children_and_rollback_says_what_it_cannot_relink(
     tmp_path: Path, sandbox: SandboxHandle
 ) -> None:

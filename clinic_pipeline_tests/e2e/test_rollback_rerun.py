@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from clinic_pipeline import steps
 from clinic_pipeline.demo import DEMO_FALLBACK_OWNER, create_custom_fields_as_admin
@@ -150,6 +151,7 @@ def _kill_after_the_contacts(env: dict[str, str], cwd: Path, sandbox: SandboxHan
         httpx.post(f"{control}/faults", json={}, timeout=10).raise_for_status()
 
 
+@pytest.mark.slow  # a scenario of minutes: CI runs it in `make test-slow`
 def test_a_rerun_after_a_rollback_recreates_exactly_what_it_removed(tmp_path: Path, sandbox: SandboxHandle) -> None:
     source = tmp_path / "export"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CLINIC_", "FRESHSALES_", "DAGSTER_"))} | {
