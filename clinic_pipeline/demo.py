@@ -17,6 +17,8 @@ import httpx
 
 from clinic_pipeline import runs, steps
 from clinic_pipeline.assets.resources import pipeline_resources, resources_settings
+from clinic_pipeline.load.state import state_exists
+from clinic_pipeline.load.state_location import describe
 from clinic_pipeline.mapping.checklist import required_custom_fields
 from clinic_pipeline.mapping.owner_map import staff_emails
 from clinic_pipeline.mapping.plan import read_plan, write_plan
@@ -101,6 +103,11 @@ def write_territory_rule(settings: Settings, echo: Callable[[str], None]) -> Non
 
 
 def run_demo(settings: Settings, *, echo: Callable[[str], None], fresh_sandbox: bool = True) -> None:
+    if settings.state_location != settings.paths.state_db_path and state_exists(settings.state_location):
+        # The demo starts from an empty state, and clears only its own (below): a state elsewhere
+        # (CLINIC_STATE_URL, a shared PostgreSQL database above all) is never its to clear.
+        where = describe(settings.state_location)
+        raise ConfigurationError(f"{where} already holds a migration state: set CLINIC_STATE_URL to an empty database")
     paths = settings.paths
     source = paths.generated_source
     for generated in (

@@ -77,7 +77,7 @@ def showing_load_progress(settings: Settings, console: Console | None = None) ->
                     tasks[name] = progress.add_task(name, total=total)
                 else:
                     progress.update(tasks[name], total=total)
-            published = read_progress(settings.paths.state_db_path) or {}
+            published = read_progress(settings.state_location) or {}
             for name, count in (published.get("id_map") or {}).items():
                 if name in tasks:
                     progress.update(tasks[name], completed=min(int(count), totals[name]))

@@ -5,11 +5,13 @@ from __future__ import annotations
 from datetime import datetime
 from functools import cached_property
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from clinic_pipeline.errors import OperatorError
+from clinic_pipeline.load.state_location import StateLocation, StateUrlError, parse_state_url
 from clinic_pipeline.paths import Paths
 
 
@@ -50,6 +52,14 @@ class Settings(BaseSettings):
     clinic_alert_smtp_port: int = Field(default=25, gt=0, le=65535)
     clinic_alert_email_from: str = "clinic-pipeline@localhost"
     clinic_alert_email_to: str | None = Field(default=None, description="alerts by email: comma-separated")
+    # Where the migration state lives (load/state_location.py): unset, the DuckDB file under the data folder.
+    # A secret (a PostgreSQL URL carries its password), so it is read from the environment only, never from
+    # Dagster resource config, which the UI shows.
+    clinic_state_url: SecretStr | None = Field(
+        default=None, description="postgresql://user:password@host:port/db or duckdb:///path/to/state.duckdb"
+    )
+    # The Dagster instance `ui` and the commands record runs in when DAGSTER_HOME is not set (dagster_instance.py).
+    clinic_dagster_storage: Literal["sqlite", "postgres"] = "sqlite"
 
     @field_validator("freshsales_base_url")
     @classmethod
@@ -81,6 +91,17 @@ class Settings(BaseSettings):
             raise ValueError("DAGSTER_WEBSERVER_URL must start with http:// or https://")
         return value
 
+    @field_validator("clinic_state_url")
+    @classmethod
+    def _state_url_is_usable(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value().strip():
+            return None
+        try:
+            parse_state_url(value.get_secret_value())
+        except StateUrlError as exc:
+            raise ValueError(str(exc)) from None  # the message never repeats the URL
+        return value
+
     @field_validator("clinic_alert_email_to")
     @classmethod
     def _recipients_need_a_relay(cls, value: str | None, info: ValidationInfo) -> str | None:
@@ -104,6 +125,13 @@ class Settings(BaseSettings):
     @cached_property
     def paths(self) -> Paths:
         return Paths(self.clinic_data_dir)
+
+    @cached_property
+    def state_location(self) -> StateLocation:
+        """The migration state store `open_state` opens: CLINIC_STATE_URL, or the DuckDB file in the data folder."""
+        if self.clinic_state_url is None:
+            return self.paths.state_db_path
+        return parse_state_url(self.clinic_state_url.get_secret_value())
 
     def require_source(self) -> str:
         if not self.clinic_source:

@@ -37,7 +37,15 @@ from clinic_pipeline.load.modules import (
 from clinic_pipeline.load.owners import OwnerMap
 from clinic_pipeline.load.repair import RepairResult, repair
 from clinic_pipeline.load.rollback import RollbackResult, rollback
-from clinic_pipeline.load.state import DEFAULT_WAIT_SECONDS, StateBusyError, StateStore, open_state, read_progress
+from clinic_pipeline.load.state import (
+    DEFAULT_WAIT_SECONDS,
+    StateBusyError,
+    StateStore,
+    open_state,
+    read_progress,
+    state_exists,
+)
+from clinic_pipeline.load.state_location import describe
 from clinic_pipeline.mapping.checklist import (
     CustomFieldSpec,
     module_custom_fields,
@@ -318,7 +326,7 @@ def run_sample(settings: Settings, *, size: int, seed: int, run_id: str) -> Samp
     inventory = read_inventory(paths.inventory_path)
     with (
         FreshsalesClient.from_settings(settings) as client,
-        open_state(paths.state_db_path) as state,
+        open_state(settings.state_location) as state,
         _source(settings) as (_export, con),
     ):
         loaded = {
@@ -367,7 +375,7 @@ def run_load(settings: Settings, name: str, *, run_id: str, partition: str | Non
     plan = confirmed_plan(settings)
     require_sign_off(settings.paths.sign_off, plan.confirmed_hash or "")
     staged = require_staged(settings, obj.name, settings.paths.staged_dir_for(partition))
-    with FreshsalesClient.from_settings(settings) as client, open_state(settings.paths.state_db_path) as state:
+    with FreshsalesClient.from_settings(settings) as client, open_state(settings.state_location) as state:
         return _load(settings, client, state, obj, staged, run_id=run_id, partition=partition)
 
 
@@ -458,15 +466,16 @@ def run_estimate(settings: Settings) -> DryRunEstimate:
         if staff is not None
         else None
     )
-    with open_state(settings.paths.state_db_path) as state:
+    with open_state(settings.state_location) as state:
         return estimate(state, staged, plan_limits=limits, owners=owners)
 
 
 def run_rollback(settings: Settings, run_ids: list[str] | None, *, rollback_run_id: str) -> RollbackResult:
     """Undo the given runs (None: every run): delete what they created, restore what they changed."""
-    if not settings.paths.state_db_path.exists():
-        raise ConfigurationError(f"{settings.paths.state_db_path}: no migration state, nothing to roll back")
-    with FreshsalesClient.from_settings(settings) as client, open_state(settings.paths.state_db_path) as state:
+    if not state_exists(settings.state_location):
+        where = describe(settings.state_location)
+        raise ConfigurationError(f"{where}: no migration state, nothing to roll back")
+    with FreshsalesClient.from_settings(settings) as client, open_state(settings.state_location) as state:
         return rollback(
             client,
             state,
@@ -485,7 +494,7 @@ def run_validation(
     paths = settings.paths
     with (
         FreshsalesClient.from_settings(settings) as client,
-        open_state(paths.state_db_path, wait_seconds=wait_seconds) as state,
+        open_state(settings.state_location, wait_seconds=wait_seconds) as state,
     ):
         report = validate_migration(
             client,
@@ -528,7 +537,7 @@ def run_repair(settings: Settings, *, run_id: str) -> RepairOutcome:
     if report.ok:
         # Nothing flagged: not one request, not one write.
         return RepairOutcome(repaired=RepairResult(run_id=run_id, flagged=[]), last_report_at=written)
-    with FreshsalesClient.from_settings(settings) as client, open_state(paths.state_db_path) as state:
+    with FreshsalesClient.from_settings(settings) as client, open_state(settings.state_location) as state:
         repaired = repair(
             client,
             state,
@@ -576,14 +585,14 @@ def run_status(settings: Settings) -> PipelineStatus:
     audit: dict[str, int] = {}
     windows: list[str] = []
     running = None
-    if settings.paths.state_db_path.exists():
+    if state_exists(settings.state_location):
         try:
-            with open_state(settings.paths.state_db_path, read_only=True, wait_seconds=STATUS_WAIT_SECONDS) as state:
+            with open_state(settings.state_location, read_only=True, wait_seconds=STATUS_WAIT_SECONDS) as state:
                 loaded = state.id_map_counts()
                 audit = {"/".join(k): v for k, v in state.audit_counts().items()}
                 windows = state.partitions()
         except StateBusyError:
-            progress = read_progress(settings.paths.state_db_path)
+            progress = read_progress(settings.state_location)
             if progress is None:
                 raise  # nothing published yet: the one-line refusal names the holder
             loaded = {str(k): int(v) for k, v in progress.get("id_map", {}).items()}

@@ -9,6 +9,7 @@ import httpx
 import pytest
 
 from clinic_pipeline.sandbox.launcher import SandboxHandle, running_sandbox
+from clinic_pipeline_tests.servers import PostgresCluster, running_postgres
 
 SANDBOX_API_KEY = "test-sandbox-key"
 
@@ -24,3 +25,10 @@ def sandbox_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox
 def sandbox(sandbox_server: SandboxHandle) -> SandboxHandle:
     httpx.post(f"{sandbox_server.root_url}/_sandbox/reset", timeout=10).raise_for_status()
     return sandbox_server
+
+
+@pytest.fixture(scope="session")
+def postgres_cluster() -> Iterator[PostgresCluster]:
+    """One real PostgreSQL server per test session (skipped without its binaries, failed in CI)."""
+    with running_postgres() as cluster:
+        yield cluster

@@ -1,24 +1,22 @@
 """PostgreSQL and MySQL/MariaDB sources, against real throwaway servers started in a temp dir.
 
 Each server is started once per session on a free loopback port with a password-protected user and
-stopped at the end. Without the server binaries the tests skip, except in CI (CI=true), where
-`.ci/run` installs them and a skip would hide that nothing was proven: there they fail instead.
+stopped at the end (the PostgreSQL cluster is the session's shared one, from conftest.py). Without the
+server binaries the tests skip, except in CI (CI=true), where `.ci/run` installs them and a skip would
+hide that nothing was proven: there they fail instead (`servers.unavailable`).
 """
 
 from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
-import psycopg
 import pymysql
 import pytest
 
@@ -26,23 +24,9 @@ from clinic_pipeline.source.errors import SourceError
 from clinic_pipeline.source.inventory import build_inventory
 from clinic_pipeline.source.reader import open_source
 from clinic_pipeline.source.server_databases import connect_mysql, connect_postgres, parse_server_url
+from clinic_pipeline_tests.servers import PASSWORD, USER, PostgresCluster, free_port, scratch_dir, unavailable
 
-PASSWORD = "s3cret-Pa55"
-USER = "clinic"
 DATABASE = "clinicdb"
-IN_CI = os.environ.get("CI", "").lower() == "true"
-
-
-def _unavailable(reason: str) -> None:
-    if IN_CI:
-        pytest.fail(f"{reason}: CI must run the server source tests (.ci/run installs the server packages)")
-    pytest.skip(reason)
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _wait_until(ready: Callable[[], bool], what: str, seconds: float = 30) -> None:
@@ -54,12 +38,6 @@ def _wait_until(ready: Callable[[], bool], what: str, seconds: float = 30) -> No
     raise RuntimeError(f"{what} did not start within {seconds} s")
 
 
-def _as_server_user(user: str, command: list[str]) -> list[str]:
-    """initdb and postgres refuse to run as root: run them as the service user when we are root."""
-    runuser = shutil.which("runuser") or "/usr/sbin/runuser"
-    return [runuser, "-u", user, "--", *command] if os.geteuid() == 0 else command
-
-
 @dataclass(frozen=True)
 class Server:
     url: str
@@ -67,23 +45,7 @@ class Server:
     admin: Callable[[], object]  # a read-write connection for setting up and checking the data
 
 
-def _scratch_dir(prefix: str, owner: str | None) -> Path:
-    # Not pytest's tmp_path: its parents are private to root, and the server user must reach the folder.
-    path = Path(tempfile.mkdtemp(prefix=prefix))
-    if owner and os.geteuid() == 0:
-        shutil.chown(path, owner, owner)
-    return path
-
-
 # ---------------------------------------------------------------- PostgreSQL
-
-
-def _postgres_bin(name: str) -> str | None:
-    found = shutil.which(name)
-    if found:
-        return found
-    versions = sorted(Path("/usr/lib/postgresql").glob(f"*/bin/{name}"), key=lambda p: int(p.parts[-3]))
-    return str(versions[-1]) if versions else None
 
 
 PG_SCHEMA = """
@@ -114,51 +76,11 @@ INSERT INTO billing.invoices VALUES ('INV-1', 12);
 
 
 @pytest.fixture(scope="session")
-def postgres_server() -> Iterator[Server]:
-    initdb, pg_ctl = _postgres_bin("initdb"), _postgres_bin("pg_ctl")
-    if not initdb or not pg_ctl:
-        _unavailable("PostgreSQL server binaries (initdb, pg_ctl) not installed")
-    assert initdb and pg_ctl
-    owner = "postgres" if os.geteuid() == 0 else None
-    root = _scratch_dir("clinic-pg-", owner)
-    data = root / "data"
-    pwfile = root / "pw"
-    pwfile.write_text(PASSWORD)
-    if owner:
-        shutil.chown(pwfile, owner, owner)
-    port = _free_port()
-    subprocess.run(
-        _as_server_user(
-            "postgres",
-            [initdb, "-D", str(data), "-U", USER, "--auth=scram-sha-256", f"--pwfile={pwfile}", "-E", "UTF8",
-             "--no-sync", "--locale=C"],
-        ),
-        check=True,
-        capture_output=True,
-    )  # fmt: skip
-    options = f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off -c full_page_writes=off"
-    subprocess.run(
-        _as_server_user("postgres", [pg_ctl, "-D", str(data), "-o", options, "-l", str(root / "log"), "-w", "start"]),
-        check=True,
-        capture_output=True,
-    )
-
-    def admin() -> psycopg.Connection:
-        return psycopg.connect(host="127.0.0.1", port=port, user=USER, password=PASSWORD, dbname=DATABASE)
-
-    try:
-        with psycopg.connect(
-            host="127.0.0.1", port=port, user=USER, password=PASSWORD, dbname="postgres", autocommit=True
-        ) as conn:
-            conn.execute(f"CREATE DATABASE {DATABASE}")
-        with admin() as conn:
-            conn.execute(PG_SCHEMA)
-        yield Server(f"postgresql://{USER}:{PASSWORD}@127.0.0.1:{port}/{DATABASE}", port, admin)
-    finally:
-        subprocess.run(
-            _as_server_user("postgres", [pg_ctl, "-D", str(data), "-m", "immediate", "stop"]), capture_output=True
-        )
-        shutil.rmtree(root, ignore_errors=True)
+def postgres_server(postgres_cluster: PostgresCluster) -> Server:
+    postgres_cluster.create_database(DATABASE)
+    with postgres_cluster.connect(DATABASE) as conn:
+        conn.execute(PG_SCHEMA)
+    return Server(postgres_cluster.url(DATABASE), postgres_cluster.port, lambda: postgres_cluster.connect(DATABASE))
 
 
 def _rows(con: duckdb.DuckDBPyConnection, query: str) -> list[tuple[object, ...]]:
@@ -286,11 +208,11 @@ def mysql_server() -> Iterator[Server]:
     mariadbd = shutil.which("mariadbd") or shutil.which("mysqld") or shutil.which("mariadbd", path="/usr/sbin")
     install_db = shutil.which("mariadb-install-db") or shutil.which("mysql_install_db")
     if not mariadbd or not install_db:
-        _unavailable("MariaDB server binaries (mariadbd, mariadb-install-db) not installed")
+        unavailable("MariaDB server binaries (mariadbd, mariadb-install-db) not installed")
     assert mariadbd and install_db
-    root = _scratch_dir("clinic-mysql-", None)
+    root = scratch_dir("clinic-mysql-", None)
     data, sock = root / "data", root / "mysql.sock"
-    port = _free_port()
+    port = free_port()
     as_root = ["--user=root"] if os.geteuid() == 0 else []
     subprocess.run(
         [install_db, "--no-defaults", f"--datadir={data}", "--auth-root-authentication-method=normal",
@@ -393,7 +315,7 @@ def test_mysql_wrong_password_is_one_line_without_the_secret(mysql_server: Serve
 
 @pytest.mark.parametrize("scheme", ["postgresql", "mysql"])
 def test_unreachable_server_is_a_one_line_source_error_without_credentials(scheme: str) -> None:
-    port = _free_port()  # nothing listens there
+    port = free_port()  # nothing listens there
     with pytest.raises(SourceError) as info:
         open_source(f"{scheme}://clinic:{PASSWORD}@127.0.0.1:{port}/emr", duckdb.connect())
     message = str(info.value)

@@ -25,7 +25,6 @@ from pathlib import Path
 from typing import Literal
 
 import duckdb
-import pyarrow as pa
 import pyarrow.parquet as pq
 from pydantic import BaseModel, Field, computed_field
 
@@ -150,13 +149,6 @@ class _ParentIds(Mapping[str, IdMapRow]):
         return len(self._mapped)
 
 
-def _mapped_keys(state: StateStore, obj: str) -> pa.Table:
-    # Arrow straight from the state database (the id map can hold every record of the migration), on a
-    # cursor of its own so the store's connection is left as it was. The store has no public accessor yet.
-    with state._con.cursor() as cursor:
-        return cursor.sql("SELECT source_key, payload_hash FROM id_map WHERE object = ?", params=[obj]).to_arrow_table()
-
-
 def _identifier_sql(obj: FreshsalesObject, path: Path) -> str:
     """Whether a new record has the identifier bulk upsert creates by (accounts: name, contacts: email;
     deals have none the API accepts for a create)."""
@@ -177,7 +169,7 @@ class _Estimator:
         self._mem.close()
 
     def _ensure_map(self, name: str) -> None:
-        self._mem.register(f"map_{name}", _mapped_keys(self._state, name))
+        self._mem.register(f"map_{name}", self._state.id_map_table(name))
 
     def _resolvable_table(self, parent: str) -> str:
         """Keys of `parent` a child can link to: mapped, or staged in this load and not held back."""

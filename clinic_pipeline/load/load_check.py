@@ -96,7 +96,7 @@ def run_load_check(
     """The check of the load of `name` that just ran (a delta partition's files for a partition)."""
     obj = BY_NAME[name]
     paths = settings.paths
-    with open_state(paths.state_db_path, read_only=True, wait_seconds=wait_seconds) as state:
+    with open_state(settings.state_location, read_only=True, wait_seconds=wait_seconds) as state:
         return check_loaded(
             state,
             obj.name,

@@ -1,4 +1,5 @@
-"""The migration state store: `id_map`, `audit_log` and `load_intent` in DuckDB (design.md's State contract).
+"""The migration state store: `id_map`, `audit_log` and `load_intent` (design.md's State contract), in a
+DuckDB file (the default) or a PostgreSQL database (`CLINIC_STATE_URL`, see `state_location`).
 
 `load_intent` is the write-ahead log of the loader: a row is committed before a record is sent and
 removed in the same transaction that commits the API's answer. A row left behind means the answer
@@ -12,6 +13,10 @@ separate processes: `open_state` first takes the store for its process through `
 flock on `<db>.lock`), so a second process waits for the first to close, then gives up with a
 one-line `StateBusyError` after `wait_seconds`. Within one process, nested opens and threads share
 the hold, each with its own connection. Connections are short-lived: one per step or command.
+
+On PostgreSQL there is no such lock: every worker opens its own connection at once, and each write
+transaction takes the database's writer lock instead (`state_backends`). The schema and every query
+below are the same for both; `state_backends` holds what differs.
 """
 
 from __future__ import annotations
@@ -26,15 +31,25 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import duckdb
+import psycopg
+import pyarrow as pa
 
-from clinic_pipeline.load.state_lock import DEFAULT_WAIT_SECONDS, busy_from_duckdb, holding_state, opening_guard
+from clinic_pipeline.load.state_backends import (
+    Params,
+    StateConnection,
+    StateUnavailableError,
+    connect_duckdb,
+    connect_postgres,
+)
+from clinic_pipeline.load.state_location import StateLocation
+from clinic_pipeline.load.state_lock import DEFAULT_WAIT_SECONDS, holding_state, opening_guard
 
 # Re-exported: callers that open the store catch its error from the same module.
 from clinic_pipeline.load.state_lock import StateBusyError as StateBusyError
 from clinic_pipeline.model.outcomes import UNSETTLED
 from clinic_pipeline.private_files import write_private_text
 
+# The one schema, in SQL both DuckDB and PostgreSQL run as it is.
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS id_map (
     object         VARCHAR NOT NULL,
@@ -106,6 +121,8 @@ class Intent:
     run_id: str | None = None  # the run that sent it, as read back: a rollback of that run undoes it
 
 
+_ID_MAP_KEYS = pa.schema([("source_key", pa.string()), ("payload_hash", pa.string())])
+
 # A writer publishes its counts at most this often: `status` reads them while the store is held.
 PROGRESS_EVERY_SECONDS = 2.0
 
@@ -113,7 +130,7 @@ PROGRESS_EVERY_SECONDS = 2.0
 class StateStore:
     """One open connection to the state database; use `open_state` to get one."""
 
-    def __init__(self, con: duckdb.DuckDBPyConnection, progress_path: Path | None = None) -> None:
+    def __init__(self, con: StateConnection, progress_path: Path | None = None) -> None:
         self._con = con
         self._progress_path = progress_path
         self._progress_at = 0.0
@@ -150,8 +167,22 @@ class StateStore:
         return {r[0]: IdMapRow(r[0], int(r[1]), r[2]) for r in rows}
 
     def id_map_counts(self) -> dict[str, int]:
-        rows = self._con.execute("SELECT object, count(*) FROM id_map GROUP BY ALL ORDER BY ALL").fetchall()
+        rows = self._con.execute("SELECT object, count(*) FROM id_map GROUP BY object ORDER BY object").fetchall()
         return {r[0]: int(r[1]) for r in rows}
+
+    def id_map_table(self, obj: str) -> pa.Table:
+        """(source_key, payload_hash) of every mapped record of `obj`, as Arrow for a bulk join."""
+        return self._con.arrow("SELECT source_key, payload_hash FROM id_map WHERE object = ?", [obj], _ID_MAP_KEYS)
+
+    def query(self, sql: str, params: Params = None) -> list[tuple[Any, ...]]:
+        """Rows of a read query in the store's SQL (see `state_backends`: `?` or `$name` placeholders, what both
+        databases accept): for analyses over the audit log of the modules that own them (rollback's plans)."""
+        return [tuple(r) for r in self._con.execute(sql, params).fetchall()]
+
+    def execute(self, sql: str, params: Params = None) -> None:
+        """One write statement in the store's SQL, in a write transaction of its own."""
+        with self._con.writing():
+            self._con.execute(sql, params)
 
     def record_batch(
         self,
@@ -165,16 +196,16 @@ class StateStore:
         """Commit one batch's outcome atomically, after the API confirmed it; settled keys lose their intent."""
         now = datetime.now(UTC)
         settled = sorted({a.source_key for a in audit if a.source_key and a.outcome not in UNSETTLED})
-        self._con.execute("BEGIN TRANSACTION")
-        try:
+        with self._con.writing():
             if settled:
                 self._con.execute(
-                    "DELETE FROM load_intent WHERE object = ? AND list_contains(?::VARCHAR[], source_key)",
-                    [obj, settled],
+                    "DELETE FROM load_intent WHERE object = ? AND source_key = ANY(?::VARCHAR[])", [obj, settled]
                 )
             if mapped:
                 self._con.executemany(
-                    "INSERT OR REPLACE INTO id_map VALUES (?, ?, ?, ?, ?, ?)",
+                    "INSERT INTO id_map VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (object, source_key) DO UPDATE SET"
+                    " freshsales_id = excluded.freshsales_id, payload_hash = excluded.payload_hash,"
+                    " run_id = excluded.run_id, loaded_at = excluded.loaded_at",
                     [(obj, m.source_key, m.freshsales_id, m.payload_hash, run_id, now) for m in mapped],
                 )
             if audit:
@@ -198,10 +229,6 @@ class StateStore:
                         for a in audit
                     ],
                 )
-            self._con.execute("COMMIT")
-        except BaseException:
-            self._con.execute("ROLLBACK")
-            raise
         self._publish_progress(run_id)
 
     def begin_intents(self, *, obj: str, run_id: str, intents: Sequence[Intent]) -> None:
@@ -209,10 +236,11 @@ class StateStore:
         if not intents:
             return
         now = datetime.now(UTC)
-        self._con.execute("BEGIN TRANSACTION")
-        try:
+        with self._con.writing():
             self._con.executemany(
-                "INSERT OR REPLACE INTO load_intent VALUES (?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO load_intent VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (object, source_key) DO UPDATE SET"
+                " run_id = excluded.run_id, payload_hash = excluded.payload_hash, parent_id = excluded.parent_id,"
+                " before_image = excluded.before_image, created_at = excluded.created_at",
                 [
                     (
                         obj,
@@ -226,10 +254,6 @@ class StateStore:
                     for i in intents
                 ],
             )
-            self._con.execute("COMMIT")
-        except BaseException:
-            self._con.execute("ROLLBACK")
-            raise
 
     def pending_intents(self, obj: str) -> dict[str, Intent]:
         """Records sent by a run that never learnt (or could not tell) what became of them."""
@@ -266,29 +290,40 @@ class StateStore:
         """(object, op, outcome) → count, for operator reports: counts only, never values."""
         where, params = ("WHERE run_id = ?", [run_id]) if run_id else ("", [])
         rows = self._con.execute(
-            f"SELECT object, op, outcome, count(*) FROM audit_log {where} GROUP BY ALL ORDER BY ALL", params
+            f"SELECT object, op, outcome, count(*) FROM audit_log {where}"
+            " GROUP BY object, op, outcome ORDER BY object, op, outcome",
+            params,
         ).fetchall()
         return {(r[0], r[1], r[2]): int(r[3]) for r in rows}
 
 
 @contextmanager
 def open_state(
-    path: Path,
+    location: StateLocation,
     *,
     read_only: bool = False,
     wait_seconds: float = DEFAULT_WAIT_SECONDS,
     on_wait: Callable[[str], None] | None = None,
 ) -> Iterator[StateStore]:
-    """The state store, once no other process has it open: see the module's docstring.
+    """The state store at `location` (`Settings.state_location`): see the module's docstring.
 
-    Waits up to `wait_seconds` for another process to close it (reported once, to `on_wait` or the
-    log), then raises `StateBusyError`. A brief command such as `status` should pass a short wait.
+    A DuckDB file: waits up to `wait_seconds` for another process to close it (reported once, to
+    `on_wait` or the log), then raises `StateBusyError`; a brief command such as `status` should pass a
+    short wait. PostgreSQL: no wait, other workers keep their connections; an unreachable server is a
+    one-line `StateUnavailableError`.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with holding_state(path, wait_seconds=wait_seconds, on_wait=on_wait):
+    if not isinstance(location, Path):
+        con: StateConnection = connect_postgres(location, read_only=read_only, schema=_SCHEMA)
+        try:
+            yield StateStore(con)
+        finally:
+            con.close()
+        return
+    location.parent.mkdir(parents=True, exist_ok=True)
+    with holding_state(location, wait_seconds=wait_seconds, on_wait=on_wait):
         with opening_guard():
-            con = _connect(path, read_only=read_only)
-        store = StateStore(con, None if read_only else progress_path(path))
+            con = connect_duckdb(location, read_only=read_only, schema=_SCHEMA)
+        store = StateStore(con, None if read_only else progress_path(location))
         try:
             yield store
         finally:
@@ -296,37 +331,31 @@ def open_state(
             con.close()
 
 
+def state_exists(location: StateLocation) -> bool:
+    """Whether a load has created the store yet (a read-only open needs its tables)."""
+    if isinstance(location, Path):
+        return location.exists()
+    with open_state(location, read_only=True) as state:
+        return state.query("SELECT to_regclass('audit_log') IS NOT NULL")[0][0] is True
+
+
 def progress_path(path: Path) -> Path:
     """Where the writer of the store at `path` publishes its counts (see `StateStore._publish_progress`)."""
     return path.with_name("progress.json")
 
 
-def read_progress(path: Path) -> dict[str, Any] | None:
-    """The counts the store's writer last published, or None."""
+def read_progress(location: StateLocation) -> dict[str, Any] | None:
+    """The id map's counts as the store's writer last published them, or None. PostgreSQL has readers wait
+    for no writer, so its counts are read as they are now."""
+    if isinstance(location, Path):
+        try:
+            progress: dict[str, Any] = json.loads(progress_path(location).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        return progress
     try:
-        progress: dict[str, Any] = json.loads(progress_path(path).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return progress
-
-
-def _connect(path: Path, *, read_only: bool) -> duckdb.DuckDBPyConnection:
-    # A restrictive umask while DuckDB creates the file: it is never world-readable, not even briefly.
-    old_umask = os.umask(0o177)
-    try:
-        con = duckdb.connect(str(path), read_only=read_only)
-    except duckdb.IOException as exc:
-        # A process that does not take our lock (an older build, a DuckDB shell) holds the file.
-        if "Could not set lock" not in str(exc):
-            raise
-        raise busy_from_duckdb(path, str(exc)) from None
-    finally:
-        os.umask(old_umask)
-    try:
-        if not read_only:
-            con.execute(_SCHEMA)
-        os.chmod(path, 0o600)
-    except BaseException:
-        con.close()
-        raise
-    return con
+        with open_state(location, read_only=True) as state:
+            counts = state.id_map_counts()
+    except (StateUnavailableError, psycopg.Error):
+        return None  # unreachable, or no load created the store yet: a progress view's next poll tries again
+    return {"pid": None, "as_of": datetime.now(UTC).isoformat(timespec="seconds"), "id_map": counts}

@@ -1,0 +1,193 @@
+"""The two databases the state store runs on, behind one small connection interface.
+
+The store's SQL (the schema and queries in `state.py`, the rollback's plans) is written once, in what
+both accept: DuckDB's `?` and `$name` placeholders (rewritten to psycopg's `%s` / `%(name)s` here),
+`x = ANY(?::VARCHAR[])`, `INSERT ... ON CONFLICT ... DO UPDATE`, a sequence, JSON columns. What differs
+is here, and only here:
+
+- connection: a DuckDB file is opened by one process at a time (`open_state` takes `state_lock`'s flock
+  first) and stays mode 0600 (before-images are PHI); PostgreSQL takes any number of workers, each with
+  its own connection, and its access is the server's (role and `pg_hba.conf`).
+- write transaction: DuckDB's BEGIN/COMMIT, the process being the only writer already; on PostgreSQL a
+  transaction that first takes `pg_advisory_xact_lock`, so writers commit one at a time and the audit
+  log's `seq` order is its commit order, as with one DuckDB writer (rollback compares `seq`s). The lock
+  is held for one batch's commit, never across API calls, and ends with the transaction.
+- JSON comes back as text from both (psycopg's parsing is switched off), so the store parses it once.
+- read-only: DuckDB's `read_only`; PostgreSQL's `default_transaction_read_only`.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, contextmanager
+from pathlib import Path
+from typing import Any, Protocol, TypeAlias
+
+import duckdb
+import psycopg
+import pyarrow as pa
+from psycopg.types.string import TextLoader
+
+from clinic_pipeline.errors import OperatorError
+from clinic_pipeline.load.state_lock import busy_from_duckdb
+from clinic_pipeline.source.server_databases import ServerUrl
+
+Params: TypeAlias = Sequence[Any] | Mapping[str, Any] | None
+
+# Any constant works: advisory locks are per database, so only this database's state writers share it.
+_WRITER_LOCK = 0x636C696E6963  # "clinic"
+_CONNECT_TIMEOUT_SECONDS = 10
+_NAMED_PARAM = re.compile(r"\$([A-Za-z_]\w*)")
+
+
+class StateUnavailableError(OperatorError):
+    """The PostgreSQL state database cannot be reached; the message masks the password."""
+
+
+class Cursor(Protocol):
+    @property
+    def description(self) -> Any: ...
+
+    def fetchall(self) -> list[Any]: ...
+
+    def fetchone(self) -> Any: ...
+
+
+class StateConnection(Protocol):
+    def execute(self, sql: str, params: Params = None) -> Cursor: ...
+
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None: ...
+
+    def writing(self) -> AbstractContextManager[None]:
+        """One write transaction: committed on a clean exit, rolled back otherwise."""
+
+    def arrow(self, sql: str, params: Sequence[Any], schema: pa.Schema) -> pa.Table: ...
+
+    def close(self) -> None: ...
+
+
+class DuckDBConnection:
+    def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
+        self._con = con
+
+    def execute(self, sql: str, params: Params = None) -> Cursor:
+        return self._con.execute(sql, params)
+
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        self._con.executemany(sql, rows)
+
+    @contextmanager
+    def writing(self) -> Iterator[None]:
+        self._con.execute("BEGIN TRANSACTION")
+        try:
+            yield
+        except BaseException:
+            self._con.execute("ROLLBACK")
+            raise
+        self._con.execute("COMMIT")
+
+    def arrow(self, sql: str, params: Sequence[Any], schema: pa.Schema) -> pa.Table:
+        # Arrow straight from DuckDB (the id map can hold every record of the migration), on a cursor of its
+        # own so the store's connection is left as it was.
+        with self._con.cursor() as cursor:
+            return cursor.sql(sql, params=params).to_arrow_table().cast(schema)
+
+    def close(self) -> None:
+        self._con.close()
+
+
+def connect_duckdb(path: Path, *, read_only: bool, schema: str) -> DuckDBConnection:
+    """The file, created mode 0600, its schema created unless `read_only`. The caller holds `state_lock`."""
+    # A restrictive umask while DuckDB creates the file: it is never world-readable, not even briefly.
+    old_umask = os.umask(0o177)
+    try:
+        con = duckdb.connect(str(path), read_only=read_only)
+    except duckdb.IOException as exc:
+        # A process that does not take our lock (an older build, a DuckDB shell) holds the file.
+        if "Could not set lock" not in str(exc):
+            raise
+        raise busy_from_duckdb(path, str(exc)) from None
+    finally:
+        os.umask(old_umask)
+    try:
+        if not read_only:
+            con.execute(schema)
+        os.chmod(path, 0o600)
+    except BaseException:
+        con.close()
+        raise
+    return DuckDBConnection(con)
+
+
+class PostgresConnection:
+    def __init__(self, con: psycopg.Connection[Any]) -> None:
+        self._con = con
+
+    def execute(self, sql: str, params: Params = None) -> Cursor:
+        return self._con.execute(_pg_sql(sql, params), params)  # type: ignore[arg-type]
+
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        with self._con.cursor() as cursor:
+            cursor.executemany(_pg_sql(sql, ()), rows)  # type: ignore[arg-type]
+
+    @contextmanager
+    def writing(self) -> Iterator[None]:
+        with self._con.transaction():
+            self._con.execute("SELECT pg_advisory_xact_lock(%s)", [_WRITER_LOCK])
+            yield
+
+    def arrow(self, sql: str, params: Sequence[Any], schema: pa.Schema) -> pa.Table:
+        rows = self.execute(sql, params).fetchall()
+        return pa.Table.from_pylist([dict(zip(schema.names, r, strict=True)) for r in rows], schema=schema)
+
+    def close(self) -> None:
+        self._con.close()
+
+
+def connect_postgres(url: ServerUrl, *, read_only: bool, schema: str) -> PostgresConnection:
+    """A connection of this worker's own, its schema created unless `read_only` (concurrent first opens are
+    serialized by the writer lock: `CREATE ... IF NOT EXISTS` races otherwise)."""
+    try:
+        con = psycopg.connect(
+            host=url.host,
+            port=url.port,
+            dbname=url.database,
+            user=url.user,
+            password=url.password,
+            connect_timeout=_CONNECT_TIMEOUT_SECONDS,
+            application_name="clinic_pipeline state",
+            autocommit=True,  # each statement commits on its own; `writing` groups a batch
+            options="-c default_transaction_read_only=on" if read_only else None,
+        )
+    except psycopg.Error as exc:
+        raise StateUnavailableError(f"{url.redacted}: cannot open the migration state ({_reason(exc, url)})") from None
+    # JSON as text, as DuckDB returns it: the store parses before-images itself.
+    con.adapters.register_loader("json", TextLoader)
+    connection = PostgresConnection(con)
+    try:
+        if not read_only:
+            with connection.writing():
+                con.execute(schema)
+    except BaseException:
+        con.close()
+        raise
+    return connection
+
+
+def _pg_sql(sql: str, params: Params) -> str:
+    """The store's DuckDB-style placeholders as psycopg's; a literal `%` doubled (psycopg reads it)."""
+    if params is None:
+        return sql
+    sql = sql.replace("%", "%%")
+    if isinstance(params, Mapping):
+        return _NAMED_PARAM.sub(r"%(\1)s", sql)
+    return sql.replace("?", "%s")
+
+
+def _reason(exc: psycopg.Error, url: ServerUrl) -> str:
+    """libpq's first line: host, port, user and what failed, never the password (masked all the same,
+    should a driver ever quote it)."""
+    text = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    return text.replace(url.password, "***") if url.password else text
