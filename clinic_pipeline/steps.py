@@ -390,17 +390,18 @@ def _load(
     partition: str | None = None,
 ) -> LoadResult:
     rejected = settings.paths.rejected_dir_for(partition)
-    if obj.name == FILES.name:
-        return _load_files(settings, client, state, staged, run_id=run_id, partition=partition, rejected=rejected)
-    loader = Loader(
-        client,
-        state,
-        run_id=run_id,
-        partition=partition,
-        max_concurrency=settings.freshsales_max_concurrency,
-        fallback_owner_email=settings.clinic_fallback_owner_email,
-    )
-    return loader.load(obj, staged, rejected)
+    with state.loading(obj.name):
+        if obj.name == FILES.name:
+            return _load_files(settings, client, state, staged, run_id=run_id, partition=partition, rejected=rejected)
+        loader = Loader(
+            client,
+            state,
+            run_id=run_id,
+            partition=partition,
+            max_concurrency=settings.freshsales_max_concurrency,
+            fallback_owner_email=settings.clinic_fallback_owner_email,
+        )
+        return loader.load(obj, staged, rejected)
 
 
 def _load_files(

@@ -7,13 +7,22 @@ import stat
 import subprocess
 import sys
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import psycopg
 import pytest
 
-from clinic_pipeline.load.state import AuditEntry, IdMapRow, Intent, StateStore, open_state, state_exists
+from clinic_pipeline.load.state import (
+    AuditEntry,
+    IdMapRow,
+    Intent,
+    StateBusyError,
+    StateStore,
+    open_state,
+    state_exists,
+)
 from clinic_pipeline.load.state_backends import StateUnavailableError
 from clinic_pipeline.load.state_location import StateLocation, describe
 from clinic_pipeline.settings import ConfigurationError, load_settings
@@ -169,6 +178,24 @@ def test_postgres_workers_write_at_once_and_lose_no_row(postgres_cluster: Postgr
             own = [e["source_key"] for e in entries if e["run_id"] == f"run-{n}" and e["source_key"] != "shared-1"]
             expected = [k for b in range(BATCHES) for k in [*(f"w{n}-{b}-{i}" for i in range(PER_BATCH)), "shared-2"]]
             assert own == expected
+
+
+def test_postgres_workers_load_different_objects_at_once_never_the_same_one(
+    postgres_cluster: PostgresCluster, tmp_path: Path
+) -> None:
+    location = _location(postgres_cluster.url(postgres_cluster.create_database()), tmp_path)
+    with open_state(location) as first, open_state(location) as second:
+        with first.loading("contacts"):
+            with second.loading("deals", wait_seconds=0):
+                pass  # another object: no wait
+            started = time.monotonic()
+            busy = r"^contacts is being loaded by another worker"
+            with pytest.raises(StateBusyError, match=busy), second.loading("contacts", wait_seconds=1.0):
+                pass
+            assert time.monotonic() - started >= 1.0
+        # Let go when its load ends: the other worker takes it at once.
+        with second.loading("contacts", wait_seconds=0):
+            pass
 
 
 def test_the_url_password_never_shows(postgres_cluster: PostgresCluster, tmp_path: Path) -> None:

@@ -25,7 +25,7 @@ import json
 import os
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -173,6 +173,10 @@ class StateStore:
     def id_map_table(self, obj: str) -> pa.Table:
         """(source_key, payload_hash) of every mapped record of `obj`, as Arrow for a bulk join."""
         return self._con.arrow("SELECT source_key, payload_hash FROM id_map WHERE object = ?", [obj], _ID_MAP_KEYS)
+
+    def loading(self, obj: str, wait_seconds: float = DEFAULT_WAIT_SECONDS) -> AbstractContextManager[None]:
+        """Hold `obj` for one load: another worker's load of it waits up to `wait_seconds`, then gives up."""
+        return self._con.loading(obj, wait_seconds)
 
     def query(self, sql: str, params: Params = None) -> list[tuple[Any, ...]]:
         """Rows of a read query in the store's SQL (see `state_backends`: `?` or `$name` placeholders, what both

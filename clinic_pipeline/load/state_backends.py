@@ -12,6 +12,8 @@ is here, and only here:
   transaction that first takes `pg_advisory_xact_lock`, so writers commit one at a time and the audit
   log's `seq` order is its commit order, as with one DuckDB writer (rollback compares `seq`s). The lock
   is held for one batch's commit, never across API calls, and ends with the transaction.
+- loads: on DuckDB the file itself keeps a second load out; on PostgreSQL each object's load holds a session
+  advisory lock of its own, so two workers never load the same object at once (different ones, freely).
 - JSON comes back as text from both (psycopg's parsing is switched off), so the store parses it once.
 - read-only: DuckDB's `read_only`; PostgreSQL's `default_transaction_read_only`.
 """
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import os
 import re
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
@@ -31,13 +34,15 @@ import pyarrow as pa
 from psycopg.types.string import TextLoader
 
 from clinic_pipeline.errors import OperatorError
-from clinic_pipeline.load.state_lock import busy_from_duckdb
+from clinic_pipeline.load.state_lock import StateBusyError, busy_from_duckdb
 from clinic_pipeline.source.server_databases import ServerUrl
 
 Params: TypeAlias = Sequence[Any] | Mapping[str, Any] | None
 
 # Any constant works: advisory locks are per database, so only this database's state writers share it.
 _WRITER_LOCK = 0x636C696E6963  # "clinic"
+_WRITER_LOCK_CLASS = 0x636C6E63  # the two-key form's first key, for the per-object load locks
+_LOCK_POLL_SECONDS = 0.5
 _CONNECT_TIMEOUT_SECONDS = 10
 _NAMED_PARAM = re.compile(r"\$([A-Za-z_]\w*)")
 
@@ -64,6 +69,9 @@ class StateConnection(Protocol):
         """One write transaction: committed on a clean exit, rolled back otherwise."""
 
     def arrow(self, sql: str, params: Sequence[Any], schema: pa.Schema) -> pa.Table: ...
+
+    def loading(self, obj: str, wait_seconds: float) -> AbstractContextManager[None]:
+        """Held while one object loads: a second load of it elsewhere waits, then gives up (`StateBusyError`)."""
 
     def close(self) -> None: ...
 
@@ -93,6 +101,10 @@ class DuckDBConnection:
         # own so the store's connection is left as it was.
         with self._con.cursor() as cursor:
             return cursor.sql(sql, params=params).to_arrow_table().cast(schema)
+
+    @contextmanager
+    def loading(self, obj: str, wait_seconds: float) -> Iterator[None]:
+        yield  # the file is this process's alone while it is open (`state_lock`): no other load can run
 
     def close(self) -> None:
         self._con.close()
@@ -137,6 +149,24 @@ class PostgresConnection:
         with self._con.transaction():
             self._con.execute("SELECT pg_advisory_xact_lock(%s)", [_WRITER_LOCK])
             yield
+
+    @contextmanager
+    def loading(self, obj: str, wait_seconds: float) -> Iterator[None]:
+        # A session lock per object (keyed in the writer lock's class): workers load different objects at once,
+        # never the same one, whatever the instance's pools say.
+        key = [_WRITER_LOCK_CLASS, obj]
+        deadline = time.monotonic() + wait_seconds
+        while not self._con.execute("SELECT pg_try_advisory_lock(%s::int, hashtext(%s))", key).fetchone()[0]:  # type: ignore[index]
+            if time.monotonic() >= deadline:
+                raise StateBusyError(
+                    f"{obj} is being loaded by another worker of this migration (still after {wait_seconds:g} s); "
+                    "wait for its run to finish, then run this one again"
+                )
+            time.sleep(_LOCK_POLL_SECONDS)
+        try:
+            yield
+        finally:
+            self._con.execute("SELECT pg_advisory_unlock(%s::int, hashtext(%s))", key)
 
     def arrow(self, sql: str, params: Sequence[Any], schema: pa.Schema) -> pa.Table:
         rows = self.execute(sql, params).fetchall()
