@@ -10,7 +10,7 @@ from clinic_pipeline.assets.resources import ClinicResource, operator_errors
 from clinic_pipeline.reports.assessment import KIND_LABELS, Assessment
 
 # Bump policy: see `clinic_pipeline/assets/catalog.py`.
-CODE_VERSION = "1"
+CODE_VERSION = "2"
 
 
 def _objects_table(assessment: Assessment) -> str:

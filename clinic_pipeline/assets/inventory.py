@@ -5,18 +5,19 @@ import dagster as dg
 from clinic_pipeline import steps
 from clinic_pipeline.assets.catalog import OWNERS, asset_tags
 from clinic_pipeline.assets.resources import ClinicResource, operator_errors
+from clinic_pipeline.reports.inventory_html import html_page_path
 
 # Bump policy: see `clinic_pipeline/assets/catalog.py`.
-CODE_VERSION = "1"
+CODE_VERSION = "2"
 
 
 @dg.asset(
     group_name="inventory",
-    kinds={"duckdb", "json", "python"},
+    kinds={"duckdb", "json", "html"},
     owners=OWNERS,
     tags=asset_tags("inventory"),
     code_version=CODE_VERSION,
-    description="Every table and column of the export, profiled (no values).",
+    description="Every table and column of the export, profiled (no values), with its Markdown and HTML pages.",
 )
 def schema_inventory(clinic: ClinicResource) -> dg.MaterializeResult:
     settings = clinic.settings()
@@ -29,5 +30,6 @@ def schema_inventory(clinic: ClinicResource) -> dg.MaterializeResult:
             "fingerprint": dg.MetadataValue.text(inventory.fingerprint),
             "path": dg.MetadataValue.path(str(settings.paths.inventory_path)),
             "page": dg.MetadataValue.path(str(settings.paths.inventory_page)),
+            "html": dg.MetadataValue.path(str(html_page_path(settings.paths.inventory_page))),
         }
     )

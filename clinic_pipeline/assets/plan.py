@@ -15,9 +15,10 @@ from clinic_pipeline.assets.resources import (
     settings_from,
 )
 from clinic_pipeline.mapping.plan import MappingPlan
+from clinic_pipeline.reports.mapping_review import write_review_page
 
 # Bump policy: see `clinic_pipeline/assets/catalog.py`.
-CODE_VERSION = "1"
+CODE_VERSION = "2"
 TAGS = asset_tags("plan")
 
 
@@ -37,16 +38,19 @@ def _targets_table(plan: MappingPlan) -> str:
 @dg.asset(
     group_name="plan",
     deps=[schema_inventory],
-    kinds={"python", "yaml"},
+    kinds={"python", "yaml", "html"},
     owners=OWNERS,
     tags=TAGS,
     code_version=CODE_VERSION,
-    description="The proposed object and field map.",
+    description="The proposed object and field map, and the page a person reviews it on "
+    "(data/plan/mapping_review.html, 0600).",
 )
 def mapping_plan(clinic: ClinicResource) -> dg.MaterializeResult:
     settings = clinic.settings()
     with operator_errors():
         outcome = steps.run_propose(settings)
+    # The page a person reviews the plan on, kept or newly proposed alike.
+    review = write_review_page(outcome.plan, settings.paths.plan_path, settings.mapping_review_threshold)
     fields = [f for o in outcome.plan.objects for f in o.fields]
     return dg.MaterializeResult(
         metadata={
@@ -57,6 +61,7 @@ def mapping_plan(clinic: ClinicResource) -> dg.MaterializeResult:
             "fields_needing_review": dg.MetadataValue.int(sum(f.needs_review for f in fields)),
             "targets": dg.MetadataValue.md(_targets_table(outcome.plan)),
             "path": dg.MetadataValue.path(str(settings.paths.plan_path)),
+            "review": dg.MetadataValue.path(str(review)),
         }
     )
 

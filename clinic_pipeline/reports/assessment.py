@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Literal
 
 import duckdb
-from jinja2 import Environment, PackageLoader, StrictUndefined
 from pydantic import BaseModel, computed_field
 
 from clinic_pipeline.errors import OperatorError
@@ -34,6 +33,7 @@ from clinic_pipeline.model.objects import (
 )
 from clinic_pipeline.model.transforms import compile_transform, layered_from
 from clinic_pipeline.reports.charts import bar_chart
+from clinic_pipeline.reports.render import byte_size, render_page
 from clinic_pipeline.source.inventory_model import SchemaInventory
 from clinic_pipeline.sql import quote_ident
 from clinic_pipeline.staging.stage import row_filter_sql, skipped_sql
@@ -375,8 +375,8 @@ def _criteria(a: Assessment, left_behind: list[str]) -> list[Criterion]:
             complex=stored is not None and stored > quota,
             detail=f"{a.documents} documents, size not stated by the export"
             if stored is None
-            else f"{a.documents} documents, {_size(stored)} against {_size(quota)} of file storage at {BASE_TIER} "
-            f"for {a.users} users",
+            else f"{a.documents} documents, {byte_size(stored)} against {byte_size(quota)} of file storage "
+            f"at {BASE_TIER} for {a.users} users",
         ),
         Criterion(
             name="load time",
@@ -395,22 +395,6 @@ def _criteria(a: Assessment, left_behind: list[str]) -> list[Criterion]:
 
 
 # ---- output -----------------------------------------------------------------------------------
-
-
-def _size(n: int) -> str:
-    for unit, factor in (("GB", GIB), ("MB", 1024**2), ("KB", 1024)):
-        if n >= factor:
-            return f"{n / factor:.1f} {unit}"
-    return f"{n} B"
-
-
-def _environment() -> Environment:
-    # Autoescape: table, field and reason texts come from the export and the plan.
-    env = Environment(
-        loader=PackageLoader("clinic_pipeline.reports", "templates"), autoescape=True, undefined=StrictUndefined
-    )
-    env.filters["size"] = _size
-    return env
 
 
 def render_html(assessment: Assessment) -> str:
@@ -433,8 +417,7 @@ def render_html(assessment: Assessment) -> str:
             },
         ),
     }
-    template = _environment().get_template("assessment.html.j2")
-    return template.render(a=assessment, charts=charts, kinds=KIND_LABELS)
+    return render_page("assessment.html.j2", a=assessment, charts=charts, kinds=KIND_LABELS)
 
 
 def write_assessment(assessment: Assessment, html_path: Path, json_path: Path) -> None:

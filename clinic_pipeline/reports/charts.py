@@ -8,7 +8,8 @@ from __future__ import annotations
 import html
 from collections.abc import Mapping, Sequence
 
-PALETTE = ("#4e79a7", "#f28e2b", "#59a14f", "#e15759")
+# The first six of Tableau 10: six series (the validation counts) before a colour repeats.
+PALETTE = ("#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#76b7b2", "#edc948")
 LABEL_WIDTH = 220
 BAR_AREA = 420
 BAR_HEIGHT = 12
@@ -61,7 +62,9 @@ def bar_chart(
             length = BAR_AREA * max(value, 0.0) / scale
             colour = PALETTE[i % len(PALETTE)]
             parts.append(
-                f'<rect x="{LABEL_WIDTH}" y="{y}" width="{length:.1f}" height="{BAR_HEIGHT - 2}" fill="{colour}">'
+                # class "bar" tells a bar from a legend swatch of the same size.
+                f'<rect class="bar" x="{LABEL_WIDTH}" y="{y}" width="{length:.1f}" height="{BAR_HEIGHT - 2}" '
+                f'fill="{colour}">'
                 f"<title>{html.escape(name)}: {_format(value, percent)}</title></rect>"
             )
             parts.append(

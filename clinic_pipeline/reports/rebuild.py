@@ -15,7 +15,6 @@ paths only.
 
 from __future__ import annotations
 
-import html
 import json
 import re
 from collections.abc import Iterable, Sequence
@@ -29,6 +28,8 @@ from clinic_pipeline.mapping import workflow_vocabulary as fw
 from clinic_pipeline.mapping.plan import MappingPlan, ObjectMapping
 from clinic_pipeline.mapping.synonyms import ABBREVIATIONS, normalise
 from clinic_pipeline.private_files import write_private_text
+from clinic_pipeline.reports.charts import bar_chart
+from clinic_pipeline.reports.render import render_page
 from clinic_pipeline.source.export import ROW_COLUMN, VIEW_SCHEMA, SourceExport, table_name
 from clinic_pipeline.sql import quote_ident
 
@@ -724,58 +725,32 @@ def _render_markdown(doc: RebuildDocument) -> str:
     return "\n".join(lines).rstrip() + "\n"
 
 
-def _h(value: object) -> str:
-    return html.escape(str(value), quote=True)
+def _modules_chart(workflows: Sequence[WorkflowEntry]) -> str:
+    """Rules per Freshsales module, with the actions Freshsales cannot do natively: where the admin's work is."""
+    rules: dict[str, list[WorkflowEntry]] = {}
+    for e in workflows:
+        rules.setdefault(e.freshsales.module or "manual review", []).append(e)
+    modules = sorted(rules)
+    return bar_chart(
+        "Workflow rules per Freshsales module",
+        modules,
+        {
+            "rules": [len(rules[m]) for m in modules],
+            "actions not built in": [
+                sum(not a.native for e in rules[m] for a in e.freshsales.actions) for m in modules
+            ],
+        },
+    )
 
 
-def _render_html(doc: RebuildDocument) -> str:
-    parts = [
-        "<!doctype html><html><head><meta charset='utf-8'><title>Workflow rebuild reference</title>",
-        "<style>body{font-family:sans-serif;max-width:60em;margin:2em auto}section{border-top:1px solid #ccc}"
-        "pre{background:#f4f4f4;padding:.5em;white-space:pre-wrap}.review{color:#a40}</style></head><body>",
-        "<h1>Workflow rebuild reference</h1>",
-        f"<p>Source system: {_h(doc.source_system)}. Plan hash <code>{_h(doc.plan_hash[:16])}</code> "
-        f"({_h(doc.plan_status)}).</p>",
-    ]
-    for e in doc.entries:
-        if isinstance(e, WorkflowEntry):
-            fs = e.freshsales
-            cls = " class='review'" if fs.manual_review else ""
-            parts += [
-                f"<section><h2{cls}>&#9744; {_h(e.name or '(unnamed rule)')}</h2><dl>",
-                f"<dt>Source</dt><dd>{_h(e.source_table)} row {e.source_row}, id {_h(e.id or '-')}, trigger "
-                f"{_h(e.trigger or '-')}, schedule {_h(e.schedule or '-')}, channel {_h(e.channel or '-')}, "
-                f"active {_h(e.active)}</dd>",
-                f"<dt>Freshsales module</dt><dd>{_h(fs.module or 'manual review')}</dd>",
-                f"<dt>Trigger</dt><dd>{_h(fs.trigger_type)}</dd>",
-                f"<dt>In short</dt><dd>{_h(fs.summary)}</dd></dl><ul>",
-            ]
-            parts += [
-                f"<li>&#9744; {_h(a.freshsales_action)}{': ' + _h(a.detail) if a.detail else ''}"
-                + "".join(f" ({_h(n)})" for n in a.notes)
-                + "</li>"
-                for a in fs.actions
-            ]
-            parts.append("</ul>")
-            parts += [f"<p>Note: {_h(note)}</p>" for note in fs.notes]
-            if e.conditions is not None:
-                parts.append(f"<pre>{_h(_text_of(e.conditions))}</pre>")
-            parts.append("</section>")
-        else:
-            parts += [
-                f"<section><h2>&#9744; Report: {_h(e.name or '(unnamed report)')}</h2><dl>",
-                f"<dt>Rebuild</dt><dd>{_h(e.suggestion)}</dd>",
-                f"<dt>Description</dt><dd>{_h(e.description or '-')}</dd>",
-                f"<dt>Data</dt><dd>{_h(e.base_table or '-')} → {_h(e.freshsales_object or 'not migrated')}</dd>",
-                "<dt>Columns</dt><dd>"
-                + _h(", ".join(f"{c} → {f or 'no field'}" for c, f in e.fields.items()))
-                + "</dd>",
-                f"<dt>Filters</dt><dd>{_h(e.filters or '-')}</dd></dl>",
-            ]
-            parts += [f"<p>Note: {_h(note)}</p>" for note in e.notes]
-            parts.append("</section>")
-    parts.append("</body></html>\n")
-    return "\n".join(parts)
+def render_html(doc: RebuildDocument) -> str:
+    workflows = [e for e in doc.entries if isinstance(e, WorkflowEntry)]
+    return render_page(
+        "rebuild.html.j2",
+        doc=doc,
+        modules_chart=_modules_chart(workflows) if workflows else "",
+        as_text=_text_of,
+    )
 
 
 # ---------------------------------------------------------------- entry point
@@ -804,7 +779,7 @@ def build_rebuild_reference(
     # Private: rule text may quote a message template with a name in it.
     write_private_text(paths[0], doc.model_dump_json(indent=2) + "\n")
     write_private_text(paths[1], _render_markdown(doc))
-    write_private_text(paths[2], _render_html(doc))
+    write_private_text(paths[2], render_html(doc))
     workflows = [e for e in entries if isinstance(e, WorkflowEntry)]
     return RebuildReference(
         workflow_tables=[t.table for t in tables if t.kind == "workflow"],

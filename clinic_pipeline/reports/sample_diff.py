@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import html
 import io
 import re
 from collections import Counter
+from collections.abc import Sequence
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal
@@ -32,6 +32,8 @@ from clinic_pipeline.mapping.plan import FieldMapping, MappingPlan, ObjectMappin
 from clinic_pipeline.model.objects import BY_NAME, BY_TARGET, MARKER_FIELDS, STAGED_OBJECTS, FreshsalesObject
 from clinic_pipeline.private_files import write_private_text
 from clinic_pipeline.reports import source_compare as cmp
+from clinic_pipeline.reports.charts import bar_chart
+from clinic_pipeline.reports.render import render_page
 from clinic_pipeline.source.inventory import SchemaInventory
 from clinic_pipeline.sql import quote_ident
 from clinic_pipeline.staging.stage import skipped_sql
@@ -82,7 +84,9 @@ class SampleDiff(BaseModel):
         return self.differs == 0 and self.missing == 0 and self.records_missing == 0
 
 
-class _Row(BaseModel):
+class DiffRow(BaseModel):
+    """One compared field of one record, as the CSV and the page show it (holds PHI)."""
+
     object: str
     source_key: str
     source_table: str
@@ -307,7 +311,7 @@ def _compare_line(
 
 
 def _compare_object(
-    ctx: _Context, obj: FreshsalesObject, path: Path, tallies: dict, rows: list[_Row]
+    ctx: _Context, obj: FreshsalesObject, path: Path, tallies: dict, rows: list[DiffRow]
 ) -> tuple[int, int]:
     columns = ["_source_key", "_source_table", "_source_row"]
     if "_lookup_contact" in pq.read_schema(path).names:
@@ -328,7 +332,7 @@ def _compare_object(
             if record is None:
                 missing_records += 1
                 rows.append(
-                    _Row(
+                    DiffRow(
                         object=obj.name,
                         source_key=key,
                         source_table=table,
@@ -362,7 +366,7 @@ def _compare_object(
 
 def _tally(
     tallies: dict,
-    rows: list[_Row],
+    rows: list[DiffRow],
     obj: FreshsalesObject,
     key: str,
     table: str,
@@ -375,7 +379,7 @@ def _tally(
     setattr(tally, verdict, getattr(tally, verdict) + 1)
     if verdict != "matched":
         rows.append(
-            _Row(
+            DiffRow(
                 object=obj.name,
                 source_key=key,
                 source_table=table,
@@ -416,7 +420,7 @@ def diff_sample(
     """`con` has the export open (schema `source`); `staged_dir` holds the full run's alias files."""
     ctx = _Context(client, state, plan, con, inventory, staged_dir)
     tallies: dict[tuple[str, str], FieldTally] = {}
-    rows: list[_Row] = []
+    rows: list[DiffRow] = []
     records = missing_records = 0
     for obj in STAGED_OBJECTS:
         path = sample_dir / f"{obj.name}.parquet"
@@ -424,7 +428,7 @@ def diff_sample(
             n, m = _compare_object(ctx, BY_NAME[obj.name], path, tallies, rows)
             records, missing_records = records + n, missing_records + m
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=list(_Row.model_fields))
+    writer = csv.DictWriter(buffer, fieldnames=list(DiffRow.model_fields))
     writer.writeheader()
     writer.writerows(r.model_dump() for r in rows)
     csv_text = buffer.getvalue()
@@ -449,40 +453,35 @@ def diff_sample(
         html_path=html_path,
         csv_path=csv_path,
     )
-    write_private_text(html_path, _render_html(result, rows))
+    write_private_text(html_path, render_html(result, rows))
     return result
 
 
-def _rate_chart(rates: dict[str, float]) -> str:
-    """Inline SVG bars, one per object: no script, no external file."""
-    bars = "".join(
-        f"<text x='0' y='{18 * i + 13}' font-size='12'>{html.escape(name)}</text>"
-        f"<rect x='140' y='{18 * i + 3}' width='{rate * 300:.1f}' height='12' fill='#3a7'/>"
-        f"<text x='{145 + rate * 300:.1f}' y='{18 * i + 13}' font-size='12'>{rate:.1%}</text>"
-        for i, (name, rate) in enumerate(sorted(rates.items()))
-    )
-    return f"<svg width='520' height='{18 * len(rates) + 6}' role='img'>{bars}</svg>"
+def _fields_chart(diff: SampleDiff) -> str:
+    """Per object, the compared fields by verdict: a differs or missing bar names the object to look at."""
+    tallies: dict[str, Counter[str]] = {}
+    for t in diff.fields:
+        tallies.setdefault(t.object, Counter()).update(matched=t.matched, differs=t.differs, missing=t.missing)
+    objects = sorted(tallies)
+    verdicts = ("matched", "differs", "missing")
+    return bar_chart("Fields compared per object", objects, {v: [tallies[o][v] for o in objects] for v in verdicts})
 
 
-def _render_html(result: SampleDiff, rows: list[_Row]) -> str:
-    e = html.escape
-    field_rows = "".join(
-        f"<tr><td>{e(t.object)}</td><td>{e(t.field)}</td><td>{t.matched}</td><td>{t.differs}</td>"
-        f"<td>{t.missing}</td><td>{t.match_rate:.1%}</td></tr>"
-        for t in result.fields
-    )
-    columns = list(_Row.model_fields)
-    diff_rows = "".join("<tr>" + "".join(f"<td>{e(str(getattr(r, c)))}</td>" for c in columns) + "</tr>" for r in rows)
-    head = "".join(f"<th>{e(c.replace('_', ' '))}</th>" for c in columns)
-    verdict = "all fields match" if result.ok else f"{result.differs + result.missing} differences"
-    return (
-        "<!doctype html><html><head><meta charset='utf-8'><title>Sample diff</title><style>body{font-family:"
-        "sans-serif}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:3px 6px}</style></head><body>"
-        f"<h1>Sample migration diff: {e(verdict)}</h1>"
-        f"<p>{result.records} records, {result.fields_compared} fields compared, {result.matched} matched.</p>"
-        f"<h2>Match rate per object</h2>{_rate_chart(result.match_rate_by_object)}"
-        "<h2>Per field</h2><table><tr><th>object</th><th>field</th><th>matched</th><th>differs</th>"
-        f"<th>missing</th><th>rate</th></tr>{field_rows}</table>"
-        "<h2>Differences: source beside Freshsales (contains patient data)</h2>"
-        f"<table><tr>{head}</tr>{diff_rows}</table></body></html>"
+def render_html(diff: SampleDiff, rows: Sequence[DiffRow]) -> str:
+    """The page: counts and charts, then every difference with its source value beside Freshsales' (PHI)."""
+    rates = sorted(diff.match_rate_by_object.items())
+    columns = list(DiffRow.model_fields)
+    return render_page(
+        "sample_diff.html.j2",
+        d=diff,
+        verdict="all fields match" if diff.ok else f"{diff.differs + diff.missing} differences",
+        rate_chart=bar_chart(
+            "Match rate per object", [o for o, _ in rates], {"matched": [r for _, r in rates]}, percent=True
+        )
+        if rates
+        else "",
+        fields_chart=_fields_chart(diff) if diff.fields else "",
+        field_rows=[(t.object, t.field, t.matched, t.differs, t.missing, f"{t.match_rate:.1%}") for t in diff.fields],
+        diff_head=[c.replace("_", " ") for c in columns],
+        diff_rows=[[getattr(r, c) for c in columns] for r in rows],
     )

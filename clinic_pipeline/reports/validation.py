@@ -20,7 +20,6 @@ Counts, rates, field names and reasons only: the report is meant for operators a
 from __future__ import annotations
 
 import hashlib
-import html
 import json
 import re
 from collections import Counter, defaultdict
@@ -44,6 +43,7 @@ from clinic_pipeline.load.state import StateStore
 from clinic_pipeline.model.objects import BY_NAME, DESCRIPTION_MARKER, STAGED_OBJECTS, FreshsalesObject
 from clinic_pipeline.model.outcomes import IN_FRESHSALES
 from clinic_pipeline.reports.charts import bar_chart
+from clinic_pipeline.reports.render import render_page
 from clinic_pipeline.sql import quote_ident, quote_literal
 
 SAMPLE_SIZE = 200  # keyed objects: 4 searches read back 200 records
@@ -734,76 +734,54 @@ SUMMARY_COLUMNS: tuple[tuple[str, Callable[[ObjectValidation], Any]], ...] = (
 )
 
 
-def _table(head: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
-    cells = "".join(f"<th>{html.escape(str(h))}</th>" for h in head)
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row) + "</tr>" for row in rows)
-    return f"<table><tr>{cells}</tr>{body}</table>"
-
-
-def _items(lines: Sequence[str]) -> str:
-    return "<ul>" + ("".join(f"<li>{html.escape(x)}</li>" for x in lines) or "<li>none</li>") + "</ul>"
-
-
-def _object_section(o: ObjectValidation) -> str:
-    fields = [f.field for f in o.population]
-    chart = (
-        bar_chart(
-            f"{o.object}: field population",
-            fields,
-            {
-                "staged (all)": [f.staged_rate for f in o.population],
-                "staged (sample)": [f.sample_staged_rate for f in o.population],
-                "Freshsales (sample)": [f.freshsales_rate for f in o.population],
-            },
-            percent=True,
-        )
-        if fields
-        else ""
+def _population_chart(o: ObjectValidation) -> str:
+    if not o.population:
+        return ""
+    return bar_chart(
+        f"{o.object}: field population",
+        [f.field for f in o.population],
+        {
+            "staged (all)": [f.staged_rate for f in o.population],
+            "staged (sample)": [f.sample_staged_rate for f in o.population],
+            "Freshsales (sample)": [f.freshsales_rate for f in o.population],
+        },
+        percent=True,
     )
-    population = _table(
-        ("field", "staged (all)", "staged (sample)", "Freshsales (sample)", "values lost"),
-        (
-            (f.field, _pct(f.staged_rate), _pct(f.sample_staged_rate), _pct(f.freshsales_rate), f.values_lost)
-            for f in o.population
-        ),
-    )
-    reasons = _table(("quarantine reason", "records"), o.quarantine_reasons.items())
-    unloaded = _table(("not loaded: reason", "records"), o.not_loaded_reasons.items())
-    outcomes = _table(("load op/outcome (audit log)", "records"), o.load_outcomes.items())
-    tables = _table(("source table", "rows"), o.source_tables.items())
-    return (
-        f"<h3>{html.escape(o.object)}</h3><p>Freshsales count: {html.escape(o.count_method)}; "
-        f"{o.sampled} records read back and compared.</p>{chart}{population}{tables}{reasons}{unloaded}{outcomes}"
+
+
+def _population_rows(o: ObjectValidation) -> list[tuple[Any, ...]]:
+    return [
+        (f.field, _pct(f.staged_rate), _pct(f.sample_staged_rate), _pct(f.freshsales_rate), f.values_lost)
+        for f in o.population
+    ]
+
+
+def _counts_chart(report: ValidationReport) -> str:
+    """Where each object's source rows went, side by side with what Freshsales counts: a quarantined or
+    not-loaded bar, or a Freshsales bar short of the id map, shows at a glance."""
+    objects = report.objects
+    return bar_chart(
+        "Records: source vs Freshsales",
+        [o.object for o in objects],
+        {
+            "source rows": [float(o.source_rows) for o in objects],
+            "quarantined": [float(o.quarantined) for o in objects],
+            "staged": [float(o.staged) for o in objects],
+            "not loaded": [float(o.not_loaded) for o in objects],
+            "id map": [float(o.in_id_map) for o in objects],
+            "Freshsales": [None if o.freshsales_total is None else float(o.freshsales_total) for o in objects],
+        },
     )
 
 
 def render_html(report: ValidationReport) -> str:
-    names = [o.object for o in report.objects]
-    counts = bar_chart(
-        "Records: source vs Freshsales",
-        names,
-        {
-            "source rows": [float(o.source_rows) for o in report.objects],
-            "staged": [float(o.staged) for o in report.objects],
-            "id map": [float(o.in_id_map) for o in report.objects],
-            "Freshsales": [None if o.freshsales_total is None else float(o.freshsales_total) for o in report.objects],
-        },
-    )
-    summary = _table([c for c, _ in SUMMARY_COLUMNS], ([get(o) for _, get in SUMMARY_COLUMNS] for o in report.objects))
-    verdict = "PASS" if report.ok else "FAIL"
-    requests = "n/a" if report.requests_used is None else str(report.requests_used)
-    return (
-        "<!doctype html><html><head><meta charset='utf-8'><title>Validation report</title>"
-        "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse;margin:1em 0}"
-        "td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}td:first-child,th:first-child{text-align:left}"
-        ".FAIL{color:#b00}.PASS{color:#070}</style></head><body>"
-        f"<h1>Validation report: <span class='{verdict}'>{verdict}</span></h1>"
-        f"<p>Generated {html.escape(report.generated_at)}; {requests} API requests; population tolerance "
-        f"{report.tolerance * 100:.1f} points. Counts and rates only.</p>"
-        f"<h2>Discrepancies ({len(report.discrepancies)})</h2>{_items(report.discrepancies)}"
-        f"<h2>Explained differences and notes ({len(report.warnings)})</h2>{_items(report.warnings)}"
-        f"<h2>Objects</h2>{counts}{summary}"
-        f"<h2>Per object</h2>{''.join(_object_section(o) for o in report.objects)}"
-        f"<h2>Audit log (object/op/outcome)</h2>{_table(('entry', 'count'), report.audit.items())}"
-        "</body></html>"
+    return render_page(
+        "validation.html.j2",
+        r=report,
+        verdict="PASS" if report.ok else "FAIL",
+        counts_chart=_counts_chart(report),
+        summary_head=[c for c, _ in SUMMARY_COLUMNS],
+        summary_rows=[[get(o) for _, get in SUMMARY_COLUMNS] for o in report.objects],
+        population_charts=[_population_chart(o) for o in report.objects],
+        population_rows=[_population_rows(o) for o in report.objects],
     )

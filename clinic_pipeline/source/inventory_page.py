@@ -1,4 +1,5 @@
-"""The schema inventory as a Markdown page for the operator: the same facts as the JSON, readable.
+"""The schema inventory as a Markdown page for the operator: the same facts as the JSON, readable (written with
+its HTML twin, `reports.inventory_html`).
 
 It is rendered from the `SchemaInventory` alone, so it can show nothing the inventory does not hold:
 shapes, counts and rates, the values of categorical columns, the min/max of ordered columns and the
@@ -11,6 +12,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from clinic_pipeline.reports import inventory_html
 from clinic_pipeline.source.inventory import ColumnProfile, Relationship, SchemaInventory, TableProfile
 
 __all__ = ["render_inventory_page", "write_inventory_page"]
@@ -179,10 +181,17 @@ def render_inventory_page(inv: SchemaInventory) -> str:
     return "\n".join(lines).rstrip("\n") + "\n"
 
 
-def write_inventory_page(inv: SchemaInventory, path: Path) -> Path:
-    """Write the page to `path` atomically (a reader never sees half a page) and return the path."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+def _write_atomically(path: Path, text: str) -> None:
+    """A reader never sees half a page."""
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(render_inventory_page(inv), encoding="utf-8")
+    tmp.write_text(text, encoding="utf-8")
     tmp.replace(path)
+
+
+def write_inventory_page(inv: SchemaInventory, path: Path) -> Path:
+    """Write the page to `path`, and its HTML twin beside it (`inventory_html.html_page_path`), each
+    atomically; return `path`."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _write_atomically(path, render_inventory_page(inv))
+    _write_atomically(inventory_html.html_page_path(path), inventory_html.render_html(inv))
     return path
