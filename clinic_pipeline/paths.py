@@ -23,12 +23,20 @@ class Paths:
         return self.inventory_path.with_suffix(".md")
 
     @property
+    def inventory_html(self) -> Path:
+        return self.inventory_path.with_suffix(".html")
+
+    @property
     def plan_dir(self) -> Path:
         return self.data_dir / "plan"
 
     @property
     def plan_path(self) -> Path:
         return self.plan_dir / "mapping_plan.yaml"
+
+    @property
+    def mapping_review_html(self) -> Path:
+        return self.plan_dir / "mapping_review.html"
 
     @property
     def checklist_md(self) -> Path:

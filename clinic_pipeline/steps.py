@@ -66,6 +66,7 @@ from clinic_pipeline.mapping.secrets import secret_columns
 from clinic_pipeline.mapping.sign_off import SignOff, read_sign_off, record_sign_off, require_sign_off
 from clinic_pipeline.model.objects import BY_NAME, FILES, STAGED_OBJECTS, FreshsalesObject
 from clinic_pipeline.reports.assessment import Assessment, build_assessment, count_source, write_assessment
+from clinic_pipeline.reports.mapping_review import write_review_page
 from clinic_pipeline.reports.rebuild import RebuildReference, build_rebuild_reference
 from clinic_pipeline.reports.sample_diff import SampleDiff, diff_sample
 from clinic_pipeline.reports.validation import ValidationReport, validate_migration, write_report
@@ -100,7 +101,7 @@ def run_inventory(settings: Settings) -> SchemaInventory:
     with _source(settings) as (export, con):
         inventory = build_inventory(export, con)
     write_inventory(inventory, settings.paths.inventory_path)
-    write_inventory_page(inventory, settings.paths.inventory_page)
+    write_inventory_page(inventory, settings.paths.inventory_page, settings.paths.inventory_html)
     return inventory
 
 
@@ -117,6 +118,8 @@ def run_propose(settings: Settings, *, force: bool = False) -> ProposeOutcome:
     if settings.paths.plan_path.exists() and not force:
         existing = read_plan(settings.paths.plan_path)
         if existing.source_fingerprint == inventory.fingerprint:
+            # The page a person reviews the plan on follows the plan as it stands, edits included.
+            write_review_page(existing, settings.paths.mapping_review_html, settings.mapping_review_threshold)
             return ProposeOutcome(existing, written=False)
     backup = None
     if settings.paths.plan_path.exists():
@@ -125,6 +128,7 @@ def run_propose(settings: Settings, *, force: bool = False) -> ProposeOutcome:
         shutil.copy2(settings.paths.plan_path, backup)
     plan = propose_plan(inventory, settings.mapping_review_threshold)
     write_plan(plan, settings.paths.plan_path)
+    write_review_page(plan, settings.paths.mapping_review_html, settings.mapping_review_threshold)
     return ProposeOutcome(plan, written=True, backup=backup)
 
 

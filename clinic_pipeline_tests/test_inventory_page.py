@@ -24,7 +24,7 @@ def _inventory(spec: str) -> SchemaInventory:
 @pytest.fixture(scope="module")
 def fixture_page(tmp_path_factory: pytest.TempPathFactory) -> str:
     path = tmp_path_factory.mktemp("page") / "inventory" / "schema_inventory.md"
-    assert write_inventory_page(_inventory(str(FIXTURE_DIR)), path) == path
+    assert write_inventory_page(_inventory(str(FIXTURE_DIR)), path, path.with_suffix(".html")) == path
     assert not path.with_name(path.name + ".tmp").exists()
     return path.read_text(encoding="utf-8")
 

@@ -5,7 +5,6 @@ import dagster as dg
 from clinic_pipeline import steps
 from clinic_pipeline.assets.catalog import OWNERS, asset_tags
 from clinic_pipeline.assets.resources import ClinicResource, operator_errors
-from clinic_pipeline.reports.inventory_html import html_page_path
 
 # Bump policy: see `clinic_pipeline/assets/catalog.py`.
 CODE_VERSION = "2"
@@ -30,6 +29,6 @@ def schema_inventory(clinic: ClinicResource) -> dg.MaterializeResult:
             "fingerprint": dg.MetadataValue.text(inventory.fingerprint),
             "path": dg.MetadataValue.path(str(settings.paths.inventory_path)),
             "page": dg.MetadataValue.path(str(settings.paths.inventory_page)),
-            "html": dg.MetadataValue.path(str(html_page_path(settings.paths.inventory_page))),
+            "html": dg.MetadataValue.path(str(settings.paths.inventory_html)),
         }
     )

@@ -15,7 +15,6 @@ from clinic_pipeline.assets.resources import (
     settings_from,
 )
 from clinic_pipeline.mapping.plan import MappingPlan
-from clinic_pipeline.reports.mapping_review import write_review_page
 
 # Bump policy: see `clinic_pipeline/assets/catalog.py`.
 CODE_VERSION = "2"
@@ -49,8 +48,7 @@ def mapping_plan(clinic: ClinicResource) -> dg.MaterializeResult:
     settings = clinic.settings()
     with operator_errors():
         outcome = steps.run_propose(settings)
-    # The page a person reviews the plan on, kept or newly proposed alike.
-    review = write_review_page(outcome.plan, settings.paths.plan_path, settings.mapping_review_threshold)
+    review = settings.paths.mapping_review_html  # written by the step, kept or newly proposed plan alike
     fields = [f for o in outcome.plan.objects for f in o.fields]
     return dg.MaterializeResult(
         metadata={

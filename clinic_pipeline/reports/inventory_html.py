@@ -7,8 +7,6 @@ not hold: shapes, counts, rates, categorical values, ranges and masked examples,
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from clinic_pipeline.reports.charts import bar_chart
 from clinic_pipeline.reports.render import render_page
 from clinic_pipeline.source.inventory_model import ColumnProfile, Relationship, SchemaInventory
@@ -98,8 +96,3 @@ def render_html(inv: SchemaInventory) -> str:
             for t in inv.tables
         ],
     )
-
-
-def html_page_path(markdown_page: Path) -> Path:
-    """Where the HTML twin of the Markdown page at `markdown_page` is written: beside it."""
-    return markdown_page.with_suffix(".html")

@@ -16,8 +16,6 @@ from clinic_pipeline.private_files import write_private_text
 from clinic_pipeline.reports.charts import bar_chart
 from clinic_pipeline.reports.render import render_page
 
-PAGE_NAME = "mapping_review.html"
-
 
 def targets_chart(plan: MappingPlan) -> str:
     """Field lines per Freshsales target beside those needing review ("" for a plan with no field line)."""
@@ -48,9 +46,8 @@ def render_html(plan: MappingPlan, threshold: float = DEFAULT_REVIEW_THRESHOLD) 
     )
 
 
-def write_review_page(plan: MappingPlan, plan_path: Path, threshold: float = DEFAULT_REVIEW_THRESHOLD) -> Path:
-    """Write the page beside the plan at `plan_path` and return its path: through `private_files` (0600, whole
-    or absent), since it is the operator's working page, not something to share."""
-    path = plan_path.with_name(PAGE_NAME)
+def write_review_page(plan: MappingPlan, path: Path, threshold: float = DEFAULT_REVIEW_THRESHOLD) -> Path:
+    """Write the page to `path` and return it: through `private_files` (0600, whole or absent), since it is
+    the operator's working page, not something to share."""
     write_private_text(path, render_html(plan, threshold))
     return path

@@ -188,10 +188,10 @@ def _write_atomically(path: Path, text: str) -> None:
     tmp.replace(path)
 
 
-def write_inventory_page(inv: SchemaInventory, path: Path) -> Path:
-    """Write the page to `path`, and its HTML twin beside it (`inventory_html.html_page_path`), each
-    atomically; return `path`."""
+def write_inventory_page(inv: SchemaInventory, path: Path, html_path: Path) -> Path:
+    """Write the page to `path` and its HTML twin to `html_path`, each atomically; return `path`."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    html_path.parent.mkdir(parents=True, exist_ok=True)
     _write_atomically(path, render_inventory_page(inv))
-    _write_atomically(inventory_html.html_page_path(path), inventory_html.render_html(inv))
+    _write_atomically(html_path, inventory_html.render_html(inv))
     return path
