@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import duckdb
@@ -25,6 +25,9 @@ SOURCE_VERSION = "7.4.2"
 GENERATOR_MARK = "clinic_pipeline.samples.generator"
 FILE_MODE = 0o600
 _SQLITE_BATCH = 50_000
+
+# Told (table, rows just written) as the rows reach the file: for a progress display.
+RowsWritten = Callable[[str, int], None]
 
 # Primary key of each table (composite for the custom-field layout) and its declared foreign keys.
 PRIMARY_KEYS: dict[str, tuple[str, ...]] = {
@@ -101,8 +104,9 @@ def write_manifest(folder: Path, content: Mapping[str, object]) -> Path:
     return path
 
 
-def write_csv(folder: Path, tables: Mapping[str, pa.Table]) -> dict[str, int]:
-    """One `<table>.csv` per table (header, UTF-8, `,`, empty field for a missing value); row counts by file."""
+def write_csv(folder: Path, tables: Mapping[str, pa.Table], on_rows: RowsWritten | None = None) -> dict[str, int]:
+    """One `<table>.csv` per table (header, UTF-8, `,`, empty field for a missing value); row counts by file.
+    `on_rows(table, rows)` hears of each table once it is written."""
     counts: dict[str, int] = {}
     con = duckdb.connect()
     try:
@@ -114,6 +118,8 @@ def write_csv(folder: Path, tables: Mapping[str, pa.Table]) -> dict[str, int]:
             con.unregister("_generated")
             os.chmod(path, FILE_MODE)
             counts[path.name] = data.num_rows
+            if on_rows is not None:
+                on_rows(name, data.num_rows)
     finally:
         con.close()
     return counts
@@ -129,8 +135,9 @@ def _create_sql(name: str, columns: list[str]) -> str:
     return f"CREATE TABLE {quote_ident(name)} (\n  " + ",\n  ".join(parts) + "\n)"
 
 
-def write_sqlite(path: Path, tables: Mapping[str, pa.Table]) -> dict[str, int]:
-    """A SQLite database with declared keys; orphan rows stay in (foreign keys are not enforced on load)."""
+def write_sqlite(path: Path, tables: Mapping[str, pa.Table], on_rows: RowsWritten | None = None) -> dict[str, int]:
+    """A SQLite database with declared keys; orphan rows stay in (foreign keys are not enforced on load).
+    `on_rows(table, rows)` hears of each batch of rows inserted."""
     path.unlink(missing_ok=True)
     db = sqlite3.connect(path)
     try:
@@ -145,6 +152,10 @@ def write_sqlite(path: Path, tables: Mapping[str, pa.Table]) -> dict[str, int]:
                 insert = f"INSERT INTO {quote_ident(name)} VALUES ({', '.join('?' * data.num_columns)})"
                 for batch in data.to_batches(max_chunksize=_SQLITE_BATCH):
                     db.executemany(insert, zip(*(column.to_pylist() for column in batch.columns), strict=True))
+                    if on_rows is not None:
+                        on_rows(name, batch.num_rows)
+                if on_rows is not None and not data.num_rows:
+                    on_rows(name, 0)  # an empty table has no batch: written all the same
                 if "updated_at" in data.column_names:
                     # Delta detection asks SQLite sources for rows changed in a window.
                     db.execute(f"CREATE INDEX {quote_ident(name + '_updated_at')} ON {quote_ident(name)} (updated_at)")
