@@ -28,7 +28,7 @@ from clinic_pipeline.load.state import StateBusyError
 from clinic_pipeline.mapping.plan import read_plan
 from clinic_pipeline.mapping.review import render_review
 from clinic_pipeline.model.objects import STAGED_OBJECTS
-from clinic_pipeline.model.outcomes import LoadOutcome
+from clinic_pipeline.model.outcomes import IN_FRESHSALES, LoadOutcome
 from clinic_pipeline.reports.validation import ValidationReport, describe_not_loaded
 from clinic_pipeline.settings import ConfigurationError, Settings, load_settings
 from clinic_pipeline.staging.sample import MAX_SIZE, MIN_SIZE
@@ -113,15 +113,19 @@ def sample_data(
         raise typer.BadParameter("--format is csv or sqlite")
     if country not in ("US", "GB"):
         raise typer.BadParameter("--country is US or GB")
+    from clinic_pipeline.progress_view import showing_generation_progress
+
     dest = out or _settings().paths.generated_source
-    result = generate_clinic(
-        dest,
-        patients=patients,
-        seed=seed,
-        fmt="csv" if fmt == "csv" else "sqlite",
-        large_documents=large_documents,
-        country="US" if country == "US" else "GB",
-    )
+    with showing_generation_progress() as progress:  # on a terminal: rows and tables written, rate, time left
+        result = generate_clinic(
+            dest,
+            patients=patients,
+            seed=seed,
+            fmt="csv" if fmt == "csv" else "sqlite",
+            large_documents=large_documents,
+            country="US" if country == "US" else "GB",
+            progress=progress,
+        )
     typer.echo(
         f"{result.total_records} records in {len(result.row_counts)} tables written in {result.seconds:.1f} s; "
         f"CLINIC_SOURCE={result.source_spec}"
@@ -249,19 +253,50 @@ def migrate(
         typer.echo(f"diff → {diff.html_path} and {diff.csv_path} (private: they hold patient data)")
         typer.echo("if it is right: clinic-pipeline sign-off --by NAME")
         return
-    if dry_run:
-        _print_staged(runs.materialize(runs.STAGE, resources))
-        typer.echo(steps.run_estimate(settings).table())
-        return
-    from clinic_pipeline.progress_view import showing_load_progress
+    from clinic_pipeline.progress_view import print_summary, showing_load_progress, showing_staging_progress
 
-    with showing_load_progress(settings):  # on a terminal: records in the id map per object, rate, time left
+    if dry_run:
+        with showing_staging_progress(settings):  # on a terminal: objects staged of the 12, rows a second
+            run = runs.materialize(runs.STAGE, resources)
+        _print_staged(run)
+        typer.echo(steps.run_estimate(settings).table())
+        print_summary(_summary(run, loaded=False), title="dry run")  # on a terminal only, after the plain lines
+        return
+    # On a terminal: objects staged, then records in the id map per object, rate, time left.
+    with showing_load_progress(settings):
         run = runs.materialize(runs.FULL, resources)
     _print_staged(run)
     for obj in STAGED_OBJECTS:
         typer.echo(f"loaded {obj.name}: {_outcomes(run, f'loaded_{obj.name}')}")
     typer.echo(f"run {run.run_id} (undo it: clinic-pipeline rollback --run {run.run_id})")
-    _print_report(ValidationReport.model_validate_json(settings.paths.validation_json.read_text()), settings)
+    try:
+        _print_report(ValidationReport.model_validate_json(settings.paths.validation_json.read_text()), settings)
+    finally:
+        print_summary(_summary(run, loaded=True), title=f"run {run.run_id}")
+
+
+def _summary(run: RunOutcome, *, loaded: bool) -> dict[str, dict[str, int]]:
+    """Per object, the counts of the summary table: staging's, and with `loaded` the load's (`loaded` is every
+    record in Freshsales after it: created, updated, adopted, found or unchanged)."""
+    rows: dict[str, dict[str, int]] = {}
+    for obj in STAGED_OBJECTS:
+        staged = f"staged_{obj.name}"
+        row = {
+            "staged": run.value(staged, "staged_rows"),
+            "quarantined": run.value(staged, "quarantined_rows"),
+            "skipped": run.value(staged, "skipped_rows"),
+        }
+        if loaded:
+            load = f"loaded_{obj.name}"
+            row |= {
+                "loaded": sum(run.value(load, o) for o in IN_FRESHSALES),
+                "created": run.value(load, LoadOutcome.CREATED),
+                "updated": run.value(load, LoadOutcome.UPDATED),
+                "unchanged": run.value(load, LoadOutcome.UNCHANGED),
+                "requests": run.value(load, "requests"),
+            }
+        rows[obj.name] = row
+    return rows
 
 
 def _print_staged(run: RunOutcome, prefix: str = "") -> None:
