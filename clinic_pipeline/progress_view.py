@@ -5,8 +5,8 @@ terminal: logs, CI and scripts keep the commands' plain lines, which are printed
 Every view reads counts only, never keys or values. Generation is told its counts by `generate_clinic`.
 Staging is read from what it leaves: the staged Parquet files written since the view started, with their
 row counts from the files' metadata. A load is read from the counts the state store's writer publishes
-(`load.state.read_progress`: counts and a pid), so it shows the same whichever process loads, this
-command's own run or a Dagster run beside it.
+(`load.state.read_progress`: counts, requests sent and the last `X-RateLimit-Remaining`, and a pid), so it
+shows the same whichever process loads, this command's own run or a Dagster run beside it.
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ from clinic_pipeline.settings import Settings
 
 POLL_SECONDS = 0.5
 STAGING = "staging"
+REQUESTS = "requests"
 
 # The summary's columns, in this order; a run shows those it has counts for (a dry run: the first three).
 SUMMARY_COLUMNS = ("staged", "quarantined", "skipped", "loaded", "created", "updated", "unchanged", "requests")
@@ -54,14 +55,27 @@ class _RateColumn(ProgressColumn):
             rate = f", {rows / elapsed:.0f} rows/s" if rows and elapsed else ""
             return Text(f"{rows} rows{rate}", style="progress.data.speed")
         unit = task.fields.get("unit", "records")
-        return Text(f"{task.speed:.1f} {unit}/s" if task.speed else "", style="progress.data.speed")
+        rate = f"{task.speed:.1f} {unit}/s" if task.speed else ""
+        if REQUESTS in task.fields:  # the requests row: the account's budget as the API last stated it
+            budget = task.fields[REQUESTS]
+            rate = ", ".join(filter(None, (rate, f"budget left {'unknown' if budget is None else budget}")))
+        return Text(rate, style="progress.data.speed")
+
+
+class _CountColumn(MofNCompleteColumn):
+    """`done/total`, or the count alone for a task without a total (the requests sent)."""
+
+    def render(self, task: Task) -> Text:
+        if task.total is None and REQUESTS in task.fields:
+            return Text(f"{int(task.completed)}", style="progress.download")
+        return super().render(task)
 
 
 def _columns(*extra: ProgressColumn) -> tuple[ProgressColumn, ...]:
     return (
         TextColumn("{task.description:<16}"),
         BarColumn(),
-        MofNCompleteColumn(),
+        _CountColumn(),
         *extra,
         _RateColumn(),
         TimeRemainingColumn(),
@@ -186,7 +200,7 @@ def _staged_totals(settings: Settings) -> dict[str, int]:
 def showing_load_progress(settings: Settings, console: Console | None = None) -> Iterator[None]:
     """Draws the full run's progress while the block runs: the staging row first, then per object the records
     in the id map against those staged (the bars start with the staged files, and move once the loads
-    publish their counts)."""
+    publish their counts), then the requests the loads have sent with the budget the API says is left."""
     console = console or Console(stderr=True)
     if not console.is_terminal:
         yield
@@ -208,6 +222,15 @@ def showing_load_progress(settings: Settings, console: Console | None = None) ->
             for name, count in (published.get("id_map") or {}).items():
                 if name in tasks:
                     progress.update(tasks[name], completed=min(int(count), totals[name]))
+            used = published.get(REQUESTS)
+            if used:  # a load's requests so far and the budget left, once a writer publishes them
+                if REQUESTS not in tasks:
+                    tasks[REQUESTS] = progress.add_task(REQUESTS, total=None, unit=REQUESTS, requests=None)
+                progress.update(
+                    tasks[REQUESTS],
+                    completed=sum(int(n) for n in used.values()),
+                    requests=published.get("budget_remaining"),
+                )
 
         with _polling(refresh, "load-progress"):
             yield

@@ -14,12 +14,17 @@ import time
 from pathlib import Path
 from typing import Literal
 
+import httpx
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from pydantic import SecretStr
 from rich.console import Console
 
-from clinic_pipeline.load.state import AuditEntry, IdMapRow, open_state
+from clinic_pipeline.freshsales import FreshsalesClient
+from clinic_pipeline.load.loader import Loader
+from clinic_pipeline.load.state import AuditEntry, IdMapRow, StateStore, open_state, read_progress
+from clinic_pipeline.model.objects import ACCOUNTS
 from clinic_pipeline.progress_view import (
     POLL_SECONDS,
     STAGING,
@@ -30,6 +35,7 @@ from clinic_pipeline.progress_view import (
     showing_staging_progress,
 )
 from clinic_pipeline.samples.generator import GenerationProgress, generate_clinic
+from clinic_pipeline.sandbox.launcher import SandboxHandle
 from clinic_pipeline.settings import Settings
 
 
@@ -240,3 +246,51 @@ def test_sample_data_on_a_terminal_draws_the_bars_and_keeps_its_plain_line(tmp_p
     records = int(plain.group(1))
     assert re.search(r"building tables\s.*16/16", text)
     assert re.search(rf"writing rows\s.*{records}/{records} 16/16 tables \d+\.\d rows/s", text)
+
+
+def test_the_load_view_shows_the_requests_a_real_load_sends_and_the_budget_left(
+    tmp_path: Path, sandbox: SandboxHandle
+) -> None:
+    settings = _settings(tmp_path, {})
+    rows = [{"_source_key": f"clinics:{n}", "_source_table": "clinics", "_source_row": n, "name": f"Clinic {n}"}
+            for n in range(1, 6)]  # fmt: skip
+    staged = settings.paths.staged_dir / "accounts.parquet"
+    pq.write_table(pa.Table.from_pylist(rows), staged)
+    field = {"label": "Source key", "name": "cf_source_key", "type": "text"}
+    httpx.post(f"{sandbox.root_url}/_sandbox/settings/sales_accounts/fields", json=field, timeout=30).raise_for_status()
+    console, out = _terminal()
+    with (
+        showing_load_progress(settings, console),
+        FreshsalesClient(sandbox.base_url, SecretStr(sandbox.api_key), timeout=10.0) as client,
+        open_state(settings.paths.state_db_path) as state,
+    ):
+        result = Loader(client, state, run_id="r1").load(ACCOUNTS, staged, tmp_path / "rejected")
+        budget = client.budget_remaining
+    assert result.requests > 0 and budget is not None  # the sandbox states its budget on every answer
+    published = read_progress(settings.paths.state_db_path) or {}
+    assert published["requests"] == {"accounts": result.requests} and published["budget_remaining"] == budget
+    final = out.getvalue().rsplit(STAGING, 1)[-1]
+    assert re.search(r"accounts\s.*5/5", final)
+    assert re.search(rf"requests\s.*\s{result.requests}\s.*budget left {budget}\b", final)
+
+
+def test_published_requests_add_up_over_the_objects_of_one_run_only(tmp_path: Path) -> None:
+    path = tmp_path / "state" / "migration.duckdb"
+    for obj, used, budget in (("accounts", 3, 997), ("contacts", 5, None)):
+        with open_state(path) as state:
+            state.note_requests(obj, used, budget)
+            _one_batch(state, obj, "r1")
+    published = read_progress(path) or {}
+    # Each object's load opens the store anew; an answer without the header keeps the last budget stated.
+    assert published["requests"] == {"accounts": 3, "contacts": 5} and published["budget_remaining"] == 997
+    with open_state(path) as state:
+        state.note_requests("accounts", 1, 990)
+        _one_batch(state, "accounts", "r2")
+    again = read_progress(path) or {}
+    assert again["requests"] == {"accounts": 1} and again["budget_remaining"] == 990  # another run starts afresh
+
+
+def _one_batch(state: StateStore, obj: str, run_id: str) -> None:
+    mapped = [IdMapRow(f"{obj}:{run_id}", 1, "h")]
+    audit = [AuditEntry("create", "created", mapped[0].source_key, 1)]
+    state.record_batch(obj=obj, run_id=run_id, partition=None, mapped=mapped, audit=audit)

@@ -212,6 +212,11 @@ class FreshsalesClient:
         return self._stats.snapshot(self._limiter.slept_seconds)
 
     @property
+    def budget_remaining(self) -> int | None:
+        """The account's requests left as the last answer's `X-RateLimit-Remaining` said (None: never said)."""
+        return self._limiter.last_remaining
+
+    @property
     def request_counts(self) -> dict[str, int]:
         """Attempts per `METHOD /path/template`, retries included."""
         return dict(self._stats.by_endpoint)

@@ -126,6 +126,7 @@ class RateLimiter:
         self._paused_until = float("-inf")
         self._consecutive_429 = 0
         self.slept_seconds = 0.0
+        self.last_remaining: int | None = None  # the last `X-RateLimit-Remaining` an answer carried
 
     def _window_slot(self, now: float) -> float:
         slot = now
@@ -175,6 +176,8 @@ class RateLimiter:
         """Adapt to one answer's headers (any status)."""
         budget = parse_headers(headers, self._wall_clock())
         with self._lock:
+            if budget.remaining is not None:
+                self.last_remaining = budget.remaining
             now = self._clock()
             if status == 429:
                 self._on_429(now, budget)

@@ -193,6 +193,8 @@ class Loader:
                         result.staged += len(rows)
                         result.owner_unresolved += sum(p.owner_unresolved for p in prepared)
                     sent = self._load_batch(obj, prepared, known, pool, census=census)
+                    used = self._client.stats["requests"] - before["requests"]
+                    self._state.note_requests(obj.name, used, self._client.budget_remaining)  # published with the batch
                     self._commit(obj, sent, known)
                     for s in sent:
                         self._count(result, reported, s)

@@ -135,6 +135,16 @@ class StateStore:
         self._progress_path = progress_path
         self._progress_at = 0.0
         self._progress_run: str | None = None  # a run whose latest counts the pace held back
+        self._requests: dict[str, int] = {}  # per object, the requests its load has sent so far
+        self._budget_remaining: int | None = None
+        self._earlier: dict[str, Any] | None = None  # the run's requests an earlier writer published
+
+    def note_requests(self, obj: str, used: int, budget_remaining: int | None) -> None:
+        """The requests `obj`'s load has sent so far and the API's last `X-RateLimit-Remaining` (None: not
+        sent), published with the next counts: a progress view shows requests used and budget left."""
+        self._requests[obj] = used
+        if budget_remaining is not None:
+            self._budget_remaining = budget_remaining
 
     def _publish_progress(self, run_id: str, *, final: bool = False) -> None:
         """The id map's counts per object, for `status` while this process holds the store (DuckDB lets no
@@ -147,11 +157,18 @@ class StateStore:
             return
         self._progress_at = time.monotonic()
         self._progress_run = None
+        if self._earlier is None:
+            # Each object's load opens the store anew: the requests of the run's earlier objects carry over.
+            earlier = _read_json(self._progress_path) or {}
+            self._earlier = earlier if earlier.get("run_id") == run_id else {}
+        budget = self._earlier.get("budget_remaining") if self._budget_remaining is None else self._budget_remaining
         progress = {
             "pid": os.getpid(),
             "run_id": run_id,
             "as_of": datetime.now(UTC).isoformat(timespec="seconds"),
             "id_map": self.id_map_counts(),
+            "requests": dict(self._earlier.get("requests") or {}) | self._requests,
+            "budget_remaining": budget,
         }
         write_private_text(self._progress_path, json.dumps(progress))
 
@@ -348,15 +365,19 @@ def progress_path(path: Path) -> Path:
     return path.with_name("progress.json")
 
 
+def _read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        progress: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return progress
+
+
 def read_progress(location: StateLocation) -> dict[str, Any] | None:
     """The id map's counts as the store's writer last published them, or None. PostgreSQL has readers wait
     for no writer, so its counts are read as they are now."""
     if isinstance(location, Path):
-        try:
-            progress: dict[str, Any] = json.loads(progress_path(location).read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            return None
-        return progress
+        return _read_json(progress_path(location))
     try:
         with open_state(location, read_only=True) as state:
             counts = state.id_map_counts()
