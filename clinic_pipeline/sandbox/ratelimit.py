@@ -4,11 +4,15 @@ Headers on every API response describe the binding window: the hourly one, unles
 budget has less left. `X-RateLimit-Reset` is the number of whole seconds until that window starts
 afresh (a delta, not an epoch time). Requests refused with 429 do not spend budget. The unlimited
 plan reports a nominal 1,000,000/hour that never runs out.
+
+`CLINIC_SANDBOX_HOUR_SECONDS` in the sandbox's environment shortens the hourly window: a benchmark replays
+a plan's hourly budget in scaled-down time (1,000 requests per 20 s) with the plan's own burst.
 """
 
 from __future__ import annotations
 
 import math
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,6 +24,7 @@ PLANS: dict[str, tuple[int | None, int | None]] = {
     "unlimited": (None, None),
 }
 NOMINAL_UNLIMITED = 1_000_000
+HOUR_SECONDS = float(os.environ.get("CLINIC_SANDBOX_HOUR_SECONDS", "3600"))
 
 
 @dataclass(frozen=True)
@@ -50,7 +55,8 @@ class RateLimiter:
     def check(self, spend: bool = True) -> Verdict:
         """Spend one request if both windows allow it (`spend=False` only reports, e.g. for a 401)."""
         now = self.clock()
-        windows = [(w, budget) for w, budget in ((3600, self.per_hour), (60, self.per_minute)) if budget is not None]
+        budgets = ((HOUR_SECONDS, self.per_hour), (60, self.per_minute))
+        windows = [(w, budget) for w, budget in budgets if budget is not None]
         if not windows:
             return Verdict(True, NOMINAL_UNLIMITED, NOMINAL_UNLIMITED, math.ceil(3600 - now % 3600))
         state = []
