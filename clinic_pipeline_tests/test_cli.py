@@ -35,7 +35,7 @@ def _run(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.Complete
         cwd=cwd,
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=540,  # the demo takes a minute alone; far more beside another test worker on 2 cores
         check=False,
     )
 
