@@ -329,7 +329,7 @@ def test_ui_starts_without_the_venv_on_path_and_ctrl_c_stops_every_process(tmp_p
         else:
             raise AssertionError("the Dagster UI never answered")
         ui.send_signal(signal.SIGINT)  # what Ctrl-C sends to the command in the foreground
-        output, _ = ui.communicate(timeout=90)
+        output, _ = ui.communicate(timeout=240)  # a webserver and a code server to stop, on a busy machine
     finally:
         if ui.poll() is None:
             ui.kill()

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import random
-import time
 from pathlib import Path
 
 import duckdb
@@ -211,13 +210,12 @@ def _write_large_dump(path: Path, rows: int, per_statement: int = 2_000) -> None
             fh.write(f"INSERT INTO `visits` VALUES {values};\n")
 
 
-def test_a_few_hundred_thousand_rows_load_quickly(tmp_path: Path) -> None:
+def test_a_few_hundred_thousand_rows_load_whole(tmp_path: Path) -> None:
+    # Their speed is measured in benchmarks/bench_mysql_dump.py, as a ratio: a loaded machine fails no test.
     rows = 300_000
     dump = tmp_path / "large.sql"
     _write_large_dump(dump, rows)
-    started = time.perf_counter()
     con, export = _open(dump)
-    elapsed = time.perf_counter() - started
     assert export.tables["visits"].row_count == rows
     checks = _rows(
         con,
@@ -225,7 +223,6 @@ def test_a_few_hundred_thousand_rows_load_quickly(tmp_path: Path) -> None:
         "max(note) FILTER (WHERE _source_row = 12345) FROM source.visits",
     )
     assert checks == [(0, rows // 10, "O'Neil visit 12345; ok")]
-    assert elapsed < 8, f"{rows} rows took {elapsed:.1f} s"
 
 
 def test_splitter_handles_multiline_strings_comments_and_shared_lines(tmp_path: Path) -> None:
@@ -485,8 +482,9 @@ def test_escaped_strings_round_trip_in_fast_and_value_by_value_reading(tmp_path:
     assert [f for _, f in rows] == ["1" if i % 2 == 0 else "\x01" for i in range(len(texts))]
 
 
-def test_value_by_value_reading_stays_fast(tmp_path: Path) -> None:
-    # mysqldump --hex-blob: every row holds a hex BLOB and a BIT, so every tuple is read value by value.
+def test_value_by_value_reading_keeps_every_row(tmp_path: Path) -> None:
+    # mysqldump --hex-blob: every row holds a hex BLOB and a BIT, so every tuple is read value by value
+    # (its speed: benchmarks/bench_mysql_dump.py).
     rows = 100_000
     dump = tmp_path / "hex.sql"
     with dump.open("w", encoding="utf-8") as fh:
@@ -496,12 +494,9 @@ def test_value_by_value_reading_stays_fast(tmp_path: Path) -> None:
                 f"({i},b'{i % 2}',0x89504E47{i:08X},'P-{i}')" for i in range(first, min(rows, first + 4_999) + 1)
             )
             fh.write(f"INSERT INTO `d` VALUES {values};\n")
-    started = time.perf_counter()
     con, export = _open(dump)
-    elapsed = time.perf_counter() - started
     assert export.tables["d"].row_count == rows
     assert _rows(con, "SELECT flag, photo FROM source.d WHERE _source_row = 255") == [("1", "89504e47000000ff")]
-    assert elapsed < 8, f"{rows} rows took {elapsed:.1f} s"
 
 
 # --- The real OpenEMR schema, when a copy is at hand ---------------------------------------------------
@@ -513,9 +508,7 @@ OPENEMR_DATABASE_SQL = os.environ.get("OPENEMR_DATABASE_SQL")
 def test_openemr_database_sql_loads_every_table_and_row() -> None:
     # OpenEMR's install script is not committed here (nothing fetched is): point the variable at a copy.
     path = Path(str(OPENEMR_DATABASE_SQL))
-    started = time.perf_counter()
     con, export = _open(path)
-    elapsed = time.perf_counter() - started
     by_raw = {t.location: t for t in export.tables.values()}
     # Counted independently: sqlglot parses each statement in full (too slow for large dumps, not here).
     created, expected = set(), {}
@@ -532,4 +525,3 @@ def test_openemr_database_sql_loads_every_table_and_row() -> None:
     assert {raw: t.row_count for raw, t in by_raw.items() if t.row_count} == expected
     assert any("kept as SQL text: NOW() in facility.date_created" in w for w in export.warnings)
     assert _rows(con, "SELECT date_created FROM source.facility") == [("NOW()",)]
-    assert elapsed < 30, f"took {elapsed:.1f} s"
