@@ -442,6 +442,7 @@ class Migrated:
     full_requests: int  # the fault-free `migrate --full`, as the sandbox counted it
     validation_requests: int
     fixed_reads: int  # what every run reads besides its loads and validation (owners, schema, selectors)
+    full_by_endpoint: Counter[str]  # the fault-free `migrate --full`'s requests per endpoint
     reference: Any  # kill_harness.content of Freshsales after it
 
 
@@ -642,7 +643,7 @@ def phase_migration(results: Results, clinic: Clinic, records: int, hour_seconds
         ", ".join(f"{name} {c.peak_rss_mib:.0f} MiB" for name, c in steps_run.items() if name != "sample-data"),
     )
     results.row("state store after the migration", f"{state_mib:.1f} MiB")
-    return Migrated(clinic, full.requests.requests, validation, extra.total(), reference)
+    return Migrated(clinic, full.requests.requests, validation, extra.total(), full.requests.by_endpoint, reference)
 
 
 # ---- phase: faults and kills --------------------------------------------------------------------
@@ -674,18 +675,21 @@ def phase_faults(results: Results, migrated: Migrated) -> None:
     # of requests the faulted run has been answered so far (restarts included).
     points = sorted(round(p) for p in spread(rng, KILLS, 0.1 * migrated.full_requests, 0.9 * migrated.full_requests))
     spent = 0
+    by_endpoint: Counter[str] = Counter()  # the faulted runs', restarts included
     kills: list[dict[str, Any]] = []
     began = time.perf_counter()
     for point in points:
         run = run_command(clinic, "migrate", "--full", env=env, kill_at=point - spent)
         assert run.requests is not None
         spent += run.requests.requests
+        by_endpoint += run.requests.by_endpoint
         kills.append({"at_requests": spent, "killed": run.returncode == -signal.SIGKILL, "seconds": run.seconds})
         print(f"kill at {spent:,} requests: exit {run.returncode} after {run.seconds:.0f} s", flush=True)
     for attempt in range(1, MAX_ATTEMPTS + 1):
         run = run_command(clinic, "migrate", "--full", env=env)
         assert run.requests is not None
         spent += run.requests.requests
+        by_endpoint += run.requests.by_endpoint
         print(f"restart {attempt}: exit {run.returncode} after {run.seconds:.0f} s", flush=True)
         if run.returncode == 0:
             break
@@ -701,6 +705,7 @@ def phase_faults(results: Results, migrated: Migrated) -> None:
     # re-run's reads beyond validation), which the issue's bound leaves out.
     fixed = KILLS * migrated.fixed_reads
     in_flight = wasted - faults - fixed
+    excess = by_endpoint - migrated.full_by_endpoint  # where the waste went, per endpoint
     results.figures["faults"] = {
         "config": vars(config),
         "kills": kills,
@@ -712,6 +717,7 @@ def phase_faults(results: Results, migrated: Migrated) -> None:
         "problems": problems,
         "fixed_reads_per_run": migrated.fixed_reads,
         "wasted_beyond_faults_and_restart_reads": in_flight,
+        "excess_by_endpoint": dict(excess),
     }
     results.row(
         f"faults ({FAULT_RATE:.0%} 429/503/timeout) + {KILLS} SIGKILLs: requests wasted vs fault-free",
@@ -721,6 +727,10 @@ def phase_faults(results: Results, migrated: Migrated) -> None:
         f"({in_flight / KILLS:.0f} a kill)",
         "≤ retried + one batch per kill",
         wasted <= bound,
+    )
+    results.row(
+        "  the faulted runs' requests beyond the fault-free run's, per endpoint",
+        ", ".join(f"{n:,} {e}" for e, n in excess.most_common(8)),
     )
     results.row("final Freshsales content equals the fault-free run's", "yes" if not problems else "; ".join(problems))
     assert not problems, problems
