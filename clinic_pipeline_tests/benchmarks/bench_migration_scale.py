@@ -61,12 +61,11 @@ from clinic_pipeline.load.loader import BATCH_SIZE
 from clinic_pipeline.load.owners import OwnerMap
 from clinic_pipeline.load.state import IdMapRow, open_state
 from clinic_pipeline.mapping.plan import read_plan, write_plan
-from clinic_pipeline.model.objects import MARKER_FIELDS, STAGED_OBJECTS
+from clinic_pipeline.model.objects import STAGED_OBJECTS
 from clinic_pipeline.sandbox.faults import FaultConfig, FaultInjector
 from clinic_pipeline_tests.benchmarks.bench_load_requests import window_usage
 from clinic_pipeline_tests.benchmarks.bench_sandbox import measure as sandbox_requests_per_second
 from clinic_pipeline_tests.benchmarks.bench_staging import _run_phase as staging_bench_phase
-from clinic_pipeline_tests.e2e import kill_harness
 from clinic_pipeline_tests.e2e.kill_harness import (
     CLI,
     KILL_GRACE_SECONDS,
@@ -104,29 +103,6 @@ POINT_LOOKUPS = 1000
 TIERS = ("growth", "pro", "enterprise")
 RESULTS_DIR = Path(__file__).parent / "scale_results"
 MIB = 1024 * 1024
-
-
-# ---- the kill harness's content, with activities ---------------------------------------------------
-
-_harness_source_key = kill_harness.source_key
-
-
-def source_key(kind: str, record: dict[str, Any]) -> str:
-    """`kill_harness.source_key`, also reading the marker from `notes`: activities carry it there since
-    communications became activities (as `test_rollback_rerun` reads it). The harness reads `description`
-    only, and its own clinic of 30 patients may have no activity; `content` and `Clinic.problems` look the
-    function up in its module, so it is replaced there for this benchmark's runs."""
-    try:
-        return _harness_source_key(kind, record)
-    except AssertionError:
-        for name in sorted(MARKER_FIELDS):
-            found = kill_harness.MARKER.search(record.get(name) or "")
-            if found is not None:
-                return found.group(1)
-        raise
-
-
-kill_harness.source_key = source_key
 
 
 # ---- commands, measured -------------------------------------------------------------------------

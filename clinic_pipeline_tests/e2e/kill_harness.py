@@ -31,7 +31,7 @@ import httpx
 
 from clinic_pipeline.demo import DEMO_FALLBACK_OWNER, create_custom_fields_as_admin
 from clinic_pipeline.load.state import open_state
-from clinic_pipeline.model.objects import STAGED_OBJECTS
+from clinic_pipeline.model.objects import MARKER_FIELDS, STAGED_OBJECTS
 from clinic_pipeline.sandbox.launcher import free_port, running_sandbox
 from clinic_pipeline.settings import Settings
 
@@ -94,7 +94,7 @@ def migrated(snapshot: Snapshot) -> Snapshot:
 
 
 def source_key(kind: str, record: Mapping[str, Any]) -> str:
-    """What a record is, whatever its Freshsales id: its source key, description marker or checksum."""
+    """What a record is, whatever its Freshsales id: its source key, marker or checksum."""
     if kind == "documents":
         return str(record["sha256"])
     if kind == "contacts":
@@ -102,7 +102,8 @@ def source_key(kind: str, record: Mapping[str, Any]) -> str:
     key = (record.get("custom_field") or {}).get("cf_source_key")
     if key is not None:
         return str(key)
-    found = MARKER.search(record.get("description") or "")
+    # The marker sits in whichever text field the object keys on (a task's description, an activity's notes).
+    found = next(filter(None, (MARKER.search(record.get(field) or "") for field in sorted(MARKER_FIELDS))), None)
     if found is None:
         raise AssertionError(f"a {kind} record without a source key or marker: not one of the migration's")
     return found.group(1)

@@ -21,12 +21,12 @@ import pytest
 from clinic_pipeline import steps
 from clinic_pipeline.demo import DEMO_FALLBACK_OWNER, create_custom_fields_as_admin
 from clinic_pipeline.load.state import open_state
-from clinic_pipeline.model.objects import FILES, MARKER_FIELDS, STAGED_OBJECTS
+from clinic_pipeline.model.objects import FILES, STAGED_OBJECTS
 from clinic_pipeline.model.outcomes import LoadOutcome
 from clinic_pipeline.sandbox.launcher import SandboxHandle
 from clinic_pipeline.settings import Settings
+from clinic_pipeline_tests.e2e.kill_harness import source_key
 
-MARKER = re.compile(r"\[source ([0-9a-f]{16})\]")
 # Snapshot kind of each staged object: its entity's last path segment (`custom_module/cm_lab_result`).
 KINDS = {o.name: o.entity.rpartition("/")[2] for o in STAGED_OBJECTS}
 # The rollback forgets each contact, then deletes the accounts; documents are done last.
@@ -60,25 +60,10 @@ def _snapshot(sandbox: SandboxHandle) -> Snapshot:
     return snapshot
 
 
-def _identity(kind: str, record: dict[str, Any]) -> str:
-    """What a record is, whatever its Freshsales id: its source key, marker or checksum."""
-    if kind == "documents":
-        return str(record["sha256"])
-    if kind == "contacts":
-        return str(record["external_id"])
-    key = (record.get("custom_field") or {}).get("cf_source_key") or record.get("cf_source_key")
-    if key is not None:
-        return str(key)
-    # The marker sits in whichever text field the object keys on (a task's description, an activity's notes).
-    found = next(filter(None, (MARKER.search(record.get(field) or "") for field in sorted(MARKER_FIELDS))), None)
-    assert found is not None, kind
-    return found.group(1)
-
-
 def _records(snapshot: Snapshot) -> dict[str, Counter[str]]:
     """Per migrated kind, each record's identity with its count: the same records, no more and no less."""
     return {
-        kind: Counter(_identity(kind, r) for r in snapshot[kind] if not r.get("is_deleted"))
+        kind: Counter(source_key(kind, r) for r in snapshot[kind] if not r.get("is_deleted"))
         for kind in KINDS.values()
         if kind in snapshot
     }
