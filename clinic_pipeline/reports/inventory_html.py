@@ -14,6 +14,7 @@ from clinic_pipeline.source.inventory_model import ColumnProfile, Relationship, 
 # An EHR dump holds hundreds of tables, most of them small settings: the chart draws the largest, the table
 # below it lists them all.
 CHART_TABLES = 40
+# One header for the Markdown page (source/inventory_page.py) and this one.
 COLUMN_HEAD = (
     "column",
     "type",

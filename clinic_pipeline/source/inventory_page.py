@@ -139,20 +139,7 @@ def _table_section(table: TableProfile) -> list[str]:
         f"{_code(table.updated_column) if table.updated_column else '—'}",
         "",
     ]
-    header = [
-        "column",
-        "type",
-        "format",
-        "type match",
-        "null rate",
-        "sentinel rate",
-        "sentinels",
-        "distinct",
-        "unique",
-        "max length",
-        "notes",
-    ]
-    lines += _table(header, [_column_row(c, table.row_count) for c in table.columns])
+    lines += _table(list(inventory_html.COLUMN_HEAD), [_column_row(c, table.row_count) for c in table.columns])
     categorical = [c for c in table.columns if c.categories]
     if categorical:
         lines += ["", "Values of categorical columns (pick-list candidates):", ""]
