@@ -7,6 +7,8 @@ not hold: shapes, counts, rates, categorical values, ranges and masked examples,
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from clinic_pipeline.reports.charts import bar_chart
 from clinic_pipeline.reports.render import render_page
 from clinic_pipeline.source.inventory_model import ColumnProfile, Relationship, SchemaInventory
@@ -30,38 +32,45 @@ COLUMN_HEAD = (
 )
 
 
-def _percent(rate: float | None) -> str:
+def _plain(value: str) -> str:
+    return value  # the template escapes
+
+
+def percent(rate: float | None) -> str:
     return "—" if rate is None else f"{rate * 100:.1f} %"
 
 
-def _sentinels(column: ColumnProfile) -> str:
+def _sentinels(column: ColumnProfile, text: Callable[[str], str]) -> str:
     if not column.sentinel_count:
         return "—"
-    kinds = ", ".join(f"{kind} {count:,}" for kind, count in sorted(column.sentinels.items()))
+    kinds = ", ".join(f"{text(kind)} {count:,}" for kind, count in sorted(column.sentinels.items()))
     return f"{column.sentinel_count:,} ({kinds})"
 
 
-def _column_row(column: ColumnProfile, rows: int) -> tuple[str, ...]:
+def column_cells(
+    column: ColumnProfile, rows: int, code: Callable[[str], str] = _plain, text: Callable[[str], str] = _plain
+) -> list[str]:
+    """A column's cells under `COLUMN_HEAD`; `code`/`text` escape source names and values for the Markdown page."""
     sentinel_rate = column.sentinel_count / rows if rows else 0.0
-    return (
-        column.name,
+    return [
+        code(column.name),
         column.type,
-        column.format or "—",
-        _percent(column.type_match_rate),
-        _percent(column.null_rate),
-        _percent(sentinel_rate) if column.sentinel_count else "—",
-        _sentinels(column),
+        code(column.format) if column.format else "—",
+        percent(column.type_match_rate),
+        percent(column.null_rate),
+        percent(sentinel_rate) if column.sentinel_count else "—",
+        _sentinels(column, text),
         f"{column.distinct_count:,}",
         "yes" if column.unique else "no",
         str(column.max_length),
-        "; ".join(column.hints) or "—",
-    )
+        "; ".join(text(h) for h in column.hints) or "—",
+    ]
 
 
-def _relationship_row(r: Relationship) -> tuple[str, ...]:
+def relationship_cells(r: Relationship, code: Callable[[str], str] = _plain) -> list[str]:
     # Declared keys are taken from the schema as they are; only inferred ones were measured against values.
-    containment = _percent(r.coverage) if r.kind == "inferred" else "not measured (declared)"
-    return (f"{r.table}.{r.column}", f"{r.ref_table}.{r.ref_column}", r.kind, containment)
+    containment = percent(r.coverage) if r.kind == "inferred" else "not measured (declared)"
+    return [code(f"{r.table}.{r.column}"), code(f"{r.ref_table}.{r.ref_column}"), r.kind, containment]
 
 
 def _range_and_examples(column: ColumnProfile) -> str:
@@ -89,9 +98,9 @@ def render_html(inv: SchemaInventory) -> str:
         inv=inv,
         total_rows=sum(t.row_count for t in inv.tables),
         sizes_chart=sizes_chart(inv),
-        relationship_rows=[_relationship_row(r) for r in inv.relationships],
+        relationship_rows=[relationship_cells(r) for r in inv.relationships],
         column_head=COLUMN_HEAD,
-        column_rows=[[_column_row(c, t.row_count) for c in t.columns] for t in inv.tables],
+        column_rows=[[column_cells(c, t.row_count) for c in t.columns] for t in inv.tables],
         described=[
             [(c.name, _range_and_examples(c)) for c in t.columns if c.min_value is not None or c.examples]
             for t in inv.tables

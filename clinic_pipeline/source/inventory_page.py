@@ -13,7 +13,7 @@ import re
 from pathlib import Path
 
 from clinic_pipeline.reports import inventory_html
-from clinic_pipeline.source.inventory import ColumnProfile, Relationship, SchemaInventory, TableProfile
+from clinic_pipeline.source.inventory import ColumnProfile, SchemaInventory, TableProfile
 
 __all__ = ["render_inventory_page", "write_inventory_page"]
 
@@ -32,10 +32,6 @@ def _code(value: str) -> str:
     fence = "`" * (longest + 1)
     pad = " " if flat.startswith("`") or flat.endswith("`") else ""
     return f"{fence}{pad}{flat}{pad}{fence}"
-
-
-def _percent(rate: float | None) -> str:
-    return "—" if rate is None else f"{rate * 100:.1f} %"
 
 
 def _row(cells: list[str]) -> str:
@@ -83,43 +79,13 @@ def _tables(inv: SchemaInventory) -> list[str]:
     return ["## Tables", "", *_table(["table", "origin", "rows", "columns", "candidate keys"], rows), ""]
 
 
-def _relationship_row(r: Relationship) -> list[str]:
-    # Declared keys are taken from the schema as they are; only inferred ones were measured against values.
-    containment = _percent(r.coverage) if r.kind == "inferred" else "not measured (declared)"
-    return [_code(f"{r.table}.{r.column}"), _code(f"{r.ref_table}.{r.ref_column}"), r.kind, containment]
-
-
 def _relationships(inv: SchemaInventory) -> list[str]:
     lines = ["## Relationships", ""]
     if not inv.relationships:
         return [*lines, "None declared or inferred.", ""]
-    rows = [_relationship_row(r) for r in inv.relationships]
+    rows = [inventory_html.relationship_cells(r, _code) for r in inv.relationships]
     header = ["column", "references", "kind", "containment (distinct values found)"]
     return [*lines, *_table(header, rows), ""]
-
-
-def _sentinels(column: ColumnProfile) -> str:
-    if not column.sentinel_count:
-        return "—"
-    kinds = ", ".join(f"{_text(kind)} {count:,}" for kind, count in sorted(column.sentinels.items()))
-    return f"{column.sentinel_count:,} ({kinds})"
-
-
-def _column_row(column: ColumnProfile, rows: int) -> list[str]:
-    sentinel_rate = column.sentinel_count / rows if rows else 0.0
-    return [
-        _code(column.name),
-        column.type,
-        _code(column.format) if column.format else "—",
-        _percent(column.type_match_rate),
-        _percent(column.null_rate),
-        _percent(sentinel_rate) if column.sentinel_count else "—",
-        _sentinels(column),
-        f"{column.distinct_count:,}",
-        "yes" if column.unique else "no",
-        str(column.max_length),
-        "; ".join(_text(h) for h in column.hints) or "—",
-    ]
 
 
 def _anchor(name: str) -> str:
@@ -139,7 +105,8 @@ def _table_section(table: TableProfile) -> list[str]:
         f"{_code(table.updated_column) if table.updated_column else '—'}",
         "",
     ]
-    lines += _table(list(inventory_html.COLUMN_HEAD), [_column_row(c, table.row_count) for c in table.columns])
+    cells = [inventory_html.column_cells(c, table.row_count, _code, _text) for c in table.columns]
+    lines += _table(list(inventory_html.COLUMN_HEAD), cells)
     categorical = [c for c in table.columns if c.categories]
     if categorical:
         lines += ["", "Values of categorical columns (pick-list candidates):", ""]
