@@ -35,7 +35,7 @@ from psycopg.types.string import TextLoader
 
 from clinic_pipeline.errors import OperatorError
 from clinic_pipeline.load.state_lock import StateBusyError, busy_from_duckdb
-from clinic_pipeline.source.server_databases import ServerUrl
+from clinic_pipeline.source.server_databases import ServerUrl, pg_reason
 
 Params: TypeAlias = Sequence[Any] | Mapping[str, Any] | None
 
@@ -217,7 +217,7 @@ def _pg_sql(sql: str, params: Params) -> str:
 
 
 def _reason(exc: psycopg.Error, url: ServerUrl) -> str:
-    """libpq's first line: host, port, user and what failed, never the password (masked all the same,
-    should a driver ever quote it)."""
-    text = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    """The source reader's reason (`pg_reason`: never a server message's values), the password masked all the
+    same should a driver ever quote it."""
+    text = pg_reason(exc)
     return text.replace(url.password, "***") if url.password else text

@@ -182,7 +182,7 @@ def connect_postgres(url: ServerUrl) -> Iterator[psycopg.Connection]:
             autocommit=True,
         )
     except psycopg.Error as exc:
-        raise SourceError(f"{url.where}: cannot connect to PostgreSQL ({_pg_reason(exc)})") from None
+        raise SourceError(f"{url.where}: cannot connect to PostgreSQL ({pg_reason(exc)})") from None
     try:
         conn.execute("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY")
         conn.execute("SET default_transaction_read_only = on")
@@ -195,7 +195,7 @@ def connect_postgres(url: ServerUrl) -> Iterator[psycopg.Connection]:
         conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
         yield conn
     except psycopg.Error as exc:
-        raise SourceError(f"{url.where}: cannot read from PostgreSQL ({_pg_reason(exc)})") from None
+        raise SourceError(f"{url.where}: cannot read from PostgreSQL ({pg_reason(exc)})") from None
     finally:
         conn.close()
 
@@ -209,7 +209,7 @@ _PG_STATES = {
 }
 
 
-def _pg_reason(exc: psycopg.Error) -> str:
+def pg_reason(exc: psycopg.Error) -> str:
     """Server errors by SQLSTATE only (their text may quote a value); client errors by libpq's first line,
     which names host and port but never the password."""
     state = getattr(exc, "sqlstate", None)
