@@ -548,11 +548,18 @@ def ui(
         # `dagster dev` starts the webserver and the code server as children: in a session of their own they
         # can be stopped together, where Ctrl-C on `dagster dev` alone leaves them running.
         process = subprocess.Popen(command, env=env, start_new_session=True)
+        # A `kill` or a process manager's SIGTERM stops the session as Ctrl-C does: otherwise this process
+        # dies alone and the webserver and code server, in their own session, outlive it.
+        signal.signal(signal.SIGTERM, _interrupt)
         try:
             process.wait()
         except KeyboardInterrupt:
             typer.echo("stopping the Dagster UI")
             _stop_session(process)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def _stop_session(process: subprocess.Popen[bytes]) -> None:

@@ -307,7 +307,11 @@ def test_during_a_load_status_shows_its_progress_and_report_the_last_report_or_w
     assert after.returncode == 0 and "a load is running" not in after.stdout
 
 
-def test_ui_starts_without_the_venv_on_path_and_ctrl_c_stops_every_process(tmp_path: Path) -> None:
+# Ctrl-C in a terminal, or `kill` / a process manager.
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_ui_starts_without_the_venv_on_path_and_a_stop_signal_stops_every_process(
+    tmp_path: Path, stop: signal.Signals
+) -> None:
     ui_port, sandbox_port = free_port(), free_port()
     env = _clean_env(tmp_path) | {"PATH": "/usr/bin:/bin"}  # as a fresh shell: no .venv/bin
     ui = subprocess.Popen(
@@ -328,7 +332,7 @@ def test_ui_starts_without_the_venv_on_path_and_ctrl_c_stops_every_process(tmp_p
                 time.sleep(1)
         else:
             raise AssertionError("the Dagster UI never answered")
-        ui.send_signal(signal.SIGINT)  # what Ctrl-C sends to the command in the foreground
+        ui.send_signal(stop)
         output, _ = ui.communicate(timeout=240)  # a webserver and a code server to stop, on a busy machine
     finally:
         if ui.poll() is None:
