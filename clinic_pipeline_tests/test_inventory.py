@@ -12,6 +12,7 @@ import duckdb
 import pytest
 
 from clinic_pipeline.errors import OperatorError
+from clinic_pipeline.mapping.proposer import propose_plan
 from clinic_pipeline.samples import FIXTURE_DIR, copy_fixture
 from clinic_pipeline.source.inventory import (
     SchemaInventory,
@@ -312,3 +313,47 @@ def test_the_connections_memory_limit_is_left_as_it_was() -> None:
     chosen = con.execute("SELECT current_setting('memory_limit')").fetchone()
     build_inventory(open_source(str(FIXTURE_DIR), con), con)
     assert con.execute("SELECT current_setting('memory_limit')").fetchone() == chosen
+
+
+def _write_csv(path: Path, header: list[str], rows: list[list[object]]) -> None:
+    with path.open("w", newline="", encoding="utf-8") as f:
+        csv.writer(f).writerows([header, *rows])
+
+
+def test_a_prefix_only_one_side_shares_does_not_hide_a_reference(tmp_path: Path) -> None:
+    """FHIR views: practitioner ids `pr-kim` beside numeric `1874`; visits that name only `pr-*` ones still
+    point at them (the shared `pr-` of the visits' values is not set aside against a key without it)."""
+    ids = ["pr-kim", "pr-reyes", "pr-hale", "pr-okafor", "1874", "2055"]
+    _write_csv(tmp_path / "practitioner_flat.csv", ["id", "family"], [[i, f"Name{n}"] for n, i in enumerate(ids)])
+    visits = [[n, ids[n % 4]] for n in range(40)]
+    _write_csv(tmp_path / "visit_flat.csv", ["visit_id", "practitioner_id"], visits)
+    rel = next(r for r in _inventory(str(tmp_path)).relationships if r.column == "practitioner_id")
+    assert (rel.ref_table, rel.ref_column, rel.coverage) == ("practitioner_flat", "id", 1.0)
+    assert rel.value_prefix is None and rel.key_prefix is None
+
+
+def test_an_unnamed_column_whose_values_single_out_the_providers_points_at_the_users(tmp_path: Path) -> None:
+    """Inside a dense 1..20 users key any small integer fits; `pc_aid`'s values all fall on the five users
+    whose role is `doctor` (odds 1 in 15,504), so it is a reference to them, and its line is the owner. A run
+    of counts (1..5) and numbers spread over both roles are not references."""
+    doctors = {2, 3, 5, 9, 11}
+    users = [[i, "doctor" if i in doctors else "frontdesk", f"user{i}@clinic.example", "1"] for i in range(1, 21)]
+    _write_csv(tmp_path / "users.csv", ["id", "role", "email", "active"], users)
+    patients = [[1000 + n, f"Last{n}", f"First{n}"] for n in range(30)]
+    _write_csv(tmp_path / "patients.csv", ["patient_id", "lname", "fname"], patients)
+    rooms = [4, 6, 7, 13, 2]
+    events = [
+        [n, 1000 + n % 30, sorted(doctors)[n % 5], n % 5 + 1, rooms[n % 5], f"2024-03-{n % 28 + 1:02d} 09:00:00"]
+        for n in range(60)
+    ]
+    header = ["event_id", "patient_id", "pc_aid", "pc_recurrcount", "pc_room", "appointment_date"]
+    _write_csv(tmp_path / "appointments.csv", header, events)
+    inv = _inventory(str(tmp_path))
+    to_users = {r.column: r for r in inv.relationships if r.ref_table == "users"}
+    assert set(to_users) == {"pc_aid"}
+    assert to_users["pc_aid"].selects == "role = doctor (5 of 20 rows)"
+    plan = propose_plan(inv, 0.75)
+    visits = next(o for o in plan.objects if o.source_table == "appointments")
+    owner = next(f for f in visits.fields if f.source == "pc_aid")
+    assert (owner.target, owner.transform, owner.references) == ("owner_id", "owner_by_email", "users")
+    assert "all of them rows with role = doctor" in owner.reason

@@ -94,6 +94,8 @@ def evidence(rel: Relationship) -> str:
         return f"declared reference to {rel.ref_table}.{rel.ref_column}"
     measured = f"{round((rel.coverage or 0) * 100)} % of {rel.distinct_count} values found in {rel.ref_table}."
     measured += f"{rel.ref_column} ({rel.ref_distinct_count} keys)"
+    if rel.selects:
+        return f"{measured}, all of them rows with {rel.selects}"
     if rel.coincidental:
         return f"{measured}, its role by name"
     return measured + ("" if rel.name_agrees else ", by values alone")

@@ -8,7 +8,7 @@ and `confirm-mapping` refuses a plan that migrates one unless its line says `all
 from __future__ import annotations
 
 from clinic_pipeline.mapping.synonyms import HASH_WORDS, SECRET_PHRASES, SECRET_WORDS, normalise
-from clinic_pipeline.source.inventory import ColumnProfile, SchemaInventory
+from clinic_pipeline.source.inventory_model import ColumnProfile, SchemaInventory
 
 
 def secret_evidence(column: ColumnProfile) -> str | None:

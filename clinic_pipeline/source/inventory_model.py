@@ -106,6 +106,11 @@ class Relationship(BaseModel):
         default=False,
         description="the key is a dense run of whole numbers that only a staff-role name ties the column to",
     )
+    selects: str | None = Field(
+        default=None,
+        description="inside a dense staff key, the rows the column's values all fall on (`authorized = 1`, 6 of "
+        "20): a subset chance would hit with odds under SUBSET_ODDS, the evidence for a column no name ties",
+    )
     determined: list[str] = Field(
         default_factory=list,
         description="the table's other columns that hold one value per parent (a bill's copy of its patient's "

@@ -11,11 +11,13 @@ many keys), and one hash join counts the containment of every pair together.
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 
 import duckdb
 
+from clinic_pipeline.mapping.secrets import secret_evidence
 from clinic_pipeline.mapping.synonyms import (
     EXTERNAL_PEOPLE_WORDS,
     OWNER_ROLE_WORDS,
@@ -98,8 +100,11 @@ class _KeyStats:
     dense: bool  # whole numbers filling their range: containment in it is weak evidence
 
 
-# (table, column, referenced table, its key, whether the names agree)
-_Pair = tuple[TableProfile, ColumnProfile, TableProfile, ColumnProfile, bool]
+# (table, column, referenced table, its key, whether the names agree, whether only a subset test can tell)
+_Pair = tuple[TableProfile, ColumnProfile, TableProfile, ColumnProfile, bool, bool]
+# Odds under which the rows a column's values fall on are no chance: `pc_aid`'s 5 values all on the 6 of 20
+# users marked `authorized = 1` has odds C(6,5)/C(20,5) = 0.0004.
+SUBSET_ODDS = 0.001
 
 
 def _key_stats(con: duckdb.DuckDBPyConnection, tables: list[TableProfile]) -> dict[tuple[str, str], _KeyStats]:
@@ -141,10 +146,48 @@ def _candidate_pairs(tables: list[TableProfile], stats: dict[tuple[str, str], _K
                         continue
                     affinity = _name_affinity(column.name, ref.name, key.name)
                     # Values decide where the key's own values are distinctive (codes, uuids, sparse numbers);
-                    # inside a 1..N key only a column that names the table, its key or its staff role counts.
+                    # inside a 1..N key only a column that names the table, its key or its staff role counts,
+                    # or one whose values single out a kind of staff (see `_selected_rows`).
                     if affinity or not dense or _role_affinity(column.name, table.name, ref.name):
-                        pairs.append((table, column, ref, key, affinity))
+                        pairs.append((table, column, ref, key, affinity, False))
+                    elif _staff_table(ref.name) and column.type in ("id", "integer") and column.distinct_count >= 3:
+                        pairs.append((table, column, ref, key, False, True))
     return pairs
+
+
+def _staff_table(name: str) -> bool:
+    words = _tokens(name)
+    return bool(words & _STAFF_WORDS) and not words & _EXTERNAL_WORDS
+
+
+def _selected_rows(con: duckdb.DuckDBPyConnection, table: str, column: str, ref: TableProfile, key: str) -> str | None:
+    """`authorized = 1 (6 of 20 rows)` when every row a column's values point at shares one value of a
+    categorical column of the key's table that few others share: small integers fall inside a dense 1..N key
+    by chance, but not all on the six providers of twenty users. A run of consecutive values (1, 2, 3: counts,
+    ages, the first rows of a seed) proves nothing, whatever rows it lands on."""
+    source, ref_key = f"{VIEW_SCHEMA}.{quote_ident(table)}", quote_ident(key)
+    values = (
+        f"SELECT DISTINCT try_cast(trim({quote_ident(column)}) AS HUGEINT) AS v FROM {source} "
+        f"WHERE trim({quote_ident(column)}) NOT IN ('', '0', '-1')"
+    )
+    picked, low, high = con.execute(f"SELECT count(*), min(v), max(v) FROM ({values})").fetchone() or (0, 0, 0)
+    if not picked or int(high) - int(low) + 1 == picked:
+        return None
+    best: tuple[float, str] | None = None
+    # A secret's column (OpenEMR's `password` = `NoLongerUsed`) is no evidence to quote in a plan's reason.
+    for category in (c for c in ref.columns if c.categories and c.name != key and secret_evidence(c) is None):
+        rows = con.execute(
+            f"SELECT trim({quote_ident(category.name)}), count(*), "
+            f"count(*) FILTER (WHERE try_cast(trim({ref_key}) AS HUGEINT) IN ({values})) "
+            f"FROM {VIEW_SCHEMA}.{quote_ident(ref.name)} GROUP BY 1"
+        ).fetchall()
+        for value, share, hit in rows:
+            if value in (None, "") or hit < picked or share >= ref.row_count:
+                continue
+            odds = math.comb(int(share), picked) / math.comb(ref.row_count, picked)
+            if odds < SUBSET_ODDS and (best is None or odds < best[0]):
+                best = (odds, f"{category.name} = {value} ({share} of {ref.row_count} rows)")
+    return best[1] if best else None
 
 
 def _value_sets(
@@ -167,7 +210,9 @@ def _containment(
     """Distinct values, those found in the key, and the prefixes set aside, for each (column, key) pair.
 
     Each column's and each key's values are collected once (a column is a candidate for many keys), then
-    one hash join counts all pairs together.
+    hash joins count all pairs together: once on the values as written, once with each side's shared
+    prefix set aside; the better count stands, so a prefix only one side shares (`pr-kim` in a key that
+    also holds `1874`) never hides a match.
     """
     columns = list(dict.fromkeys(column for column, _ in pairs))
     keys = list(dict.fromkeys(key for _, key in pairs))
@@ -178,24 +223,31 @@ def _containment(
     _value_sets(con, "_inventory_key_values", keys)
     column_prefixes = _strip_prefixes(con, "_inventory_column_values")
     key_prefixes = _strip_prefixes(con, "_inventory_key_values")
+    hits = "SELECT p.pair, count(*) AS found FROM p JOIN _inventory_column_values c ON c.id = p.col "
+    hits += "JOIN _inventory_key_values k ON k.id = p.key AND k.{v} = c.{v} GROUP BY p.pair"
     try:
         rows = con.execute(
             f"WITH p(pair, col, key) AS (VALUES {pair_rows}), "
             f"totals AS (SELECT id, count(*) AS total FROM _inventory_column_values GROUP BY id), "
-            f"hits AS (SELECT p.pair, count(*) AS found FROM p "
-            f"JOIN _inventory_column_values c ON c.id = p.col "
-            f"JOIN _inventory_key_values k ON k.id = p.key AND k.v = c.v GROUP BY p.pair) "
-            f"SELECT p.pair, coalesce(totals.total, 0), coalesce(hits.found, 0) FROM p "
-            f"LEFT JOIN totals ON totals.id = p.col LEFT JOIN hits ON hits.pair = p.pair"
+            f"stripped AS ({hits.format(v='v')}), raw AS ({hits.format(v='raw')}) "
+            f"SELECT p.pair, coalesce(totals.total, 0), coalesce(stripped.found, 0), coalesce(raw.found, 0) "
+            f"FROM p LEFT JOIN totals ON totals.id = p.col LEFT JOIN stripped ON stripped.pair = p.pair "
+            f"LEFT JOIN raw ON raw.pair = p.pair"
         ).fetchall()
     finally:
         con.execute("DROP TABLE IF EXISTS _inventory_column_values")
         con.execute("DROP TABLE IF EXISTS _inventory_key_values")
-    by_pair = {pair: (int(total), int(found)) for pair, total, found in rows}
-    return [
-        _Containment(*by_pair[n], column_prefixes.get(column_ids[c], ""), key_prefixes.get(key_ids[k], ""))
-        for n, (c, k) in enumerate(pairs)
-    ]
+    by_pair = {pair: (int(total), int(stripped), int(raw)) for pair, total, stripped, raw in rows}
+    found = []
+    for n, (c, k) in enumerate(pairs):
+        total, stripped, raw = by_pair[n]
+        if raw > stripped:
+            found.append(_Containment(total, raw, "", ""))
+        else:
+            found.append(
+                _Containment(total, stripped, column_prefixes.get(column_ids[c], ""), key_prefixes.get(key_ids[k], ""))
+            )
+    return found
 
 
 @dataclass(frozen=True)
@@ -208,7 +260,10 @@ class _Containment:
 
 def _strip_prefixes(con: duckdb.DuckDBPyConnection, name: str) -> dict[int, str]:
     """Sets aside the prefix every value of a set shares ("patient_2_" of CouchDB ids, "Patient/" of FHIR
-    references), so that a reference and a key match on what follows it; returns id → prefix."""
+    references) in `v`, so that a reference and a key match on what follows it, the value as written kept
+    in `raw`; returns id → prefix."""
+    con.execute(f"ALTER TABLE {name} ADD COLUMN raw VARCHAR")
+    con.execute(f"UPDATE {name} SET raw = v")
     prefixes = {}
     for set_id, low, high in con.execute(f"SELECT id, min(v), max(v) FROM {name} GROUP BY id").fetchall():
         prefix = _shared_prefix(str(low), str(high))
@@ -244,30 +299,35 @@ def inferred_relationships(con: duckdb.DuckDBPyConnection, tables: list[TablePro
     pairs = _candidate_pairs(tables, stats)
     if not pairs:
         return []
-    counts = _containment(con, [((t.name, c.name), (r.name, k.name)) for t, c, r, k, _ in pairs])
+    counts = _containment(con, [((t.name, c.name), (r.name, k.name)) for t, c, r, k, _a, _s in pairs])
     found = []
-    for (table, column, ref, key, affinity), measured in zip(pairs, counts, strict=True):
+    for (table, column, ref, key, affinity, by_subset), measured in zip(pairs, counts, strict=True):
         total, hits = measured.total, measured.found
         coverage = hits / total if total else 0.0
         differ = measured.value_prefix != measured.key_prefix
         if differ and measured.value_prefix and measured.key_prefix:
             continue  # two numbering series (`ACC-SINV-2024-00012`, `HLC-APP-2024-00012`): alike only in their numbers
         # Orphans are normal (deleted patients): names that agree carry a link through more of them.
-        if coverage >= (MIN_COVERAGE_NAMED if affinity else MIN_COVERAGE) and (affinity or total >= 3):
-            found.append(
-                Relationship(
-                    table=table.name,
-                    column=column.name,
-                    ref_table=ref.name,
-                    ref_column=key.name,
-                    kind="inferred",
-                    coverage=round(coverage, 4),
-                    distinct_count=total,
-                    ref_distinct_count=stats[(ref.name, key.name)].distinct,
-                    name_agrees=affinity,
-                    coincidental=stats[(ref.name, key.name)].dense and not affinity,
-                    value_prefix=(measured.value_prefix or None) if differ else None,
-                    key_prefix=(measured.key_prefix or None) if differ else None,
-                )
+        if coverage < (MIN_COVERAGE_NAMED if affinity else MIN_COVERAGE) or not (affinity or total >= 3):
+            continue
+        selects = _selected_rows(con, table.name, column.name, ref, key.name) if by_subset else None
+        if by_subset and selects is None:
+            continue
+        found.append(
+            Relationship(
+                table=table.name,
+                column=column.name,
+                ref_table=ref.name,
+                ref_column=key.name,
+                kind="inferred",
+                coverage=round(coverage, 4),
+                distinct_count=total,
+                ref_distinct_count=stats[(ref.name, key.name)].distinct,
+                name_agrees=affinity,
+                coincidental=stats[(ref.name, key.name)].dense and not affinity,
+                value_prefix=(measured.value_prefix or None) if differ else None,
+                key_prefix=(measured.key_prefix or None) if differ else None,
+                selects=selects,
             )
+        )
     return found
