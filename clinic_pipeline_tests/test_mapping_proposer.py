@@ -163,3 +163,33 @@ def test_column_names_normalise_to_plain_words() -> None:
     assert normalise("PatNum") == "pat num"
     assert "date of birth" in variants("D.O.B.")
     assert "first name" in variants("Patient First Name")
+
+
+def _csv(path: Path, header: str, rows: list[str]) -> None:
+    path.write_text("\n".join([header, *rows]) + "\n", encoding="utf-8")
+
+
+def test_unmatched_tables_of_patients_become_notes_and_a_modules_child_rows_stay_records(tmp_path: Path) -> None:
+    """No name matches `hx_entries`, but its rows belong to patients: notes on each patient, flagged, not a
+    silent drop. An audit trail naming patients (`securitylog`) stays behind. A lab request's tests are
+    results of their own, not child rows folded into the request."""
+    _csv(tmp_path / "patients.csv", "patient_id,first_name,last_name", [f"{n},Ann{n},Lee{n}" for n in range(1, 41)])
+    entries = [f"{n},{n % 40 + 1},Penicillin reaction noted at visit {n},2024-01-{n % 28 + 1:02d}" for n in range(60)]
+    _csv(tmp_path / "hx_entries.csv", "entry_id,patient_id,entry,noted_on", entries)
+    audit = [f"{n},{n % 40 + 1},opened chart,2024-02-{n % 28 + 1:02d} 10:00:00" for n in range(50)]
+    _csv(tmp_path / "securitylog.csv", "log_id,patient_id,action,logged_at", audit)
+    requests = [f"{n},{n % 40 + 1},2024-03-{n % 28 + 1:02d}" for n in range(1, 31)]
+    _csv(tmp_path / "lab_requests.csv", "lab_request_id,patient_id,requested_on", requests)
+    tests = [f"{n},{n % 30 + 1},{4 + n % 5}.{n % 10} mmol/L" for n in range(90)]
+    _csv(tmp_path / "lab_tests.csv", "lab_test_id,lab_request_id,result", tests)
+    con = duckdb.connect()
+    plan = propose_plan(build_inventory(open_source(str(tmp_path), con), con), 0.75)
+    by_table = {o.source_table: o for o in plan.objects}
+    notes = by_table["hx_entries"]
+    assert (notes.target, notes.source_key) == ("note", "entry_id")
+    assert notes.confidence < 0.75 and "its rows belong to patients (patient_id: 100 % of" in notes.reason
+    link = next(f for f in notes.fields if f.source == "patient_id")
+    assert (link.target, link.transform, link.references) == ("targetable_id", "lookup:contact", "patients")
+    assert next(f for f in notes.fields if f.source == "entry").target == "description"
+    assert by_table["securitylog"].target == "not_migrated"
+    assert by_table["lab_requests"].target == by_table["lab_tests"].target == "custom_module:lab_result"

@@ -60,7 +60,7 @@ def accepted(rel: Relationship, targets: dict[str, str]) -> bool:
     return (rel.distinct_count or 0) >= 3  # values alone: the key is no dense 1..N run (see source.relationships)
 
 
-def _relationships(
+def table_relationships(
     inventory: SchemaInventory, table: str, keys: dict[str, str], targets: dict[str, str] | None = None
 ) -> dict[str, Relationship]:
     """Column → the relationship it starts into another table's source key: declared ones first, then those
@@ -126,7 +126,7 @@ def link_lines(
     ranks: dict[str, tuple[int, tuple[int, int], float, int]] = {}
     tables = {t.name: t for t in inventory.tables}
     referrers = _referencing_tables(inventory)
-    for column, rel in _relationships(inventory, table.name, keys, targets).items():
+    for column, rel in table_relationships(inventory, table.name, keys, targets).items():
         parent_target = targets.get(rel.ref_table)
         parent = tables.get(rel.ref_table)
         why = evidence(rel)
@@ -213,7 +213,7 @@ def reference_lines(
     description, for a person to drop)."""
     lines = {}
     tables = {t.name: t for t in inventory.tables}
-    for column, rel in _relationships(inventory, table.name, keys, targets).items():
+    for column, rel in table_relationships(inventory, table.name, keys, targets).items():
         kept_in = "description" if target in ("appointment", "task", "note") else f"cf_{snake_name(column)}"
         clerk = targets.get(rel.ref_table) == "user" and owner_rank(column) > len(OWNER_ROLE_WORDS)
         if clerk:
@@ -310,11 +310,14 @@ def soft_delete_filters(table: TableProfile) -> list[tuple[ColumnProfile, RowFil
 def parent_of_same_target(
     table: TableProfile, target: str, inventory: SchemaInventory, targets: dict[str, str], keys: dict[str, str]
 ) -> str | None:
-    """A table whose rows hang off another table of the same target (payments of a bill). Staff tables never
-    fold: users are matched by email, so a provider table beside a logins table is no child of it."""
-    if target == "user":
+    """A table whose rows hang off another table of the same target (payments of a bill, an encounter of a
+    visit, a document's patient links): the parent's record carries them, and two records would be one
+    visit twice. A custom module's rows are records of their own (a lab request's tests, each a result).
+    Staff tables never fold: users are matched by email, so a provider table beside a logins table is no
+    child of it."""
+    if target == "user" or target.startswith("custom_module:"):
         return None
-    for rel in _relationships(inventory, table.name, keys, targets).values():
+    for rel in table_relationships(inventory, table.name, keys, targets).values():
         if rel.ref_table != table.name and targets.get(rel.ref_table) == target:
             return rel.ref_table
     return None

@@ -60,11 +60,13 @@ from clinic_pipeline.mapping.communications import outcome_line as call_outcome_
 from clinic_pipeline.mapping.grain import per_encounter
 from clinic_pipeline.mapping.links import (
     accepted,
+    evidence,
     link_lines,
     names_own_table,
     parent_of_same_target,
     reference_lines,
     soft_delete_filters,
+    table_relationships,
 )
 from clinic_pipeline.mapping.names import split_full_name
 from clinic_pipeline.mapping.outcomes import cancelled_rule, outcome_line
@@ -560,6 +562,9 @@ def _sensitive(column: str) -> bool:
     return any(name_similarity(column, c.phrases)[0] >= MIN_NAME_SCORE for c in FIELD_CONCEPTS if c.sensitive)
 
 
+NOTE_CONCEPT = next(c for c in TABLE_CONCEPTS if c.target == "note")
+
+
 def _table_concept(
     table: TableProfile, field_hits: set[str], prefix: str = ""
 ) -> tuple[TableConcept | None, float, str]:
@@ -729,18 +734,31 @@ def _table_target(
         return _not_migrated(table, f"not migrated: {REBUILD_TABLE_WORDS[rebuild[0]]}", 0.85), None, 0.0, ""
     concept, score, why = _table_concept(table, _field_hits(table), prefix)
     if concept is None or score < MIN_TABLE_SCORE:
-        return (
-            _not_migrated(
-                table,
-                "not migrated: neither the table name nor its columns match a Freshsales object "
-                "(patients, locations, appointments, billing, providers, ...); set a target to migrate it",
-                round(1 - score, 2),
-            ),
-            None,
-            score,
-            why,
-        )
+        return None, None, score, why  # unmatched: `_unmatched` decides, once the patients' table is known
     return None, concept, score, why
+
+
+def _unmatched(
+    table: TableProfile, inventory: SchemaInventory, targets: dict[str, str], keys: dict[str, str]
+) -> tuple[TableConcept | None, str]:
+    """A table no name matches whose rows belong to patients (a named or declared reference into the contacts'
+    key covering its values) is the patients' data: notes on each patient, flagged, never silently left
+    behind. Any other unmatched table is not migrated, saying so; so is one whose name ends like the software's
+    own tables (`securitylog`: an audit trail names patients too)."""
+    words = normalise(table.name).split()
+    if not any(w.endswith(s) for w in words for s in SYSTEM_TABLE_WORDS if len(s) >= 3):
+        for column, rel in table_relationships(inventory, table.name, keys, targets).items():
+            named = rel.kind == "declared" or (rel.name_agrees and not rel.coincidental)
+            if targets.get(rel.ref_table) == CONTACTS.target and named and column != keys.get(table.name):
+                return NOTE_CONCEPT, (
+                    f"no Freshsales object matches its name or columns, but its rows belong to patients "
+                    f"({column}: {evidence(rel)}): kept as notes on each patient, for a person to confirm or "
+                    "move to a custom module"
+                )
+    return None, (
+        "not migrated: neither the table name nor its columns match a Freshsales object "
+        "(patients, locations, appointments, billing, providers, ...); set a target to migrate it"
+    )
 
 
 def _holds_rules(table: TableProfile) -> bool:
@@ -1159,6 +1177,12 @@ def propose_plan(inventory: SchemaInventory, review_threshold: float) -> Mapping
             keys[table.name] = key.name
     objects: list[ObjectMapping] = []
     for table, verdict, concept, score, why in first.values():
+        if verdict is None and concept is None:
+            concept, why = _unmatched(table, inventory, targets, keys)
+            if concept is None:
+                objects.append(_not_migrated(table, why, 1 - score))
+                continue
+            score = review_threshold - 0.01  # a fallback a person confirms
         if verdict is not None or concept is None:
             objects.append(verdict or _not_migrated(table, "not migrated", 0.5))
             continue
