@@ -24,6 +24,7 @@ from clinic_pipeline import steps
 from clinic_pipeline.dagster_instance import dagster_home
 from clinic_pipeline.delta.windows import WINDOW, closed_windows, partition_key, partition_window
 from clinic_pipeline.errors import OperatorError
+from clinic_pipeline.load.reference_cache import forget_process_references
 from clinic_pipeline.load.state import StateBusyError
 from clinic_pipeline.mapping.plan import read_plan
 from clinic_pipeline.mapping.review import render_review
@@ -54,6 +55,9 @@ def _one_line_errors(fn: Callable[P, R]) -> Callable[P, R]:
             for line in str(exc).splitlines():
                 typer.echo(f"error: {line}", err=True)
             raise typer.Exit(code=1) from None
+        finally:
+            # The command ends (it was not killed): the next one reads the account's reference rows afresh.
+            forget_process_references()
 
     return wrapper
 

@@ -37,6 +37,9 @@ class Settings(BaseSettings):
     freshsales_requests_per_minute: int = Field(default=400, gt=0)
     freshsales_max_concurrency: int = Field(default=4, gt=0, le=32)
     freshsales_timeout_seconds: float = Field(default=30.0, gt=0)
+    # How long a killed run's reference reads (selectors, field definitions) serve its restart: see
+    # load/reference_cache.py. 0: every process reads them again.
+    clinic_reference_max_age_seconds: float = Field(default=3600.0, ge=0)
     mapping_review_threshold: float = Field(default=0.75, ge=0, le=1)
     freshsales_max_file_bytes: int = Field(
         default=150 * 1024 * 1024, gt=0, description="per-file upload limit (Freshsales documents 150 MB)"

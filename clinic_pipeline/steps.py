@@ -35,6 +35,7 @@ from clinic_pipeline.load.modules import (
     verify_custom_fields,
 )
 from clinic_pipeline.load.owners import OwnerMap
+from clinic_pipeline.load.reference_cache import StateReferenceCache
 from clinic_pipeline.load.repair import RepairResult, repair
 from clinic_pipeline.load.rollback import RollbackResult, rollback
 from clinic_pipeline.load.state import (
@@ -79,6 +80,17 @@ from clinic_pipeline.sql import quote_literal
 from clinic_pipeline.staging.quality import QualityResult, run_quality_checks
 from clinic_pipeline.staging.sample import SampleSelection, choose_sample
 from clinic_pipeline.staging.stage import StageResult, stage_object, tables_read
+
+
+def _client(settings: Settings) -> FreshsalesClient:
+    """A client whose reference reads are kept in the state store for the run (`load.reference_cache`)."""
+    client = FreshsalesClient.from_settings(settings)
+    client.use_reference_cache(
+        StateReferenceCache(
+            settings.state_location, client.base_url, max_age_seconds=settings.clinic_reference_max_age_seconds
+        )
+    )
+    return client
 
 
 @contextmanager
@@ -178,7 +190,7 @@ def run_checklist(settings: Settings) -> tuple[Path, Path, int]:
 
 def run_owner_map(settings: Settings) -> StaffOwnerMap:
     plan = confirmed_plan(settings)
-    with FreshsalesClient.from_settings(settings) as client:
+    with _client(settings) as client:
         users = client.owners()
     with _source(settings) as (_export, con):
         try:
@@ -292,7 +304,7 @@ def run_freshsales_schema(settings: Settings) -> ModulesResult:
     required: dict[str, list[tuple[str, str]]] = {}
     for spec in required_custom_fields(plan):
         required.setdefault(spec.entity, []).append((spec.name, spec.type))
-    with FreshsalesClient.from_settings(settings) as client:
+    with _client(settings) as client:
         try:
             result = ensure_custom_modules(client, modules)
         except SchemaError as exc:
@@ -329,7 +341,7 @@ def run_sample(settings: Settings, *, size: int, seed: int, run_id: str) -> Samp
     selection = choose_sample(paths.staged_dir, paths.sample_dir, size=size, seed=seed)
     inventory = read_inventory(paths.inventory_path)
     with (
-        FreshsalesClient.from_settings(settings) as client,
+        _client(settings) as client,
         open_state(settings.state_location) as state,
         _source(settings) as (_export, con),
     ):
@@ -379,7 +391,7 @@ def run_load(settings: Settings, name: str, *, run_id: str, partition: str | Non
     plan = confirmed_plan(settings)
     require_sign_off(settings.paths.sign_off, plan.confirmed_hash or "")
     staged = require_staged(settings, obj.name, settings.paths.staged_dir_for(partition))
-    with FreshsalesClient.from_settings(settings) as client, open_state(settings.state_location) as state:
+    with _client(settings) as client, open_state(settings.state_location) as state:
         return _load(settings, client, state, obj, staged, run_id=run_id, partition=partition)
 
 
@@ -480,7 +492,7 @@ def run_rollback(settings: Settings, run_ids: list[str] | None, *, rollback_run_
     if not state_exists(settings.state_location):
         where = describe(settings.state_location)
         raise ConfigurationError(f"{where}: no migration state, nothing to roll back")
-    with FreshsalesClient.from_settings(settings) as client, open_state(settings.state_location) as state:
+    with _client(settings) as client, open_state(settings.state_location) as state:
         return rollback(
             client,
             state,
@@ -498,7 +510,7 @@ def run_validation(
     report while a load holds the state passes a short wait."""
     paths = settings.paths
     with (
-        FreshsalesClient.from_settings(settings) as client,
+        _client(settings) as client,
         open_state(settings.state_location, wait_seconds=wait_seconds) as state,
     ):
         report = validate_migration(
@@ -542,7 +554,7 @@ def run_repair(settings: Settings, *, run_id: str) -> RepairOutcome:
     if report.ok:
         # Nothing flagged: not one request, not one write.
         return RepairOutcome(repaired=RepairResult(run_id=run_id, flagged=[]), last_report_at=written)
-    with FreshsalesClient.from_settings(settings) as client, open_state(settings.state_location) as state:
+    with _client(settings) as client, open_state(settings.state_location) as state:
         repaired = repair(
             client,
             state,

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Any, BinaryIO, Self
+from typing import Any, BinaryIO, Protocol, Self
 from urllib.parse import urlsplit
 
 import httpx
@@ -136,6 +136,17 @@ def _targetable(value: str) -> str:
     return fs_entities.TARGETABLE_TYPES.get(value, value)
 
 
+class ReferenceCache(Protocol):
+    """Where the account's reference reads (selectors, field definitions, custom modules) are kept between the
+    processes of one run (`load.reference_cache`): a body it gives back is answered without a request."""
+
+    def get(self, path: str) -> Any | None: ...
+
+    def put(self, path: str, body: Any) -> None: ...
+
+    def drop(self, prefix: str) -> None: ...
+
+
 class FreshsalesClient:
     """A Freshsales API client. `base_url` is the part before `/api`."""
 
@@ -154,6 +165,7 @@ class FreshsalesClient:
         retry_policy: RetryPolicy | None = None,
         job_timeout: float = 600.0,
         sleep: Callable[[float], None] = time.sleep,
+        reference_cache: ReferenceCache | None = None,
     ) -> None:
         if not isinstance(api_key, SecretStr):
             raise TypeError("api_key must be a pydantic SecretStr")
@@ -164,6 +176,7 @@ class FreshsalesClient:
         self._job_timeout = job_timeout
         self._sleep = sleep
         self._stats = ClientStats()
+        self._reference_cache = reference_cache
         self._http = httpx.Client(
             base_url=self.base_url + "/api",
             headers={
@@ -346,11 +359,33 @@ class FreshsalesClient:
     def _get(self, template: str, path: str, params: Mapping[str, Any] | None = None) -> Any:
         return self._json(_Call("GET", template, path, params=params))
 
+    def _reference(self, path: str) -> Any:
+        """A reference GET (no query), answered from the reference cache when it holds the path."""
+        cache = self._reference_cache
+        if cache is not None:
+            body = cache.get(path)
+            if body is not None:
+                self._stats.record("reference_cached")
+                return body
+        body = self._get(path, path)
+        if cache is not None and body is not None:
+            cache.put(path, body)
+        return body
+
+    def use_reference_cache(self, cache: ReferenceCache | None) -> None:
+        """Reference reads are asked of `cache` first, and kept there (None: always the API)."""
+        self._reference_cache = cache
+
+    def _schema_changed(self) -> None:
+        """A write to the account's schema: its cached definitions are no longer the account's."""
+        if self._reference_cache is not None:
+            self._reference_cache.drop("/settings/")
+
     # ---- reference data and schema -----------------------------------------------------------
 
     def selector(self, name: str) -> list[dict[str, Any]]:
         """`GET /selector/<name>` rows (not paged). Owners arrive under `users`."""
-        body = self._get(f"/selector/{name}", f"/selector/{name}")
+        body = self._reference(f"/selector/{name}")
         return _records_in(body, "users" if name == "owners" else name)
 
     def owners(self) -> list[Owner]:
@@ -359,11 +394,11 @@ class FreshsalesClient:
 
     def field_definitions(self, entity: str) -> list[FieldDefinition]:
         segment = fs_entities.settings_segment(entity)
-        body = self._get(f"/settings/{segment}/fields", f"/settings/{segment}/fields")
+        body = self._reference(f"/settings/{segment}/fields")
         return [FieldDefinition.model_validate(f) for f in _records_in(body, "fields")]
 
     def module_customizations(self) -> list[ModuleCustomization]:
-        body = self._get("/settings/module_customizations", "/settings/module_customizations")
+        body = self._reference("/settings/module_customizations")
         return [ModuleCustomization.model_validate(m) for m in _records_in(body, "module_customizations")]
 
     def create_module(
@@ -387,7 +422,11 @@ class FreshsalesClient:
             idempotent=False,
             retry_unknown_outcome=retry_unknown_outcome,
         )
-        return ModuleCustomization.model_validate(_one(self._json(call), "module_customization", "POST", path))
+        self._schema_changed()  # before sending too: a run killed before the answer must not trust the cache
+        try:
+            return ModuleCustomization.model_validate(_one(self._json(call), "module_customization", "POST", path))
+        finally:
+            self._schema_changed()
 
     def create_module_field(
         self,
@@ -411,7 +450,11 @@ class FreshsalesClient:
         template = f"/settings/{segment}/forms/{{form_id}}/fields"
         path = f"/settings/{segment}/forms/{form_id}/fields"
         call = _Call("POST", template, path, json=spec, idempotent=False, retry_unknown_outcome=retry_unknown_outcome)
-        return FieldDefinition.model_validate(_one(self._json(call), "field", "POST", path))
+        self._schema_changed()  # before sending too: a run killed before the answer must not trust the cache
+        try:
+            return FieldDefinition.model_validate(_one(self._json(call), "field", "POST", path))
+        finally:
+            self._schema_changed()
 
     # ---- views and lists ---------------------------------------------------------------------
 
@@ -501,6 +544,29 @@ class FreshsalesClient:
     def list_appointments(self, filter: str) -> list[dict[str, Any]]:
         """`filter`: past or upcoming."""
         return self._filtered_list("appointments", filter)
+
+    def newest_first(self, entity: str, filter_name: str | None = None) -> Iterator[list[dict[str, Any]]]:
+        """A list endpoint's pages (`GET /sales_activities`, `/tasks?filter=`, `/appointments?filter=`) asked newest
+        record first (`sort=created_at&sort_type=desc`), one request per page, as the caller reads on: a caller
+        that looks for records it has just sent stops long before the end. Whether the API honoured the order is
+        the caller's to check (the records' `created_at`)."""
+        page, seen = 1, 0
+        while True:
+            params: dict[str, Any] = {"page": page, "per_page": MAX_PER_PAGE, "sort": "created_at", "sort_type": "desc"}
+            if filter_name is not None:
+                params["filter"] = filter_name
+            body = self._get(f"/{entity}", f"/{entity}", params)
+            rows = _records_in(body, entity)
+            if not rows:
+                return
+            yield rows
+            meta = _meta(body)
+            seen += len(rows)
+            if (meta.total_pages is not None and page >= meta.total_pages) or (
+                meta.total is not None and seen >= meta.total
+            ):
+                return
+            page += 1
 
     def list_all(self, entity: str) -> list[dict[str, Any]]:
         """Every record of a list endpoint without views or filters (`GET /sales_activities`), page by page."""

@@ -17,6 +17,7 @@ class ClientStats:
         self.transport_errors = 0  # no answer: timeouts, resets, refused connections
         self.outcome_unknown = 0
         self.unreadable_answers = 0  # 2xx whose body was not JSON (cut off on the way)
+        self.reference_cached = 0  # reference reads answered from the reference cache, without a request
         self.by_endpoint: Counter[str] = Counter()  # "POST /contacts" -> attempts
 
     def record_attempt(self, endpoint: str) -> None:
@@ -45,6 +46,7 @@ class ClientStats:
                 "transport_errors": self.transport_errors,
                 "outcome_unknown": self.outcome_unknown,
                 "unreadable_answers": self.unreadable_answers,
+                "reference_cached": self.reference_cached,
                 "limiter_slept_seconds": round(limiter_slept_seconds, 3),
                 "by_endpoint": dict(sorted(self.by_endpoint.items())),
             }

@@ -21,9 +21,10 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +32,7 @@ import pyarrow.parquet as pq
 
 from clinic_pipeline.errors import OperatorError
 from clinic_pipeline.freshsales.client import FreshsalesClient
-from clinic_pipeline.freshsales.entities import PLAIN_LISTS
+from clinic_pipeline.freshsales.entities import LIST_FILTERS, PLAIN_LISTS
 from clinic_pipeline.freshsales.errors import (
     FreshsalesError,
     JobTimeoutError,
@@ -59,6 +60,9 @@ BULK_BATCH_SIZE = 500
 SETTLE_PASSES = 3
 SETTLE_PAUSE_SECONDS = 5.0
 MAX_BULK_ITEMS = 100  # one bulk_upsert request, one `is_in` search
+# Records known to predate a send, at which reconciliation's newest-first listing stops (`find_sent`): the
+# latest committed, a few pages' worth, so that one of them shows in each list (appointments past and upcoming).
+ANCHORS = 500
 # The API refused the record itself: retrying cannot help, the record goes to the rejected file.
 REJECTION_STATUSES = frozenset({400, 404, 409, 422})
 # What a pre-existing record may be matched on by bulk upsert, per entity: (search attribute, identifier).
@@ -166,6 +170,8 @@ class Loader:
         self._owners = owners
         self._fallback_owner_email = fallback_owner_email
         self._account_choices = AccountChoices(client)
+        # The latest records this load committed (up to ANCHORS): created before anything it sends next.
+        self._committed: list[int] = []
 
     def load(self, obj: FreshsalesObject, staged_path: Path, rejected_dir: Path) -> LoadResult:
         before = self._client.stats
@@ -176,6 +182,8 @@ class Loader:
         owners = self._owner_map(staged_path)
         choices = self._choices(obj, staged_path)
         self._reconcile(obj, known)
+        if obj.entity in _LISTS:
+            self._committed = self._state.mapped_before(obj.name, datetime.now(UTC), ANCHORS)[::-1]
         census: dict[str, bool] = {}  # asked once, when the first new record comes up
         # Per source key, the records a person looks at (rejected, held back, unsettled); a later pass
         # replaces a record's entry. Only these are kept in memory, not every payload.
@@ -289,7 +297,7 @@ class Loader:
         pending = self._state.pending_intents(obj.name)
         if not pending:
             return []
-        found = find_sent(self._client, obj, list(pending.values()))
+        found = find_sent(self._client, obj, list(pending.values()), self._anchors_before(obj, pending.values()))
         sent: list[_Sent] = []
         for key, intent in pending.items():
             entry = reconciled(intent, found.get(key))
@@ -298,6 +306,16 @@ class Loader:
         log.info("%s: reconciled %d open intents, %d found", obj.name, len(pending), len(found))
         self._commit(obj, sent, known)
         return sent
+
+    def _anchors_before(self, obj: FreshsalesObject, intents: Iterable[Intent]) -> list[int]:
+        """Records of `obj` mapped before the oldest of these intents was committed: Freshsales created them
+        before any of the intents' records was sent (for `find_sent`'s newest-first listing)."""
+        if obj.entity not in _LISTS:
+            return []
+        times = [i.created_at for i in intents]
+        if not times or any(t is None for t in times):
+            return []
+        return self._state.mapped_before(obj.name, min(t for t in times if t is not None), ANCHORS)
 
     def _unknown_keyed_records(self, obj: FreshsalesObject, known: dict[str, IdMapRow]) -> bool:
         """Does Freshsales hold records with a source key this state does not know (an earlier migration
@@ -457,7 +475,7 @@ class Loader:
                 return _Sent(p, "create", LoadOutcome.CREATED, int(record["id"]), 201)
             except OutcomeUnknownError:
                 intent = Intent(p.source_key, p.payload_hash, p.parent_id)
-                found = find_sent(self._client, obj, [intent]).get(p.source_key)
+                found = find_sent(self._client, obj, [intent], self._committed).get(p.source_key)
                 if found is not None:
                     return _Sent(p, "create", LoadOutcome.CREATED, int(found["id"]), None)
                 try:
@@ -492,21 +510,31 @@ class Loader:
             obj=obj.name, run_id=self._run_id, partition=self._partition, mapped=mapped, audit=audit
         )
         known.update({m.source_key: m for m in mapped})
+        if obj.entity in _LISTS:
+            self._committed = (self._committed + [m.freshsales_id for m in mapped])[-ANCHORS:]
 
 
-def find_sent(client: FreshsalesClient, obj: FreshsalesObject, intents: Sequence[Intent]) -> dict[str, dict[str, Any]]:
+def find_sent(
+    client: FreshsalesClient,
+    obj: FreshsalesObject,
+    intents: Sequence[Intent],
+    anchors: Collection[int] = (),
+) -> dict[str, dict[str, Any]]:
     """The records of these intents that reached Freshsales, by source key: searched for by key; for records
-    keyed by a marker, matched by it among their parent contact's side-loaded records, or, for sales
-    activities (no contact side-loads them), among the listed ones."""
+    keyed by a marker, matched by it among their parent contact's side-loaded records or, where the entity has
+    a list endpoint and that is fewer requests (sales activities, which no contact side-loads, always), among
+    the listed ones, newest first (`_newest_marked`). `anchors`: ids of records of the entity Freshsales
+    created before any of these intents was sent; the newest-first listing stops at them."""
     if not obj.marker_field:
         return client.find_by_keys(obj.entity, obj.key_field, [i.source_key for i in intents])
-    if obj.entity in PLAIN_LISTS:
-        wanted = {marker(i.source_key): i.source_key for i in intents}
-        return _marked(client.list_all(obj.entity), obj.marker_field, wanted)
     by_parent: dict[int, list[str]] = defaultdict(list)
     for intent in intents:
         if intent.parent_id is not None:
             by_parent[intent.parent_id].append(intent.source_key)
+    lists = _LISTS.get(obj.entity)
+    if lists is not None and (obj.entity in PLAIN_LISTS or len(by_parent) > len(lists)):
+        wanted = {marker(i.source_key): i.source_key for i in intents}
+        return _newest_marked(client, obj, lists, wanted, set(anchors))
     found: dict[str, dict[str, Any]] = {}
     for parent_id, keys in by_parent.items():
         try:
@@ -516,6 +544,62 @@ def find_sent(client: FreshsalesClient, obj: FreshsalesObject, intents: Sequence
         mine = {marker(k): k for k in keys}
         for key, child in _marked(contact.get(obj.entity) or [], obj.marker_field, mine).items():
             found.setdefault(key, child)
+    return found
+
+
+# The list endpoints that together list every record of an entity: a filter each (None: no filter).
+_LISTS: dict[str, tuple[str | None, ...]] = {
+    **{entity: (None,) for entity in PLAIN_LISTS},
+    **{entity: tuple(filters) for entity, filters in LIST_FILTERS.items()},
+}
+
+
+def _created(record: Mapping[str, Any]) -> datetime | None:
+    try:
+        value = datetime.fromisoformat(str(record["created_at"]))
+    except (KeyError, ValueError):
+        return None
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+def _newest_marked(
+    client: FreshsalesClient,
+    obj: FreshsalesObject,
+    lists: Sequence[str | None],
+    wanted: Mapping[str, str],
+    anchors: set[int],
+) -> dict[str, dict[str, Any]]:
+    """Marked records among each list's records, read newest first, page by page, until every wanted marker is
+    found or the list reaches back past the records sent: past the first anchor met (a record Freshsales
+    created before any of them was sent), to the first record created strictly before it. That stop needs
+    the newest-first order the client asked for: if a page breaks it (an API that ignores `sort`), the list is
+    read to its end, as without anchors."""
+    assert obj.marker_field is not None
+    found: dict[str, dict[str, Any]] = {}
+    for filter_name in lists:
+        missing = {m: k for m, k in wanted.items() if k not in found}
+        previous: datetime | None = None
+        ordered = True
+        stop_before: datetime | None = None  # the created_at of the first anchor met
+        for rows in client.newest_first(obj.entity, filter_name) if missing else ():
+            page: list[dict[str, Any]] = []
+            passed = False
+            for record in rows:
+                created = _created(record)
+                if created is None or (previous is not None and created > previous):
+                    ordered = False
+                previous = created or previous
+                if ordered and stop_before is not None and created is not None and created < stop_before:
+                    passed = True
+                    break
+                if stop_before is None and int(record["id"]) in anchors:
+                    stop_before = created
+                page.append(record)
+            for key, record in _marked(page, obj.marker_field, missing).items():
+                if key not in found or int(record["id"]) < int(found[key]["id"]):
+                    found[key] = record
+            if (passed and ordered) or all(k in found for k in missing.values()):
+                break
     return found
 
 

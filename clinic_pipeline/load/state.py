@@ -87,6 +87,15 @@ CREATE TABLE IF NOT EXISTS load_intent (
     created_at     TIMESTAMPTZ NOT NULL,
     PRIMARY KEY (object, source_key)
 );
+-- The account's reference reads (selectors, field definitions, custom modules) of the run in progress, by
+-- Freshsales base URL and API path: a restart of a killed run answers them from here (load/reference_cache.py).
+CREATE TABLE IF NOT EXISTS reference_cache (
+    base_url       VARCHAR NOT NULL,
+    path           VARCHAR NOT NULL,
+    body           JSON NOT NULL,
+    fetched_at     TIMESTAMPTZ NOT NULL,
+    PRIMARY KEY (base_url, path)
+);
 """
 
 
@@ -119,6 +128,7 @@ class Intent:
     parent_id: int | None = None  # the contact a record without a searchable key hangs on
     before_image: dict[str, Any] | None = None
     run_id: str | None = None  # the run that sent it, as read back: a rollback of that run undoes it
+    created_at: datetime | None = None  # when it was committed, as read back: nothing of it was sent before
 
 
 _ID_MAP_KEYS = pa.schema([("source_key", pa.string()), ("payload_hash", pa.string())])
@@ -279,12 +289,48 @@ class StateStore:
     def pending_intents(self, obj: str) -> dict[str, Intent]:
         """Records sent by a run that never learnt (or could not tell) what became of them."""
         rows = self._con.execute(
-            "SELECT source_key, payload_hash, parent_id, before_image, run_id FROM load_intent WHERE object = ?", [obj]
+            "SELECT source_key, payload_hash, parent_id, before_image, run_id, created_at FROM load_intent"
+            " WHERE object = ?",
+            [obj],
         ).fetchall()
         return {
-            r[0]: Intent(r[0], r[1], None if r[2] is None else int(r[2]), json.loads(r[3]) if r[3] else None, r[4])
+            r[0]: Intent(
+                r[0], r[1], None if r[2] is None else int(r[2]), json.loads(r[3]) if r[3] else None, r[4], _aware(r[5])
+            )
             for r in rows
         }
+
+    def mapped_before(self, obj: str, before: datetime, limit: int) -> list[int]:
+        """The Freshsales ids of `obj`'s latest `limit` records committed to the id map before `before`: records
+        Freshsales created before anything sent after `before` (reconciliation stops reading a newest-first
+        list at them)."""
+        rows = self._con.execute(
+            "SELECT freshsales_id FROM id_map WHERE object = ? AND loaded_at < ? ORDER BY loaded_at DESC LIMIT ?",
+            [obj, before, limit],
+        ).fetchall()
+        return [int(r[0]) for r in rows]
+
+    def reference(self, base_url: str, path: str) -> tuple[Any, datetime] | None:
+        """A kept reference read and when it was fetched, or None."""
+        row = self._con.execute(
+            "SELECT body, fetched_at FROM reference_cache WHERE base_url = ? AND path = ?", [base_url, path]
+        ).fetchone()
+        return None if row is None else (json.loads(row[0]), _aware(row[1]))
+
+    def keep_reference(self, base_url: str, path: str, body: Any, fetched_at: datetime) -> None:
+        with self._con.writing():
+            self._con.execute(
+                "INSERT INTO reference_cache VALUES (?, ?, ?, ?) ON CONFLICT (base_url, path) DO UPDATE SET"
+                " body = excluded.body, fetched_at = excluded.fetched_at",
+                [base_url, path, json.dumps(body), fetched_at],
+            )
+
+    def forget_references(self, base_url: str, prefix: str = "") -> None:
+        """Drops the kept reference reads of `base_url` whose path starts with `prefix` (all by default)."""
+        with self._con.writing():
+            self._con.execute(
+                "DELETE FROM reference_cache WHERE base_url = ? AND starts_with(path, ?)", [base_url, prefix]
+            )
 
     def audit_entries(self, obj: str | None = None) -> list[dict[str, Any]]:
         """Audit rows in commit order (before-images parsed): PHI, for rollback and tests, not for logs."""
@@ -363,6 +409,11 @@ def state_exists(location: StateLocation) -> bool:
 def progress_path(path: Path) -> Path:
     """Where the writer of the store at `path` publishes its counts (see `StateStore._publish_progress`)."""
     return path.with_name("progress.json")
+
+
+def _aware(value: datetime) -> datetime:
+    """DuckDB answers TIMESTAMPTZ in the session's zone, PostgreSQL with its offset: always aware, in UTC."""
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 def _read_json(path: Path) -> dict[str, Any] | None:

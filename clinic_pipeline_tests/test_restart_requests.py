@@ -1,0 +1,170 @@
+"""What a load killed mid-run costs its restart, against the real sandbox (issue 18's faults and kills goal):
+no second read of the account's reference rows (owners, activity types: kept in the state store for the run),
+a reconciliation of the writes in flight that reads the newest records rather than every listed one, and no
+duplicate."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from clinic_pipeline.load.payloads import marker
+from clinic_pipeline.load.state import open_state
+from clinic_pipeline.sandbox.launcher import SandboxHandle
+
+ACTIVITIES = 1000
+KILL_AT = 700  # activity creates answered when the first run is killed: 7 pages of them listed
+PROVIDER = "dr.restart@clinic.example"
+
+# One process, as one `migrate --full` of the CLI: a client whose reference reads go through the state store
+# (steps._client), a loader over three objects, and at a normal end the CLI's drop of those reads.
+_CHILD = """
+import sys
+from pathlib import Path
+from pydantic import SecretStr
+from clinic_pipeline.freshsales import FreshsalesClient, RateLimiter
+from clinic_pipeline.load.loader import Loader
+from clinic_pipeline.load.reference_cache import StateReferenceCache, forget_process_references
+from clinic_pipeline.load.state import open_state
+from clinic_pipeline.model.objects import BY_NAME
+
+base_url, api_key, staged, state_path, run_id = sys.argv[1:]
+client = FreshsalesClient(base_url, SecretStr(api_key), rate_limiter=RateLimiter(100_000, 10_000))
+client.use_reference_cache(StateReferenceCache(Path(state_path), client.base_url))
+with client, open_state(Path(state_path)) as state:
+    loader = Loader(client, state, run_id=run_id, max_concurrency=4)
+    for name in ("accounts", "contacts", "activities"):
+        loader.load(BY_NAME[name], Path(staged) / f"{name}.parquet", Path(staged) / "rejected")
+forget_process_references()
+"""
+
+
+def _control(sandbox: SandboxHandle, path: str, body: dict[str, Any] | None = None) -> Any:
+    url = f"{sandbox.root_url}/_sandbox/{path}"
+    response = httpx.post(url, json=body, timeout=30) if body is not None else httpx.get(url, timeout=30)
+    response.raise_for_status()
+    return response.json()
+
+
+def _requests(sandbox: SandboxHandle) -> dict[str, int]:
+    return dict(_control(sandbox, "requests")["requests"])
+
+
+def _since(before: dict[str, int], after: dict[str, int]) -> dict[str, int]:
+    return {k: n - before.get(k, 0) for k, n in after.items() if n - before.get(k, 0)}
+
+
+def _write(path: Path, rows: list[dict[str, Any]]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(pa.Table.from_pylist(rows), path)
+
+
+def _row(key: str, n: int, **fields: Any) -> dict[str, Any]:
+    return {"_source_key": key, "_source_table": key.partition(":")[0], "_source_row": n, **fields}
+
+
+def _world(staged: Path) -> None:
+    _write(staged / "accounts.parquet", [_row("clinics:1", 1, name="North")])
+    _write(
+        staged / "contacts.parquet",
+        [
+            _row(f"patients:{i}", i, first_name=f"P{i}", email=f"p{i}@example.com", _lookup_sales_account="clinics:1")
+            for i in range(40)
+        ],
+    )
+    start = datetime(2025, 3, 1, 9, 0, tzinfo=UTC)
+    _write(
+        staged / "activities.parquet",
+        [
+            _row(
+                f"calls:{i}",
+                i,
+                title="Call",
+                notes="Follow-up call",
+                start_date=start + timedelta(hours=i),
+                end_date=start + timedelta(hours=i, minutes=10),
+                _choice_sales_activity_type_id="Call",
+                _lookup_contact=f"patients:{i % 40}",
+                _owner_email=PROVIDER,
+            )
+            for i in range(ACTIVITIES)
+        ],
+    )
+
+
+def _run(sandbox: SandboxHandle, staged: Path, state_path: Path, run_id: str, *, kill_at: int | None = None) -> None:
+    args = [sys.executable, "-c", _CHILD, sandbox.base_url, sandbox.api_key, str(staged), str(state_path), run_id]
+    process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        if kill_at is None:
+            _, err = process.communicate(timeout=300)
+            assert process.returncode == 0, err.decode()[-2000:]
+            return
+        while process.poll() is None and _requests(sandbox).get("POST /sales_activities", 0) < kill_at:
+            time.sleep(0.005)
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=10)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=10)
+
+
+def test_a_restart_after_a_kill_reads_no_reference_rows_and_only_the_newest_records_and_creates_no_duplicate(
+    tmp_path: Path, sandbox: SandboxHandle
+) -> None:
+    _control(sandbox, "users", {"display_name": "Dr Restart", "email": PROVIDER, "is_active": True})
+    key_field = {"label": "Source key", "name": "cf_source_key", "type": "text"}
+    _control(sandbox, "settings/sales_accounts/fields", key_field)
+    staged = tmp_path / "staged"
+    _world(staged)
+    state_path = tmp_path / "state" / "migration.duckdb"
+
+    start = _requests(sandbox)
+    _run(sandbox, staged, state_path, "killed", kill_at=KILL_AT)
+    killed = _since(start, _requests(sandbox))
+    read = killed["GET /selector/{name}"]
+    assert 2 <= read <= 3  # owners, activity types (and what they name), each once for the three loads
+    with open_state(state_path) as state:
+        in_flight = state.pending_intents("activities")
+        mapped = state.id_map_counts()["activities"]
+    assert in_flight, "the kill should leave a batch of activities open"
+    assert len(in_flight) <= 100 and mapped + len(in_flight) >= KILL_AT - 4
+
+    before_restart = _requests(sandbox)
+    _run(sandbox, staged, state_path, "restart")
+    restart = _since(before_restart, _requests(sandbox))
+    # The killed run's reference reads served its restart, which read none again.
+    assert "GET /selector/{name}" not in restart, restart
+    # The batch in flight was reconciled from the newest records (one page, two when the kill fell on a page's
+    # edge), not by listing the 700 and more activities already there (7 pages and more).
+    assert restart.get("GET /sales_activities", 0) <= 2, restart
+    # Sent again: only the records of the batch that never arrived, each once.
+    sent = killed["POST /sales_activities"] + restart["POST /sales_activities"]
+    assert ACTIVITIES <= sent <= ACTIVITIES + 4, (killed, restart)
+
+    snapshot = _control(sandbox, "snapshot")
+    markers = [str(a["notes"]).rpartition("\n")[2] for a in snapshot["sales_activities"]]
+    assert len(markers) == ACTIVITIES
+    assert set(markers) == {marker(f"calls:{i}") for i in range(ACTIVITIES)}
+    with open_state(state_path) as state:
+        assert state.id_map_counts()["activities"] == ACTIVITIES
+        assert not state.pending_intents("activities")
+        found = state.audit_counts().get(("activities", "reconcile", "found_existing"), 0)
+    assert found >= 1  # what the killed run sent before it died was found, not created twice
+
+    # The restart ended normally and dropped the reads it used: the next run reads the account afresh.
+    before_rerun = _requests(sandbox)
+    _run(sandbox, staged, state_path, "rerun")
+    rerun = _since(before_rerun, _requests(sandbox))
+    assert rerun.get("GET /selector/{name}") == read
+    assert not any(k.split()[0] in ("POST", "PUT", "DELETE") for k in rerun if "filtered_search" not in k), rerun
