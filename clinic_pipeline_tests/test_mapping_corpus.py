@@ -18,9 +18,9 @@ FLOORS: dict[str, tuple[float, float]] = {
     "open_hospital": (0.80, 0.71),
     "open_dental": (0.73, 0.50),
     "openemr": (0.91, 1.0),
-    "openmrs": (0.86, 1.0),
+    "openmrs": (0.88, 1.0),
     "oscar": (0.86, 1.0),
-    "tamanu": (0.72, 0.60),
+    "tamanu": (0.75, 0.60),
 }
 
 

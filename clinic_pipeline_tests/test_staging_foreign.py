@@ -309,3 +309,27 @@ def test_a_delta_window_restages_a_whole_encounter_when_one_of_its_lines_changed
     )
     (deal,) = pq.read_table(deals.parquet_path).to_pylist()
     assert deal["_source_key"] == "billing:703" and float(deal["amount"]) == 120.0
+
+
+def test_rows_with_a_deletion_date_are_skipped_as_soft_deleted(tmp_path: Path) -> None:
+    """Tamanu's `deleted_at`, OpenMRS's `date_voided`: a row with a deletion date is skipped with the
+    soft-delete reason, beside a deleted flag (each skips); the date itself is not migrated."""
+    first, last = ["Ann", "Bo", "Cy", "Di", "Ed"], ["Lee", "Ruiz", "Okafor", "Novak", "Park", "Singh", "Berg", "Khan"]
+    rows = [
+        f"{n},{first[n % 5]},{last[n % 8]},{'2024-05-01 10:00:00+00' if n % 7 == 0 else ''},{1 if n % 9 == 0 else 0}"
+        for n in range(1, 41)
+    ]
+    _csv(tmp_path / "patients.csv", "patient_id,first_name,last_name,deleted_at,voided", rows)
+    con = duckdb.connect()
+    plan = propose_plan(build_inventory(open_source(str(tmp_path), con), con), 0.75)
+    (patients,) = [o for o in plan.objects if o.source_table == "patients"]
+    assert patients.skip_when is not None
+    filters = {(f.source, f.op) for f in [patients.skip_when, *(r.when for r in patients.skip_rules)]}
+    assert filters == {("deleted_at", "not_empty"), ("voided", "in")}
+    assert next(f for f in patients.fields if f.source == "deleted_at").target is None
+
+    results = _stage_all(str(tmp_path), tmp_path / "out")
+    staged = pq.read_table(results["contacts"].parquet_path).to_pylist()
+    dated, flagged = {n for n in range(1, 41) if n % 7 == 0}, {n for n in range(1, 41) if n % 9 == 0}
+    assert sorted(int(r["_source_key"].split(":")[1]) for r in staged) == sorted(set(range(1, 41)) - dated - flagged)
+    assert sum(results["contacts"].skip_reasons.values()) == len(dated | flagged)

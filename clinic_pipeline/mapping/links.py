@@ -14,7 +14,14 @@ from __future__ import annotations
 import re
 
 from clinic_pipeline.mapping.plan import FieldMapping, RowFilter
-from clinic_pipeline.mapping.synonyms import CLERK_ROLE_WORDS, CONCEPT_BY_KEY, OWNER_ROLE_WORDS, normalise, snake_name
+from clinic_pipeline.mapping.synonyms import (
+    CLERK_ROLE_WORDS,
+    CONCEPT_BY_KEY,
+    DELETED_AT_NAMES,
+    OWNER_ROLE_WORDS,
+    normalise,
+    snake_name,
+)
 from clinic_pipeline.model.objects import target_object
 from clinic_pipeline.source.inventory import ColumnProfile, Relationship, SchemaInventory, TableProfile
 
@@ -291,19 +298,22 @@ def _one_per_field(
 
 
 def soft_delete_filters(table: TableProfile) -> list[tuple[ColumnProfile, RowFilter]]:
-    """Deleted/void/archived flag columns with yes/no values: flagged rows are skipped with a reason. A
-    document store may carry two (HospitalRun's `_deleted` and `data.archived`): each one skips."""
+    """Deleted/void/archived flag columns with yes/no values, and the dates a row was deleted on: flagged or
+    dated rows are skipped with a reason. A document store may carry two (HospitalRun's `_deleted` and
+    `data.archived`): each one skips."""
     phrases = CONCEPT_BY_KEY["deleted_flag"].phrases
     flags = []
     for column in table.columns:
         # A flattened document's field is its path's last step (HospitalRun's `data.archived`).
         leaf = re.split(r"[./]", column.name)[-1]
-        words = " ".join(leaf.lower().replace("_", " ").split())
+        words = normalise(leaf)
         flaggy = column.type in ("boolean", "integer") or (
             column.categories is not None and len(column.categories) <= 3
         )
         if words in phrases and flaggy:
             flags.append((column, RowFilter(source=column.name, op="in", value=TRUE_FLAGS)))
+        elif words in DELETED_AT_NAMES and column.type in ("date", "datetime"):
+            flags.append((column, RowFilter(source=column.name, op="not_empty")))
     return flags
 
 

@@ -515,6 +515,26 @@ CLERK_ROLE_WORDS = frozenset(
     {"user", "clerk", "entered", "enteredby", "created", "creator", "author", "modified", "updated", "by", "operator"}
 )
 
+# When a row was deleted, voided or archived (Tamanu's `deleted_at`, OpenMRS's `date_voided`): a row with one
+# is soft-deleted, skipped with that reason like a deleted flag's.
+DELETED_AT_NAMES = frozenset(
+    {
+        "deleted at",
+        "deleted on",
+        "deleted date",
+        "date deleted",
+        "deletion date",
+        "deleted time",
+        "voided at",
+        "voided on",
+        "date voided",
+        "void date",
+        "archived at",
+        "archived on",
+        "date archived",
+    }
+)
+
 # Words of a billing line's column that name the encounter it belongs to: one deal per value.
 ENCOUNTER_WORDS = frozenset({"encounter", "visit", "claim", "invoice", "appointment"})
 # Values of an active flag that mean off (a voided billing line).
