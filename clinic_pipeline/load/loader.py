@@ -398,7 +398,7 @@ class Loader:
         bulk_future = pool.submit(self._bulk, obj, bulk) if bulk else None
         sent.extend(pool.map(lambda p: self._update(obj, p, known[p.source_key]), updates))
         sent.extend(pool.map(lambda p: self._adopt(obj, p, *adopted[p.source_key]), adopt))
-        sent.extend(pool.map(lambda p: self._create(obj, p), singles))
+        sent.extend(self._create_all(obj, singles, pool) if singles else [])
         if bulk_future is not None:
             sent.extend(bulk_future.result())
         return sent
@@ -467,27 +467,46 @@ class Loader:
             return _Sent(p, "update", outcome, record_id, exc.status, _reason(exc))
         return _Sent(p, "update", LoadOutcome.ADOPTED, record_id, 200, before_image=before)
 
-    def _create(self, obj: FreshsalesObject, p: Prepared) -> _Sent:
+    def _create_all(self, obj: FreshsalesObject, singles: list[Prepared], pool: ThreadPoolExecutor) -> list[_Sent]:
+        """One create per record (bounded concurrency). The creates whose answer was lost are looked up together
+        once the others are answered (by key, one search per 100; by marker, the newest records down to this
+        batch's first: a page or two, or a read per parent contact when fewer) rather than one lookup each, and
+        only those not found are sent again. A lookup the retries do not outlast leaves them unknown: the next
+        pass, or run, reconciles their intents before anything is sent again."""
+        sent = list(pool.map(lambda p: self._create(obj, p), singles))
+        lost = [s.prepared for s in sent if s.outcome == LoadOutcome.UNKNOWN]
+        if not lost:
+            return sent
+        intents = [Intent(p.source_key, p.payload_hash, p.parent_id) for p in lost]
+        try:
+            found = find_sent(self._client, obj, intents, self._committed)
+        except FreshsalesError as exc:
+            log.warning("%s: %d lost answers could not be looked up (%s)", obj.name, len(lost), type(exc).__name__)
+            return sent
+        again = [p for p in lost if p.source_key not in found]
+        resent = {s.prepared.source_key: s for s in pool.map(lambda p: self._create(obj, p, again=True), again)}
+        out: list[_Sent] = []
+        for s in sent:
+            key = s.prepared.source_key
+            if s.outcome != LoadOutcome.UNKNOWN:
+                out.append(s)
+            elif key in found:
+                out.append(_Sent(s.prepared, "create", LoadOutcome.CREATED, int(found[key]["id"]), None))
+            else:
+                out.append(resent[key])
+        return out
+
+    def _create(self, obj: FreshsalesObject, p: Prepared, *, again: bool = False) -> _Sent:
         assert p.payload is not None
         try:
-            try:
-                record = self._client.create(obj.entity, p.payload)
-                return _Sent(p, "create", LoadOutcome.CREATED, int(record["id"]), 201)
-            except OutcomeUnknownError:
-                intent = Intent(p.source_key, p.payload_hash, p.parent_id)
-                found = find_sent(self._client, obj, [intent], self._committed).get(p.source_key)
-                if found is not None:
-                    return _Sent(p, "create", LoadOutcome.CREATED, int(found["id"]), None)
-                try:
-                    record = self._client.create(obj.entity, p.payload)
-                except OutcomeUnknownError:
-                    return _Sent(
-                        p, "create", LoadOutcome.UNKNOWN, reason="outcome unknown twice; the next run reconciles it"
-                    )
-                return _Sent(p, "create", LoadOutcome.CREATED, int(record["id"]), 201)
+            record = self._client.create(obj.entity, p.payload)
+        except OutcomeUnknownError:
+            reason = "outcome unknown twice; the next run reconciles it" if again else "answer lost"
+            return _Sent(p, "create", LoadOutcome.UNKNOWN, reason=reason)
         except FreshsalesError as exc:
             outcome = LoadOutcome.REJECTED if exc.status in REJECTION_STATUSES else LoadOutcome.FAILED
             return _Sent(p, "create", outcome, None, exc.status, _reason(exc))
+        return _Sent(p, "create", LoadOutcome.CREATED, int(record["id"]), 201)
 
     def _commit(self, obj: FreshsalesObject, sent: list[_Sent], known: dict[str, IdMapRow]) -> None:
         mapped = [
