@@ -16,9 +16,13 @@ from typing import Any
 import httpx
 import pyarrow as pa
 import pyarrow.parquet as pq
+from pydantic import SecretStr
 
+from clinic_pipeline.freshsales import FreshsalesClient, RateLimiter
+from clinic_pipeline.load.loader import find_sent
 from clinic_pipeline.load.payloads import marker
-from clinic_pipeline.load.state import open_state
+from clinic_pipeline.load.state import Intent, open_state
+from clinic_pipeline.model.objects import BY_NAME
 from clinic_pipeline.sandbox.launcher import SandboxHandle
 
 ACTIVITIES = 1000
@@ -168,3 +172,53 @@ def test_a_restart_after_a_kill_reads_no_reference_rows_and_only_the_newest_reco
     rerun = _since(before_rerun, _requests(sandbox))
     assert rerun.get("GET /selector/{name}") == read
     assert not any(k.split()[0] in ("POST", "PUT", "DELETE") for k in rerun if "filtered_search" not in k), rerun
+
+
+def _listing_client(records: list[dict[str, Any]], *, honours_sort: bool) -> tuple[FreshsalesClient, list[int]]:
+    """A client over a fake `GET /sales_activities` that pages `records` newest first, or (an API that ignores
+    `sort`) oldest first; and the pages it was asked for."""
+    asked: list[int] = []
+    ordered = sorted(records, key=lambda r: r["created_at"], reverse=honours_sort)
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        page, per_page = int(request.url.params["page"]), int(request.url.params["per_page"])
+        asked.append(page)
+        rows = ordered[(page - 1) * per_page : page * per_page]
+        pages = -(-len(ordered) // per_page)
+        return httpx.Response(
+            200, json={"sales_activities": rows, "meta": {"total": len(ordered), "total_pages": pages}}
+        )
+
+    client = FreshsalesClient(
+        "https://x.example/crm/sales",
+        SecretStr("k"),
+        transport=httpx.MockTransport(answer),
+        rate_limiter=RateLimiter(100_000, 10_000),
+    )
+    return client, asked
+
+
+def test_reconciliation_reads_newest_first_down_to_an_anchor_and_reads_everything_when_the_order_is_not_kept() -> None:
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    records = [
+        {
+            "id": 1000 + i,
+            "notes": f"Call\n{marker(f'calls:{i}')}",
+            "created_at": (start + timedelta(seconds=i)).isoformat(),
+        }
+        for i in range(450)
+    ]
+    del records[440]  # calls:440 never arrived
+    intents = [Intent(f"calls:{i}", "h") for i in (3, 438, 440)]  # calls:3 was sent long ago and arrived
+    anchors = [1000 + 420]  # committed before calls:438 and calls:440 were sent
+
+    newest, asked = _listing_client(records, honours_sort=True)
+    with newest:
+        found = find_sent(newest, BY_NAME["activities"], intents[1:], anchors)
+    assert set(found) == {"calls:438"} and asked == [1]  # the anchor's page, and no further
+
+    oldest, asked = _listing_client(records, honours_sort=False)
+    with oldest:
+        found = find_sent(oldest, BY_NAME["activities"], intents, anchors)
+    # Ignoring the order, the listing cannot stop at the anchor: every page is read, and what is there is found.
+    assert set(found) == {"calls:3", "calls:438"} and asked == [1, 2, 3, 4, 5]

@@ -551,11 +551,18 @@ def find_sent(
         if intent.parent_id is not None:
             by_parent[intent.parent_id].append(intent.source_key)
     lists = _LISTS.get(obj.entity)
-    if lists is not None and (obj.entity in PLAIN_LISTS or len(by_parent) > len(lists)):
-        wanted = {marker(i.source_key): i.source_key for i in intents}
-        return _newest_marked(client, obj, lists, wanted, set(anchors))
     found: dict[str, dict[str, Any]] = {}
+    if lists is not None and (obj.entity in PLAIN_LISTS or (anchors and len(by_parent) > len(lists))):
+        wanted = {marker(i.source_key): i.source_key for i in intents}
+        # Where a read per parent contact is possible, the listing may cost no more pages than it would.
+        pages = None if obj.entity in PLAIN_LISTS else len(by_parent)
+        found, complete = _newest_marked(client, obj, lists, wanted, set(anchors), pages)
+        if complete:
+            return found
+        by_parent = {parent: [k for k in keys if k not in found] for parent, keys in by_parent.items()}
     for parent_id, keys in by_parent.items():
+        if not keys:
+            continue
         try:
             contact = client.get("contacts", parent_id, include=obj.entity)
         except NotFoundError:
@@ -587,20 +594,25 @@ def _newest_marked(
     lists: Sequence[str | None],
     wanted: Mapping[str, str],
     anchors: set[int],
-) -> dict[str, dict[str, Any]]:
+    max_pages: int | None = None,
+) -> tuple[dict[str, dict[str, Any]], bool]:
     """Marked records among each list's records, read newest first, page by page, until every wanted marker is
     found or the list reaches back past the records sent: past the first anchor met (a record Freshsales
     created before any of them was sent), to the first record created strictly before it. That stop needs
     the newest-first order the client asked for: if a page breaks it (an API that ignores `sort`), the list is
-    read to its end, as without anchors."""
+    read to its end, as without anchors. (found, complete): not complete when `max_pages` ran out first, so
+    the keys not found may still be there."""
     assert obj.marker_field is not None
     found: dict[str, dict[str, Any]] = {}
+    pages = 0
     for filter_name in lists:
         missing = {m: k for m, k in wanted.items() if k not in found}
         previous: datetime | None = None
         ordered = True
         stop_before: datetime | None = None  # the created_at of the first anchor met
+        done = not missing
         for rows in client.newest_first(obj.entity, filter_name) if missing else ():
+            pages += 1
             page: list[dict[str, Any]] = []
             passed = False
             for record in rows:
@@ -617,9 +629,14 @@ def _newest_marked(
             for key, record in _marked(page, obj.marker_field, missing).items():
                 if key not in found or int(record["id"]) < int(found[key]["id"]):
                     found[key] = record
-            if (passed and ordered) or all(k in found for k in missing.values()):
+            done = (passed and ordered) or all(k in found for k in missing.values())
+            if done or (max_pages is not None and pages >= max_pages):
                 break
-    return found
+        else:
+            done = True  # the list's last page was read
+        if not done:
+            return found, False
+    return found, True
 
 
 def _marked(records: Sequence[dict[str, Any]], field: str, wanted: Mapping[str, str]) -> dict[str, dict[str, Any]]:
