@@ -357,3 +357,16 @@ def test_an_unnamed_column_whose_values_single_out_the_providers_points_at_the_u
     owner = next(f for f in visits.fields if f.source == "pc_aid")
     assert (owner.target, owner.transform, owner.references) == ("owner_id", "owner_by_email", "users")
     assert "all of them rows with role = doctor" in owner.reason
+
+
+def test_e164_numbers_in_a_column_named_phone_number_are_phones_and_say_the_country(tmp_path: Path) -> None:
+    """Django's phonenumber_field stores `+919876543210`: digits after a plus, under `phone_number`, whose
+    last word (`number`) alone would make it an identifier. They are phones, valid in India, so the
+    proposed clinic is Indian (numbers without a country code are read as its)."""
+    rows = [[n, f"Patient {n}", f"+9198{n:08d}", f"+9144{24300000 + n}"] for n in range(40)]
+    _write_csv(tmp_path / "patients.csv", ["id", "name", "phone_number", "emergency_phone_number"], rows)
+    inv = _inventory(str(tmp_path))
+    for column in ("phone_number", "emergency_phone_number"):
+        profile = inv.table("patients").column(column)
+        assert profile.type == "phone" and profile.phone_countries.get("IN") == 1.0
+    assert propose_plan(inv, 0.75).clinic.country == "IN"

@@ -385,7 +385,8 @@ def _infer_type(name: str, c: dict[str, int], preferred_date: str | None) -> tup
     if (
         phone_shaped
         and c["date_shape"] < 0.5 * present
-        and not id_name
+        # `phone_number`, `mobile_no`: a number that names a phone is one, E.164 (`+919876543210`) included.
+        and (not id_name or _PHONE_NAME.search(name))
         and (_PHONE_NAME.search(name) or c["phone_separator"] >= 0.3 * present)
     ):
         return "phone", None, c["phone"]
