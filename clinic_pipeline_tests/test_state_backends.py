@@ -9,6 +9,7 @@ import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import psycopg
@@ -221,3 +222,32 @@ def test_the_url_password_never_shows(postgres_cluster: PostgresCluster, tmp_pat
     assert status.returncode == 1
     assert f"{shown}: cannot open the migration state" in status.stderr
     assert PASSWORD not in status.stdout + status.stderr
+
+
+def test_a_runs_reference_reads_and_the_intents_times_are_kept_alike_on_both_databases(location: StateLocation) -> None:
+    """What a restart reads instead of the API (load/reference_cache.py), and what bounds its reconciliation."""
+    base = "https://clinic.example/crm/sales"
+    fetched = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
+    with open_state(location) as state:
+        state.keep_reference(base, "/selector/owners", {"users": [{"id": 1, "email": "a@b.example"}]}, fetched)
+        state.keep_reference(base, "/settings/contacts/fields", {"fields": []}, fetched)
+        state.keep_reference(base, "/selector/owners", {"users": []}, fetched + timedelta(seconds=5))  # read again
+        state.keep_reference("https://other.example/crm/sales", "/settings/contacts/fields", {"fields": [1]}, fetched)
+    with open_state(location) as state:
+        assert state.reference(base, "/selector/owners") == ({"users": []}, fetched + timedelta(seconds=5))
+        state.forget_references(base, "/settings/")
+        assert state.reference(base, "/settings/contacts/fields") is None
+        assert state.reference("https://other.example/crm/sales", "/settings/contacts/fields") is not None
+        state.forget_references(base)
+        assert state.reference(base, "/selector/owners") is None
+
+        _batch(state, "r1", ["patients:1", "patients:2"], first_id=10)
+        between = datetime.now(UTC)
+        time.sleep(0.01)
+        _batch(state, "r1", ["patients:3"], first_id=30)
+        state.begin_intents(obj="contacts", run_id="r2", intents=[Intent("patients:4", "h")])
+        intent = state.pending_intents("contacts")["patients:4"]
+        assert intent.created_at is not None and intent.created_at > between
+        assert sorted(state.mapped_before("contacts", between, 10)) == [10, 11]
+        assert sorted(state.mapped_before("contacts", intent.created_at, 10)) == [10, 11, 30]
+        assert state.mapped_before("contacts", intent.created_at, 1) == [30]  # the latest first
