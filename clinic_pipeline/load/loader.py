@@ -24,7 +24,7 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +63,9 @@ MAX_BULK_ITEMS = 100  # one bulk_upsert request, one `is_in` search
 # Records known to predate a send, at which reconciliation's newest-first listing stops (`find_sent`): the
 # latest committed, a few pages' worth, so that one of them shows in each list (appointments past and upcoming).
 ANCHORS = 500
+# How far before such a record the listing still reads: Freshsales' servers stamp `created_at`, and two of them
+# may disagree by a little; a record sent after the anchor could show a stamp slightly older than its.
+CLOCK_SKEW = timedelta(seconds=1)
 # The API refused the record itself: retrying cannot help, the record goes to the rejected file.
 REJECTION_STATUSES = frozenset({400, 404, 409, 422})
 # What a pre-existing record may be matched on by bulk upsert, per entity: (search attribute, identifier).
@@ -598,9 +601,9 @@ def _newest_marked(
 ) -> tuple[dict[str, dict[str, Any]], bool]:
     """Marked records among each list's records, read newest first, page by page, until every wanted marker is
     found or the list reaches back past the records sent: past the first anchor met (a record Freshsales
-    created before any of them was sent), to the first record created strictly before it. That stop needs
-    the newest-first order the client asked for: if a page breaks it (an API that ignores `sort`), the list is
-    read to its end, as without anchors. (found, complete): not complete when `max_pages` ran out first, so
+    created before any of them was sent), to the first record created strictly before it, less CLOCK_SKEW.
+    That stop needs the newest-first order the client asked for: if a page breaks it (an API that ignores
+    `sort`), the list is read to its end, as without anchors. (found, complete): not complete when `max_pages` ran out first, so
     the keys not found may still be there."""
     assert obj.marker_field is not None
     found: dict[str, dict[str, Any]] = {}
@@ -609,7 +612,7 @@ def _newest_marked(
         missing = {m: k for m, k in wanted.items() if k not in found}
         previous: datetime | None = None
         ordered = True
-        stop_before: datetime | None = None  # the created_at of the first anchor met
+        stop_before: datetime | None = None  # the created_at of the first anchor met, less CLOCK_SKEW
         done = not missing
         for rows in client.newest_first(obj.entity, filter_name) if missing else ():
             pages += 1
@@ -623,8 +626,8 @@ def _newest_marked(
                 if ordered and stop_before is not None and created is not None and created < stop_before:
                     passed = True
                     break
-                if stop_before is None and int(record["id"]) in anchors:
-                    stop_before = created
+                if stop_before is None and created is not None and int(record["id"]) in anchors:
+                    stop_before = created - CLOCK_SKEW
                 page.append(record)
             for key, record in _marked(page, obj.marker_field, missing).items():
                 if key not in found or int(record["id"]) < int(found[key]["id"]):
