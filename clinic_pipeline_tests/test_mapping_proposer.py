@@ -193,3 +193,41 @@ def test_unmatched_tables_of_patients_become_notes_and_a_modules_child_rows_stay
     assert next(f for f in notes.fields if f.source == "entry").target == "description"
     assert by_table["securitylog"].target == "not_migrated"
     assert by_table["lab_requests"].target == by_table["lab_tests"].target == "custom_module:lab_result"
+
+
+def test_the_patients_table_and_their_notes_come_from_the_graph_when_names_are_glued(tmp_path: Path) -> None:
+    """Django names tables `<app>_<model>` in lower case: `facility_patientregistration` matches no table word,
+    but the `patient_id` columns of two other tables point at it, so it is the patients' table (flagged for
+    review), with a birth date that no clinic has. Its empty `last_menstruation_start_date` is no last name, so
+    the lone full name is split. `facility_patientnotes`, named after the patient but many rows of text per
+    patient, becomes notes on each patient rather than being folded into the patient."""
+    first = ["Asha Menon", "Ravi Kumar", "Lakshmi Nair", "Arjun Pillai", "Divya Iyer"]
+    patients = [
+        f"{n},{first[n % 5]},{1980 + n % 30}-0{1 + n % 9}-1{n % 10},{1 + n % 3},+9198{47000000 + n},{n % 3 + 1},"
+        for n in range(1, 61)
+    ]
+    header = "id,name,date_of_birth,gender,phone_number,facility_id,last_menstruation_start_date"
+    _csv(tmp_path / "facility_patientregistration.csv", header, patients)
+    facilities = [f"{n},Kochi Care Centre {n},MG Road {n},682011,+91484{2300000 + n}" for n in range(1, 4)]
+    _csv(tmp_path / "facility_facility.csv", "id,name,address,pincode,phone_number", facilities)
+    notes = [
+        f"{n},{1 + n % 60},{1 + n % 3},Patient reports mild fever since two days; advised rest and fluids {n}"
+        for n in range(1, 151)
+    ]
+    _csv(tmp_path / "facility_patientnotes.csv", "id,patient_id,facility_id,note", notes)
+    visits = [f"{n},{1 + n % 60},2024-03-{1 + n % 28:02d} 10:00:00,fever" for n in range(1, 121)]
+    _csv(tmp_path / "facility_patientconsultation.csv", "id,patient_id,encounter_date,category", visits)
+    con = duckdb.connect()
+    plan = propose_plan(build_inventory(open_source(str(tmp_path), con), con), 0.75)
+    by_table = {o.source_table: o for o in plan.objects}
+    patients_plan = by_table["facility_patientregistration"]
+    assert patients_plan.target == "contact" and patients_plan.confidence < 0.75
+    assert "the patients' table by the graph" in patients_plan.reason
+    lines = {f.source: f for f in patients_plan.fields}
+    assert lines["last_menstruation_start_date"].target != "last_name"
+    assert {f.target for f in patients_plan.fields if f.source == "name"} == {"first_name", "last_name"}
+    notes_plan = by_table["facility_patientnotes"]
+    assert notes_plan.target == "note"
+    note_lines = {f.source: f for f in notes_plan.fields}
+    assert note_lines["patient_id"].target == "targetable_id"
+    assert note_lines["note"].target == "description"

@@ -81,6 +81,8 @@ from clinic_pipeline.mapping.synonyms import (
     IDENTIFIER_WORDS,
     INACTIVE_VALUES,
     MERGED_FLAG_NAMES,
+    PATIENT_REFERENCE_WORDS,
+    PERSON_ONLY_SIGNALS,
     REBUILD_TABLE_WORDS,
     REFERRER_TABLE_WORDS,
     REFERRER_TAG,
@@ -194,6 +196,8 @@ TARGETS: dict[str, dict[str, list[_Target]]] = {
         "notes": [_t("description", "text")],
         "status": [_t("description", "text")],
     },
+    # A note is its text: the rest of its row goes to the description as labelled lines.
+    "note": {"notes": [_t("description", "text")]},
     "file": {
         "full_name": [_t("file_name", "text", penalty=0.05)],
         "file_path": [_t("file_path", "text")],
@@ -306,9 +310,11 @@ def _name_against_number(form: str, phrase: str) -> bool:
 
 
 def _type_agreement(column: ColumnProfile, concept: Concept) -> float | None:
-    """1 agree, lower when the values are silent, None when they contradict the concept."""
+    """1 agree, lower when the values are silent, None when they contradict the concept. A column without
+    values still says its type in its last word (`last_menstruation_start_date` is no last name)."""
     if column.null_rate >= 1.0:
-        return 0.5
+        dated = normalise(column.name).split()[-1:] in (["date"], ["datetime"], ["time"], ["timestamp"], ["dt"])
+        return None if dated and not concept.value_types & {"date", "datetime", "time"} else 0.5
     if column.type in concept.value_types:
         return 1.0
     if column.type == "text":
@@ -563,6 +569,33 @@ def _sensitive(column: str) -> bool:
 
 
 NOTE_CONCEPT = next(c for c in TABLE_CONCEPTS if c.target == "note")
+CONTACTS_CONCEPT = next(c for c in TABLE_CONCEPTS if c.target == CONTACTS.target)
+# Tables whose columns naming the patient point at one table: two make it the patients' table by the graph.
+MIN_PATIENT_REFERRERS = 2
+MIN_PATIENT_COVERAGE = 0.9
+# A column of free text a note can carry (a consultation's findings), not a code or a name.
+NOTE_TEXT_LENGTH = 30
+
+
+def _patients_by_references(
+    inventory: SchemaInventory,
+    first: dict[str, tuple[TableProfile, ObjectMapping | None, TableConcept | None, float, str]],
+) -> dict[str, str]:
+    """Tables no name or columns matched that other tables point at by columns naming the patient
+    (`patient_id` in the consultations, notes and policies → `facility_patientregistration`): the patients'
+    table, from the graph; table → the evidence. Declared or named references covering their values only."""
+    pointing: dict[str, set[str]] = {}
+    for rel in inventory.relationships:
+        named = rel.kind == "declared" or (rel.name_agrees and not rel.coincidental)
+        patient = set(normalise(rel.column).split()) & PATIENT_REFERENCE_WORDS
+        if named and patient and rel.table != rel.ref_table and (rel.coverage or 1.0) >= MIN_PATIENT_COVERAGE:
+            pointing.setdefault(rel.ref_table, set()).add(f"{rel.table}.{rel.column}")
+    found = {}
+    for name, columns in pointing.items():
+        _table, verdict, concept, _score, _why = first.get(name, (None, None, None, 0.0, ""))
+        if concept is None and verdict is None and len(columns) >= MIN_PATIENT_REFERRERS:
+            found[name] = f"the patients' table by the graph: {', '.join(sorted(columns))} point at it"
+    return found
 
 
 def _table_concept(
@@ -573,6 +606,8 @@ def _table_concept(
     for concept in TABLE_CONCEPTS:
         name_score, phrase = name_similarity(name, concept.phrases)
         signals = concept.signals & field_hits
+        if concept.target != CONTACTS.target and field_hits & PERSON_ONLY_SIGNALS:
+            signals = frozenset()  # a birth date or a gender: people, never a clinic with an address and phone
         signal = min(1.0, len(signals) / 3) if concept.signals else 0.0
         # Column signals add evidence; their absence does not outweigh a name that says it outright.
         score = max(NAME_WEIGHT * name_score + TYPE_WEIGHT * signal, 0.9 * name_score)
@@ -738,6 +773,22 @@ def _table_target(
     return None, concept, score, why
 
 
+def _patients_records(table: TableProfile, parent: str, inventory: SchemaInventory) -> bool:
+    """Many rows per patient (the column pointing at the patients is not unique) carrying free text of their
+    own: no secret (an API key is long text too) and no copy of the parent's data (one value per patient)."""
+    rels = [r for r in inventory.relationships if r.table == table.name and r.ref_table == parent]
+    columns = {r.column for r in rels}
+    copies = {c for r in rels for c in r.determined}
+    text = any(
+        c.type == "text"
+        and c.max_length >= NOTE_TEXT_LENGTH
+        and c.name not in columns | copies
+        and secret_evidence(c) is None
+        for c in table.columns
+    )
+    return bool(columns) and text and not any(table.column(c).unique for c in columns)
+
+
 def _unmatched(
     table: TableProfile, inventory: SchemaInventory, targets: dict[str, str], keys: dict[str, str]
 ) -> tuple[TableConcept | None, str]:
@@ -820,7 +871,14 @@ def _propose_object(
 ) -> list[ObjectMapping]:
     target = concept.target
     folded_into = parent_of_same_target(table, target, inventory, targets, keys)
-    if folded_into is not None and not _field_hits(table) & IDENTITY_CONCEPTS.get(target, set()):
+    folds = folded_into is not None and not _field_hits(table) & IDENTITY_CONCEPTS.get(target, set())
+    if folds and target == CONTACTS.target and _patients_records(table, folded_into or "", inventory):
+        # `patient notes`: named after the patient, but many rows of text per patient are the patient's
+        # records; a one-row side table or a table of links only is the patient's extension, folded below.
+        notes, why = _unmatched(table, inventory, targets, keys)
+        if notes is not None:
+            return _propose_object(table, notes, threshold - 0.01, why, inventory, threshold, targets, keys)
+    if folds:
         return [
             _not_migrated(
                 table,
@@ -1169,6 +1227,9 @@ def propose_plan(inventory: SchemaInventory, review_threshold: float) -> Mapping
         raise ValueError("review_threshold must lie in [0, 1]")
     prefix = _vendor_prefix(inventory)
     first = {t.name: (t, *_table_target(t, review_threshold, prefix)) for t in inventory.tables}
+    for name, why in _patients_by_references(inventory, first).items():
+        table = first[name][0]
+        first[name] = (table, None, CONTACTS_CONCEPT, review_threshold - 0.01, why)
     targets = {name: concept.target for name, (_t, _m, concept, _s, _w) in first.items() if concept is not None}
     keys = {}
     for table in inventory.tables:

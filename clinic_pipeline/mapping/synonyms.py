@@ -361,6 +361,12 @@ TABLE_CONCEPTS: tuple[TableConcept, ...] = (
     ),
 )
 
+# Words of a referencing column that say it names the patient (`patient_id`, `PatNum`, `client`): the table
+# several such columns point at is the patients' table, whatever it is called.
+PATIENT_REFERENCE_WORDS = frozenset({"patient", "pat", "pid", "client", "person", "member"})
+# Field concepts only a person has: a table with one is no organization, whatever else it holds.
+PERSON_ONLY_SIGNALS = frozenset({"date_of_birth", "gender"})
+
 # Tables whose logic an admin rebuilds in Freshsales (design.md): word → why it is not migrated.
 REBUILD_TABLE_WORDS: dict[str, str] = {
     "workflow": "workflow/automation rules are not migrated: exported as a rebuild reference",

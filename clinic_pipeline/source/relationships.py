@@ -58,7 +58,9 @@ def _name_affinity(column: str, ref_table: str, ref_column: str) -> bool:
     table_words = _tokens(ref_table) - {"data", "list", "table", "export", "tbl"} - _GENERIC_KEY_NAMES
     key_words = _tokens(ref_column) - _GENERIC_KEY_NAMES
     same_name = column.lower() == ref_column.lower() and column.lower() not in _GENERIC_KEY_NAMES
-    return same_name or bool(col & table_words) or (bool(key_words) and key_words <= col)
+    # A glued table name (Django's `facility_patientregistration`) starts with the word the column names.
+    glued = any(t.startswith(w) and len(w) >= GLUED_WORD for w in col for t in table_words)
+    return same_name or bool(col & table_words) or glued or (bool(key_words) and key_words <= col)
 
 
 def _names_own_table(column: str, table: str) -> bool:
@@ -84,6 +86,7 @@ def _role_affinity(column: str, table: str, ref_table: str) -> bool:
     return staff or ((insurer or bool(words & _PAYER_WORDS)) and bool(ref & _PAYER_TABLE_WORDS))
 
 
+GLUED_WORD = 5  # shorter words (`pat`, `user`) start too many others
 _FK_TYPES = ("id", "integer", "text", "email")
 MIN_COVERAGE = 0.9  # share of a column's distinct values found in the key, for an inferred relationship
 MIN_COVERAGE_NAMED = 0.8  # the same where the column names the table or its key
