@@ -370,3 +370,35 @@ def test_e164_numbers_in_a_column_named_phone_number_are_phones_and_say_the_coun
         profile = inv.table("patients").column(column)
         assert profile.type == "phone" and profile.phone_countries.get("IN") == 1.0
     assert propose_plan(inv, 0.75).clinic.country == "IN"
+
+
+def test_the_clinics_time_zone_comes_from_the_offsets_its_date_times_are_written_with(tmp_path: Path) -> None:
+    """`\\copy` writes timestamptz in the session's zone: `+05:30` on an Indian clinic's rows is Asia/Kolkata,
+    India's only zone with that offset. Eastern US offsets fit a dozen zones: the zone stays assumed, and the
+    assumption names the offsets and a few zones that fit, for a person to choose."""
+    india = tmp_path / "india"
+    india.mkdir()
+    rows = [[n, f"Patient {n}", f"+9198{47000000 + n}", f"2024-03-{1 + n % 28:02d} 10:12:00+05:30"] for n in range(30)]
+    _write_csv(india / "patients.csv", ["id", "name", "phone_number", "created_date"], rows)
+    inv = _inventory(str(india))
+    assert inv.table("patients").column("created_date").utc_offsets == {"+05:30": 30}
+    plan = propose_plan(inv, 0.75)
+    assert (plan.clinic.country, plan.clinic.time_zone) == ("IN", "Asia/Kolkata")
+    assert "+05:30 on 30 values" in plan.assumptions[1]
+
+    eastern = tmp_path / "eastern"
+    eastern.mkdir()
+    rows = [
+        [
+            n,
+            f"Patient {n}",
+            f"(828) 253-{1000 + n}",
+            f"2024-{1 + n % 12:02d}-10 09:00:00{'-05' if n % 12 < 3 else '-04'}",
+        ]
+        for n in range(30)
+    ]
+    _write_csv(eastern / "patients.csv", ["id", "name", "phone", "created_at"], rows)
+    plan = propose_plan(_inventory(str(eastern)), 0.75)
+    assert plan.clinic.time_zone == "UTC"
+    assert plan.clinic.country == "US" and "assumed" in plan.assumptions[1]
+    assert "-05:00 on 9 values" in plan.assumptions[1] and "America/Detroit" in plan.assumptions[1]

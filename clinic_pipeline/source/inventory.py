@@ -648,8 +648,18 @@ def _set_ranges(con: duckdb.DuckDBPyConnection, table: str, profiles: list[Colum
 
 
 def _locale_evidence(con: duckdb.DuckDBPyConnection, profile: ColumnProfile, countries: tuple[str, ...]) -> None:
-    """Where a phone column's numbers are valid, which currency signs a money column's amounts carry."""
-    if profile.type == "phone":
+    """Where a phone column's numbers are valid, which currency signs a money column's amounts carry, which
+    UTC offsets a date-time column's values are written with (PostgreSQL writes timestamptz in the session's
+    zone: `2024-03-05 10:12:00+05:30`)."""
+    if profile.type == "datetime" and profile.format and profile.format.endswith("%z"):
+        offset = "regexp_extract(t, '([+-][0-9]{2}):?([0-9]{2})?$', ['h', 'm'])"
+        rows = con.execute(
+            f"SELECT o.h || ':' || coalesce(nullif(o.m, ''), '00'), sum(cnt) FROM "
+            f"(SELECT {offset} AS o, cnt FROM {VALUES_TABLE} WHERE col = ? AND NOT n) WHERE o.h <> '' GROUP BY 1",
+            [profile.name],
+        ).fetchall()
+        profile.utc_offsets = {str(o): int(c) for o, c in rows}
+    elif profile.type == "phone":
         rows = con.execute(
             f"SELECT t FROM {VALUES_TABLE} WHERE col = ? AND NOT n ORDER BY cnt DESC, t LIMIT {SAMPLE_NUMBERS}",
             [profile.name],

@@ -50,6 +50,10 @@ class ColumnProfile(BaseModel):
     phone_countries: dict[str, float] = Field(
         default_factory=dict, description="phone columns: country → share of sampled numbers valid when read there"
     )
+    utc_offsets: dict[str, int] = Field(
+        default_factory=dict,
+        description="date-time columns written with a UTC offset: offset (`+05:30`, `+00:00`) → values carrying it",
+    )
     currency_signs: dict[str, int] = Field(
         default_factory=dict, description="money columns: currency sign → rows whose amount carries it"
     )

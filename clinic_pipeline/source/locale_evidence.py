@@ -38,6 +38,11 @@ def zone_country(zone: str) -> str | None:
     return _zone_countries().get(zone)
 
 
+def zones_of(country: str) -> list[str]:
+    """The IANA zones whose principal country is `country` (IN → Asia/Kolkata; US → a dozen)."""
+    return sorted(zone for zone, code in _zone_countries().items() if code == country)
+
+
 def candidate_countries(zone: str) -> tuple[str, ...]:
     own = zone_country(zone)
     return tuple(dict.fromkeys([*([own] if own in phonenumbers.SUPPORTED_REGIONS else []), *USUAL_COUNTRIES]))
