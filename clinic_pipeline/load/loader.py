@@ -555,7 +555,9 @@ def find_sent(
             by_parent[intent.parent_id].append(intent.source_key)
     lists = _LISTS.get(obj.entity)
     found: dict[str, dict[str, Any]] = {}
-    if lists is not None and (obj.entity in PLAIN_LISTS or (anchors and len(by_parent) > len(lists))):
+    # Newest first, each list costs a page or two down to an anchor (a past and an upcoming list for appointments):
+    # chosen over the reads per parent contact when there are more parents than that.
+    if lists is not None and (obj.entity in PLAIN_LISTS or (anchors and len(by_parent) > 2 * len(lists))):
         wanted = {marker(i.source_key): i.source_key for i in intents}
         # Where a read per parent contact is possible, the listing may cost no more pages than it would.
         pages = None if obj.entity in PLAIN_LISTS else len(by_parent)
@@ -603,8 +605,8 @@ def _newest_marked(
     found or the list reaches back past the records sent: past the first anchor met (a record Freshsales
     created before any of them was sent), to the first record created strictly before it, less CLOCK_SKEW.
     That stop needs the newest-first order the client asked for: if a page breaks it (an API that ignores
-    `sort`), the list is read to its end, as without anchors. (found, complete): not complete when `max_pages` ran out first, so
-    the keys not found may still be there."""
+    `sort`), the list is read to its end, as without anchors. (found, complete): not complete when `max_pages`
+    ran out first, so the keys not found may still be there."""
     assert obj.marker_field is not None
     found: dict[str, dict[str, Any]] = {}
     pages = 0
