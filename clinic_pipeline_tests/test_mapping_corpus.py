@@ -9,7 +9,7 @@ from corpus_scores import exports, score_export
 # Field and link accuracy each export must keep: the current scores, rounded down. The README's mapping
 # section shows them beside each export's first score.
 FLOORS: dict[str, tuple[float, float]] = {
-    "care": (0.76, 0.62),
+    "care": (0.77, 0.75),
     "fhir_views": (0.90, 0.92),
     "frappe_health": (0.75, 0.83),
     "gnu_health": (0.62, 0.66),
@@ -20,7 +20,7 @@ FLOORS: dict[str, tuple[float, float]] = {
     "openemr": (0.91, 1.0),
     "openmrs": (0.88, 1.0),
     "oscar": (0.86, 1.0),
-    "tamanu": (0.75, 0.60),
+    "tamanu": (0.74, 0.60),
 }
 
 

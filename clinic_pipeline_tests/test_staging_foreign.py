@@ -333,3 +333,38 @@ def test_rows_with_a_deletion_date_are_skipped_as_soft_deleted(tmp_path: Path) -
     dated, flagged = {n for n in range(1, 41) if n % 7 == 0}, {n for n in range(1, 41) if n % 9 == 0}
     assert sorted(int(r["_source_key"].split(":")[1]) for r in staged) == sorted(set(range(1, 41)) - dated - flagged)
     assert sum(results["contacts"].skip_reasons.values()) == len(dated | flagged)
+
+
+def test_a_record_that_names_only_its_encounter_links_to_the_encounters_patient(tmp_path: Path) -> None:
+    """Tamanu's lab tests and care's prescriptions name their encounter, not the patient: the plan links them
+    through the encounter's own patient column (`through`/`via`), staging joins it, and every staged result
+    carries its patient's link key; a result whose encounter is missing has no link, it is not guessed."""
+    names = ["Ann", "Bo", "Cy", "Di", "Ed", "Flo", "Gus", "Hal"]
+    _csv(
+        tmp_path / "patients.csv", "patient_id,first_name,last_name", [f"{n},{names[n - 1]},Smith" for n in range(1, 9)]
+    )
+    encounters = [f"E{n},{1 + n % 8},2024-06-{n:02d} 09:00,2024-06-{n:02d} 09:30,Review" for n in range(1, 21)]
+    _csv(tmp_path / "encounters.csv", "encounter_id,patient_id,start,stop,reason", encounters)
+    results = [f"{n},E{1 + n % 20},Glucose,{4 + n % 5}.{n % 10} mmol/L" for n in range(1, 41)]
+    results.append("41,E99,Glucose,5.0 mmol/L")
+    _csv(tmp_path / "lab_results.csv", "lab_result_id,encounter_id,test_name,result", results)
+    con = duckdb.connect()
+    plan = propose_plan(build_inventory(open_source(str(tmp_path), con), con), 0.75)
+    (labs,) = [o for o in plan.objects if o.source_table == "lab_results"]
+    (link,) = [f for f in labs.fields if f.source == "encounter_id"]
+    assert (link.target, link.transform, link.references, link.through, link.via) == (
+        "cf_contact",
+        "lookup:contact",
+        "patients",
+        "encounters",
+        "patient_id",
+    )
+    assert link.needs_review and "that record's patient_id" in link.reason
+
+    staged = _stage_all(str(tmp_path), tmp_path / "out")
+    rows = pq.read_table(staged["lab_result"].parquet_path).to_pylist()
+    by_key = {r["_source_key"]: r["_lookup_contact"] for r in rows}
+    for n in range(1, 41):
+        encounter = 1 + n % 20
+        assert by_key[f"lab_results:{n}"] == f"patients:{1 + encounter % 8}"
+    assert by_key.get("lab_results:41") is None

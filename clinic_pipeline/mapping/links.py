@@ -322,12 +322,70 @@ def parent_of_same_target(
 ) -> str | None:
     """A table whose rows hang off another table of the same target (payments of a bill, an encounter of a
     visit, a document's patient links): the parent's record carries them, and two records would be one
-    visit twice. A custom module's rows are records of their own (a lab request's tests, each a result).
+    visit twice. A custom module's rows are records of their own (a lab request's tests, each a result), and so
+    is a note written on another note's visit.
     Staff tables never fold: users are matched by email, so a provider table beside a logins table is no
     child of it."""
-    if target == "user" or target.startswith("custom_module:"):
+    if target in ("user", "note") or target.startswith("custom_module:"):
         return None
     for rel in table_relationships(inventory, table.name, keys, targets).values():
         if rel.ref_table != table.name and targets.get(rel.ref_table) == target:
             return rel.ref_table
     return None
+
+
+def through_lines(
+    table: TableProfile,
+    target: str,
+    inventory: SchemaInventory,
+    targets: dict[str, str],
+    keys: dict[str, str],
+    links: dict[str, FieldMapping],
+) -> dict[str, FieldMapping]:
+    """The patient link of a record that names no patient but another record that does (Tamanu's lab test →
+    its encounter → the patient; care's prescription → the consultation → the patient): one line, through
+    that record's own named or declared patient reference. Only where no column links the patient directly;
+    the middle record may be named after the patient (`patient consultation`) as long as it points at another
+    table of patients."""
+    field = link_target(target, "contact")
+    if field is None or any(line.target == field for line in links.values()):
+        return {}
+    # The visit a record belongs to first (an encounter, a consultation), then any other record.
+    candidates = sorted(
+        table_relationships(inventory, table.name, keys, targets).items(),
+        key=lambda item: targets.get(item[1].ref_table) not in CHILDREN_OF_CONTACT,
+    )
+    for column, rel in candidates:
+        named = rel.kind == "declared" or (rel.name_agrees and not rel.coincidental)
+        middle = rel.ref_table
+        if column in links or not named or targets.get(middle) in (None, "user", "sales_account"):
+            continue
+        onward = [
+            r
+            for r in table_relationships(inventory, middle, keys, targets).values()
+            if targets.get(r.ref_table) == "contact"
+            and r.ref_table != middle
+            and (r.kind == "declared" or (r.name_agrees and not r.coincidental))
+            and r.column != keys.get(middle)
+        ]
+        if not onward:
+            continue
+        patient = onward[0]
+        return {
+            column: FieldMapping(
+                source=column,
+                target=field,
+                type="lookup",
+                transform="lookup:contact",
+                references=patient.ref_table,
+                through=middle,
+                via=patient.column,
+                strip_prefix=patient.value_prefix,
+                key_prefix=patient.key_prefix,
+                confidence=0.7,
+                reason=f"{evidence(rel)}; that record's {patient.column}: {evidence(patient)}: linked to the "
+                f"patient of its {middle} row, by its Freshsales id",
+                needs_review=True,
+            )
+        }
+    return {}

@@ -35,7 +35,15 @@ class FieldMapping(BaseModel):
     needs_review: bool = False
     args: list[str] = Field(default_factory=list, description="further source columns the transform reads")
     references: str | None = Field(default=None, description="source table whose source key this value names")
-    via: str | None = Field(default=None, description="column of `references` whose value is taken (owner email)")
+    via: str | None = Field(
+        default=None,
+        description="column of `references` (or of `through`) whose value is taken (the owner's email, the patient)",
+    )
+    through: str | None = Field(
+        default=None,
+        description="a link reached through another record: the source table whose row this value names, its `via` "
+        "column naming the `references` row (a lab result's encounter → that encounter's patient)",
+    )
     strip_prefix: str | None = Field(
         default=None, description="a link's values carry this prefix the parent's key lacks (`Patient/`)"
     )

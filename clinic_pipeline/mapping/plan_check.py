@@ -174,7 +174,7 @@ def columns_read(mapping: ObjectMapping) -> dict[str, set[str]]:
     for line in mapping.mapped_fields():
         own.update([line.source, *line.args])
         if line.references and line.via:
-            read.setdefault(line.references, set()).add(line.via)
+            read.setdefault(line.through or line.references, set()).add(line.via)
     return read
 
 

@@ -67,6 +67,7 @@ from clinic_pipeline.mapping.links import (
     reference_lines,
     soft_delete_filters,
     table_relationships,
+    through_lines,
 )
 from clinic_pipeline.mapping.names import split_full_name
 from clinic_pipeline.mapping.outcomes import cancelled_rule, outcome_line
@@ -890,6 +891,7 @@ def _propose_object(
     key, key_confidence = _source_key(table, inventory, targets)
     references = reference_lines(table, target, inventory, targets, keys)
     links = link_lines(table, target, inventory, targets, keys)
+    links.update(through_lines(table, target, inventory, targets, keys, links))
     # References kept as text: a status code found in a list table's codes is one, until read as an outcome.
     kept_as_text = set(references) - set(links)
     preset = {**_code_systems(table), **_parent_copies(table, target, inventory, links), **references, **links}
@@ -1236,10 +1238,18 @@ def propose_plan(inventory: SchemaInventory, review_threshold: float) -> Mapping
         key, _confidence = _source_key(table, inventory, targets)
         if key is not None:
             keys[table.name] = key.name
+    # Unmatched tables: the patients' records among them become notes, known as such to the links of others
+    # (a prescription reaches its patient through the consultation kept as a note).
+    unmatched = {
+        name: _unmatched(table, inventory, targets, keys)
+        for name, (table, verdict, concept, _score, _why) in first.items()
+        if verdict is None and concept is None
+    }
+    targets.update({name: concept.target for name, (concept, _why) in unmatched.items() if concept is not None})
     objects: list[ObjectMapping] = []
     for table, verdict, concept, score, why in first.values():
-        if verdict is None and concept is None:
-            concept, why = _unmatched(table, inventory, targets, keys)
+        if table.name in unmatched:
+            concept, why = unmatched[table.name]
             if concept is None:
                 objects.append(_not_migrated(table, why, 1 - score))
                 continue

@@ -241,6 +241,10 @@ def _compare_line(
         if cmp.blank(value):
             return None
         parent = BY_TARGET[arg].name
+        if line.through and line.via:
+            value = ctx.reference_value(line.through, str(value).strip(), line.via)  # the encounter's patient
+            if cmp.blank(value):
+                return None
         want = f"{line.references}:{parent_key_value(line, str(value).strip())}" if line.references else None
         if want is None:
             return None  # derived parents (one account per value) are compared by their own name

@@ -58,8 +58,9 @@ def _name_affinity(column: str, ref_table: str, ref_column: str) -> bool:
     table_words = _tokens(ref_table) - {"data", "list", "table", "export", "tbl"} - _GENERIC_KEY_NAMES
     key_words = _tokens(ref_column) - _GENERIC_KEY_NAMES
     same_name = column.lower() == ref_column.lower() and column.lower() not in _GENERIC_KEY_NAMES
-    # A glued table name (Django's `facility_patientregistration`) starts with the word the column names.
-    glued = any(t.startswith(w) and len(w) >= GLUED_WORD for w in col for t in table_words)
+    # A glued table name (Django's `facility_patientregistration`, `facility_patientconsultation`) starts or
+    # ends with the word the column names.
+    glued = any((t.startswith(w) or t.endswith(w)) and len(w) >= GLUED_WORD for w in col for t in table_words)
     return same_name or bool(col & table_words) or glued or (bool(key_words) and key_words <= col)
 
 

@@ -155,16 +155,18 @@ def _field_columns(
 ) -> None:
     name, _, parent = (line.transform or "").partition(":")
     source, table = line.source, mapping.source_table
-    if line.references and line.via:
-        # The value sits in another table (the provider's email, the payer's name): one join per line.
-        ref_key = _referenced_key(plan, line.references)
+    joined = line.through or (line.references if line.via else None)
+    if joined and line.via:
+        # The value sits in another table (the provider's email, the payer's name, the patient of the
+        # encounter a lab result names): one join per line.
+        ref_key = _referenced_key(plan, joined)
         alias = f"_ref{i}"
         sel.joins.append(
             f"LEFT JOIN (SELECT nullif(trim({quote_ident(ref_key)}), '') AS {alias}_key, "
             f"arg_min({quote_ident(line.via)}, _source_row) AS {alias}_val "
-            f"FROM source.{quote_ident(line.references)} GROUP BY ALL) ON {alias}_key = trim({quote_ident(source)})"
+            f"FROM source.{quote_ident(joined)} GROUP BY ALL) ON {alias}_key = trim({quote_ident(source)})"
         )
-        source, table = f"{alias}_val", line.references
+        source, table = f"{alias}_val", joined
     compiled = compile_transform(
         source,
         line.transform,
@@ -447,7 +449,7 @@ def tables_read(obj: FreshsalesObject, plan: MappingPlan) -> set[str]:
         lines = mapping.mapped_fields()
         if mapping.target == obj.target:
             tables.add(mapping.source_table)
-            tables.update(line.references for line in lines if line.references and line.via)
+            tables.update(line.through or line.references for line in lines if line.references and line.via)
         if any(line.transform == f"lookup:{obj.target}" and not line.references for line in lines):
             tables.add(mapping.source_table)
     return tables
