@@ -57,10 +57,15 @@ def names_own_table(column: str, table: str) -> bool:
     return bool(words) and {_singular(w) for w in words} <= table_words
 
 
+def named_reference(rel: Relationship) -> bool:
+    """Declared, or a name that agrees with values that could not fit by chance: a reference by its name."""
+    return rel.kind == "declared" or (rel.name_agrees and not rel.coincidental)
+
+
 def accepted(rel: Relationship, targets: dict[str, str]) -> bool:
     """Declared keys, names that agree, and values that could not fit by chance; a staff-role name alone
     (`providerID` inside a 1..N users key) only where the parent really holds staff."""
-    if rel.kind == "declared" or (rel.name_agrees and not rel.coincidental):
+    if named_reference(rel):
         return True
     if rel.coincidental:
         return targets.get(rel.ref_table) in ("user", "sales_account")
@@ -140,16 +145,16 @@ def link_lines(
         confidence = 0.95 if rel.kind == "declared" else round(0.6 + 0.35 * (rel.coverage or 0.0), 2)
         if not rel.name_agrees or rel.coincidental:
             confidence = round(confidence - 0.1, 2)
-        named = rel.kind == "declared" or (rel.name_agrees and not rel.coincidental)
+        by_name = named_reference(rel)
         spread = rel.distinct_count or 0  # last: the column naming more parents says more
         # Then the parent the rest of the export references most (the patients, not the billing customers
         # or the referring physicians), then the larger one.
         size = (referrers.get(rel.ref_table, 0), parent.row_count if parent is not None else 0)
-        ranks[column] = (int(named), size, confidence, spread)
+        ranks[column] = (int(by_name), size, confidence, spread)
         if parent_target == "user" and parent is not None:
             if owner_rank(column) > len(OWNER_ROLE_WORDS) or not _has_owner(target):
                 continue  # who typed the row (`user`, `created_by`), or a file: no owner (see reference_lines)
-            ranks[column] = (int(named), (-owner_rank(column), 0), confidence, spread)
+            ranks[column] = (int(by_name), (-owner_rank(column), 0), confidence, spread)
             staff = _staff_with_email(rel, inventory, targets, keys)
             if staff is None:
                 continue
@@ -275,7 +280,7 @@ def _referencing_tables(inventory: SchemaInventory) -> dict[str, int]:
     """Table → how many other tables reference it by a named (or declared) column."""
     referencing: dict[str, set[str]] = {}
     for rel in inventory.relationships:
-        if rel.table != rel.ref_table and (rel.kind == "declared" or (rel.name_agrees and not rel.coincidental)):
+        if rel.table != rel.ref_table and named_reference(rel):
             referencing.setdefault(rel.ref_table, set()).add(rel.table)
     return {table: len(by) for table, by in referencing.items()}
 
@@ -356,16 +361,15 @@ def through_lines(
         key=lambda item: targets.get(item[1].ref_table) not in CHILDREN_OF_CONTACT,
     )
     for column, rel in candidates:
-        named = rel.kind == "declared" or (rel.name_agrees and not rel.coincidental)
         middle = rel.ref_table
-        if column in links or not named or targets.get(middle) in (None, "user", "sales_account"):
+        if column in links or not named_reference(rel) or targets.get(middle) in (None, "user", "sales_account"):
             continue
         onward = [
             r
             for r in table_relationships(inventory, middle, keys, targets).values()
             if targets.get(r.ref_table) == "contact"
             and r.ref_table != middle
-            and (r.kind == "declared" or (r.name_agrees and not r.coincidental))
+            and named_reference(r)
             and r.column != keys.get(middle)
         ]
         if not onward:

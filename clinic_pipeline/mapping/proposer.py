@@ -62,6 +62,7 @@ from clinic_pipeline.mapping.links import (
     accepted,
     evidence,
     link_lines,
+    named_reference,
     names_own_table,
     parent_of_same_target,
     reference_lines,
@@ -498,7 +499,7 @@ def _source_key(
     for r in inventory.relationships:
         if r.ref_table == table.name and r.table != table.name and accepted(r, targets):
             referencing_tables.setdefault(r.ref_column, set()).add(r.table)
-            if r.kind == "declared" or (r.name_agrees and not r.coincidental):
+            if named_reference(r):
                 naming_tables.setdefault(r.ref_column, set()).add(r.table)
     # References whose names agree first: a dense 1..N sort order (Open Dental's `ItemOrder`) catches every
     # staff-role column by chance, as often as the real key does.
@@ -587,9 +588,13 @@ def _patients_by_references(
     table, from the graph; table → the evidence. Declared or named references covering their values only."""
     pointing: dict[str, set[str]] = {}
     for rel in inventory.relationships:
-        named = rel.kind == "declared" or (rel.name_agrees and not rel.coincidental)
         patient = set(normalise(rel.column).split()) & PATIENT_REFERENCE_WORDS
-        if named and patient and rel.table != rel.ref_table and (rel.coverage or 1.0) >= MIN_PATIENT_COVERAGE:
+        if (
+            named_reference(rel)
+            and patient
+            and rel.table != rel.ref_table
+            and (rel.coverage or 1.0) >= MIN_PATIENT_COVERAGE
+        ):
             pointing.setdefault(rel.ref_table, set()).add(f"{rel.table}.{rel.column}")
     found = {}
     for name, columns in pointing.items():
@@ -800,8 +805,11 @@ def _unmatched(
     words = normalise(table.name).split()
     if not any(w.endswith(s) for w in words for s in SYSTEM_TABLE_WORDS if len(s) >= 3):
         for column, rel in table_relationships(inventory, table.name, keys, targets).items():
-            named = rel.kind == "declared" or (rel.name_agrees and not rel.coincidental)
-            if targets.get(rel.ref_table) == CONTACTS.target and named and column != keys.get(table.name):
+            if (
+                targets.get(rel.ref_table) == CONTACTS.target
+                and named_reference(rel)
+                and column != keys.get(table.name)
+            ):
                 return NOTE_CONCEPT, (
                     f"no Freshsales object matches its name or columns, but its rows belong to patients "
                     f"({column}: {evidence(rel)}): kept as notes on each patient, for a person to confirm or "
