@@ -6,6 +6,8 @@ A foreign key (declared, or inferred by the inventory from names and value conta
   (`lookup:contact`); the value is the parent row's source key, `references` names the parent table;
 - the record's owner when the parent table holds providers/users (`owner_by_email`, the provider's
   email taken `via` the parent table's email column), resolved to a Freshsales user at load time;
+- a link through another record when the record names only that record (a lab result's encounter → the
+  encounter's patient: `through` the encounter table, `via` its patient column);
 - otherwise nothing special: the generic field map keeps the raw value.
 """
 

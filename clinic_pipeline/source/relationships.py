@@ -4,7 +4,8 @@ A relationship is an inclusion dependency measured on values: the share of a col
 found in another table's candidate key, with both sides' distinct counts. Names add evidence but are not
 the gate, except inside a dense 1..N key, where any small integer fits by chance: there only columns
 that name the table, its key or a role (a provider → the users, a payer → the insurance companies) are
-measured, and a role-only match is marked `coincidental`.
+measured, and a role-only match is marked `coincidental`; so is, inside a staff table's key, a column
+whose values all fall on one kind of staff (`selects`: a subset chance would hit with odds under 1 in 1,000).
 Each candidate column's and each key's distinct values are collected once (a column is a candidate for
 many keys), and one hash join counts the containment of every pair together.
 """
