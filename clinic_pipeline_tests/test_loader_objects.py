@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import json
-import signal
-import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -28,6 +25,7 @@ from clinic_pipeline.load.state import StateStore, open_state
 from clinic_pipeline.mapping.plan import FieldMapping, MappingPlan, ObjectMapping
 from clinic_pipeline.model.objects import ACCOUNTS, APPOINTMENTS, BY_NAME, CONTACTS, DEALS, NOTES, TASKS
 from clinic_pipeline.sandbox.launcher import SandboxHandle
+from clinic_pipeline_tests.child_runs import run_child
 
 LAB = BY_NAME["lab_result"]
 WRITES = ("POST", "PUT", "DELETE")
@@ -378,21 +376,11 @@ def _run_child(
     sandbox: SandboxHandle, staged: Path, state_path: Path, run_id: str, kill_after: tuple[str, int] | None
 ) -> None:
     args = [sys.executable, "-c", _CHILD, sandbox.base_url, sandbox.api_key, str(staged), str(state_path), run_id]
-    process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    try:
-        if kill_after is None:
-            _, err = process.communicate(timeout=120)
-            assert process.returncode == 0, err.decode()[-2000:]
-            return
-        endpoint, count = kill_after
-        while process.poll() is None and _seen(sandbox, endpoint) < count:
-            time.sleep(0.005)
-        process.send_signal(signal.SIGKILL)
-        process.wait(timeout=10)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait(timeout=10)
+    if kill_after is None:
+        run_child(args, timeout=120)
+        return
+    endpoint, count = kill_after
+    run_child(args, timeout=120, kill_when=lambda: _seen(sandbox, endpoint) >= count)
 
 
 def test_sigkill_at_any_point_then_a_rerun_leaves_one_record_per_staged_row(

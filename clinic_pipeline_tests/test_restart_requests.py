@@ -5,10 +5,7 @@ duplicate."""
 
 from __future__ import annotations
 
-import signal
-import subprocess
 import sys
-import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -24,6 +21,7 @@ from clinic_pipeline.load.payloads import marker
 from clinic_pipeline.load.state import Intent, open_state
 from clinic_pipeline.model.objects import BY_NAME
 from clinic_pipeline.sandbox.launcher import SandboxHandle
+from clinic_pipeline_tests.child_runs import run_child
 
 ACTIVITIES = 1000
 KILL_AT = 700  # activity creates answered when the first run is killed: 7 pages of them listed
@@ -107,20 +105,10 @@ def _world(staged: Path) -> None:
 
 def _run(sandbox: SandboxHandle, staged: Path, state_path: Path, run_id: str, *, kill_at: int | None = None) -> None:
     args = [sys.executable, "-c", _CHILD, sandbox.base_url, sandbox.api_key, str(staged), str(state_path), run_id]
-    process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    try:
-        if kill_at is None:
-            _, err = process.communicate(timeout=300)
-            assert process.returncode == 0, err.decode()[-2000:]
-            return
-        while process.poll() is None and _requests(sandbox).get("POST /sales_activities", 0) < kill_at:
-            time.sleep(0.005)
-        process.send_signal(signal.SIGKILL)
-        process.wait(timeout=10)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait(timeout=10)
+    if kill_at is None:
+        run_child(args, timeout=300)
+    else:
+        run_child(args, timeout=300, kill_when=lambda: _requests(sandbox).get("POST /sales_activities", 0) >= kill_at)
 
 
 def test_a_restart_after_a_kill_reads_no_reference_rows_and_only_the_newest_records_and_creates_no_duplicate(
