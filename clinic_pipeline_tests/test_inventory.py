@@ -359,6 +359,32 @@ def test_an_unnamed_column_whose_values_single_out_the_providers_points_at_the_u
     assert "all of them rows with role = doctor" in owner.reason
 
 
+def test_an_unnamed_column_whose_values_keep_off_a_keys_gaps_points_at_it(tmp_path: Path) -> None:
+    """Claim headers 1..300 with every fourth deleted: a column of 150 distinct values none of which is a
+    deleted number (odds about 0.75^150 by chance) points at them, though its name (`hdr`) says nothing, and
+    the claim's lines fold into the claim. Numbers drawn over the same range (`qty`) land on the gaps too;
+    22 numbers that miss them (`batch`) could by chance (odds 0.75^22 ≈ 0.002): neither is a reference."""
+    headers = [[n, 100 + n % 40, f"{n % 90 + 10}.00"] for n in range(1, 301) if n % 4]
+    _write_csv(tmp_path / "claim_headers.csv", ["id", "patient_id", "total"], headers)
+    _write_csv(tmp_path / "patients.csv", ["patient_id", "lname"], [[100 + n, f"Last{n}"] for n in range(40)])
+    kept = [h[0] for h in headers]
+    lines = [[n, kept[(n * 7) % 150], (n * 37) % 150 + 1, kept[n % 22 * 7], f"D{n % 30:04d}"] for n in range(400)]
+    _write_csv(tmp_path / "claim_lines.csv", ["line_id", "hdr", "qty", "batch", "service_code"], lines)
+    inv = _inventory(str(tmp_path))
+    to_headers = {r.column: r for r in inv.relationships if r.table == "claim_lines" and r.ref_table == "claim_headers"}
+    assert set(to_headers) == {"hdr"}
+    rel = to_headers["hdr"]
+    assert (rel.ref_column, rel.coverage, rel.name_agrees, rel.coincidental) == ("id", 1.0, False, False)
+    assert rel.avoids_gaps is not None and rel.avoids_gaps.startswith("none of the key's ")
+    plan = propose_plan(inv, 0.75)
+    by_table = {o.source_table: o for o in plan.objects}
+    assert by_table["claim_headers"].target == "deal"
+    assert (
+        by_table["claim_lines"].target == "not_migrated"
+        and "child rows of claim_headers" in by_table["claim_lines"].reason
+    )
+
+
 def test_e164_numbers_in_a_column_named_phone_number_are_phones_and_say_the_country(tmp_path: Path) -> None:
     """Django's phonenumber_field stores `+919876543210`: digits after a plus, under `phone_number`, whose
     last word (`number`) alone would make it an identifier. They are phones, valid in India, so the

@@ -231,3 +231,25 @@ def test_the_patients_table_and_their_notes_come_from_the_graph_when_names_are_g
     note_lines = {f.source: f for f in notes_plan.fields}
     assert note_lines["patient_id"].target == "targetable_id"
     assert note_lines["note"].target == "description"
+
+
+def test_columns_that_say_nothing_of_their_record_are_left_out_with_a_reason(tmp_path: Path) -> None:
+    """A flag every row holds (`active = 1`), the superseded copy of a column beside it (`date_of_birth_legacy`)
+    and a sync counter carry nothing of a patient: not migrated, each saying why. A column that is constant but
+    for a few rows (`is_declared_positive`) and one matching a standard field keep their lines."""
+    rows = [
+        f"{n},Ann{n},Lee{n},19{50 + n % 40}-0{1 + n % 9}-1{n % 10},{'' if n % 3 else '1970-01-01'},1,"
+        f"{'1' if n % 12 == 0 else ''},{9000 + n},US"
+        for n in range(1, 41)
+    ]
+    header = "patient_id,first_name,last_name,date_of_birth,date_of_birth_legacy,active,is_declared_positive,"
+    _csv(tmp_path / "patients.csv", header + "updated_at_sync_tick,country", rows)
+    con = duckdb.connect()
+    plan = propose_plan(build_inventory(open_source(str(tmp_path), con), con), 0.75)
+    lines = {f.source: f for f in next(o for o in plan.objects if o.source_table == "patients").fields}
+    assert lines["active"].target is None and "one value on all 40 rows" in lines["active"].reason
+    legacy = lines["date_of_birth_legacy"]
+    assert legacy.target is None and "a superseded copy of date_of_birth" in legacy.reason
+    assert lines["updated_at_sync_tick"].target is None
+    assert lines["is_declared_positive"].target == "cf_is_declared_positive"
+    assert lines["country"].target == "country"

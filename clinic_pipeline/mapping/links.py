@@ -110,6 +110,8 @@ def evidence(rel: Relationship) -> str:
     measured += f"{rel.ref_column} ({rel.ref_distinct_count} keys)"
     if rel.selects:
         return f"{measured}, all of them rows with {rel.selects}"
+    if rel.avoids_gaps:
+        return f"{measured}, {rel.avoids_gaps}"
     if rel.coincidental:
         return f"{measured}, its role by name"
     return measured + ("" if rel.name_agrees else ", by values alone")

@@ -88,6 +88,7 @@ from clinic_pipeline.mapping.synonyms import (
     REBUILD_TABLE_WORDS,
     REFERRER_TABLE_WORDS,
     REFERRER_TAG,
+    SUPERSEDED_WORDS,
     SYSTEM_TABLE_WORDS,
     TABLE_CONCEPTS,
     TEST_FLAG_NAMES,
@@ -577,6 +578,9 @@ MIN_PATIENT_REFERRERS = 2
 MIN_PATIENT_COVERAGE = 0.9
 # A column of free text a note can carry (a consultation's findings), not a code or a name.
 NOTE_TEXT_LENGTH = 30
+# Rows a column must fill with one value before that value is no record's data but the table's (a flag
+# every row has, a unit the software writes on each): fewer rows prove nothing.
+MIN_CONSTANT_ROWS = 5
 
 
 def _patients_by_references(
@@ -967,6 +971,8 @@ def _propose_object(
         fields = _with_activity_end_and_title(fields, same_source_end, channel_line, table)
     if target.startswith("custom_module:"):
         fields = with_title(fields, table, title="name", kept_in="cf_")
+    # After the title is chosen: a constant title (every visit a check-up) still names the record.
+    fields = [_left_out(line, table) or line for line in fields]
     changed = _changed_column(table)
     reasons = [why]
     # Further soft-delete flags skip their rows with the same reason as the first (skip_when).
@@ -1021,6 +1027,28 @@ def _propose_object(
         value = _best_column(table, "result_value", ("text", "decimal", "integer"), used)
         return split_unstructured(mapping, value, report_column(table, used | ({value.name} if value else set())))
     return [mapping]
+
+
+def _left_out(line: FieldMapping, table: TableProfile) -> FieldMapping | None:
+    """A custom-field or description line of a column that carries nothing of its record: one value on every
+    row (it tells no record from another), or the superseded copy of a column beside it (`ward_old` next to
+    `ward`). Not migrated, saying why; a standard field, a link or a key keeps its line."""
+    if not (line.target or "").startswith("cf_") and line.target != "description":
+        return None
+    column = table.column(line.source)
+    words = normalise(column.name).split()
+    kept = " ".join(w for w in words if w not in SUPERSEDED_WORDS)
+    sibling = next((c.name for c in table.columns if c is not column and normalise(c.name) == kept), None)
+    if sibling is not None and len(kept) < len(" ".join(words)):
+        why = f"not migrated: a superseded copy of {sibling}, which migrates; set a target to keep it too"
+    elif column.distinct_count == 1 and column.null_count == 0 and table.row_count >= MIN_CONSTANT_ROWS:
+        why = (
+            f"not migrated: one value on all {table.row_count} rows tells no record from another (a flag or "
+            "setting of the software); set a target to keep it"
+        )
+    else:
+        return None
+    return FieldMapping(source=line.source, target=None, confidence=0.8, reason=why)
 
 
 def _code_systems(table: TableProfile) -> dict[str, FieldMapping]:

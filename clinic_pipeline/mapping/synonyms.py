@@ -276,7 +276,8 @@ CONCEPTS: tuple[Concept, ...] = (
     # concurrency bookkeeping, meaningless in a CRM.
     _c(
         "row_version",
-        "rev, revision, ver, version, row version, record version, lock, lock version, concurrency stamp, etag",
+        "rev, revision, ver, version, row version, record version, lock, lock version, concurrency stamp, etag, "
+        "sync tick, sync counter",
         "integer text id",
     ),
     _c("website", "website, web site, url, web, homepage", "text"),
@@ -582,6 +583,9 @@ TEST_FLAG_NAMES = frozenset({"test", "is test", "test patient", "test flag", "is
 # Values of such a flag that mean yes.
 ACTIVE_VALUES = ("1", "y", "yes", "true", "t")
 # A column marking a chart the source merged into another (a flag, or the survivor's id): normalised names.
+# A word that marks a column as the superseded copy of another (`date_of_birth_legacy` beside `date_of_birth`).
+SUPERSEDED_WORDS = frozenset({"legacy", "old", "deprecated", "obsolete"})
+
 MERGED_FLAG_NAMES = frozenset(
     {"merged", "is merged", "merged flag", "duplicate", "is duplicate", "merged into", "merged to", "merged with",
      "duplicate of", "merged into id", "merged to id", "merged patient id", "merged into patient id"}

@@ -115,6 +115,11 @@ class Relationship(BaseModel):
         description="inside a dense staff key, the rows the column's values all fall on (`authorized = 1`, 6 of "
         "20): a subset chance would hit with odds under SUBSET_ODDS, the evidence for a column no name ties",
     )
+    avoids_gaps: str | None = Field(
+        default=None,
+        description="inside a dense key, the gaps (deleted rows) the column's many values all keep off: chance "
+        "would hit them with odds under GAP_ODDS, the evidence for a column no name ties",
+    )
     determined: list[str] = Field(
         default_factory=list,
         description="the table's other columns that hold one value per parent (a bill's copy of its patient's "

@@ -5,7 +5,9 @@ found in another table's candidate key, with both sides' distinct counts. Names 
 the gate, except inside a dense 1..N key, where any small integer fits by chance: there only columns
 that name the table, its key or a role (a provider → the users, a payer → the insurance companies) are
 measured, and a role-only match is marked `coincidental`; so is, inside a staff table's key, a column
-whose values all fall on one kind of staff (`selects`: a subset chance would hit with odds under 1 in 1,000).
+whose values all fall on one kind of staff (`selects`: a subset chance would hit with odds under 1 in 1,000),
+and any column of many values that all miss the key's gaps (`avoids_gaps`: the numbers of deleted rows,
+which values drawn by chance from the same range would hit).
 Each candidate column's and each key's distinct values are collected once (a column is a candidate for
 many keys), and one hash join counts the containment of every pair together.
 """
@@ -105,11 +107,16 @@ class _KeyStats:
     dense: bool  # whole numbers filling their range: containment in it is weak evidence
 
 
-# (table, column, referenced table, its key, whether the names agree, whether only a subset test can tell)
+# (table, column, referenced table, its key, whether the names agree, whether only the value tests can tell)
 _Pair = tuple[TableProfile, ColumnProfile, TableProfile, ColumnProfile, bool, bool]
 # Odds under which the rows a column's values fall on are no chance: `pc_aid`'s 5 values all on the 6 of 20
 # users marked `authorized = 1` has odds C(6,5)/C(20,5) = 0.0004.
 SUBSET_ODDS = 0.001
+# The same for values that all miss a dense key's gaps, stricter because every unnamed whole-number column of
+# the export is tried against every dense key: 100 distinct values on a key filling 76 % of their range have
+# odds of 0.76^100 ≈ 1e-12; 30 values on a key filling 95 %, 0.2 (no evidence).
+GAP_ODDS = 1e-6
+MIN_GAP_VALUES = 20  # fewer values cannot beat GAP_ODDS unless the key is mostly gaps
 
 
 def _key_stats(con: duckdb.DuckDBPyConnection, tables: list[TableProfile]) -> dict[tuple[str, str], _KeyStats]:
@@ -155,7 +162,10 @@ def _candidate_pairs(tables: list[TableProfile], stats: dict[tuple[str, str], _K
                     # or one whose values single out a kind of staff (see `_selected_rows`).
                     if affinity or not dense or _role_affinity(column.name, table.name, ref.name):
                         pairs.append((table, column, ref, key, affinity, False))
-                    elif _staff_table(ref.name) and column.type in ("id", "integer") and column.distinct_count >= 3:
+                    elif column.type in ("id", "integer") and (
+                        column.distinct_count >= MIN_GAP_VALUES
+                        or (_staff_table(ref.name) and column.distinct_count >= 3)
+                    ):
                         pairs.append((table, column, ref, key, False, True))
     return pairs
 
@@ -193,6 +203,51 @@ def _selected_rows(con: duckdb.DuckDBPyConnection, table: str, column: str, ref:
             if odds < SUBSET_ODDS and (best is None or odds < best[0]):
                 best = (odds, f"{category.name} = {value} ({share} of {ref.row_count} rows)")
     return best[1] if best else None
+
+
+def _avoided_gaps(con: duckdb.DuckDBPyConnection, table: str, column: str, ref: str, key: str) -> str | None:
+    """`none of the key's 60 gaps in 1-250` when a column's values keep off the numbers a dense key lacks
+    (deleted rows) far more than values drawn at random from the same range would: the odds that as many of
+    the column's distinct values land on keys, drawn without replacement from the range they span inside the
+    key's own (values past it are orphans, and would stretch the range over numbers no key ever had)."""
+    source, target = f"{VIEW_SCHEMA}.{quote_ident(table)}", f"{VIEW_SCHEMA}.{quote_ident(ref)}"
+    keys = f"SELECT DISTINCT try_cast(trim({quote_ident(key)}) AS HUGEINT) AS k FROM {target}"
+    values = (
+        f"SELECT DISTINCT try_cast(trim({quote_ident(column)}) AS HUGEINT) AS v FROM {source}, "
+        f"(SELECT min(k) AS lo, max(k) AS hi FROM k) AS bounds "
+        f"WHERE try_cast(trim({quote_ident(column)}) AS HUGEINT) BETWEEN bounds.lo AND bounds.hi"
+    )
+    row = con.execute(
+        f"WITH k AS ({keys}), v AS ({values}), r AS (SELECT min(v) AS lo, max(v) AS hi, count(v) AS n FROM v) "
+        "SELECT r.lo, r.hi, r.n, (SELECT count(*) FROM k WHERE k BETWEEN r.lo AND r.hi), "
+        "(SELECT count(*) FROM v JOIN k ON v.v = k.k) FROM r"
+    ).fetchone()
+    if row is None or row[0] is None:
+        return None
+    low, high, picked, in_range, found = (int(x) for x in row)
+    span = high - low + 1
+    if in_range >= span or _hypergeometric_tail(span, in_range, picked, found) >= GAP_ODDS:
+        return None
+    return f"none of the key's {span - in_range} gaps in {low}-{high}"
+
+
+def _hypergeometric_tail(population: int, marked: int, drawn: int, hits: int) -> float:
+    """P(X ≥ hits) for X marked items among `drawn` taken without replacement from `population` (in logs:
+    the counts run to thousands)."""
+
+    def log_comb(n: int, k: int) -> float:
+        return math.lgamma(n + 1) - math.lgamma(k + 1) - math.lgamma(n - k + 1)
+
+    total = log_comb(population, drawn)
+    terms = [
+        log_comb(marked, x) + log_comb(population - marked, drawn - x) - total
+        for x in range(hits, min(drawn, marked) + 1)
+        if drawn - x <= population - marked
+    ]
+    if not terms:
+        return 0.0
+    top = max(terms)
+    return math.exp(top) * sum(math.exp(t - top) for t in terms)
 
 
 def _value_sets(
@@ -306,7 +361,7 @@ def inferred_relationships(con: duckdb.DuckDBPyConnection, tables: list[TablePro
         return []
     counts = _containment(con, [((t.name, c.name), (r.name, k.name)) for t, c, r, k, _a, _s in pairs])
     found = []
-    for (table, column, ref, key, affinity, by_subset), measured in zip(pairs, counts, strict=True):
+    for (table, column, ref, key, affinity, by_values), measured in zip(pairs, counts, strict=True):
         total, hits = measured.total, measured.found
         coverage = hits / total if total else 0.0
         differ = measured.value_prefix != measured.key_prefix
@@ -315,9 +370,14 @@ def inferred_relationships(con: duckdb.DuckDBPyConnection, tables: list[TablePro
         # Orphans are normal (deleted patients): names that agree carry a link through more of them.
         if coverage < (MIN_COVERAGE_NAMED if affinity else MIN_COVERAGE) or not (affinity or total >= 3):
             continue
-        selects = _selected_rows(con, table.name, column.name, ref, key.name) if by_subset else None
-        if by_subset and selects is None:
-            continue
+        selects = avoids_gaps = None
+        if by_values:
+            if _staff_table(ref.name):
+                selects = _selected_rows(con, table.name, column.name, ref, key.name)
+            if selects is None and total >= MIN_GAP_VALUES:
+                avoids_gaps = _avoided_gaps(con, table.name, column.name, ref.name, key.name)
+            if selects is None and avoids_gaps is None:
+                continue
         found.append(
             Relationship(
                 table=table.name,
@@ -329,10 +389,11 @@ def inferred_relationships(con: duckdb.DuckDBPyConnection, tables: list[TablePro
                 distinct_count=total,
                 ref_distinct_count=stats[(ref.name, key.name)].distinct,
                 name_agrees=affinity,
-                coincidental=stats[(ref.name, key.name)].dense and not affinity,
+                coincidental=stats[(ref.name, key.name)].dense and not affinity and avoids_gaps is None,
                 value_prefix=(measured.value_prefix or None) if differ else None,
                 key_prefix=(measured.key_prefix or None) if differ else None,
                 selects=selects,
+                avoids_gaps=avoids_gaps,
             )
         )
     return found
