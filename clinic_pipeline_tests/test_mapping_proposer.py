@@ -253,3 +253,22 @@ def test_columns_that_say_nothing_of_their_record_are_left_out_with_a_reason(tmp
     assert lines["updated_at_sync_tick"].target is None
     assert lines["is_declared_positive"].target == "cf_is_declared_positive"
     assert lines["country"].target == "country"
+
+
+def test_the_prescriber_owns_a_prescription_not_the_clinician_who_discontinued_it(tmp_path: Path) -> None:
+    """Both columns point at the users by their values; the one named for a later act on the record
+    (`discontinuing_clinician_id`) is who ended it, not its owner, even though `clinician` is a role word."""
+    users = [f"u{n:03d},Dr Name{n},doc{n}@clinic.example" for n in range(1, 31)]
+    _csv(tmp_path / "users.csv", "id,display_name,email", users)
+    _csv(tmp_path / "patients.csv", "patient_id,first_name,last_name", [f"p{n},Ann{n},Lee{n}" for n in range(1, 41)])
+    rows = [
+        f"rx{n},p{n % 40 + 1},u{n % 12 + 1:03d},{f'u{n % 9 + 13:03d}' if n % 4 == 0 else ''},Amoxicillin 500 mg"
+        for n in range(120)
+    ]
+    _csv(tmp_path / "prescriptions.csv", "id,patient_id,prescriber_id,discontinuing_clinician_id,medication", rows)
+    con = duckdb.connect()
+    plan = propose_plan(build_inventory(open_source(str(tmp_path), con), con), 0.75)
+    lines = {f.source: f for f in next(o for o in plan.objects if o.source_table == "prescriptions").fields}
+    assert (lines["prescriber_id"].target, lines["prescriber_id"].references) == ("owner_id", "users")
+    ended = lines["discontinuing_clinician_id"]
+    assert ended.target is None and "who ended or checked the record, not its owner" in ended.reason

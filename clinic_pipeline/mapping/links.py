@@ -20,6 +20,7 @@ from clinic_pipeline.mapping.synonyms import (
     CLERK_ROLE_WORDS,
     CONCEPT_BY_KEY,
     DELETED_AT_NAMES,
+    LATER_ACT_WORDS,
     OWNER_ROLE_WORDS,
     normalise,
     snake_name,
@@ -118,8 +119,11 @@ def evidence(rel: Relationship) -> str:
 
 
 def owner_rank(column: str) -> int:
-    """Lower is a better owner: the attending provider before an unnamed staff column before the clerk."""
+    """Lower is a better owner: the attending provider before an unnamed staff column before the one who ended
+    or checked the record (`discontinuing_clinician_id`) before the clerk; past the unnamed column, no owner."""
     words = {w for w in normalise(column).split()}
+    if words & LATER_ACT_WORDS:
+        return len(OWNER_ROLE_WORDS) + 1
     for rank, word in enumerate(OWNER_ROLE_WORDS):
         if any(w.startswith(word) for w in words):
             return rank
@@ -233,11 +237,13 @@ def reference_lines(
         kept_in = "description" if target in ("appointment", "task", "note") else f"cf_{snake_name(column)}"
         clerk = targets.get(rel.ref_table) == "user" and owner_rank(column) > len(OWNER_ROLE_WORDS)
         if clerk:
+            later = owner_rank(column) == len(OWNER_ROLE_WORDS) + 1
+            role = "who ended or checked the record, not its owner" if later else "who typed the row"
             lines[column] = FieldMapping(
                 source=column,
                 target=None,
                 confidence=0.75,
-                reason=f"{evidence(rel)}: who typed the row, the source's bookkeeping; not migrated",
+                reason=f"{evidence(rel)}: {role}, the source's bookkeeping; not migrated",
                 needs_review=True,
             )
             continue

@@ -487,6 +487,12 @@ OWNER_ROLE_WORDS = (
     "healthprof",
     "dentist",
     "therapist",
+    "prescriber",
+    "prescribing",
+    "ordering",
+    "examiner",
+    "surgeon",
+    "nurse",
     "owner",
     "assigned",
     "staff",
@@ -518,6 +524,15 @@ STAFF_TABLE_WORDS = frozenset(
 )
 # ...unless the table holds people outside the clinic (referring physicians are contacts, not staff).
 EXTERNAL_PEOPLE_WORDS = frozenset({"referring", "referral", "referrer", "referrers", "specialist", "specialists"})
+# ...but a staff role qualified by a later act on the record (`discontinuing_clinician_id`, `voided_by`) names
+# who ended or checked it, not who owns it.
+LATER_ACT_WORDS = frozenset(
+    {
+        "discontinuing", "discontinued", "cancelling", "cancelled", "canceled", "voiding", "voided", "approving",
+        "approved", "reviewing", "reviewed", "verifying", "verified", "closing", "closed", "completing", "deleting",
+        "signing", "signed",
+    }
+)  # fmt: skip
 CLERK_ROLE_WORDS = frozenset(
     {"user", "clerk", "entered", "enteredby", "created", "creator", "author", "modified", "updated", "by", "operator"}
 )
