@@ -163,6 +163,7 @@ def test_column_names_normalise_to_plain_words() -> None:
     assert normalise("PatNum") == "pat num"
     assert "date of birth" in variants("D.O.B.")
     assert "first name" in variants("Patient First Name")
+    assert "phone" in variants("PAT_TELE")
 
 
 def _csv(path: Path, header: str, rows: list[str]) -> None:

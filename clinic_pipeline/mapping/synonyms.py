@@ -37,6 +37,7 @@ ABBREVIATIONS: dict[str, str] = {
     "ph": "phone",
     "phn": "phone",
     "tel": "phone",
+    "tele": "phone",
     "telephone": "phone",
     "cell": "mobile",
     "cellphone": "mobile phone",
