@@ -11,7 +11,7 @@ from corpus_scores import exports, score_export
 FLOORS: dict[str, tuple[float, float]] = {
     "care": (0.80, 0.75),
     "fhir_views": (0.91, 0.92),
-    "frappe_health": (0.77, 0.83),
+    "frappe_health": (0.75, 1.0),
     "gnu_health": (0.61, 0.66),
     "hospitalrun": (0.71, 0.58),
     "nosh": (0.80, 0.71),
@@ -20,7 +20,7 @@ FLOORS: dict[str, tuple[float, float]] = {
     "openemr": (0.93, 1.0),
     "openmrs": (0.88, 1.0),
     "oscar": (0.86, 1.0),
-    "tamanu": (0.83, 0.60),
+    "tamanu": (0.86, 1.0),
 }
 
 

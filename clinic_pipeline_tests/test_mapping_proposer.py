@@ -273,3 +273,26 @@ def test_the_prescriber_owns_a_prescription_not_the_clinician_who_discontinued_i
     assert (lines["prescriber_id"].target, lines["prescriber_id"].references) == ("owner_id", "users")
     ended = lines["discontinuing_clinician_id"]
     assert ended.target is None and "who ended or checked the record, not its owner" in ended.reason
+
+
+def test_bookings_that_never_became_an_encounter_migrate_the_others_ride_on_it(tmp_path: Path) -> None:
+    """Appointments point at the encounter they became: those rows are carried by the encounter (one visit,
+    not two), but a booking with no encounter (a future visit, a no-show) has no record to carry it: it
+    migrates, instead of the whole table being folded away."""
+    _csv(tmp_path / "patients.csv", "patient_id,first_name,last_name", [f"p{n},Ann{n},Lee{n}" for n in range(1, 41)])
+    encounters = [f"e{n},p{n % 40 + 1},2024-03-{n % 28 + 1:02d} 09:00:00" for n in range(60)]
+    _csv(tmp_path / "encounters.csv", "id,patient_id,start_date", encounters)
+    bookings = [
+        f"a{n},p{n % 40 + 1},{f'e{n}' if n < 60 else ''},2024-0{3 + n // 60}-{n % 28 + 1:02d} 09:00:00"
+        for n in range(100)
+    ]
+    _csv(tmp_path / "appointments.csv", "id,patient_id,encounter_id,start_time", bookings)
+    con = duckdb.connect()
+    plan = propose_plan(build_inventory(open_source(str(tmp_path), con), con), 0.75)
+    booked = next(o for o in plan.objects if o.source_table == "appointments")
+    assert booked.target == "appointment"
+    carried = next(r for r in booked.skip_rules if r.when.source == "encounter_id")
+    assert (
+        carried.when.op == "not_empty"
+        and carried.reason == "carried by its encounters record: the same appointment, migrated once"
+    )

@@ -334,7 +334,7 @@ def soft_delete_filters(table: TableProfile) -> list[tuple[ColumnProfile, RowFil
 
 def parent_of_same_target(
     table: TableProfile, target: str, inventory: SchemaInventory, targets: dict[str, str], keys: dict[str, str]
-) -> str | None:
+) -> Relationship | None:
     """A table whose rows hang off another table of the same target (payments of a bill, an encounter of a
     visit, a document's patient links): the parent's record carries them, and two records would be one
     visit twice. A custom module's rows are records of their own (a lab request's tests, each a result), and so
@@ -345,7 +345,7 @@ def parent_of_same_target(
         return None
     for rel in table_relationships(inventory, table.name, keys, targets).values():
         if rel.ref_table != table.name and targets.get(rel.ref_table) == target:
-            return rel.ref_table
+            return rel
     return None
 
 

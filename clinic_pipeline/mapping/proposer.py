@@ -883,7 +883,8 @@ def _propose_object(
     keys: dict[str, str],
 ) -> list[ObjectMapping]:
     target = concept.target
-    folded_into = parent_of_same_target(table, target, inventory, targets, keys)
+    parent = parent_of_same_target(table, target, inventory, targets, keys)
+    folded_into = parent.ref_table if parent is not None else None
     folds = folded_into is not None and not _field_hits(table) & IDENTITY_CONCEPTS.get(target, set())
     if folds and target == CONTACTS.target and _patients_records(table, folded_into or "", inventory):
         # `patient notes`: named after the patient, but many rows of text per patient are the patient's
@@ -891,7 +892,15 @@ def _propose_object(
         notes, why = _unmatched(table, inventory, targets, keys)
         if notes is not None:
             return _propose_object(table, notes, threshold - 0.01, why, inventory, threshold, targets, keys)
-    if folds:
+    # Rows that name no parent (a booking that never became an encounter: future visits, no-shows) have no
+    # record to carry them: they migrate as records of their own, the others are skipped as carried.
+    carried = None
+    if folds and parent is not None and table.column(parent.column).null_count:
+        carried = SkipRule(
+            when=RowFilter(source=parent.column, op="not_empty"),
+            reason=f"carried by its {folded_into} record: the same {target}, migrated once",
+        )
+    elif folds:
         return [
             _not_migrated(
                 table,
@@ -979,6 +988,7 @@ def _propose_object(
     flagged = [SkipRule(when=f, reason=f"soft-deleted in the source ({c.name})") for c, f in soft_deletes[1:]]
     candidates = (
         *flagged,
+        carried,
         _continuation(table, key),
         _without_patient(table, target, fields),
         _cancelled(table, target, fields, inventory),
