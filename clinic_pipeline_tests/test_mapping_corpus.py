@@ -9,7 +9,7 @@ from corpus_scores import exports, score_export
 # Field and link accuracy each export must keep: the current scores, rounded down. The README's mapping
 # section shows them beside each export's first score.
 FLOORS: dict[str, tuple[float, float]] = {
-    "care": (0.80, 0.75),
+    "care": (0.81, 0.75),
     "fhir_views": (0.91, 0.92),
     "frappe_health": (0.75, 1.0),
     "gnu_health": (0.61, 0.66),
@@ -20,6 +20,7 @@ FLOORS: dict[str, tuple[float, float]] = {
     "openemr": (0.93, 1.0),
     "openmrs": (0.88, 1.0),
     "oscar": (0.86, 1.0),
+    "simple_server": (0.91, 0.40),
     "tamanu": (0.86, 1.0),
 }
 

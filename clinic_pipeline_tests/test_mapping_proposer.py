@@ -296,3 +296,63 @@ def test_bookings_that_never_became_an_encounter_migrate_the_others_ride_on_it(t
         carried.when.op == "not_empty"
         and carried.reason == "carried by its encounters record: the same appointment, migrated once"
     )
+
+
+def test_a_side_tables_unique_reference_does_not_make_the_parents_key_a_reference(tmp_path: Path) -> None:
+    """One phone per patient makes `patient_phone_numbers.patient_id` unique, so the patients' `id` lies in
+    it too: the name says which way the reference goes, and `id` stays the patients' key (`external_id`). A
+    join table's `user_id` names the `users`, not the join table, so the users keep `id` as their key."""
+    ids = [f"{n:08x}-aaaa-4bbb-8ccc-{n:012x}" for n in range(1, 61)]
+    users = [f"{n:08x}-dddd-4eee-8fff-{n:012x}" for n in range(1, 16)]
+    _csv(
+        tmp_path / "patients.csv",
+        "id,full_name,registration_user_id",
+        [f"{i},Asha Menon {n},{users[n % 15]}" for n, i in enumerate(ids)],
+    )
+    _csv(
+        tmp_path / "patient_phone_numbers.csv",
+        "id,patient_id,number",
+        [f"ph{n},{i},98470{n:05d}" for n, i in enumerate(ids)],
+    )
+    _csv(tmp_path / "users.csv", "id,full_name,role", [f"{u},Nurse {n},nurse" for n, u in enumerate(users)])
+    logins = [f"ua{n},{u},PhoneNumberAuthentication,pna{n}" for n, u in enumerate(users)]
+    _csv(tmp_path / "user_authentications.csv", "id,user_id,authenticatable_type,authenticatable_id", logins)
+    con = duckdb.connect()
+    plan = propose_plan(build_inventory(open_source(str(tmp_path), con), con), 0.75)
+    by_table = {o.source_table: o for o in plan.objects}
+    patients = by_table["patients"]
+    assert patients.source_key == "id"
+    assert next(f for f in patients.fields if f.source == "id").target == "external_id"
+    assert by_table["users"].source_key == "id"
+
+
+def test_measurements_sync_stamps_typed_copies_and_visited_are_read_for_what_they_are(tmp_path: Path) -> None:
+    """A note's `systolic` is a measurement worth its line in the description (other bare numbers are
+    codes); `device_updated_at` is the syncing phone's bookkeeping; `diabetes_boolean` beside `diabetes` is
+    the older copy; a `pincode` is the postal code; a `visited` appointment was attended."""
+    _csv(
+        tmp_path / "patients.csv",
+        "id,first_name,last_name,pincode",
+        [f"p{n},Ann{n},Lee{n},1410{n % 90:02d}" for n in range(60)],
+    )
+    readings = [
+        f"bp{n},p{n % 60},{110 + n % 50},{70 + n % 25},{n % 4},2024-03-0{1 + n % 9} 10:00:00" for n in range(120)
+    ]
+    _csv(tmp_path / "blood_pressures.csv", "id,patient_id,systolic,diastolic,cuff_code,device_updated_at", readings)
+    history = [f"mh{n},p{n},{'yes' if n % 3 else 'no'},{'true' if n % 3 else 'false'}" for n in range(60)]
+    _csv(tmp_path / "medical_histories.csv", "id,patient_id,diabetes,diabetes_boolean", history)
+    statuses = ["visited", "scheduled", "cancelled"]
+    visits = [f"a{n},p{n % 60},2024-04-{1 + n % 28:02d} 09:00:00,{statuses[n % 3]}" for n in range(90)]
+    _csv(tmp_path / "appointments.csv", "id,patient_id,scheduled_date,status", visits)
+    con = duckdb.connect()
+    plan = propose_plan(build_inventory(open_source(str(tmp_path), con), con), 0.75)
+    lines = {(o.source_table, f.source): f for o in plan.objects for f in o.fields}
+    assert lines[("blood_pressures", "systolic")].target == "description"
+    assert lines[("blood_pressures", "cuff_code")].target is None
+    assert lines[("blood_pressures", "device_updated_at")].target is None
+    superseded = lines[("medical_histories", "diabetes_boolean")]
+    assert superseded.target is None and "a superseded copy of diabetes" in superseded.reason
+    assert lines[("patients", "pincode")].target == "zipcode"
+    outcome = lines[("appointments", "status")]
+    assert outcome.target == "outcome_id" and outcome.value_map is not None
+    assert outcome.value_map["visited"] == "Completed"

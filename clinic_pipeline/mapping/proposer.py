@@ -82,6 +82,7 @@ from clinic_pipeline.mapping.synonyms import (
     CONCEPTS,
     IDENTIFIER_WORDS,
     INACTIVE_VALUES,
+    MEASUREMENT_WORDS,
     MERGED_FLAG_NAMES,
     PATIENT_REFERENCE_WORDS,
     PERSON_ONLY_SIGNALS,
@@ -242,7 +243,7 @@ CODED_TYPES = frozenset({"id", "integer", "decimal", "boolean", "time"})
 # When a row was created or changed in the source: custom fields keep it on records, activities drop it.
 BOOKKEEPING_CONCEPTS = frozenset({"created_at", "updated_at"})
 # Never migrated, whatever the target: who typed a row, and its revision or lock counter.
-ROW_BOOKKEEPING = frozenset({"recorded_by", "row_version"})
+ROW_BOOKKEEPING = frozenset({"recorded_by", "row_version", "device_stamp"})
 _VALUE_WORDS = {
     "email": "values look like email addresses",
     "phone": "values look like phone numbers",
@@ -428,7 +429,7 @@ def _fallback(column: ColumnProfile, inventory: SchemaInventory, threshold: floa
     """No concept fits: a custom field typed from the values, for a person to keep, rename or drop."""
     cf = f"cf_{snake_name(column.name)}"
     if target in NO_CUSTOM_FIELDS and column.null_rate < 1.0:
-        if column.type in CODED_TYPES:
+        if column.type in CODED_TYPES and not _measurement(column):
             return FieldMapping(
                 source=column.name,
                 target=None,
@@ -706,6 +707,12 @@ def _names_record(table: TableProfile, key: ColumnProfile, target: str) -> bool:
         return False
     identity = IDENTITY_CONCEPTS.get(target, set())
     return any(m.column.name == key.name and m.name_score and m.concept.key in identity for m in _matches(table, set()))
+
+
+def _measurement(column: ColumnProfile) -> bool:
+    """Numbers that say something in a note (`systolic: 142`, a weight), by a measurement's name: other bare
+    numbers of the source are codes, flags, ids and counters."""
+    return column.type in ("integer", "decimal") and bool(set(normalise(column.name).split()) & MEASUREMENT_WORDS)
 
 
 def _points_outside(column: ColumnProfile) -> bool:
@@ -1234,7 +1241,8 @@ def _test_records(table: TableProfile, target: str, fields: list[FieldMapping]) 
                 reason=f"merged into another chart in the source ({column.name}): the surviving chart is migrated",
             )
         )
-    names = [f.source for f in fields if f.target in ("first_name", "last_name", "cf_full_name")]
+    # One rule per column: a full name split into first and last is one column.
+    names = list(dict.fromkeys(f.source for f in fields if f.target in ("first_name", "last_name", "cf_full_name")))
     rules += [
         SkipRule(
             when=RowFilter(source=name, op="matches", value=TEST_RECORD_NAME),

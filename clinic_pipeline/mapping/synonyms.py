@@ -176,7 +176,7 @@ CONCEPTS: tuple[Concept, ...] = (
     _c("address_2", "address line 2, address 2, address2, street 2, apartment, suite, unit", "text"),
     _c("city", "city, town, municipality, locality", "text"),
     _c("state", "state, st, province, region, state code, state province", "text"),
-    _c("zipcode", "zip, zip code, postal code, zip number", "zip integer"),
+    _c("zipcode", "zip, zip code, postal code, zip number, pincode, pin code", "zip integer"),
     _c("country", "country, country code, nation", "text"),
     _c("county", "county, parish, borough", "text"),
     _c("job_title", "job title, occupation, title, position, job", "text"),
@@ -272,6 +272,8 @@ CONCEPTS: tuple[Concept, ...] = (
         "date retired, deleted at, date deleted, deletion reason",
         "id integer text email",
     ),
+    # When the row was written on the device that synced it (offline-first apps): the sync's, not the clinic's.
+    _c("device_stamp", "device created at, device updated at, device created, device updated", "datetime date"),
     _c("deleted_flag", "deleted, is deleted, deleted flag, void, voided, removed, archived", "boolean integer text"),
     # A row's revision or lock counter (CouchDB's `_rev`, OSCAR's `ver`, Open Hospital's `*_LOCK`): the source's
     # concurrency bookkeeping, meaningless in a CRM.
@@ -578,7 +580,18 @@ def says(value: str, phrases: tuple[str, ...]) -> bool:
 # A visit's status values → the Freshsales outcome (the default outcomes of an account: freshsales_api.md's
 # sales_activity_outcomes); matched on the normalised value's words.
 OUTCOME_VALUES: dict[str, tuple[str, ...]] = {
-    "Completed": ("completed", "complete", "done", "attended", "arrived", "checked out", "seen", "fulfilled", "kept"),
+    "Completed": (
+        "completed",
+        "complete",
+        "done",
+        "attended",
+        "arrived",
+        "checked out",
+        "seen",
+        "fulfilled",
+        "kept",
+        "visited",
+    ),
     "No show": ("no show", "noshow", "missed", "did not attend", "dna", "broken", "failed"),
 }
 # Words of a list table's column that says what a code means (OpenEMR's list_options.title), best first.
@@ -595,12 +608,22 @@ REFERRER_TABLE_WORDS = frozenset({"referring", "referrer", "referrers", "referra
 REFERRER_TAG = "Referrer"
 
 # A column flagging test or demo charts (`is_test`, `TestPatient`, `demo`): normalised names.
-TEST_FLAG_NAMES = frozenset({"test", "is test", "test patient", "test flag", "is test patient", "demo", "is demo"})
+TEST_FLAG_NAMES = frozenset(
+    {"test", "is test", "test patient", "test flag", "is test patient", "demo", "is demo", "test data"}
+)
 # Values of such a flag that mean yes.
 ACTIVE_VALUES = ("1", "y", "yes", "true", "t")
 # A column marking a chart the source merged into another (a flag, or the survivor's id): normalised names.
 # A word that marks a column as the superseded copy of another (`date_of_birth_legacy` beside `date_of_birth`).
-SUPERSEDED_WORDS = frozenset({"legacy", "old", "deprecated", "obsolete"})
+# Words naming a clinical measurement: its numbers say something in a note (`systolic: 142`), unlike codes.
+MEASUREMENT_WORDS = frozenset(
+    {
+        "systolic", "diastolic", "pulse", "temperature", "temp", "weight", "height", "bmi", "glucose", "sugar",
+        "spo2", "saturation", "respiration", "resp", "rate", "bp", "pressure", "cholesterol", "hba1c", "reading",
+    }
+)  # fmt: skip
+# A copy in another type (`diabetes_boolean` beside the `diabetes` that replaced it) is one too.
+SUPERSEDED_WORDS = frozenset({"legacy", "old", "deprecated", "obsolete", "boolean", "bool"})
 
 MERGED_FLAG_NAMES = frozenset(
     {"merged", "is merged", "merged flag", "duplicate", "is duplicate", "merged into", "merged to", "merged with",

@@ -67,17 +67,25 @@ def _name_affinity(column: str, ref_table: str, ref_column: str) -> bool:
     return same_name or bool(col & table_words) or glued or (bool(key_words) and key_words <= col)
 
 
-def _names_own_table(column: str, table: str) -> bool:
+def _names_own_table(column: str, table: str, tables: list[TableProfile]) -> bool:
+    """`provider_id` in providers; but `user_id` in a `user_authentications` join table names the users, a
+    table named by exactly those words."""
     words = _tokens(column) - _GENERIC_KEY_NAMES
-    return bool(words) and words <= _tokens(table)
+    return bool(words) and words <= _tokens(table) and not _exactly_named(words, table, tables)
 
 
 def _names_another_table(column: str, table: str, tables: list[TableProfile]) -> bool:
     """`patient_id` unique in a small bills table is still the patients' key, not the bills': no target."""
     words = _tokens(column) - _GENERIC_KEY_NAMES
-    if not words or words <= _tokens(table):
+    if not words or (words <= _tokens(table) and not _exactly_named(words, table, tables)):
         return False
     return any(t.name != table and words <= _tokens(t.name) for t in tables)
+
+
+def _exactly_named(words: set[str], table: str, tables: list[TableProfile]) -> bool:
+    """Another table is named by these words alone, where this one's name has more (`users` beside
+    `user_authentications`)."""
+    return words != _tokens(table) and any(t.name != table and _tokens(t.name) == words for t in tables)
 
 
 def _role_affinity(column: str, table: str, ref_table: str) -> bool:
@@ -150,7 +158,7 @@ def _candidate_pairs(tables: list[TableProfile], stats: dict[tuple[str, str], _K
                 for column in table.columns:
                     if (table.name, column.name) == (ref.name, key.name) or column.type not in _FK_TYPES:
                         continue
-                    if column.name in table.candidate_keys and _names_own_table(column.name, table.name):
+                    if column.name in table.candidate_keys and _names_own_table(column.name, table.name, tables):
                         continue  # `provider_id` in providers: that table's own identity, not a reference
                     # Orphans (appointments of deleted patients) add values the key lacks: allow what the
                     # coverage threshold below allows, no more.
@@ -396,4 +404,12 @@ def inferred_relationships(con: duckdb.DuckDBPyConnection, tables: list[TablePro
                 avoids_gaps=avoids_gaps,
             )
         )
-    return found
+    return _without_reverses(found)
+
+
+def _without_reverses(found: list[Relationship]) -> list[Relationship]:
+    """Two unique columns holding the same values contain each other: a side table's `patient_id` (one phone
+    per patient) and the patients' `id`. The one whose name names the other's table is the reference; its
+    reverse, by values alone, would make the patients' key a reference to their phones."""
+    named = {(r.table, r.column, r.ref_table, r.ref_column) for r in found if r.name_agrees}
+    return [r for r in found if r.name_agrees or (r.ref_table, r.ref_column, r.table, r.column) not in named]
