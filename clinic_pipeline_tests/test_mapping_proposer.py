@@ -356,3 +356,18 @@ def test_measurements_sync_stamps_typed_copies_and_visited_are_read_for_what_the
     outcome = lines[("appointments", "status")]
     assert outcome.target == "outcome_id" and outcome.value_map is not None
     assert outcome.value_map["visited"] == "Completed"
+
+
+def test_the_clinic_a_patient_is_assigned_to_now_is_the_account_not_where_they_registered(tmp_path: Path) -> None:
+    facilities = [f"f{n},Clinic {n},MG Road {n},Ludhiana" for n in range(1, 7)]
+    _csv(tmp_path / "facilities.csv", "id,name,street_address,district", facilities)
+    rows = [f"p{n},Ann{n},Lee{n},f{1 + n % 6},f{1 + (n + 1) % 6}" for n in range(60)]
+    _csv(tmp_path / "patients.csv", "id,first_name,last_name,registration_facility_id,assigned_facility_id", rows)
+    con = duckdb.connect()
+    plan = propose_plan(build_inventory(open_source(str(tmp_path), con), con), 0.75)
+    lines = {f.source: f for f in next(o for o in plan.objects if o.source_table == "patients").fields}
+    assert (lines["assigned_facility_id"].target, lines["assigned_facility_id"].references) == (
+        "sales_accounts",
+        "facilities",
+    )
+    assert lines["registration_facility_id"].target != "sales_accounts"

@@ -19,9 +19,11 @@ from clinic_pipeline.mapping.plan import FieldMapping, RowFilter
 from clinic_pipeline.mapping.synonyms import (
     CLERK_ROLE_WORDS,
     CONCEPT_BY_KEY,
+    CURRENT_LINK_WORDS,
     DELETED_AT_NAMES,
     LATER_ACT_WORDS,
     OWNER_ROLE_WORDS,
+    PAST_LINK_WORDS,
     normalise,
     snake_name,
 )
@@ -130,6 +132,13 @@ def owner_rank(column: str) -> int:
     return len(OWNER_ROLE_WORDS) + (5 if words & CLERK_ROLE_WORDS else 0)
 
 
+def currency_rank(column: str) -> int:
+    """1 for a link naming the present (the assigned, primary, current clinic), -1 for one naming the past
+    (where the patient registered first), else 0."""
+    words = set(normalise(column).split())
+    return 1 if words & CURRENT_LINK_WORDS else -1 if words & PAST_LINK_WORDS else 0
+
+
 def _email_column(table: TableProfile) -> str | None:
     emails = [c for c in table.columns if c.type == "email"]
     if emails:
@@ -143,7 +152,7 @@ def link_lines(
 ) -> dict[str, FieldMapping]:
     """Column → its link/owner line, for this table proposed as `target`; `targets`: table → proposed target."""
     lines: dict[str, FieldMapping] = {}
-    ranks: dict[str, tuple[int, tuple[int, int], float, int]] = {}
+    ranks: dict[str, tuple[int, tuple[int, int], float, int, int]] = {}
     tables = {t.name: t for t in inventory.tables}
     referrers = _referencing_tables(inventory)
     for column, rel in table_relationships(inventory, table.name, keys, targets).items():
@@ -158,11 +167,11 @@ def link_lines(
         # Then the parent the rest of the export references most (the patients, not the billing customers
         # or the referring physicians), then the larger one.
         size = (referrers.get(rel.ref_table, 0), parent.row_count if parent is not None else 0)
-        ranks[column] = (int(by_name), size, confidence, spread)
+        ranks[column] = (int(by_name), size, confidence, currency_rank(column), spread)
         if parent_target == "user" and parent is not None:
             if owner_rank(column) > len(OWNER_ROLE_WORDS) or not _has_owner(target):
                 continue  # who typed the row (`user`, `created_by`), or a file: no owner (see reference_lines)
-            ranks[column] = (int(by_name), (-owner_rank(column), 0), confidence, spread)
+            ranks[column] = (int(by_name), (-owner_rank(column), 0), confidence, currency_rank(column), spread)
             staff = _staff_with_email(rel, inventory, targets, keys)
             if staff is None:
                 continue
@@ -296,12 +305,13 @@ def _referencing_tables(inventory: SchemaInventory) -> dict[str, int]:
 
 
 def _one_per_field(
-    lines: dict[str, FieldMapping], ranks: dict[str, tuple[int, tuple[int, int], float, int]]
+    lines: dict[str, FieldMapping], ranks: dict[str, tuple[int, tuple[int, int], float, int, int]]
 ) -> dict[str, FieldMapping]:
     """A record holds one link per parent and one owner. A column that names its table (`Patient` rather
     than a `Patient Name` whose values happen to be the customers' ids), then the column referencing the
     table the export references most, then the larger one (the patients rather than the referring
-    physicians), then the best-evidenced one keeps the link; among
+    physicians), then the best-evidenced one, then the one naming the present (`assigned_facility_id`, not
+    `registration_facility_id`) keeps the link; among
     staff columns the attending provider keeps the owner, not the clerk who typed the row. The others are
     left to `reference_lines` (kept as text)."""
     best: dict[str, str] = {}

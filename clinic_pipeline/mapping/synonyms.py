@@ -527,6 +527,10 @@ STAFF_TABLE_WORDS = frozenset(
 )
 # ...unless the table holds people outside the clinic (referring physicians are contacts, not staff).
 EXTERNAL_PEOPLE_WORDS = frozenset({"referring", "referral", "referrer", "referrers", "specialist", "specialists"})
+# Of two links to the same kind of record, the one naming the present wins (`assigned_facility_id` over
+# `registration_facility_id`): a contact holds one account, the clinic it belongs to now.
+CURRENT_LINK_WORDS = frozenset({"assigned", "primary", "current", "default", "home", "preferred", "usual"})
+PAST_LINK_WORDS = frozenset({"registration", "registered", "original", "first", "previous", "former", "creation"})
 # ...but a staff role qualified by a later act on the record (`discontinuing_clinician_id`, `voided_by`) names
 # who ended or checked it, not who owns it.
 LATER_ACT_WORDS = frozenset(
