@@ -856,6 +856,17 @@ def run(
 ) -> Results:
     results = Results()
     results.figures |= {"records_asked": records, "skipped": list(skip), "started": datetime.now(UTC).isoformat()}
+    try:
+        _run_phases(results, records, skip, hour_seconds, dry_records)
+    finally:
+        # An hours-long run that fails late keeps what its finished phases measured.
+        results.figures["finished"] = datetime.now(UTC).isoformat()
+        path = results.write(results_dir)
+        print(f"\n{results.markdown()}\n\nresults → {path}")
+    return results
+
+
+def _run_phases(results: Results, records: int, skip: Sequence[str], hour_seconds: float, dry_records: int) -> None:
     with tempfile.TemporaryDirectory(prefix="bench-scale-") as tmp:
         work = Path(tmp)
         if "capacity" not in skip:
@@ -879,10 +890,6 @@ def run(
             phase_idmap(results, work)
         if "dry2m" not in skip:
             phase_dry2m(results, work, dry_records)
-    results.figures["finished"] = datetime.now(UTC).isoformat()
-    path = results.write(results_dir)
-    print(f"\n{results.markdown()}\n\nresults → {path}")
-    return results
 
 
 # 18 minutes, every phase included (the 2 M-row id map too), on two cores saturated by other test runs.
