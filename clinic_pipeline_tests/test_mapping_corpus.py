@@ -20,7 +20,7 @@ FLOORS: dict[str, tuple[float, float]] = {
     "openemr": (0.93, 1.0),
     "openmrs": (0.88, 1.0),
     "oscar": (0.86, 1.0),
-    "simple_server": (0.91, 0.60),
+    "simple_server": (0.92, 0.80),
     "tamanu": (0.86, 1.0),
 }
 

@@ -371,3 +371,21 @@ def test_the_clinic_a_patient_is_assigned_to_now_is_the_account_not_where_they_r
         "facilities",
     )
     assert lines["registration_facility_id"].target != "sales_accounts"
+
+
+def test_call_results_are_calls_not_lab_results(tmp_path: Path) -> None:
+    """`results` alone names lab results, but in `call_results` the calls are what the rows are."""
+    _csv(tmp_path / "patients.csv", "id,first_name,last_name", [f"p{n},Ann{n},Lee{n}" for n in range(40)])
+    kinds = ["agreed_to_visit", "remind_to_call_later", "removed_from_overdue_list"]
+    calls = [f"c{n},p{n % 40},{kinds[n % 3]},2024-05-{1 + n % 28:02d} 11:00:00" for n in range(80)]
+    _csv(tmp_path / "call_results.csv", "id,patient_id,result_type,created_at", calls)
+    _csv(
+        tmp_path / "lab_results.csv",
+        "id,patient_id,test,value",
+        [f"l{n},p{n % 40},HbA1c,{5 + n % 4}.{n % 10}" for n in range(50)],
+    )
+    con = duckdb.connect()
+    plan = propose_plan(build_inventory(open_source(str(tmp_path), con), con), 0.75)
+    targets = {o.source_table: o.target for o in plan.objects}
+    assert targets["call_results"] == "sales_activity"
+    assert targets["lab_results"] == "custom_module:lab_result"

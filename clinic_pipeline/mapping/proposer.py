@@ -80,6 +80,7 @@ from clinic_pipeline.mapping.synonyms import (
     COMMUNICATION_TABLE_WORDS,
     CONCEPT_BY_KEY,
     CONCEPTS,
+    GENERIC_TABLE_WORDS,
     IDENTIFIER_WORDS,
     INACTIVE_VALUES,
     MEASUREMENT_WORDS,
@@ -614,8 +615,16 @@ def _table_concept(
 ) -> tuple[TableConcept | None, float, str]:
     best: tuple[TableConcept | None, float, str] = (None, 0.0, "")
     name = " ".join(w for w in normalise(table.name).split() if w != prefix) or table.name
+    # `call results` are calls: a generic word of the name (results, events, lists) yields to another word that
+    # names a kind of record outright.
+    named = {c.target: name_similarity(name, c.phrases) for c in TABLE_CONCEPTS}
+    specific = {
+        t for t, (score, phrase) in named.items() if score >= MIN_NAME_SCORE and phrase not in GENERIC_TABLE_WORDS
+    }
     for concept in TABLE_CONCEPTS:
-        name_score, phrase = name_similarity(name, concept.phrases)
+        name_score, phrase = named[concept.target]
+        if phrase in GENERIC_TABLE_WORDS and specific - {concept.target}:
+            name_score = 0.0
         signals = concept.signals & field_hits
         if concept.target != CONTACTS.target and field_hits & PERSON_ONLY_SIGNALS:
             signals = frozenset()  # a birth date or a gender: people, never a clinic with an address and phone

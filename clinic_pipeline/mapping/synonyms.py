@@ -365,6 +365,10 @@ TABLE_CONCEPTS: tuple[TableConcept, ...] = (
     ),
 )
 
+# Table-name words too generic to decide a table alone when another word of its name names a kind of record
+# (`call results`, `email events`, `mailing lists`).
+GENERIC_TABLE_WORDS = frozenset({"result", "results", "event", "events", "lists"})
+
 # Words of a referencing column that say it names the patient (`patient_id`, `PatNum`, `client`): the table
 # several such columns point at is the patients' table, whatever it is called.
 PATIENT_REFERENCE_WORDS = frozenset({"patient", "pat", "pid", "client", "person", "member"})
