@@ -12,6 +12,7 @@ FLOORS: dict[str, tuple[float, float]] = {
     "care": (0.81, 0.75),
     "fhir_views": (0.91, 0.92),
     "frappe_health": (0.75, 1.0),
+    "freemed": (0.81, 0.58),
     "gnu_health": (0.61, 0.66),
     "hospitalrun": (0.71, 0.58),
     "nosh": (0.80, 0.71),

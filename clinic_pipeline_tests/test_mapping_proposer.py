@@ -389,3 +389,26 @@ def test_call_results_are_calls_not_lab_results(tmp_path: Path) -> None:
     targets = {o.source_table: o.target for o in plan.objects}
     assert targets["call_results"] == "sales_activity"
     assert targets["lab_results"] == "custom_module:lab_result"
+
+
+def test_a_tables_glued_column_prefix_is_read_past(tmp_path: Path) -> None:
+    """FreeMED glues a table prefix onto every column (`ptlname`, `ptaddr1`, `ptwphone`; `calpatient`): the
+    words after it are matched, and `ptprimaryfacility` (ending with the facilities' name) is the account."""
+    _csv(tmp_path / "facility.csv", "id,psrname,psrcity", [f"{n},Clinic {n},Springfield" for n in range(1, 6)])
+    last, first = ["Lee", "Okafor", "Novak", "Silva", "Haddad"], ["Ann", "Ravi", "Mia", "Omar", "Lena", "Tom"]
+    patients = [
+        f"{n},{last[n % 5]},{first[n % 6]},{n} Elm St,6270{n % 10},(217) 555-{1000 + n},{1 + n % 5}"
+        for n in range(1, 61)
+    ]
+    _csv(tmp_path / "patient.csv", "id,ptlname,ptfname,ptaddr1,ptzip,ptwphone,ptprimaryfacility", patients)
+    visits = [f"{n},{1 + n % 60},2024-03-{1 + n % 28:02d},{9 + n % 8}" for n in range(200)]
+    _csv(tmp_path / "scheduler.csv", "id,calpatient,caldateof,calhour", visits)
+    con = duckdb.connect()
+    plan = propose_plan(build_inventory(open_source(str(tmp_path), con), con), 0.75)
+    lines = {(o.source_table, f.source): f.target for o in plan.objects for f in o.fields}
+    assert lines[("patient", "ptlname")] == "last_name"
+    assert lines[("patient", "ptfname")] == "first_name"
+    assert lines[("patient", "ptaddr1")] == "address"
+    assert lines[("patient", "ptwphone")] == "work_number"
+    assert lines[("patient", "ptprimaryfacility")] == "sales_accounts"
+    assert lines[("scheduler", "calpatient")] == "targetable_id"

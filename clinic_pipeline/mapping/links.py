@@ -24,6 +24,8 @@ from clinic_pipeline.mapping.synonyms import (
     LATER_ACT_WORDS,
     OWNER_ROLE_WORDS,
     PAST_LINK_WORDS,
+    bare,
+    glued_prefix,
     normalise,
     snake_name,
 )
@@ -155,6 +157,7 @@ def link_lines(
     ranks: dict[str, tuple[int, tuple[int, int], float, int, int]] = {}
     tables = {t.name: t for t in inventory.tables}
     referrers = _referencing_tables(inventory)
+    prefix = glued_prefix(tuple(c.name for c in table.columns))
     for column, rel in table_relationships(inventory, table.name, keys, targets).items():
         parent_target = targets.get(rel.ref_table)
         parent = tables.get(rel.ref_table)
@@ -169,9 +172,15 @@ def link_lines(
         size = (referrers.get(rel.ref_table, 0), parent.row_count if parent is not None else 0)
         ranks[column] = (int(by_name), size, confidence, currency_rank(column), spread)
         if parent_target == "user" and parent is not None:
-            if owner_rank(column) > len(OWNER_ROLE_WORDS) or not _has_owner(target):
+            if owner_rank(bare(column, prefix)) > len(OWNER_ROLE_WORDS) or not _has_owner(target):
                 continue  # who typed the row (`user`, `created_by`), or a file: no owner (see reference_lines)
-            ranks[column] = (int(by_name), (-owner_rank(column), 0), confidence, currency_rank(column), spread)
+            ranks[column] = (
+                int(by_name),
+                (-owner_rank(bare(column, prefix)), 0),
+                confidence,
+                currency_rank(column),
+                spread,
+            )
             staff = _staff_with_email(rel, inventory, targets, keys)
             if staff is None:
                 continue
@@ -242,11 +251,12 @@ def reference_lines(
     description, for a person to drop)."""
     lines = {}
     tables = {t.name: t for t in inventory.tables}
+    prefix = glued_prefix(tuple(c.name for c in table.columns))
     for column, rel in table_relationships(inventory, table.name, keys, targets).items():
         kept_in = "description" if target in ("appointment", "task", "note") else f"cf_{snake_name(column)}"
-        clerk = targets.get(rel.ref_table) == "user" and owner_rank(column) > len(OWNER_ROLE_WORDS)
+        clerk = targets.get(rel.ref_table) == "user" and owner_rank(bare(column, prefix)) > len(OWNER_ROLE_WORDS)
         if clerk:
-            later = owner_rank(column) == len(OWNER_ROLE_WORDS) + 1
+            later = owner_rank(bare(column, prefix)) == len(OWNER_ROLE_WORDS) + 1
             role = "who ended or checked the record, not its owner" if later else "who typed the row"
             lines[column] = FieldMapping(
                 source=column,

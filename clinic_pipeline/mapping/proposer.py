@@ -96,6 +96,8 @@ from clinic_pipeline.mapping.synonyms import (
     TEST_FLAG_NAMES,
     Concept,
     TableConcept,
+    bare,
+    glued_prefix,
     normalise,
     snake_name,
     variants,
@@ -344,11 +346,12 @@ class _Match:
 
 def _matches(table: TableProfile, exclude: set[str]) -> list[_Match]:
     found = []
+    prefix = glued_prefix(tuple(c.name for c in table.columns))
     for column in table.columns:
         if column.name in exclude:
             continue
         for concept in FIELD_CONCEPTS:
-            name_score, phrase = name_similarity(column.name, concept.phrases)
+            name_score, phrase = name_similarity(bare(column.name, prefix), concept.phrases)
             agreement = _type_agreement(column, concept)
             if agreement is None or (concept.key == "checksum" and not _sha256_values(column)):
                 continue

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass
+from functools import lru_cache
 
 # token → expansion, applied word by word after normalisation.
 ABBREVIATIONS: dict[str, str] = {
@@ -70,6 +71,9 @@ ABBREVIATIONS: dict[str, str] = {
     "appt": "appointment",
     "apt": "appointment",
     "hm": "home",
+    "hphone": "home phone",
+    "wphone": "work phone",
+    "mphone": "mobile phone",
     "wk": "work",
     "dur": "duration",
     "obs": "observations",
@@ -102,6 +106,7 @@ def normalise(name: str) -> str:
     text = re.sub(r"\b(?:[A-Za-z]\.){2,}", lambda m: m.group(0).replace(".", ""), text)
     text = re.sub(r"([a-z0-9])([A-Z])", r"\1 \2", text)
     text = re.sub(r"([A-Z]+)([A-Z][a-z])", r"\1 \2", text)
+    text = re.sub(r"([A-Za-z]{2,})(\d+)$", r"\1 \2", text)  # `addr1`, `Phone2`: the word, then its number
     text = text.replace("#", " number ").replace("&", " and ")
     text = re.sub(r"\be-?mail\b", "email", text, flags=re.IGNORECASE)
     return " ".join(re.split(r"[^0-9a-zA-Z]+", text.lower())).strip()
@@ -111,6 +116,36 @@ def snake_name(name: str) -> str:
     """A column's name as the tail of a custom field name: `Home Phone #` → `home_phone_number`."""
     snake = normalise(name).replace(" ", "_")[:48] or "field"
     return f"f_{snake}" if snake[0].isdigit() else snake
+
+
+# A table's column prefix (FreeMED's `pt` of `ptlname`): a share of its columns start with it, glued on.
+GLUED_PREFIX_SHARE = 0.6
+GLUED_PREFIX_LENGTHS = range(2, 7)
+_GLUED = re.compile(r"[a-z][a-z0-9]*")
+
+
+@lru_cache(maxsize=4096)
+def glued_prefix(columns: tuple[str, ...]) -> str:
+    """The letters most of a table's column names start with, glued to the word that follows: `pt` of
+    `ptlname`, `ptdob`, `ptzip`; `cal` of `calpatient`, `calphysician`. Only single lower-case tokens count
+    (a separator or a capital already splits `PAT_TELE` and `PatNum`); the longest such prefix that at least
+    60 % of the columns (and three) carry, with a word of two letters or more after it; else ''."""
+    glued = [c for c in columns if _GLUED.fullmatch(c)]
+    needed = max(3, GLUED_PREFIX_SHARE * len(columns))
+    for length in reversed(GLUED_PREFIX_LENGTHS):
+        counts: dict[str, int] = {}
+        for name in glued:
+            if len(name) >= length + 2:
+                counts[name[:length]] = counts.get(name[:length], 0) + 1
+        best = max(counts.items(), key=lambda item: item[1], default=("", 0))
+        if best[1] >= needed:
+            return best[0]
+    return ""
+
+
+def bare(column: str, prefix: str) -> str:
+    """`ptlname` → `lname` under the table's glued prefix `pt`; other names as they are."""
+    return column[len(prefix) :] if prefix and column.startswith(prefix) and len(column) >= len(prefix) + 2 else column
 
 
 def expand(normalised: str) -> str:
@@ -339,7 +374,7 @@ TABLE_CONCEPTS: tuple[TableConcept, ...] = (
     ),
     _t("task", "task, tasks, reminder, reminders, follow up, recall, recalls, to do, todo, tickler, ticklers", ""),
     _t("note", "note, notes, progress note, clinical note, comment, comments", ""),
-    _t("file", "document, documents, file, files, attachment, attachments, scan, scans", ""),
+    _t("file", "document, documents, file, files, attachment, attachments, scan, scans, image, images", ""),
     _t(
         "user",
         "provider, providers, user, users, staff, doctor, doctors, physician, employee, practitioner, practitioners, "
@@ -628,6 +663,7 @@ MEASUREMENT_WORDS = frozenset(
     {
         "systolic", "diastolic", "pulse", "temperature", "temp", "weight", "height", "bmi", "glucose", "sugar",
         "spo2", "saturation", "respiration", "resp", "rate", "bp", "pressure", "cholesterol", "hba1c", "reading",
+        "dose", "dosage", "quantity", "refills", "strength",
     }
 )  # fmt: skip
 # A copy in another type (`diabetes_boolean` beside the `diabetes` that replaced it) is one too.

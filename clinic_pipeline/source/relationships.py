@@ -22,11 +22,14 @@ import duckdb
 
 from clinic_pipeline.mapping.secrets import secret_evidence
 from clinic_pipeline.mapping.synonyms import (
+    ABBREVIATIONS,
     EXTERNAL_PEOPLE_WORDS,
     OWNER_ROLE_WORDS,
     PAYER_ROLE_WORDS,
     PAYER_TABLE_WORDS,
     STAFF_TABLE_WORDS,
+    bare,
+    glued_prefix,
 )
 from clinic_pipeline.source.export import VIEW_SCHEMA
 from clinic_pipeline.source.inventory_model import ColumnProfile, Relationship, TableProfile
@@ -57,14 +60,20 @@ def _name_affinity(column: str, ref_table: str, ref_column: str) -> bool:
     """`patient_id` → patients, `PATIENT` → patients, `pc_pid` → pid, `PatNum` → PatNum; but every table's `id`
     is not every other's."""
     col = _tokens(column)
+    # Abbreviations read as their words too, matched whole: FreeMED's `pnotespat` (bare `pat`) names the patients.
+    spelled = {_singular(w) for t in col for w in ABBREVIATIONS.get(t, "").split()}
     # `value_coded_name_id` says nothing of `person_name`: a generic word of the table's name is no affinity.
     table_words = _tokens(ref_table) - {"data", "list", "table", "export", "tbl"} - _GENERIC_KEY_NAMES
     key_words = _tokens(ref_column) - _GENERIC_KEY_NAMES
     same_name = column.lower() == ref_column.lower() and column.lower() not in _GENERIC_KEY_NAMES
     # A glued table name (Django's `facility_patientregistration`, `facility_patientconsultation`) starts or
-    # ends with the word the column names.
-    glued = any((t.startswith(w) or t.endswith(w)) and len(w) >= GLUED_WORD for w in col for t in table_words)
-    return same_name or bool(col & table_words) or glued or (bool(key_words) and key_words <= col)
+    # ends with the word the column names; a glued column name (`ptprimaryfacility`) ends with the table's.
+    glued = any(
+        ((t.startswith(w) or t.endswith(w)) and len(w) >= GLUED_WORD) or (w.endswith(t) and len(t) >= GLUED_WORD)
+        for w in col
+        for t in table_words
+    )
+    return same_name or bool((col | spelled) & table_words) or glued or (bool(key_words) and key_words <= col)
 
 
 def _names_own_table(column: str, table: str, tables: list[TableProfile]) -> bool:
@@ -148,6 +157,7 @@ def _key_stats(con: duckdb.DuckDBPyConnection, tables: list[TableProfile]) -> di
 def _candidate_pairs(tables: list[TableProfile], stats: dict[tuple[str, str], _KeyStats]) -> list[_Pair]:
     """(column, key) pairs worth a containment count: by type, distinct counts, names and the key's values."""
     pairs: list[_Pair] = []
+    prefixes = {t.name: glued_prefix(tuple(c.name for c in t.columns)) for t in tables}
     for ref in tables:
         for key_name in ref.keys:
             key = ref.column(key_name)
@@ -164,11 +174,12 @@ def _candidate_pairs(tables: list[TableProfile], stats: dict[tuple[str, str], _K
                     # coverage threshold below allows, no more.
                     if column.distinct_count == 0 or column.distinct_count * MIN_COVERAGE_NAMED > key.distinct_count:
                         continue
-                    affinity = _name_affinity(column.name, ref.name, key.name)
+                    named = bare(column.name, prefixes[table.name])
+                    affinity = _name_affinity(named, ref.name, key.name)
                     # Values decide where the key's own values are distinctive (codes, uuids, sparse numbers);
                     # inside a 1..N key only a column that names the table, its key or its staff role counts,
                     # or one whose values single out a kind of staff (see `_selected_rows`).
-                    if affinity or not dense or _role_affinity(column.name, table.name, ref.name):
+                    if affinity or not dense or _role_affinity(named, table.name, ref.name):
                         pairs.append((table, column, ref, key, affinity, False))
                     elif column.type in ("id", "integer") and (
                         column.distinct_count >= MIN_GAP_VALUES
