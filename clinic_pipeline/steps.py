@@ -66,6 +66,8 @@ from clinic_pipeline.mapping.proposer import propose_plan
 from clinic_pipeline.mapping.secrets import secret_columns
 from clinic_pipeline.mapping.sign_off import SignOff, read_sign_off, record_sign_off, require_sign_off
 from clinic_pipeline.model.objects import BY_NAME, FILES, STAGED_OBJECTS, FreshsalesObject
+from clinic_pipeline.model.people import name_key
+from clinic_pipeline.model.transforms import OWNER_COLUMNS
 from clinic_pipeline.reports.assessment import Assessment, build_assessment, count_source, write_assessment
 from clinic_pipeline.reports.mapping_review import write_review_page
 from clinic_pipeline.reports.rebuild import RebuildReference, build_rebuild_reference
@@ -200,7 +202,7 @@ def run_owner_map(settings: Settings) -> StaffOwnerMap:
     listing = settings.paths.owner_map_md
     write_owner_map(owner_map, settings.paths.owner_map_parquet, listing)
     missing = unresolved(owner_map)
-    owned = any(f.transform == "owner_by_email" for o in plan.objects for f in o.fields)
+    owned = any(f.transform in OWNER_COLUMNS for o in plan.objects for f in o.fields)
     if missing and owned:
         keys = ", ".join(f"{e.source_key} ({e.status})" for e in missing[:10])
         more = f" and {len(missing) - 10} more" if len(missing) > 10 else ""
@@ -473,18 +475,23 @@ def run_estimate(settings: Settings) -> DryRunEstimate:
     )
     # The owners the owner map resolved, so bodies hash exactly as the loader will build them.
     staff = read_owner_map(settings.paths.owner_map_parquet)
-    owners = (
-        OwnerMap(
-            by_email={
-                e.email.casefold(): e.user_id for e in staff.entries if e.status == "resolved" and e.email and e.user_id
-            },
-            fallback_id=staff.fallback_owner_id,
-        )
-        if staff is not None
-        else None
-    )
+    owners = _resolved_owners(staff) if staff is not None else None
     with open_state(settings.state_location) as state:
         return estimate(state, staged, plan_limits=limits, owners=owners)
+
+
+def _resolved_owners(staff: StaffOwnerMap) -> OwnerMap:
+    """The owner map's resolved staff as the loader's map: by email, and by name where they have none."""
+    by_email: dict[str, int] = {}
+    by_name: dict[str, int] = {}
+    for entry in staff.entries:
+        if entry.user_id is None:
+            continue
+        if entry.status == "resolved" and entry.email:
+            by_email[entry.email.casefold()] = entry.user_id
+        elif entry.status == "resolved_by_name" and (key := name_key(entry.name)):
+            by_name[key] = entry.user_id
+    return OwnerMap(by_email=by_email, fallback_id=staff.fallback_owner_id, by_name=by_name)
 
 
 def run_rollback(settings: Settings, run_ids: list[str] | None, *, rollback_run_id: str) -> RollbackResult:

@@ -16,7 +16,7 @@ FLOORS: dict[str, tuple[float, float]] = {
     "gnu_health": (0.61, 0.66),
     "hospitalrun": (0.71, 0.58),
     "nosh": (0.80, 0.71),
-    "open_hospital": (0.85, 0.71),
+    "open_hospital": (0.86, 1.0),
     "open_dental": (0.77, 0.50),
     "openemr": (0.93, 1.0),
     "openmrs": (0.88, 1.0),

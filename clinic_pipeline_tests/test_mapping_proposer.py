@@ -412,3 +412,29 @@ def test_a_tables_glued_column_prefix_is_read_past(tmp_path: Path) -> None:
     assert lines[("patient", "ptwphone")] == "work_number"
     assert lines[("patient", "ptprimaryfacility")] == "sales_accounts"
     assert lines[("scheduler", "calpatient")] == "targetable_id"
+
+
+@pytest.mark.parametrize(
+    ("header", "user", "transform", "via"),
+    [
+        ("id,display_name", "u{n:03d},Dr. Lucía Herrera{n}", "owner_by_name", "display_name"),
+        ("id,display_name,email", "u{n:03d},Dr. Lucía Herrera{n},doc{n}@clinic.example", "owner_by_email", "email"),
+    ],
+    ids=["no email", "an email"],
+)
+def test_a_staff_table_without_an_email_gives_the_owner_by_display_name(
+    tmp_path: Path, header: str, user: str, transform: str, via: str
+) -> None:
+    """Staff with ids and names but no email (Open Hospital's `oh_user`): the provider is still the owner,
+    matched by display name and a little less sure; an email column, where there is one, always wins."""
+    _csv(tmp_path / "users.csv", header, [user.format(n=n) for n in range(1, 31)])
+    _csv(tmp_path / "patients.csv", "patient_id,first_name,last_name", [f"p{n},Ann{n},Lee{n}" for n in range(1, 41)])
+    rows = [f"rx{n},p{n % 40 + 1},u{n % 12 + 1:03d},Amoxicillin 500 mg" for n in range(120)]
+    _csv(tmp_path / "prescriptions.csv", "id,patient_id,prescriber_id,medication", rows)
+    con = duckdb.connect()
+    plan = propose_plan(build_inventory(open_source(str(tmp_path), con), con), 0.75)
+    lines = {f.source: f for f in next(o for o in plan.objects if o.source_table == "prescriptions").fields}
+    line = lines["prescriber_id"]
+    assert (line.target, line.transform, line.references, line.via) == ("owner_id", transform, "users", via)
+    by_name = transform == "owner_by_name"
+    assert ("matched by display name (display_name) because the source has no email" in line.reason) == by_name

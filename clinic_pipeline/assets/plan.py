@@ -14,6 +14,7 @@ from clinic_pipeline.assets.resources import (
     operator_errors,
     settings_from,
 )
+from clinic_pipeline.mapping.owner_map import OWNER_STATUSES
 from clinic_pipeline.mapping.plan import MappingPlan
 
 # Bump policy: see `clinic_pipeline/assets/catalog.py`.
@@ -114,7 +115,8 @@ def custom_field_checklist(clinic: ClinicResource) -> dg.MaterializeResult:
     owners=OWNERS,
     tags=TAGS,
     code_version=CODE_VERSION,
-    description="Providers/staff → Freshsales users by email (data/plan/owner_map.parquet + .md); fails, "
+    description="Providers/staff → Freshsales users by email, or by a unique display name where the source has "
+    "no email (data/plan/owner_map.parquet + .md); fails, "
     "listing them, while staff whose records need an owner have no active user and no fallback is set.",
 )
 def owner_map(clinic: ClinicResource, freshsales: FreshsalesResource) -> dg.MaterializeResult:
@@ -123,8 +125,7 @@ def owner_map(clinic: ClinicResource, freshsales: FreshsalesResource) -> dg.Mate
         result = steps.run_owner_map(settings)
     counts = result.counts()
     metadata: dict[str, dg.MetadataValue] = {
-        status: dg.MetadataValue.int(counts.get(status, 0))
-        for status in ("resolved", "no_email", "no_user", "inactive_user")
+        status: dg.MetadataValue.int(counts.get(status, 0)) for status in OWNER_STATUSES
     }
     metadata["staff"] = dg.MetadataValue.int(len(result.entries))
     metadata["fallback_owner_used"] = dg.MetadataValue.bool(result.fallback_owner_id is not None)

@@ -43,7 +43,7 @@ from clinic_pipeline.freshsales.errors import (
 from clinic_pipeline.freshsales.models import JobStatus
 from clinic_pipeline.load.choices import AccountChoices, ChoiceIndex, ChoiceNotFoundError, missing_names
 from clinic_pipeline.load.owners import OwnerMap
-from clinic_pipeline.load.payloads import OWNER_COLUMN, Prepared, marker, prepare
+from clinic_pipeline.load.payloads import Prepared, marker, names_owners, prepare
 from clinic_pipeline.load.state import AuditEntry, IdMapRow, Intent, StateStore
 from clinic_pipeline.model.objects import BY_NAME, CHOICE_PREFIX, CHOICE_SELECTORS, FreshsalesObject
 from clinic_pipeline.model.outcomes import IN_FRESHSALES, MAPPED, REPORTED, UNSETTLED, WRITTEN, LoadOutcome
@@ -285,7 +285,7 @@ class Loader:
 
     def _owner_map(self, staged_path: Path) -> OwnerMap | None:
         """Fetched once per loader, and only for staged files that name owners."""
-        if self._owners is None and OWNER_COLUMN in pq.read_schema(staged_path).names:
+        if self._owners is None and names_owners(pq.read_schema(staged_path).names):
             try:
                 self._owners = OwnerMap.from_client(self._client, self._fallback_owner_email)
             except PermissionDeniedError:

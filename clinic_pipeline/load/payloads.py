@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
@@ -20,9 +20,11 @@ from typing import Any
 from clinic_pipeline.load.owners import OwnerMap
 from clinic_pipeline.load.state import IdMapRow
 from clinic_pipeline.model.objects import CHOICE_PREFIX, FreshsalesObject
+from clinic_pipeline.model.transforms import OWNER_COLUMNS
 
 LOOKUP_PREFIX = "_lookup_"
-OWNER_COLUMN = "_owner_email"
+# The staged columns naming a record's owner, as the owner transforms write them: an email, a display name.
+EMAIL_COLUMN, NAME_COLUMN = OWNER_COLUMNS["owner_by_email"], OWNER_COLUMNS["owner_by_name"]
 MODULE_CONTACT_FIELD = "cf_contact"  # load/modules.py gives every custom module this lookup to contacts
 MODULE_ACCOUNT_FIELD = "cf_sales_account"  # ...and this lookup to accounts where the plan links a payer
 # Where a body links to another record (as `_link` writes it), and the entity that record is in.
@@ -55,6 +57,11 @@ class Prepared:
     owner_unresolved: bool = False
     parent_id: int | None = None  # the contact a targetable or module record hangs on
     identifier: dict[str, str] | None = None  # what bulk_upsert may match a new record by (email, name)
+
+
+def names_owners(columns: Iterable[str]) -> bool:
+    """Whether a staged file names its records' owners (then the account's users are needed to load it)."""
+    return not set(OWNER_COLUMNS.values()).isdisjoint(columns)
 
 
 def marker(source_key: str) -> str:
@@ -146,9 +153,9 @@ def prepare(
 ) -> Prepared:
     """One staged row → the body to send; a row whose parent has no Freshsales id is held back.
 
-    Without an owner map `_owner_email` is ignored (owners are not part of the comparison then). `choices`:
-    field → lower-cased choice name → the fields it sets (its id, and the choice it belongs to: a contact
-    status's lifecycle stage), for the staged `_choice_<field>` columns (an appointment's outcome)."""
+    Without an owner map `_owner_email` and `_owner_name` are ignored (owners are not part of the comparison
+    then). `choices`: field → lower-cased choice name → the fields it sets (its id, and the choice it belongs
+    to: a contact status's lifecycle stage), for the staged `_choice_<field>` columns (an appointment's outcome)."""
     source_key = str(row["_source_key"])
     source_row = row.get("_source_row")
     body: dict[str, Any] = {}
@@ -182,7 +189,7 @@ def prepare(
         return Prepared(source_key, source_row, None, "", "parent contact missing")
     owner_unresolved = False
     if owners is not None and obj.entity not in NO_OWNER:
-        owner_id = owners.resolve(row.get(OWNER_COLUMN))
+        owner_id = owners.resolve(row.get(EMAIL_COLUMN), row.get(NAME_COLUMN))
         if owner_id is not None:
             _apply_owner(obj, owner_id, body)
         elif obj.entity in OWNER_REQUIRED:

@@ -47,7 +47,7 @@ from clinic_pipeline.load.choices import AccountChoices, ChoiceIndex
 from clinic_pipeline.load.files import TARGETABLE_TYPE, sha256_of
 from clinic_pipeline.load.loader import find_sent
 from clinic_pipeline.load.owners import OwnerMap
-from clinic_pipeline.load.payloads import LOOKUP_PREFIX, OWNER_COLUMN, Prepared, prepare
+from clinic_pipeline.load.payloads import LOOKUP_PREFIX, Prepared, names_owners, prepare
 from clinic_pipeline.load.state import AuditEntry, IdMapRow, Intent, StateStore
 from clinic_pipeline.model.objects import (
     BY_NAME,
@@ -257,7 +257,7 @@ class _Repair:
     # ---- preparing bodies as the loader does -----------------------------------------------
 
     def _owner_map(self, columns: Iterable[str]) -> OwnerMap | None:
-        if OWNER_COLUMN not in columns:
+        if not names_owners(columns):
             return None
         if self._owners is None:
             try:

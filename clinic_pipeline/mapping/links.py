@@ -5,7 +5,8 @@ A foreign key (declared, or inferred by the inventory from names and value conta
   contact and account, activities, notes, files and custom module records → their contact
   (`lookup:contact`); the value is the parent row's source key, `references` names the parent table;
 - the record's owner when the parent table holds providers/users (`owner_by_email`, the provider's
-  email taken `via` the parent table's email column), resolved to a Freshsales user at load time;
+  email taken `via` the parent table's email column; where no staff table has one, `owner_by_name` by the
+  provider's display name), resolved to a Freshsales user at load time;
 - a link through another record when the record names only that record (a lab result's encounter → the
   encounter's patient: `through` the encounter table, `via` its patient column);
 - otherwise nothing special: the generic field map keeps the raw value.
@@ -25,9 +26,11 @@ from clinic_pipeline.mapping.synonyms import (
     OWNER_ROLE_WORDS,
     PAST_LINK_WORDS,
     bare,
+    expand,
     glued_prefix,
     normalise,
     snake_name,
+    variants,
 )
 from clinic_pipeline.model.objects import target_object
 from clinic_pipeline.source.inventory import ColumnProfile, Relationship, SchemaInventory, TableProfile
@@ -45,6 +48,8 @@ LINK_TARGETS: dict[tuple[str, str], str] = {
     ("sales_activity", "contact"): "targetable_id",
 }
 TRUE_FLAGS = ["1", "y", "yes", "true", "t", "x"]
+# An owner matched by display name can meet a namesake: a little less sure than by email.
+BY_NAME_PENALTY = 0.05
 
 
 def link_target(child: str, parent: str) -> str | None:
@@ -149,6 +154,18 @@ def _email_column(table: TableProfile) -> str | None:
     return named[0].name if named else None
 
 
+def _staff_name_column(table: TableProfile) -> str | None:
+    """The column naming each staff member whole: a full or display name (the vocabulary's `full_name`), else a
+    description (Open Hospital's `US_DESC`: the name, often with a role); filled, not a category. A first and a
+    last name apart are not read: an owner line takes one column `via` its table."""
+    people = [c for c in table.columns if c.type == "text" and c.null_rate < 0.5 and c.categories is None]
+    full_name = set(CONCEPT_BY_KEY["full_name"].phrases)
+    named = [c for c in people if full_name & set(variants(c.name))]
+    described = [c for c in people if "description" in expand(normalise(c.name)).split()]
+    found = named or described
+    return found[0].name if found else None
+
+
 def link_lines(
     table: TableProfile, target: str, inventory: SchemaInventory, targets: dict[str, str], keys: dict[str, str]
 ) -> dict[str, FieldMapping]:
@@ -181,21 +198,9 @@ def link_lines(
                 currency_rank(column),
                 spread,
             )
-            staff = _staff_with_email(rel, inventory, targets, keys)
-            if staff is None:
-                continue
-            if staff[0] is not rel:
-                why += f", and {staff[0].ref_table}.{staff[0].ref_column} (which has the email)"
-            lines[column] = FieldMapping(
-                source=column,
-                target="owner_id",
-                type="lookup",
-                transform="owner_by_email",
-                references=staff[0].ref_table,
-                via=staff[1],
-                confidence=confidence,
-                reason=f"{why}: the owner is that provider's Freshsales user, matched by {staff[1]}",
-            )
+            owner = _owner_line(column, rel, why, confidence, _staff_owner(rel, inventory, targets, keys))
+            if owner is not None:
+                lines[column] = owner
             continue
         field = link_target(target, parent_target or "")
         if field is None:
@@ -214,12 +219,52 @@ def link_lines(
     return _one_per_field(lines, ranks)
 
 
-def _staff_with_email(
+def _owner_line(
+    column: str, rel: Relationship, why: str, confidence: float, staff: tuple[Relationship, str, str] | None
+) -> FieldMapping | None:
+    """The owner line of a staff reference, from the staff table and column `_staff_owner` found."""
+    if staff is None:
+        return None
+    found, via, transform = staff
+    by_name = transform == "owner_by_name"
+    if found is not rel:
+        why += f", and {found.ref_table}.{found.ref_column} (which has the {'name' if by_name else 'email'})"
+    matched = f"matched by {via}"
+    if by_name:
+        confidence = round(confidence - BY_NAME_PENALTY, 2)
+        matched = f"matched by display name ({via}) because the source has no email"
+    return FieldMapping(
+        source=column,
+        target="owner_id",
+        type="lookup",
+        transform=transform,
+        references=found.ref_table,
+        via=via,
+        confidence=confidence,
+        reason=f"{why}: the owner is that provider's Freshsales user, {matched}",
+    )
+
+
+def _staff_owner(
     rel: Relationship, inventory: SchemaInventory, targets: dict[str, str], keys: dict[str, str]
-) -> tuple[Relationship, str] | None:
-    """The staff table a staff reference finds an email in, with that column: its own parent, else another
-    staff table holding the same values as its key (NOSH's providers extend its users, which have the email)."""
+) -> tuple[Relationship, str, str] | None:
+    """(staff table's relationship, column, owner transform) a staff reference finds its owner by: an email in
+    its own parent, else in another staff table holding the same values as its key (NOSH's providers extend its
+    users, which have the email); only where none has one, a display name, the same way."""
     tables = {t.name: t for t in inventory.tables}
+    candidates = [c for c in _staff_tables(rel, inventory, targets, keys) if c.ref_table in tables]
+    for finder, transform in ((_email_column, "owner_by_email"), (_staff_name_column, "owner_by_name")):
+        for candidate in candidates:
+            via = finder(tables[candidate.ref_table])
+            if via is not None:
+                return candidate, via, transform
+    return None
+
+
+def _staff_tables(
+    rel: Relationship, inventory: SchemaInventory, targets: dict[str, str], keys: dict[str, str]
+) -> list[Relationship]:
+    """The staff reference's own parent, then the other staff tables holding its values as their key."""
     others = [
         r
         for r in inventory.relationships
@@ -230,12 +275,7 @@ def _staff_with_email(
         and keys.get(r.ref_table) == r.ref_column
         and (r.coverage or 1.0) >= (rel.coverage or 1.0)
     ]
-    for candidate in (rel, *others):
-        parent = tables.get(candidate.ref_table)
-        email = _email_column(parent) if parent is not None else None
-        if email is not None:
-            return candidate, email
-    return None
+    return [rel, *others]
 
 
 def _has_owner(target: str) -> bool:

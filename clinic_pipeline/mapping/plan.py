@@ -37,7 +37,8 @@ class FieldMapping(BaseModel):
     references: str | None = Field(default=None, description="source table whose source key this value names")
     via: str | None = Field(
         default=None,
-        description="column of `references` (or of `through`) whose value is taken (the owner's email, the patient)",
+        description="column of `references` (or of `through`) whose value is taken (the owner's email or name, "
+        "the patient)",
     )
     through: str | None = Field(
         default=None,

@@ -20,7 +20,7 @@ from collections.abc import Collection, Mapping
 from clinic_pipeline.errors import OperatorError
 from clinic_pipeline.mapping.plan import FieldMapping, MappingPlan, ObjectMapping, confirm_plan
 from clinic_pipeline.model.objects import NOT_MIGRATED, USERS, FieldType, UnknownTargetError, target_object
-from clinic_pipeline.model.transforms import UnknownTransformError, transform_of
+from clinic_pipeline.model.transforms import OWNER_COLUMNS, UnknownTransformError, transform_of
 
 # Fed by staging itself when no line does: a module record's name falls back to its source key.
 _FED_BY_STAGING = frozenset({"name"})
@@ -91,7 +91,7 @@ def plan_problems(
             problems.append(f"{mapping.source_table}: {unknown}")
             continue
         if mapping.target == USERS.target:
-            continue  # staff are matched to existing users by email (owner map), never created
+            continue  # staff are matched to existing users by email or name (owner map), never created
         if not mapping.source_key:
             problems.append(f"{mapping.source_table} → {mapping.target}: no source_key (the loader needs one)")
         lines = mapping.mapped_fields()
@@ -136,7 +136,7 @@ def _link_problems(mapping: ObjectMapping) -> list[str]:
     by_parent: dict[str, list[str]] = {}
     for line in mapping.mapped_fields():
         name, _, parent = (line.transform or "").partition(":")
-        if name == "lookup" or name == "owner_by_email":
+        if name == "lookup" or name in OWNER_COLUMNS:
             by_parent.setdefault(parent or "owner", []).append(line.source)
     return [
         f"{mapping.source_table} → {mapping.target}: {', '.join(sources)} all link to its {parent}; keep one "

@@ -104,6 +104,7 @@ from clinic_pipeline.mapping.synonyms import (
 )
 from clinic_pipeline.mapping.workflow_vocabulary import WORKFLOW_ROLES
 from clinic_pipeline.model.objects import ACCOUNTS, CONTACTS, NOT_MIGRATED, FieldType
+from clinic_pipeline.model.transforms import OWNER_COLUMNS
 from clinic_pipeline.source.inventory import TEST_RECORD_NAME, ColumnProfile, SchemaInventory, TableProfile
 
 NAME_WEIGHT = 0.65
@@ -1106,7 +1107,8 @@ def _parent_copies(
         return {}  # a person's own record: what it shares with another is still its own
     lines = {}
     for column, link in links.items():
-        if link.transform not in ("lookup:contact", "owner_by_email") or link.references is None:
+        linked = link.transform == "lookup:contact" or link.transform in OWNER_COLUMNS
+        if not linked or link.references is None:
             continue
         rel = next(
             (

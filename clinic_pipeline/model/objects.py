@@ -3,8 +3,8 @@
 A staged object is one `staged_<name>` Parquet file and one `loaded_<name>` asset. Rows carry
 `_source_key` (namespaced `<source table>:<key>`, or `<table>.<column>:<value>` for parents derived
 from a column), `_source_table`, `_source_row`, one `_lookup_<target>` column per parent (the parent's
-source key, resolved to a Freshsales id at load time), optionally `_owner_email` (resolved through the
-owner map at load time) and `_choice_<field>` (a reference row's name, resolved through its selector),
+source key, resolved to a Freshsales id at load time), optionally `_owner_email` or `_owner_name` (resolved
+to a user at load time) and `_choice_<field>` (a reference row's name, resolved through its selector),
 then payload columns named by their Freshsales field; `cf_*` columns travel in the record's `custom_field`.
 
 How a record carries its source key into Freshsales (`key_field`, design.md's idempotency convention):

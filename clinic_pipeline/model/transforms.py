@@ -48,6 +48,9 @@ CONTROL_CHARACTERS = r"[\x00-\x08\x0B\x0C\x0E-\x1F]"
 CONTROLS_REMOVED = "control characters removed"
 # has control characters → trimmed text → presence, lower-cased → parsed/cleaned → in UTC → the line's value
 LEVELS = 6
+# The owner transforms and the staged column each writes; the loader resolves a row's owner by the first one
+# present (an email is exact, a display name only where one active user bears it).
+OWNER_COLUMNS = {"owner_by_email": "_owner_email", "owner_by_name": "_owner_name"}
 
 Level = Mapping[str, str]  # step name → SQL over the source columns and the levels below
 
@@ -404,6 +407,13 @@ TRANSFORMS = _transforms(
         _LOOKUP,
         "the owner's email, taken through `references`/`via` (resolved to a user at load)",
         _owner_email,
+    ),
+    Transform(
+        "owner_by_name",
+        _LOOKUP,
+        "the owner's display name, taken through `references`/`via` where the source has no email (resolved at "
+        "load to the one active user of that first and last name)",
+        _kept,
     ),
     Transform(
         "name_part",

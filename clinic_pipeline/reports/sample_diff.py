@@ -30,6 +30,8 @@ from clinic_pipeline.freshsales.errors import NotFoundError
 from clinic_pipeline.load.state import StateStore
 from clinic_pipeline.mapping.plan import FieldMapping, MappingPlan, ObjectMapping, parent_key_value
 from clinic_pipeline.model.objects import BY_NAME, BY_TARGET, MARKER_FIELDS, STAGED_OBJECTS, FreshsalesObject
+from clinic_pipeline.model.people import by_unique_name, name_key
+from clinic_pipeline.model.transforms import OWNER_COLUMNS
 from clinic_pipeline.private_files import write_private_text
 from clinic_pipeline.reports import source_compare as cmp
 from clinic_pipeline.reports.charts import bar_chart
@@ -114,7 +116,11 @@ class _Context:
         self.formats = {(t.name, c.name): c.format for t in inventory.tables for c in t.columns}
         self.id_maps = {o.name: state.id_map(o.name) for o in STAGED_OBJECTS}
         self.keys_by_id = {name: {r.freshsales_id: k for k, r in m.items()} for name, m in self.id_maps.items()}
-        self.users = {int(u.id): (u.email or "").lower() for u in client.owners()}
+        users = client.owners()
+        self.users = {int(u.id): (u.email or "").lower() for u in users}
+        # The loader matches a name only to the one active user bearing it: id → that name's key.
+        unique, _shared = by_unique_name((u.display_name, int(u.id)) for u in users if u.is_active)
+        self.user_names = {user_id: key for key, user_id in unique.items()}
         self.aliases = _aliases(staged_dir)
         self.choices: dict[str, dict[int, str]] = {}
 
@@ -252,15 +258,19 @@ def _compare_line(
         got = {ctx.keys_by_id[parent].get(i) for i in _linked_ids(record)} - {None}
         verdict: Verdict = "matched" if want in got else "differs" if _linked_ids(record) else "missing"
         return verdict, want, ",".join(sorted(str(g) for g in got))
-    if name == "owner_by_email":
+    if name in OWNER_COLUMNS:
         if cmp.blank(value) or not line.references or not line.via:
             return None
-        email = _text(ctx.reference_value(line.references, str(value).strip(), line.via)).strip().lower()
-        if email not in ctx.users.values():
-            return None  # no Freshsales user: the owner map lists it, the diff has nothing to compare
-        owners = {ctx.users.get(i) for i in _owner_ids(record)} - {None}
-        verdict: Verdict = "matched" if email in owners else "missing" if not owners else "differs"
-        return verdict, email, ",".join(sorted(str(o) for o in owners))
+        staff = _text(ctx.reference_value(line.references, str(value).strip(), line.via)).strip()
+        by_email = name == "owner_by_email"
+        users = ctx.users if by_email else ctx.user_names
+        want = staff.lower() if by_email else name_key(staff)
+        if want is None or want not in users.values():
+            # No Freshsales user (or a name two share): the owner map lists it, the diff has nothing to compare.
+            return None
+        owners = {users.get(i) for i in _owner_ids(record)} - {None}
+        verdict: Verdict = "matched" if want in owners else "missing" if not owners else "differs"
+        return verdict, want, ",".join(sorted(str(o) for o in owners))
     if name == "choice":
         choices = {k.strip().lower(): v for k, v in line.value_map.items()}
         want = None if cmp.blank(value) else choices.get(str(value).strip().lower())

@@ -42,6 +42,7 @@ from clinic_pipeline.load.payloads import MODULE_ACCOUNT_FIELD
 from clinic_pipeline.load.state import StateStore
 from clinic_pipeline.model.objects import BY_NAME, DESCRIPTION_MARKER, STAGED_OBJECTS, FreshsalesObject
 from clinic_pipeline.model.outcomes import IN_FRESHSALES
+from clinic_pipeline.model.transforms import OWNER_COLUMNS
 from clinic_pipeline.reports.charts import bar_chart
 from clinic_pipeline.reports.render import render_page
 from clinic_pipeline.sql import quote_ident, quote_literal
@@ -384,6 +385,12 @@ def _rate(hits: int, total: int) -> float | None:
     return hits / total if total else None
 
 
+def _names_owner_sql(columns: Sequence[str]) -> str | None:
+    """SQL true for a staged row `s` naming its owner (an email or a display name); None when no column can."""
+    named = [f"s.{quote_ident(c)} IS NOT NULL" for c in OWNER_COLUMNS.values() if c in columns]
+    return f"({' OR '.join(named)})" if named else None
+
+
 def validate_object(
     client: FreshsalesClient,
     state: StateStore,
@@ -423,10 +430,10 @@ def validate_object(
         )
         fields = [c for c in columns if not c.startswith("_")]
         staged, staged_rates = _staged_rates(con, fields)
+        names_owner = _names_owner_sql(columns)
         loaded_staged, owner_staged = con.execute(
             "SELECT count(m._source_key), count(*) FILTER (WHERE m._source_key IS NOT NULL "
-            + ("AND s._owner_email IS NOT NULL" if "_owner_email" in columns else "AND FALSE")
-            + ") FROM staged s LEFT JOIN id_map m USING (_source_key)"
+            + f"AND {names_owner or 'FALSE'}) FROM staged s LEFT JOIN id_map m USING (_source_key)"
         ).fetchall()[0]
         if quarantine_files:
             quarantined, reasons = quarantine_counts(con, quarantine_files)
@@ -464,7 +471,7 @@ def validate_object(
         keys_missing=sum(1 for r in sample if hits[r["_source_key"]] == 0),
         keys_duplicated=sum(1 for r in sample if hits[r["_source_key"]] > 1),
         missing_loaded=sum(1 for r in sample if hits[r["_source_key"]] == 0 and r["_freshsales_id"] is not None),
-        owner_rate_staged=_rate(int(owner_staged), int(loaded_staged)) if "_owner_email" in columns else None,
+        owner_rate_staged=_rate(int(owner_staged), int(loaded_staged)) if names_owner else None,
         quarantine_reasons=reasons,
         not_loaded_reasons=unloaded,
         source_tables=tables,

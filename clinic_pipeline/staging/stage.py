@@ -28,6 +28,7 @@ from clinic_pipeline.mapping.plan import FieldMapping, MappingPlan, ObjectMappin
 from clinic_pipeline.model.functions import register_functions
 from clinic_pipeline.model.objects import BY_TARGET, CHOICE_PREFIX, FIELD_ALIASES, SOURCE_KEY_FIELD, FreshsalesObject
 from clinic_pipeline.model.transforms import (
+    OWNER_COLUMNS,
     Level,
     compile_transform,
     layered_from,
@@ -196,8 +197,9 @@ def _field_columns(
         )
         sel.columns.append(f"{key} AS {quote_ident('_lookup_' + parent)}")
         return
-    if name == "owner_by_email":
-        sel.columns.append(f"{compiled.value_sql} AS _owner_email")
+    if name in OWNER_COLUMNS:
+        # The owner's email or display name, resolved to a Freshsales user at load.
+        sel.columns.append(f"{compiled.value_sql} AS {OWNER_COLUMNS[name]}")
         return
     if name == "choice":
         chosen = _chosen_sql(line, compiled.value_sql)
