@@ -18,7 +18,8 @@ from clinic_pipeline.demo import DEMO_FALLBACK_OWNER, create_custom_fields_as_ad
 from clinic_pipeline.freshsales import FreshsalesClient
 from clinic_pipeline.load.loader import Loader
 from clinic_pipeline.load.state import open_state
-from clinic_pipeline.model.objects import BY_NAME
+from clinic_pipeline.mapping.owner_map import read_owner_map
+from clinic_pipeline.model.objects import BY_NAME, STAGED_OBJECTS
 from clinic_pipeline.model.people import name_key
 from clinic_pipeline.settings import ConfigurationError, Settings
 
@@ -169,3 +170,18 @@ def test_a_display_name_two_active_users_share_resolves_to_no_one(tmp_path: Path
     assert admin in set().union(*_visit_users(snapshot).values())
     contacts = {c["external_id"]: c["owner_id"] for c in snapshot["contacts"]}
     assert contacts["patients:3"] == admin
+
+
+def test_the_dry_run_reads_the_owner_map_the_sample_wrote(tmp_path: Path, sandbox: Any) -> None:
+    """Once the owner map is written (by the sample), the dry run reads it back: with each resolved staff
+    member's email or name, so owners resolve in its estimate as the loader will resolve them."""
+    _add_user(sandbox, "ann.smith@clinic.example", active=True)
+    settings = _settings(tmp_path, sandbox, clinic_fallback_owner_email="ada.admin@clinic.example")
+    written = steps.run_owner_map(settings)
+    read = read_owner_map(settings.paths.owner_map_parquet)
+    assert read is not None and read.entries == written.entries
+    assert any(e.status == "resolved" and e.email == "ann.smith@clinic.example" for e in read.entries)
+    for staged in STAGED_OBJECTS:
+        steps.run_stage(settings, staged.name)
+    estimate = steps.run_estimate(settings)
+    assert {o.object for o in estimate.objects} >= set(STAGED)

@@ -37,7 +37,7 @@ _REASONS: dict[OwnerStatus, str] = {
 class OwnerEntry(BaseModel):
     source_table: str
     source_key: str
-    email: str | None  # the staff member's work email (not patient data; the files are private anyway)
+    email: str | None = None  # the staff member's work email (not patient data; the files are private anyway)
     status: OwnerStatus
     name: str | None = None  # the display name a staff member without an email is matched by
     user_id: int | None = None  # the fallback owner's id when the status is not `resolved` and one is set
@@ -150,8 +150,10 @@ def unresolved(owner_map: StaffOwnerMap) -> list[OwnerEntry]:
 
 
 def write_owner_map(owner_map: StaffOwnerMap, parquet_path: Path, md_path: Path) -> None:
-    """The map as Parquet (source key → user id, status) and a readable Markdown page listing every
-    unresolved staff member with the reason. Keys and ids only; private like everything under data/."""
+    """The map as Parquet (source key, the staff member's work email or display name, status, user id) and a
+    readable Markdown page listing every unresolved staff member with the reason (keys only). The email and
+    name are kept so that `migrate --dry-run` resolves owners as the loader will (bodies hash alike); staff
+    data, not patients', private like everything under data/."""
     parquet_path.parent.mkdir(parents=True, exist_ok=True)
     table = pa.Table.from_pylist(
         [e.model_dump() for e in owner_map.entries],
@@ -159,6 +161,8 @@ def write_owner_map(owner_map: StaffOwnerMap, parquet_path: Path, md_path: Path)
             [
                 ("source_table", pa.string()),
                 ("source_key", pa.string()),
+                ("email", pa.string()),
+                ("name", pa.string()),
                 ("status", pa.string()),
                 ("user_id", pa.int64()),
             ]

@@ -355,9 +355,9 @@ def floor(o: ObjectEstimate, sent: int | None = None) -> int:
 
 
 def after_sample_estimate(clinic: Clinic) -> DryRunEstimate:
-    """The dry run's estimate of the full load after the signed-off sample, at Growth's limits. In process:
-    `migrate --dry-run` cannot run then (the owner map's Parquet lacks the `email` column `read_owner_map`
-    requires). The owners are resolved as the loader resolves them, so bodies hash as it builds them."""
+    """The dry run's estimate of the full load after the signed-off sample, at Growth's limits, in process
+    (the figures, not the CLI's text). The owners are resolved as the loader resolves them, so bodies hash as
+    it builds them."""
     settings = clinic.settings
     staged_files = {o.name: settings.paths.staged_dir / f"{o.name}.parquet" for o in STAGED_OBJECTS}
     with FreshsalesClient.from_settings(settings) as client:
@@ -448,8 +448,7 @@ def phase_migration(results: Results, clinic: Clinic, records: int, hour_seconds
     review_plan(clinic)
     steps_run["confirm-mapping"] = cli(clinic, "confirm-mapping", "--by", "Scale Bench")
     create_custom_fields_as_admin(clinic.settings, clinic.root_url, clinic.env["FRESHSALES_API_KEY"], echo=print)
-    # The dry run before the sample: once the sample has written the owner map, `migrate --dry-run` fails
-    # reading it back (see `after_sample_estimate`).
+    # The dry run before the sample: what a clinic is told before any record moves.
     growth = {"FRESHSALES_REQUESTS_PER_HOUR": str(GROWTH_PER_HOUR), "FRESHSALES_REQUESTS_PER_MINUTE": "400"}
     dry = cli(clinic, "migrate", "--dry-run", env=clinic.env | growth)
     steps_run["migrate --dry-run"] = dry
