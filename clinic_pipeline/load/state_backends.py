@@ -90,11 +90,12 @@ class DuckDBConnection:
         `VALUES`. DuckDB's own `executemany` runs the statement once per row (about half a millisecond each, the
         loader's largest cost per record). The rows keep their order (the audit log's `seq` follows it). An upsert
         must not name one key twice (one statement cannot update a row twice): callers pass the last row per key.
-        Any other statement, or values Arrow cannot type, run row by row as before."""
+        A single row (an Arrow table costs more than its statement), any other statement, or values Arrow cannot
+        type, run row by row as before."""
         if not rows:
             return
         values = _VALUES_ROW.search(sql)
-        if values is None or values.group(1).count("?") != len(rows[0]):
+        if len(rows) == 1 or values is None or values.group(1).count("?") != len(rows[0]):
             self._con.executemany(sql, rows)
             return
         try:
