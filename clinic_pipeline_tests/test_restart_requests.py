@@ -25,6 +25,7 @@ from clinic_pipeline_tests.child_runs import run_child
 
 ACTIVITIES = 1000
 KILL_AT = 700  # activity creates answered when the first run is killed: 7 pages of them listed
+SLOW_SECONDS = 0.1  # every API answer this late (see the test)
 PROVIDER = "dr.restart@clinic.example"
 
 # One process, as one `migrate --full` of the CLI: a client whose reference reads go through the state store
@@ -117,6 +118,11 @@ def test_a_restart_after_a_kill_reads_no_reference_rows_and_only_the_newest_reco
     _control(sandbox, "users", {"display_name": "Dr Restart", "email": PROVIDER, "is_active": True})
     key_field = {"label": "Source key", "name": "cf_source_key", "type": "text"}
     _control(sandbox, "settings/sales_accounts/fields", key_field)
+    # Every answer 0.1 s late: four workers create at most 40 activities a second, as Freshsales' budgets keep a
+    # load far slower still. `created_at` has whole seconds and reconciliation reads down to a second before the
+    # newest record committed before the kill: at the unthrottled sandbox's pace (hundreds a second once the
+    # state store stopped bounding it) those seconds alone would fill pages.
+    _control(sandbox, "faults", {"rate_slow": 1.0, "slow_seconds": SLOW_SECONDS})
     staged = tmp_path / "staged"
     _world(staged)
     state_path = tmp_path / "state" / "migration.duckdb"

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from clinic_pipeline.errors import OperatorError
-from clinic_pipeline.load.state import AuditEntry, IdMapRow, StateBusyError, StateStore, open_state
+from clinic_pipeline.load.state import AuditEntry, IdMapRow, Intent, StateBusyError, StateStore, open_state
 
 
 def test_state_file_is_private_and_batches_commit_atomically(tmp_path: Path) -> None:
@@ -48,6 +48,47 @@ def test_state_file_is_private_and_batches_commit_atomically(tmp_path: Path) -> 
         }
         assert state.audit_counts() == {("contacts", "create", "created"): 2, ("contacts", "update", "updated"): 1}
         assert state.audit_counts("r2") == {("contacts", "update", "updated"): 1}
+
+
+def test_a_batch_is_written_as_one_statement_with_the_rows_as_sent_one_by_one(tmp_path: Path) -> None:
+    """DuckDB takes a batch's rows as one Arrow table: the audit log keeps their order, a key named twice
+    keeps its last row (as upserting them one by one did), before-images and empty values round-trip."""
+    keys = [f"k{i}" for i in range(3000)]
+    with open_state(tmp_path / "migration.duckdb") as state:
+        state.begin_intents(
+            obj="notes",
+            run_id="r1",
+            intents=[Intent(k, "h0", None) for k in keys] + [Intent("k7", "h7", 55, before_image={"id": 9})],
+        )
+        pending = state.pending_intents("notes")
+        assert len(pending) == len(keys)
+        assert (pending["k7"].payload_hash, pending["k7"].parent_id, pending["k7"].before_image) == (
+            "h7",
+            55,
+            {"id": 9},
+        )
+        assert (pending["k8"].parent_id, pending["k8"].before_image) == (None, None)
+        state.record_batch(
+            obj="notes",
+            run_id="r1",
+            partition=None,
+            mapped=[IdMapRow(k, i, "h") for i, k in enumerate(keys)] + [IdMapRow("k3", 77, "h3")],
+            audit=[AuditEntry("create", "created", k, i, 201) for i, k in enumerate(keys)]
+            + [AuditEntry("update", "adopted", "k1", 1, None, before_image={"name": "x"}, parent_id=4)],
+        )
+        assert state.pending_intents("notes") == {}
+        ids = state.id_map("notes")
+        assert len(ids) == len(keys)
+        assert (ids["k3"].freshsales_id, ids["k3"].payload_hash) == (77, "h3")
+        entries = state.audit_entries("notes")
+        assert [e["source_key"] for e in entries] == [*keys, "k1"]
+        assert [e["seq"] for e in entries] == sorted(e["seq"] for e in entries)
+        assert (entries[-1]["before_image"], entries[-1]["parent_id"], entries[-1]["http_status"]) == (
+            {"name": "x"},
+            4,
+            None,
+        )
+        assert (entries[0]["before_image"], entries[0]["parent_id"], entries[0]["http_status"]) == (None, None, 201)
 
 
 # A process that opens the store (or, with `duckdb`, the bare file), says so, and holds it until told.

@@ -29,7 +29,7 @@ from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import psycopg
 import pyarrow as pa
@@ -130,6 +130,8 @@ class Intent:
     run_id: str | None = None  # the run that sent it, as read back: a rollback of that run undoes it
     created_at: datetime | None = None  # when it was committed, as read back: nothing of it was sent before
 
+
+_Keyed = TypeVar("_Keyed", IdMapRow, Intent)
 
 _ID_MAP_KEYS = pa.schema([("source_key", pa.string()), ("payload_hash", pa.string())])
 
@@ -237,7 +239,7 @@ class StateStore:
                     "INSERT INTO id_map VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (object, source_key) DO UPDATE SET"
                     " freshsales_id = excluded.freshsales_id, payload_hash = excluded.payload_hash,"
                     " run_id = excluded.run_id, loaded_at = excluded.loaded_at",
-                    [(obj, m.source_key, m.freshsales_id, m.payload_hash, run_id, now) for m in mapped],
+                    [(obj, m.source_key, m.freshsales_id, m.payload_hash, run_id, now) for m in _last_per_key(mapped)],
                 )
             if audit:
                 self._con.executemany(
@@ -282,7 +284,7 @@ class StateStore:
                         json.dumps(i.before_image) if i.before_image is not None else None,
                         now,
                     )
-                    for i in intents
+                    for i in _last_per_key(intents)
                 ],
             )
 
@@ -409,6 +411,13 @@ def state_exists(location: StateLocation) -> bool:
 def progress_path(path: Path) -> Path:
     """Where the writer of the store at `path` publishes its counts (see `StateStore._publish_progress`)."""
     return path.with_name("progress.json")
+
+
+def _last_per_key(rows: Sequence[_Keyed]) -> list[_Keyed]:
+    """The last row per source key, in their order: what upserting them one by one leaves (an upsert statement
+    over all of them at once may not name a key twice)."""
+    last = {row.source_key: i for i, row in enumerate(rows)}
+    return list(rows) if len(last) == len(rows) else [row for i, row in enumerate(rows) if last[row.source_key] == i]
 
 
 def _aware(value: datetime) -> datetime:
