@@ -183,8 +183,7 @@ def test_unmatched_tables_of_patients_become_notes_and_a_modules_child_rows_stay
     _csv(tmp_path / "lab_requests.csv", "lab_request_id,patient_id,requested_on", requests)
     tests = [f"{n},{n % 30 + 1},{4 + n % 5}.{n % 10} mmol/L" for n in range(90)]
     _csv(tmp_path / "lab_tests.csv", "lab_test_id,lab_request_id,result", tests)
-    con = duckdb.connect()
-    plan = propose_plan(build_inventory(open_source(str(tmp_path), con), con), 0.75)
+    plan = propose_plan(_inventory(str(tmp_path)), 0.75)
     by_table = {o.source_table: o for o in plan.objects}
     notes = by_table["hx_entries"]
     assert (notes.target, notes.source_key) == ("note", "entry_id")
@@ -218,8 +217,7 @@ def test_the_patients_table_and_their_notes_come_from_the_graph_when_names_are_g
     _csv(tmp_path / "facility_patientnotes.csv", "id,patient_id,facility_id,note", notes)
     visits = [f"{n},{1 + n % 60},2024-03-{1 + n % 28:02d} 10:00:00,fever" for n in range(1, 121)]
     _csv(tmp_path / "facility_patientconsultation.csv", "id,patient_id,encounter_date,category", visits)
-    con = duckdb.connect()
-    plan = propose_plan(build_inventory(open_source(str(tmp_path), con), con), 0.75)
+    plan = propose_plan(_inventory(str(tmp_path)), 0.75)
     by_table = {o.source_table: o for o in plan.objects}
     patients_plan = by_table["facility_patientregistration"]
     assert patients_plan.target == "contact" and patients_plan.confidence < 0.75
@@ -245,8 +243,7 @@ def test_columns_that_say_nothing_of_their_record_are_left_out_with_a_reason(tmp
     ]
     header = "patient_id,first_name,last_name,date_of_birth,date_of_birth_legacy,active,is_declared_positive,"
     _csv(tmp_path / "patients.csv", header + "updated_at_sync_tick,country", rows)
-    con = duckdb.connect()
-    plan = propose_plan(build_inventory(open_source(str(tmp_path), con), con), 0.75)
+    plan = propose_plan(_inventory(str(tmp_path)), 0.75)
     lines = {f.source: f for f in next(o for o in plan.objects if o.source_table == "patients").fields}
     assert lines["active"].target is None and "one value on all 40 rows" in lines["active"].reason
     legacy = lines["date_of_birth_legacy"]
@@ -267,8 +264,7 @@ def test_the_prescriber_owns_a_prescription_not_the_clinician_who_discontinued_i
         for n in range(120)
     ]
     _csv(tmp_path / "prescriptions.csv", "id,patient_id,prescriber_id,discontinuing_clinician_id,medication", rows)
-    con = duckdb.connect()
-    plan = propose_plan(build_inventory(open_source(str(tmp_path), con), con), 0.75)
+    plan = propose_plan(_inventory(str(tmp_path)), 0.75)
     lines = {f.source: f for f in next(o for o in plan.objects if o.source_table == "prescriptions").fields}
     assert (lines["prescriber_id"].target, lines["prescriber_id"].references) == ("owner_id", "users")
     ended = lines["discontinuing_clinician_id"]
@@ -287,8 +283,7 @@ def test_bookings_that_never_became_an_encounter_migrate_the_others_ride_on_it(t
         for n in range(100)
     ]
     _csv(tmp_path / "appointments.csv", "id,patient_id,encounter_id,start_time", bookings)
-    con = duckdb.connect()
-    plan = propose_plan(build_inventory(open_source(str(tmp_path), con), con), 0.75)
+    plan = propose_plan(_inventory(str(tmp_path)), 0.75)
     booked = next(o for o in plan.objects if o.source_table == "appointments")
     assert booked.target == "appointment"
     carried = next(r for r in booked.skip_rules if r.when.source == "encounter_id")
@@ -317,8 +312,7 @@ def test_a_side_tables_unique_reference_does_not_make_the_parents_key_a_referenc
     _csv(tmp_path / "users.csv", "id,full_name,role", [f"{u},Nurse {n},nurse" for n, u in enumerate(users)])
     logins = [f"ua{n},{u},PhoneNumberAuthentication,pna{n}" for n, u in enumerate(users)]
     _csv(tmp_path / "user_authentications.csv", "id,user_id,authenticatable_type,authenticatable_id", logins)
-    con = duckdb.connect()
-    plan = propose_plan(build_inventory(open_source(str(tmp_path), con), con), 0.75)
+    plan = propose_plan(_inventory(str(tmp_path)), 0.75)
     by_table = {o.source_table: o for o in plan.objects}
     patients = by_table["patients"]
     assert patients.source_key == "id"
@@ -344,8 +338,7 @@ def test_measurements_sync_stamps_typed_copies_and_visited_are_read_for_what_the
     statuses = ["visited", "scheduled", "cancelled"]
     visits = [f"a{n},p{n % 60},2024-04-{1 + n % 28:02d} 09:00:00,{statuses[n % 3]}" for n in range(90)]
     _csv(tmp_path / "appointments.csv", "id,patient_id,scheduled_date,status", visits)
-    con = duckdb.connect()
-    plan = propose_plan(build_inventory(open_source(str(tmp_path), con), con), 0.75)
+    plan = propose_plan(_inventory(str(tmp_path)), 0.75)
     lines = {(o.source_table, f.source): f for o in plan.objects for f in o.fields}
     assert lines[("blood_pressures", "systolic")].target == "description"
     assert lines[("blood_pressures", "cuff_code")].target is None
@@ -363,8 +356,7 @@ def test_the_clinic_a_patient_is_assigned_to_now_is_the_account_not_where_they_r
     _csv(tmp_path / "facilities.csv", "id,name,street_address,district", facilities)
     rows = [f"p{n},Ann{n},Lee{n},f{1 + n % 6},f{1 + (n + 1) % 6}" for n in range(60)]
     _csv(tmp_path / "patients.csv", "id,first_name,last_name,registration_facility_id,assigned_facility_id", rows)
-    con = duckdb.connect()
-    plan = propose_plan(build_inventory(open_source(str(tmp_path), con), con), 0.75)
+    plan = propose_plan(_inventory(str(tmp_path)), 0.75)
     lines = {f.source: f for f in next(o for o in plan.objects if o.source_table == "patients").fields}
     assert (lines["assigned_facility_id"].target, lines["assigned_facility_id"].references) == (
         "sales_accounts",
@@ -384,8 +376,7 @@ def test_call_results_are_calls_not_lab_results(tmp_path: Path) -> None:
         "id,patient_id,test,value",
         [f"l{n},p{n % 40},HbA1c,{5 + n % 4}.{n % 10}" for n in range(50)],
     )
-    con = duckdb.connect()
-    plan = propose_plan(build_inventory(open_source(str(tmp_path), con), con), 0.75)
+    plan = propose_plan(_inventory(str(tmp_path)), 0.75)
     targets = {o.source_table: o.target for o in plan.objects}
     assert targets["call_results"] == "sales_activity"
     assert targets["lab_results"] == "custom_module:lab_result"
@@ -403,8 +394,7 @@ def test_a_tables_glued_column_prefix_is_read_past(tmp_path: Path) -> None:
     _csv(tmp_path / "patient.csv", "id,ptlname,ptfname,ptaddr1,ptzip,ptwphone,ptprimaryfacility", patients)
     visits = [f"{n},{1 + n % 60},2024-03-{1 + n % 28:02d},{9 + n % 8}" for n in range(200)]
     _csv(tmp_path / "scheduler.csv", "id,calpatient,caldateof,calhour", visits)
-    con = duckdb.connect()
-    plan = propose_plan(build_inventory(open_source(str(tmp_path), con), con), 0.75)
+    plan = propose_plan(_inventory(str(tmp_path)), 0.75)
     lines = {(o.source_table, f.source): f.target for o in plan.objects for f in o.fields}
     assert lines[("patient", "ptlname")] == "last_name"
     assert lines[("patient", "ptfname")] == "first_name"
@@ -431,8 +421,7 @@ def test_a_staff_table_without_an_email_gives_the_owner_by_display_name(
     _csv(tmp_path / "patients.csv", "patient_id,first_name,last_name", [f"p{n},Ann{n},Lee{n}" for n in range(1, 41)])
     rows = [f"rx{n},p{n % 40 + 1},u{n % 12 + 1:03d},Amoxicillin 500 mg" for n in range(120)]
     _csv(tmp_path / "prescriptions.csv", "id,patient_id,prescriber_id,medication", rows)
-    con = duckdb.connect()
-    plan = propose_plan(build_inventory(open_source(str(tmp_path), con), con), 0.75)
+    plan = propose_plan(_inventory(str(tmp_path)), 0.75)
     lines = {f.source: f for f in next(o for o in plan.objects if o.source_table == "prescriptions").fields}
     line = lines["prescriber_id"]
     assert (line.target, line.transform, line.references, line.via) == ("owner_id", transform, "users", via)
