@@ -1070,7 +1070,7 @@ def _left_out(line: FieldMapping, table: TableProfile) -> FieldMapping | None:
     kept = " ".join(w for w in words if w not in SUPERSEDED_WORDS)
     sibling = next((c.name for c in table.columns if c is not column and normalise(c.name) == kept), None)
     if sibling is not None and len(kept) < len(" ".join(words)):
-        why = f"not migrated: a superseded copy of {sibling}, which migrates; set a target to keep it too"
+        why = f"not migrated: a superseded copy of {sibling} beside it; set a target to keep it too"
     elif column.distinct_count == 1 and column.null_count == 0 and table.row_count >= MIN_CONSTANT_ROWS:
         why = (
             f"not migrated: one value on all {table.row_count} rows tells no record from another (a flag or "
