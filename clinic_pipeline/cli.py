@@ -559,6 +559,10 @@ def ui(
             process.wait()
         except KeyboardInterrupt:
             typer.echo("stopping the Dagster UI")
+            # A second Ctrl-C or SIGTERM (a process manager repeats it) must not cut the escalation short and
+            # leave the session's processes holding the ports.
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
             _stop_session(process)
 
 

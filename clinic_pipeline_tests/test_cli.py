@@ -307,10 +307,14 @@ def test_during_a_load_status_shows_its_progress_and_report_the_last_report_or_w
     assert after.returncode == 0 and "a load is running" not in after.stdout
 
 
-# Ctrl-C in a terminal, or `kill` / a process manager.
-@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+# Ctrl-C in a terminal, or `kill` / a process manager, which may repeat it while the session stops.
+@pytest.mark.parametrize(
+    "stops",
+    [[signal.SIGINT], [signal.SIGTERM], [signal.SIGTERM, signal.SIGTERM]],
+    ids=["ctrl-c", "sigterm", "sigterm-twice"],
+)
 def test_ui_starts_without_the_venv_on_path_and_a_stop_signal_stops_every_process(
-    tmp_path: Path, stop: signal.Signals
+    tmp_path: Path, stops: list[signal.Signals]
 ) -> None:
     ui_port, sandbox_port = free_port(), free_port()
     env = _clean_env(tmp_path) | {"PATH": "/usr/bin:/bin"}  # as a fresh shell: no .venv/bin
@@ -332,7 +336,10 @@ def test_ui_starts_without_the_venv_on_path_and_a_stop_signal_stops_every_proces
                 time.sleep(1)
         else:
             raise AssertionError("the Dagster UI never answered")
-        ui.send_signal(stop)
+        for n, stop in enumerate(stops):
+            if n:
+                time.sleep(0.5)  # the second arrives while the first is stopping the session
+            ui.send_signal(stop)
         output, _ = ui.communicate(timeout=240)  # a webserver and a code server to stop, on a busy machine
     finally:
         if ui.poll() is None:
@@ -343,7 +350,8 @@ def test_ui_starts_without_the_venv_on_path_and_a_stop_signal_stops_every_proces
         with pytest.raises(httpx.TransportError):
             httpx.get(f"http://127.0.0.1:{port}/", timeout=2)
     # Nothing of the session outlives it: no webserver or code server still holding a port or a process.
-    leftovers = subprocess.run(["pgrep", "-f", f"dagster.*-p {ui_port}"], capture_output=True, text=True, check=False)
+    pattern = f"dagster.*(-p|--port) {ui_port}"
+    leftovers = subprocess.run(["pgrep", "-f", pattern], capture_output=True, text=True, check=False)
     assert leftovers.stdout.strip() == ""
 
 
