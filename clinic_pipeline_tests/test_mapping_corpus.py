@@ -22,6 +22,7 @@ FLOORS: dict[str, tuple[float, float]] = {
     "openmrs": (0.88, 1.0),
     "oscar": (0.86, 1.0),
     "simple_server": (0.92, 0.80),
+    "synthea": (0.92, 1.0),
     "tamanu": (0.86, 1.0),
 }
 
