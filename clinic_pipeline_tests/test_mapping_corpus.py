@@ -18,6 +18,7 @@ FLOORS: dict[str, tuple[float, float]] = {
     "nosh": (0.80, 0.71),
     "open_hospital": (0.86, 1.0),
     "open_dental": (0.77, 0.50),
+    "openclinic_ga": (0.77, 0.12),
     "openemr": (0.93, 1.0),
     "openmrs": (0.88, 1.0),
     "oscar": (0.86, 1.0),
