@@ -427,3 +427,70 @@ def test_a_staff_table_without_an_email_gives_the_owner_by_display_name(
     assert (line.target, line.transform, line.references, line.via) == ("owner_id", transform, "users", via)
     by_name = transform == "owner_by_name"
     assert ("matched by display name (display_name) because the source has no email" in line.reason) == by_name
+
+
+def test_glued_table_names_are_read_as_their_words(tmp_path: Path) -> None:
+    """Open Dental glues its table names: `procedurelog` with a fee is billing lines (deals), `insplan` the
+    insurance plans; a procedure history without a charge is clinical, and `securitylog` stays the software's
+    audit trail. The procedures' `ProcFee` is the deal's amount (read past the table's word), and a
+    `RepeatChargeNum` numbers a charge: no amount."""
+    _csv(tmp_path / "patient.csv", "PatNum,FName,LName", [f"{n},Ann{n},Lee{n}" for n in range(1, 41)])
+    procs = [f"{n},{1 + n % 40},2024-02-{1 + n % 28:02d},{80 + n % 7}.50,{n % 3}" for n in range(1, 121)]
+    _csv(tmp_path / "procedurelog.csv", "ProcNum,PatNum,ProcDate,ProcFee,RepeatChargeNum", procs)
+    history = [f"{n},{1 + n % 40},Appendectomy,2019-05-{1 + n % 28:02d}" for n in range(1, 51)]
+    _csv(tmp_path / "procedurehistory.csv", "HistNum,PatNum,Description,PerformedOn", history)
+    plans = [f"{n},Group {n},PPO" for n in range(1, 21)]
+    _csv(tmp_path / "insplan.csv", "PlanNum,GroupName,PlanType", plans)
+    audit = [f"{n},{1 + n % 40},opened chart,2024-02-{1 + n % 28:02d} 10:00:00" for n in range(50)]
+    _csv(tmp_path / "securitylog.csv", "SecurityLogNum,PatNum,LogText,LogDateTime", audit)
+    plan = propose_plan(_inventory(str(tmp_path)), 0.75)
+    by_table = {o.source_table: o for o in plan.objects}
+    assert by_table["procedurelog"].target == "deal"
+    assert by_table["procedurehistory"].target == "custom_module:clinical_list"
+    assert by_table["insplan"].target == "custom_module:insurance_plan"
+    assert by_table["securitylog"].target == "not_migrated"
+    lines = {f.source: f for f in by_table["procedurelog"].fields}
+    assert lines["ProcFee"].target == "amount"
+    assert lines["RepeatChargeNum"].target != "amount"
+
+
+def test_a_sort_order_column_two_tables_share_is_no_reference_and_no_key(tmp_path: Path) -> None:
+    """Open Dental's providers and clinics both carry a dense `ItemOrder`: the same name is no evidence that
+    one names the other, so the providers' key stays `ProvNum`, the column the visits name."""
+    providers = [f"{n},{n},Dr{n},doc{n}@clinic.example" for n in range(1, 12)]
+    _csv(tmp_path / "provider.csv", "ProvNum,ItemOrder,LName,Email", providers)
+    _csv(tmp_path / "clinic.csv", "ClinicNum,ItemOrder,Description", [f"{n},{n},Clinic {n}" for n in range(1, 4)])
+    _csv(tmp_path / "patient.csv", "PatNum,FName,LName", [f"{n},Ann{n},Lee{n}" for n in range(1, 41)])
+    visits = [f"{n},{1 + n % 40},{1 + n % 11},2024-03-{1 + n % 28:02d}" for n in range(1, 101)]
+    _csv(tmp_path / "appointment.csv", "AptNum,PatNum,ProvNum,AptDateTime", visits)
+    plan = propose_plan(_inventory(str(tmp_path)), 0.75)
+    by_table = {o.source_table: o for o in plan.objects}
+    assert by_table["provider"].source_key == "ProvNum"
+    owner = next(f for f in by_table["appointment"].fields if f.source == "ProvNum")
+    assert (owner.target, owner.references) == ("owner_id", "provider")
+
+
+def test_who_made_a_call_and_who_prescribed_are_owners_a_code_lists_number_says_its_label(tmp_path: Path) -> None:
+    """A call log's plain `user_id` is who made the call; `prescribed_by_id` names the prescriber, not a clerk.
+    A visit's `visit_type_id` points into a list of types that is not migrated: the description says the
+    type's name; a number naming a migrated record (`encounter_id` on a task) says nothing there."""
+    users = [f"{n},Dr Lee {n},lee{n}@clinic.example" for n in range(1, 16)]
+    _csv(tmp_path / "users.csv", "id,full_name,email", users)
+    _csv(tmp_path / "patients.csv", "id,first_name,last_name", [f"{n},Ann{n},Lee{n}" for n in range(101, 141)])
+    calls = [f"{n},{101 + n % 40},{1 + n % 15},agreed_to_visit,2024-05-{1 + n % 28:02d} 11:00:00" for n in range(80)]
+    _csv(tmp_path / "call_results.csv", "id,patient_id,user_id,result_type,created_at", calls)
+    drugs = [f"{n},{101 + n % 40},{1 + n % 15},Amlodipine 5 mg" for n in range(300, 360)]
+    _csv(tmp_path / "prescriptions.csv", "id,patient_id,prescribed_by_id,medicine", drugs)
+    _csv(tmp_path / "visit_types.csv", "visit_type_id,name", [f"{n},Type {n}" for n in range(501, 505)])
+    visits = [f"{n},{101 + n % 40},{501 + n % 4},2024-03-{1 + n % 28:02d} 09:00:00" for n in range(700, 800)]
+    _csv(tmp_path / "visits.csv", "id,patient_id,visit_type_id,start_datetime", visits)
+    tasks = [f"{n},{101 + n % 40},{700 + n % 100},Call back about results" for n in range(900, 960)]
+    _csv(tmp_path / "follow_up_tasks.csv", "id,patient_id,visit_id,task", tasks)
+    plan = propose_plan(_inventory(str(tmp_path)), 0.75)
+    lines = {(o.source_table, f.source): f for o in plan.objects for f in o.fields}
+    assert lines[("call_results", "user_id")].target == "owner_id"
+    assert lines[("prescriptions", "prescribed_by_id")].target == "owner_id"
+    visit_type = lines[("visits", "visit_type_id")]
+    assert (visit_type.target, visit_type.transform, visit_type.via) == ("description", "from_reference", "name")
+    visit = lines[("follow_up_tasks", "visit_id")]
+    assert visit.target is None and "its bare number says nothing in a description" in visit.reason

@@ -25,14 +25,17 @@ from clinic_pipeline.mapping.synonyms import (
     LATER_ACT_WORDS,
     OWNER_ROLE_WORDS,
     PAST_LINK_WORDS,
+    PAYER_ROLE_WORDS,
+    PAYER_TABLE_WORDS,
     bare,
     expand,
     glued_prefix,
     normalise,
     snake_name,
+    table_words,
     variants,
 )
-from clinic_pipeline.model.objects import target_object
+from clinic_pipeline.model.objects import NOT_MIGRATED, target_object
 from clinic_pipeline.source.inventory import ColumnProfile, Relationship, SchemaInventory, TableProfile
 
 CHILDREN_OF_CONTACT = ("deal", "appointment", "task", "note", "file", "sales_activity")
@@ -127,16 +130,19 @@ def evidence(rel: Relationship) -> str:
     return measured + ("" if rel.name_agrees else ", by values alone")
 
 
-def owner_rank(column: str) -> int:
+def owner_rank(column: str, target: str = "") -> int:
     """Lower is a better owner: the attending provider before an unnamed staff column before the one who ended
-    or checked the record (`discontinuing_clinician_id`) before the clerk; past the unnamed column, no owner."""
+    or checked the record (`discontinuing_clinician_id`) before the clerk; past the unnamed column, no owner.
+    A communication's plain `user` is the one who made the call or sent the message, not a clerk."""
     words = {w for w in normalise(column).split()}
     if words & LATER_ACT_WORDS:
         return len(OWNER_ROLE_WORDS) + 1
     for rank, word in enumerate(OWNER_ROLE_WORDS):
         if any(w.startswith(word) for w in words):
             return rank
-    return len(OWNER_ROLE_WORDS) + (5 if words & CLERK_ROLE_WORDS else 0)
+    clerk = words & CLERK_ROLE_WORDS
+    acting = target == "sales_activity" and clerk == {"user"}
+    return len(OWNER_ROLE_WORDS) + (5 if clerk and not acting else 0)
 
 
 def currency_rank(column: str) -> int:
@@ -189,11 +195,12 @@ def link_lines(
         size = (referrers.get(rel.ref_table, 0), parent.row_count if parent is not None else 0)
         ranks[column] = (int(by_name), size, confidence, currency_rank(column), spread)
         if parent_target == "user" and parent is not None:
-            if owner_rank(bare(column, prefix)) > len(OWNER_ROLE_WORDS) or not _has_owner(target):
+            rank = owner_rank(bare(column, prefix), target)
+            if rank > len(OWNER_ROLE_WORDS) or not _has_owner(target):
                 continue  # who typed the row (`user`, `created_by`), or a file: no owner (see reference_lines)
             ranks[column] = (
                 int(by_name),
-                (-owner_rank(bare(column, prefix)), 0),
+                (-rank, 0),
                 confidence,
                 currency_rank(column),
                 spread,
@@ -294,9 +301,9 @@ def reference_lines(
     prefix = glued_prefix(tuple(c.name for c in table.columns))
     for column, rel in table_relationships(inventory, table.name, keys, targets).items():
         kept_in = "description" if target in ("appointment", "task", "note") else f"cf_{snake_name(column)}"
-        clerk = targets.get(rel.ref_table) == "user" and owner_rank(bare(column, prefix)) > len(OWNER_ROLE_WORDS)
-        if clerk:
-            later = owner_rank(bare(column, prefix)) == len(OWNER_ROLE_WORDS) + 1
+        rank = owner_rank(bare(column, prefix), target)
+        if targets.get(rel.ref_table) == "user" and rank > len(OWNER_ROLE_WORDS):
+            later = rank == len(OWNER_ROLE_WORDS) + 1
             role = "who ended or checked the record, not its owner" if later else "who typed the row"
             lines[column] = FieldMapping(
                 source=column,
@@ -309,8 +316,12 @@ def reference_lines(
         if target in ("file", "user"):
             kept_in = None
         place = _name_column(tables[rel.ref_table]) if rel.ref_table in tables else None
-        if target == "appointment" and targets.get(rel.ref_table) == "sales_account" and place is not None:
-            # A visit's clinic or room: the appointment's location field, by the place's name.
+        payer = bool(
+            set(table_words(rel.ref_table)) & PAYER_TABLE_WORDS or set(normalise(column).split()) & PAYER_ROLE_WORDS
+        )
+        if target == "appointment" and targets.get(rel.ref_table) == "sales_account" and place and not payer:
+            # A visit's clinic or room: the appointment's location field, by the place's name (who pays for
+            # the visit is no place).
             lines[column] = FieldMapping(
                 source=column,
                 target="location",
@@ -322,6 +333,25 @@ def reference_lines(
                 reason=f"{evidence(rel)}: the visit's place, its {place} in the location field",
             )
             continue
+        # A bare number of the source's (`visit_type_id = 7`) tells a reader of the description nothing: a
+        # code list's row (not migrated itself) says its label instead; a migrated record's number, nothing.
+        opaque = kept_in == "description" and table.column(column).type in ("integer", "id")
+        code_list = targets.get(rel.ref_table, NOT_MIGRATED) == NOT_MIGRATED and place is not None
+        if opaque and code_list and rank <= len(OWNER_ROLE_WORDS):  # a clerk's number stays behind
+            lines[column] = FieldMapping(
+                source=column,
+                target=kept_in,
+                type="text",
+                transform="from_reference",
+                references=rel.ref_table,
+                via=place,
+                confidence=0.75,
+                reason=f"{evidence(rel)}: a code list's row, its {place} in the description",
+                needs_review=True,
+            )
+            continue
+        if opaque:
+            kept_in = None
         lines[column] = FieldMapping(
             source=column,
             target=kept_in,
@@ -330,7 +360,13 @@ def reference_lines(
             custom=bool(kept_in and kept_in.startswith("cf_")),
             confidence=0.7,
             reason=f"{evidence(rel)}: a reference Freshsales cannot hold as a link here; "
-            + ("kept as text" if kept_in else f"not migrated ({target}s carry no custom fields)"),
+            + (
+                "kept as text"
+                if kept_in
+                else "its bare number says nothing in a description; not migrated"
+                if opaque
+                else f"not migrated ({target}s carry no custom fields)"
+            ),
             needs_review=True,
         )
     return lines

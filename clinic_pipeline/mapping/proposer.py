@@ -77,6 +77,7 @@ from clinic_pipeline.mapping.secrets import secret_evidence
 from clinic_pipeline.mapping.statuses import status_line
 from clinic_pipeline.mapping.synonyms import (
     ACTIVE_VALUES,
+    BILLED_ACT_WORDS,
     COMMUNICATION_TABLE_WORDS,
     CONCEPT_BY_KEY,
     CONCEPTS,
@@ -97,9 +98,11 @@ from clinic_pipeline.mapping.synonyms import (
     Concept,
     TableConcept,
     bare,
+    expand,
     glued_prefix,
     normalise,
     snake_name,
+    table_words,
     variants,
 )
 from clinic_pipeline.mapping.workflow_vocabulary import WORKFLOW_ROLES
@@ -110,6 +113,18 @@ from clinic_pipeline.source.inventory import TEST_RECORD_NAME, ColumnProfile, Sc
 NAME_WEIGHT = 0.65
 TYPE_WEIGHT = 0.35
 MIN_NAME_SCORE = 0.8  # below this a fuzzy name match is noise ("state" ~ "date")
+# One-word names of a kind of clinic event (`procedure`, `payment`, `visit`): a log of them is the records. A
+# log of people, places or files (`userlog`, `document_log`) is the software's audit trail of them.
+RECORD_KIND_WORDS = (
+    frozenset(
+        p
+        for c in TABLE_CONCEPTS
+        if c.target not in {"contact", "sales_account", "user", "file", "note"}
+        for p in c.phrases
+        if " " not in p and p not in GENERIC_TABLE_WORDS
+    )
+    - SYSTEM_TABLE_WORDS
+)
 MIN_CONCEPT_SCORE = 0.55
 MIN_FUZZY_LENGTH = 5
 MIN_TABLE_SCORE = 0.5
@@ -348,14 +363,23 @@ class _Match:
 def _matches(table: TableProfile, exclude: set[str]) -> list[_Match]:
     found = []
     prefix = glued_prefix(tuple(c.name for c in table.columns))
+    own_words = set(expand(" ".join(table_words(table.name))).split())
     for column in table.columns:
         if column.name in exclude:
             continue
+        name = bare(column.name, prefix)
+        words = expand(normalise(name)).split()
+        # A column led by its table's word (`ProcFee`, `ProcStatus` in a procedure log) is read without it too.
+        unled = " ".join(words[1:]) if len(words) > 1 and words[0] in own_words else None
         for concept in FIELD_CONCEPTS:
-            name_score, phrase = name_similarity(bare(column.name, prefix), concept.phrases)
+            name_score, phrase = name_similarity(name, concept.phrases)
+            if unled is not None:
+                name_score, phrase = max((name_score, phrase), name_similarity(unled, concept.phrases))
             agreement = _type_agreement(column, concept)
             if agreement is None or (concept.key == "checksum" and not _sha256_values(column)):
                 continue
+            if "money" in concept.value_types and words[-1:] and words[-1] in IDENTIFIER_WORDS:
+                continue  # `RepeatChargeNum` numbers a charge; it is no amount
             if name_score == 0.0:
                 # Values alone can name a column only when their shape is unmistakable.
                 if concept.key == "email" and column.type == "email":
@@ -618,17 +642,20 @@ def _table_concept(
     table: TableProfile, field_hits: set[str], prefix: str = ""
 ) -> tuple[TableConcept | None, float, str]:
     best: tuple[TableConcept | None, float, str] = (None, 0.0, "")
-    name = " ".join(w for w in normalise(table.name).split() if w != prefix) or table.name
+    name = " ".join(w for w in table_words(table.name) if w != prefix) or table.name
     # `call results` are calls: a generic word of the name (results, events, lists) yields to another word that
     # names a kind of record outright.
     named = {c.target: name_similarity(name, c.phrases) for c in TABLE_CONCEPTS}
     specific = {
         t for t, (score, phrase) in named.items() if score >= MIN_NAME_SCORE and phrase not in GENERIC_TABLE_WORDS
     }
+    billed = "amount_billed" in field_hits
     for concept in TABLE_CONCEPTS:
         name_score, phrase = named[concept.target]
         if phrase in GENERIC_TABLE_WORDS and specific - {concept.target}:
             name_score = 0.0
+        if phrase in BILLED_ACT_WORDS and billed != (concept.target == "deal"):
+            name_score = 0.0  # procedures with a charge are billing lines; without one, clinical history
         signals = concept.signals & field_hits
         if concept.target != CONTACTS.target and field_hits & PERSON_ONLY_SIGNALS:
             signals = frozenset()  # a birth date or a gender: people, never a clinic with an address and phone
@@ -783,11 +810,12 @@ def _table_target(
 ) -> tuple[ObjectMapping | None, TableConcept | None, float, str]:
     """First pass: a not-migrated verdict, or the table's concept with its score and evidence. `prefix`: the
     vendor's word every table name starts with (`oh_`, `gnuhealth_`), which says nothing of the table."""
-    words = set(normalise(table.name).split()) - {prefix}
+    words = set(table_words(table.name)) - {prefix}
     if table.row_count == 0:
         return _not_migrated(table, "not migrated: the table is empty in this export", 0.9), None, 0.0, ""
-    # A call log or message log is the clinic's communications, not the software's own log.
-    system_words = SYSTEM_TABLE_WORDS - ({"log", "logs"} if words & COMMUNICATION_TABLE_WORDS else set())
+    # A call log, a message log or a procedure log is the clinic's records, not the software's own log.
+    records_logged = words & (COMMUNICATION_TABLE_WORDS | RECORD_KIND_WORDS)
+    system_words = SYSTEM_TABLE_WORDS - ({"log", "logs"} if records_logged else set())
     if words & system_words:
         system = ", ".join(sorted(words & system_words))
         reason = f"not migrated: looks like the software's own table ({system}), not clinic data"
@@ -826,7 +854,7 @@ def _unmatched(
     key covering its values) is the patients' data: notes on each patient, flagged, never silently left
     behind. Any other unmatched table is not migrated, saying so; so is one whose name ends like the software's
     own tables (`securitylog`: an audit trail names patients too)."""
-    words = normalise(table.name).split()
+    words = table_words(table.name)
     if not any(w.endswith(s) for w in words for s in SYSTEM_TABLE_WORDS if len(s) >= 3):
         for column, rel in table_relationships(inventory, table.name, keys, targets).items():
             if (
@@ -993,7 +1021,7 @@ def _propose_object(
     tags: list[str] = []
     if target == CONTACTS.target:
         fields = split_full_name(fields)
-        if set(normalise(table.name).split()) & REFERRER_TABLE_WORDS:
+        if set(table_words(table.name)) & REFERRER_TABLE_WORDS:
             tags = [REFERRER_TAG]
             fields = _with_territory_rule(fields, table, used)
     if target == "sales_activity":

@@ -69,6 +69,7 @@ ABBREVIATIONS: dict[str, str] = {
     "loc": "location",
     "fac": "facility",
     "appt": "appointment",
+    "proc": "procedure",
     "apt": "appointment",
     "hm": "home",
     "hphone": "home phone",
@@ -362,7 +363,7 @@ TABLE_CONCEPTS: tuple[TableConcept, ...] = (
     _t(
         "deal",
         "billing, billing encounter, billing encounters, bill, invoice, invoices, charge, charges, payment, "
-        "payments, claim, claims, ledger",
+        "payments, claim, claims, ledger, procedure, procedures",
         "",
     ),
     _t(
@@ -388,7 +389,7 @@ TABLE_CONCEPTS: tuple[TableConcept, ...] = (
         "problem list, problems, problem, allergy, allergies, medication, medications, medication list, drugs, "
         "prescription, prescriptions, diagnosis, diagnoses, condition, conditions, disease, diseases, "
         "immunization, immunizations, lists, medical history, patient disease, patient medication, vaccine, vaccines, "
-        "vaccination, vaccinations, patient vaccine",
+        "vaccination, vaccinations, patient vaccine, procedure, procedures",
         "",
     ),
     _t(
@@ -399,6 +400,10 @@ TABLE_CONCEPTS: tuple[TableConcept, ...] = (
         "",
     ),
 )
+
+# Table-name words of a clinical act that is billed line by line in practice software (Open Dental's
+# `procedurelog`): with a charge column the table is billing lines, without one a clinical history.
+BILLED_ACT_WORDS = frozenset({"procedure", "procedures"})
 
 # Table-name words too generic to decide a table alone when another word of its name names a kind of record
 # (`call results`, `email events`, `mailing lists`).
@@ -437,6 +442,7 @@ SYSTEM_TABLE_WORDS = frozenset(
         "types",
         "role",
         "roles",
+        "code",
         "codes",
         "lookup",
         "lookups",
@@ -531,7 +537,13 @@ OWNER_ROLE_WORDS = (
     "therapist",
     "prescriber",
     "prescribing",
+    "prescribed",
     "ordering",
+    "ordered",
+    "requested",
+    "requesting",
+    "performed",
+    "performing",
     "examiner",
     "surgeon",
     "nurse",
@@ -730,3 +742,66 @@ CALL_OUTCOME_VALUES: dict[str, tuple[str, ...]] = {
     "No response": ("no answer", "no response", "not answered", "unanswered", "busy", "unreachable", "missed"),
     "Wrong number": ("wrong number", "invalid number", "disconnected", "number not in service"),
 }
+
+# Words a table's name glues together (`procedurelog`, `insplan`, `procrec`) that are not vocabulary above:
+# a piece → the word it stands for. Only table names are read this way; a column's glued prefix is `bare`'s.
+TABLE_NAME_PIECES: dict[str, str] = {
+    "rec": "record",
+    "record": "record",
+    "records": "records",
+    "sub": "subscriber",
+    "pay": "payment",
+    "treat": "treatment",
+    "procedure": "procedure",
+    "procedures": "procedures",
+    "security": "security",
+    "item": "item",
+    "items": "items",
+    "line": "line",
+    "lines": "lines",
+    "entry": "entry",
+    "detail": "detail",
+    "details": "details",
+    "history": "history",
+    "list": "list",
+    "code": "code",
+}
+# The shortest piece a glued table name is split into: two letters split too much (`pt` in `ptrecall`
+# is better read as a whole by the column prefix).
+MIN_TABLE_PIECE = 3
+
+
+@lru_cache(maxsize=1)
+def _table_pieces() -> frozenset[str]:
+    words = {w for c in TABLE_CONCEPTS for p in c.phrases for w in p.split()}
+    words |= SYSTEM_TABLE_WORDS | set(REBUILD_TABLE_WORDS) | STAFF_TABLE_WORDS | PAYER_TABLE_WORDS
+    words |= set(TABLE_NAME_PIECES) | {a for a in ABBREVIATIONS if len(a) >= MIN_TABLE_PIECE}
+    return frozenset(w for w in words if len(w) >= MIN_TABLE_PIECE)
+
+
+@lru_cache(maxsize=4096)
+def _glued_pieces(word: str) -> tuple[str, ...]:
+    """`procedurelog` → (procedure, log); a word the vocabulary knows whole, or cannot cover in two or three
+    known pieces, stays as it is. Of several splits, the fewest pieces, then the longest shortest piece."""
+    pieces = _table_pieces()
+    if word in pieces or len(word) < 2 * MIN_TABLE_PIECE:
+        return (word,)
+    splits = []
+    for i in range(MIN_TABLE_PIECE, len(word) - MIN_TABLE_PIECE + 1):
+        head, tail = word[:i], word[i:]
+        if head not in pieces:
+            continue
+        if tail in pieces:
+            splits.append((head, tail))
+        for j in range(MIN_TABLE_PIECE, len(tail) - MIN_TABLE_PIECE + 1):
+            if tail[:j] in pieces and tail[j:] in pieces:
+                splits.append((head, tail[:j], tail[j:]))
+    if not splits:
+        return (word,)
+    best = min(splits, key=lambda s: (len(s), -min(map(len, s))))
+    return tuple(TABLE_NAME_PIECES.get(p, p) for p in best)
+
+
+def table_words(name: str) -> list[str]:
+    """A table name's words, glued ones split (`procedurelog` → procedure log, `insplan` → ins plan)."""
+    return [piece for word in normalise(name).split() for piece in _glued_pieces(word)]

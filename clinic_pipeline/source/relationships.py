@@ -29,7 +29,9 @@ from clinic_pipeline.mapping.synonyms import (
     PAYER_TABLE_WORDS,
     STAFF_TABLE_WORDS,
     bare,
+    expand,
     glued_prefix,
+    normalise,
 )
 from clinic_pipeline.source.export import VIEW_SCHEMA
 from clinic_pipeline.source.inventory_model import ColumnProfile, Relationship, TableProfile
@@ -65,7 +67,11 @@ def _name_affinity(column: str, ref_table: str, ref_column: str) -> bool:
     # `value_coded_name_id` says nothing of `person_name`: a generic word of the table's name is no affinity.
     table_words = _tokens(ref_table) - {"data", "list", "table", "export", "tbl"} - _GENERIC_KEY_NAMES
     key_words = _tokens(ref_column) - _GENERIC_KEY_NAMES
-    same_name = column.lower() == ref_column.lower() and column.lower() not in _GENERIC_KEY_NAMES
+    # The same name names the same thing only when it is an identifier's (`PatNum`, `pid`): two tables' sort
+    # orders (`ItemOrder`) or notes share a name and nothing else.
+    last = (expand(normalise(ref_column)).split() or [""])[-1]
+    identifier = last in _GENERIC_KEY_NAMES or (last.endswith("id") and len(last) <= 6)
+    same_name = column.lower() == ref_column.lower() and column.lower() not in _GENERIC_KEY_NAMES and identifier
     # A glued table name (Django's `facility_patientregistration`, `facility_patientconsultation`) starts or
     # ends with the word the column names; a glued column name (`ptprimaryfacility`) ends with the table's.
     glued = any(
@@ -73,7 +79,8 @@ def _name_affinity(column: str, ref_table: str, ref_column: str) -> bool:
         for w in col
         for t in table_words
     )
-    return same_name or bool((col | spelled) & table_words) or glued or (bool(key_words) and key_words <= col)
+    named_key = bool(key_words) and key_words <= col and (identifier or bool(key_words & table_words))
+    return same_name or bool((col | spelled) & table_words) or glued or named_key
 
 
 def _names_own_table(column: str, table: str, tables: list[TableProfile]) -> bool:
