@@ -196,7 +196,7 @@ def test_unmatched_tables_of_patients_become_notes_and_a_modules_child_rows_stay
 
 
 def test_the_patients_table_and_their_notes_come_from_the_graph_when_names_are_glued(tmp_path: Path) -> None:
-    """Django names tables `<app>_<model>` in lower case: `facility_patientregistration` matches no table word,
+    """Django names tables `<app>_<model>` in lower case: `facility_patientenrolment` matches no table word,
     but the `patient_id` columns of two other tables point at it, so it is the patients' table (flagged for
     review), with a birth date that no clinic has. Its empty `last_menstruation_start_date` is no last name, so
     the lone full name is split. `facility_patientnotes`, named after the patient but many rows of text per
@@ -207,7 +207,7 @@ def test_the_patients_table_and_their_notes_come_from_the_graph_when_names_are_g
         for n in range(1, 61)
     ]
     header = "id,name,date_of_birth,gender,phone_number,facility_id,last_menstruation_start_date"
-    _csv(tmp_path / "facility_patientregistration.csv", header, patients)
+    _csv(tmp_path / "facility_patientenrolment.csv", header, patients)
     facilities = [f"{n},Kochi Care Centre {n},MG Road {n},682011,+91484{2300000 + n}" for n in range(1, 4)]
     _csv(tmp_path / "facility_facility.csv", "id,name,address,pincode,phone_number", facilities)
     notes = [
@@ -219,7 +219,7 @@ def test_the_patients_table_and_their_notes_come_from_the_graph_when_names_are_g
     _csv(tmp_path / "facility_patientconsultation.csv", "id,patient_id,encounter_date,category", visits)
     plan = propose_plan(_inventory(str(tmp_path)), 0.75)
     by_table = {o.source_table: o for o in plan.objects}
-    patients_plan = by_table["facility_patientregistration"]
+    patients_plan = by_table["facility_patientenrolment"]
     assert patients_plan.target == "contact" and patients_plan.confidence < 0.75
     assert "the patients' table by the graph" in patients_plan.reason
     lines = {f.source: f for f in patients_plan.fields}
@@ -494,3 +494,41 @@ def test_who_made_a_call_and_who_prescribed_are_owners_a_code_lists_number_says_
     assert (visit_type.target, visit_type.transform, visit_type.via) == ("description", "from_reference", "name")
     visit = lines[("follow_up_tasks", "visit_id")]
     assert visit.target is None and "its bare number says nothing in a description" in visit.reason
+
+
+def test_columns_led_by_their_tables_name_and_glued_words_are_read(tmp_path: Path) -> None:
+    """OpenClinic leads every column with its table's name (`OC_ENCOUNTER_PATIENTUID`) and glues words
+    (`UPDATETIME`, `PLANNEDDATE`): the lead says nothing of a reference (two tables' `OC_…_OBJECTID` keys are
+    not each other's), the glued words are read as theirs, and `planning` is the calendar. A login name is
+    not a person's name."""
+    # Person ids with the gaps deleted rows leave: values, not names, tie the visits to them.
+    ids = [1000 + 7 * n for n in range(40)]
+    people = [f"{p},Ann{n % 9},Lee{n % 11},1980-01-{1 + n % 28:02d}" for n, p in enumerate(ids)]
+    _csv(tmp_path / "admin.csv", "personid,firstname,lastname,dateofbirth", people)
+    users = [f"{n},{ids[n]},user{n},doc{n}@clinic.example" for n in range(1, 11)]
+    _csv(tmp_path / "users.csv", "userid,personid,username,email", users)
+    visits = [f"{n},1,{ids[n % 40]},2024-03-{1 + n % 28:02d} 09:00:00,2024-03-01 08:00:00" for n in range(1, 200)]
+    _csv(
+        tmp_path / "oc_encounters.csv",
+        "OC_ENCOUNTER_OBJECTID,OC_ENCOUNTER_SERVERID,OC_ENCOUNTER_PATIENTUID,OC_ENCOUNTER_BEGINDATE,"
+        "OC_ENCOUNTER_UPDATETIME",
+        visits,
+    )
+    plans = [f"{n},1,{ids[n % 40]},2024-04-{1 + n % 28:02d} 10:00:00,Follow-up" for n in range(1, 90)]
+    _csv(
+        tmp_path / "oc_planning.csv",
+        "OC_PLANNING_OBJECTID,OC_PLANNING_SERVERID,OC_PLANNING_PATIENTUID,OC_PLANNING_PLANNEDDATE,"
+        "OC_PLANNING_DESCRIPTION",
+        plans,
+    )
+    inventory = _inventory(str(tmp_path))
+    between_oc_tables = [r for r in inventory.relationships if r.table[:3] == r.ref_table[:3] == "oc_"]
+    assert not [r for r in between_oc_tables if r.name_agrees]
+    plan = propose_plan(inventory, 0.75)
+    by_table = {o.source_table: o for o in plan.objects}
+    assert by_table["oc_planning"].target == "appointment"
+    lines = {(o.source_table, f.source): f.target for o in plan.objects for f in o.fields}
+    assert lines[("oc_encounters", "OC_ENCOUNTER_PATIENTUID")] == "targetable_id"
+    assert lines[("oc_planning", "OC_PLANNING_PATIENTUID")] == "targetable_id"
+    assert lines[("oc_encounters", "OC_ENCOUNTER_UPDATETIME")] is None  # appointments keep no source stamps
+    assert lines[("users", "username")] is None

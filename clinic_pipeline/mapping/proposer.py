@@ -134,7 +134,7 @@ FIELD_CONCEPTS = tuple(c for c in CONCEPTS if c.key != "source_key")
 LOOKUP_ACCOUNT = "lookup:sales_account"
 SHA256_HEX_LENGTH = 64
 # A word that starts this share of the table names, in an export of at least this many tables, is a vendor prefix.
-VENDOR_PREFIX_SHARE = 0.6
+VENDOR_PREFIX_SHARE = 0.5  # most tables: more than half
 VENDOR_PREFIX_MIN_TABLES = 4
 SKIPPED_NAMED = 15  # skipped tables named in the printed assumption; the plan lists every one
 

@@ -159,7 +159,8 @@ def variants(name: str) -> list[str]:
     expanded = expand(plain)
     joined = plain.replace(" ", "")
     # `fName`, `LName` split into a lone letter: the joined spelling is the abbreviation (fname → first name).
-    found = [plain, expanded, joined, expand(joined)]
+    split = " ".join(column_words(name))
+    found = [plain, expanded, joined, expand(joined), split, expand(split)]
     for form in (plain, expanded):
         stripped = " ".join(w for w in form.split() if w not in SUBJECT_WORDS)
         if stripped:
@@ -228,13 +229,14 @@ CONCEPTS: tuple[Concept, ...] = (
     _c(
         "created_at",
         "created at, created, date created, creation date, created date, date added, added, date entered, "
-        "entered, registration date, registered, regdate, create date, created on",
+        "entered, registration date, registered, regdate, create date, created on, create time, creation time, "
+        "create datetime",
         "datetime date",
     ),
     _c(
         "updated_at",
         "updated at, updated, last modified, modified, date modified, last updated, changed, modified date, "
-        "modified at, last update, updated on, last changed",
+        "modified at, last update, updated on, last changed, update time, update datetime",
         "datetime date",
     ),
     _c(
@@ -258,6 +260,8 @@ CONCEPTS: tuple[Concept, ...] = (
         "text id",
         sensitive=True,
     ),
+    # A login name is half of a credential, not a person's name.
+    _c("login", "username, user name, login, login name, user login, login id", "text id", sensitive=True),
     _c("notes", "notes, note, comment, comments, remarks, memo, description, message, body, message body", "text"),
     _c("record_name", "test name, test, plan name, procedure name, title, subject", "text"),
     _c("invoice_number", "invoice number, invoice, bill number, claim number, encounter number, invoice id", "text id"),
@@ -274,7 +278,7 @@ CONCEPTS: tuple[Concept, ...] = (
         "appointment_date",
         "appointment date, date, visit date, event date, scheduled date, start date, begin date, start, begin, "
         "appointment date time, start date time, date time, appointment datetime, start datetime, occurred at, "
-        "sent at, date sent, sent on, call date, call time, contact date",
+        "sent at, date sent, sent on, call date, call time, contact date, planned date",
         "date datetime",
     ),
     _c(
@@ -305,7 +309,8 @@ CONCEPTS: tuple[Concept, ...] = (
         "recorded_by",
         "created by, updated by, modified by, entered by, changed by, creator, last update user, last updated by, "
         "last modified by, voided by, retired by, deleted by, entered user, void reason, date voided, retire reason, "
-        "date retired, deleted at, date deleted, deletion reason",
+        "date retired, deleted at, date deleted, deletion reason, update user, update user id, update uid, "
+        "create user, create uid",
         "id integer text email",
     ),
     # When the row was written on the device that synced it (offline-first apps): the sync's, not the clinic's.
@@ -349,7 +354,7 @@ TABLE_CONCEPTS: tuple[TableConcept, ...] = (
         "sales_account",
         "location, locations, clinic, clinics, facility, facilities, site, sites, office, offices, practice, "
         "branch, ward, wards, organization, organisation, payer, payers, insurance company, insurance companies, "
-        "carrier, carriers, insurance carrier, insurance carriers, "
+        "carrier, carriers, insurance carrier, insurance carriers, insurer, insurers, "
         "payer list, pharmacy",
         "full_name address city zipcode website phone",
     ),
@@ -357,7 +362,7 @@ TABLE_CONCEPTS: tuple[TableConcept, ...] = (
         "appointment",
         "appointment, appointments, visit, visits, encounter, encounters, calendar, event, events, schedule, "
         "booking, bookings, calendar event, calendar events, outpatient, outpatient visit, outpatient visits, "
-        "admission, admissions",
+        "admission, admissions, planning, agenda",
         "",
     ),
     _t(
@@ -395,7 +400,7 @@ TABLE_CONCEPTS: tuple[TableConcept, ...] = (
     _t(
         "custom_module:lab_result",
         "lab, labs, lab result, lab results, result, results, observation, observations, measurement, measurements, "
-        "laboratory, laboratories, lab exam, lab exams, "
+        "laboratory, laboratories, lab exam, lab exams, lab analysis, lab analyses, analyses, "
         "vital, vitals, vital signs",
         "",
     ),
@@ -449,6 +454,8 @@ SYSTEM_TABLE_WORDS = frozenset(
         "definition",
         "translation",
         "translations",
+        "label",
+        "labels",
         "lang",
         "background",
         "registry",
@@ -655,6 +662,11 @@ LABEL_COLUMN_WORDS = ("title", "label", "description", "meaning", "display", "na
 CANCELLED_VALUES = ("cancelled", "canceled", "cancel", "canceled by patient", "cancelled by clinic")
 
 # Last words of a column name that make it an identifier (a number), never a name.
+# Words ending like an identifier (`-id`) that are not one: a key named so is no `personid`, `objectid`.
+NOT_IDENTIFIER_ID_WORDS = frozenset(
+    {"paid", "void", "valid", "invalid", "covid", "fluid", "acid", "lipid", "thyroid", "steroid", "opioid", "rapid",
+     "solid", "hybrid", "said", "avoid"}
+)  # fmt: skip
 IDENTIFIER_WORDS = frozenset({"number", "id", "no", "num", "nbr", "code", "identifier"})
 
 # Words of a contact table's name that say it holds referring physicians (tagged Referrer, their practices
@@ -755,6 +767,7 @@ TABLE_NAME_PIECES: dict[str, str] = {
     "procedure": "procedure",
     "procedures": "procedures",
     "security": "security",
+    "requested": "requested",
     "item": "item",
     "items": "items",
     "line": "line",
@@ -766,6 +779,11 @@ TABLE_NAME_PIECES: dict[str, str] = {
     "list": "list",
     "code": "code",
 }
+# Words a column's name glues together beyond the field vocabulary's own (`OC_ENCOUNTER_UPDATETIME`,
+# `PLANNEDEND`, `resultvalue`).
+COLUMN_NAME_PIECES = frozenset(
+    {"update", "create", "creation", "planned", "end", "object", "request", "requested", "storage", "userid", "uid"}
+)
 # The shortest piece a glued table name is split into: two letters split too much (`pt` in `ptrecall`
 # is better read as a whole by the column prefix).
 MIN_TABLE_PIECE = 3
@@ -779,11 +797,21 @@ def _table_pieces() -> frozenset[str]:
     return frozenset(w for w in words if len(w) >= MIN_TABLE_PIECE)
 
 
-@lru_cache(maxsize=4096)
+@lru_cache(maxsize=1)
+def _column_pieces() -> frozenset[str]:
+    words = {w for c in CONCEPTS for p in c.phrases for w in p.split()} | set(COLUMN_NAME_PIECES)
+    words |= {a for a in ABBREVIATIONS if len(a) >= MIN_TABLE_PIECE}
+    return frozenset(w for w in words if len(w) >= MIN_TABLE_PIECE)
+
+
 def _glued_pieces(word: str) -> tuple[str, ...]:
+    return _split_glued(word, _table_pieces())
+
+
+@lru_cache(maxsize=8192)
+def _split_glued(word: str, pieces: frozenset[str]) -> tuple[str, ...]:
     """`procedurelog` → (procedure, log); a word the vocabulary knows whole, or cannot cover in two or three
     known pieces, stays as it is. Of several splits, the fewest pieces, then the longest shortest piece."""
-    pieces = _table_pieces()
     if word in pieces or len(word) < 2 * MIN_TABLE_PIECE:
         return (word,)
     splits = []
@@ -800,6 +828,20 @@ def _glued_pieces(word: str) -> tuple[str, ...]:
         return (word,)
     best = min(splits, key=lambda s: (len(s), -min(map(len, s))))
     return tuple(TABLE_NAME_PIECES.get(p, p) for p in best)
+
+
+def column_words(name: str) -> list[str]:
+    """A column name's words, glued ones split (`updatetime` → update time, `PATIENTUID` → patient uid)."""
+    return [piece for word in normalise(name).split() for piece in _column_word_pieces(word)]
+
+
+def _column_word_pieces(word: str) -> tuple[str, ...]:
+    pieces = _split_glued(word, _column_pieces())
+    if len(pieces) == 1 and word.endswith("id") and len(word) > 2 + MIN_TABLE_PIECE:
+        head = _split_glued(word[:-2], _column_pieces())  # `updateuserid`: too short a piece for the splitter
+        if len(head) > 1 or head[0] in _column_pieces():
+            return (*head, "id")
+    return pieces
 
 
 def table_words(name: str) -> list[str]:

@@ -24,6 +24,7 @@ from clinic_pipeline.mapping.secrets import secret_evidence
 from clinic_pipeline.mapping.synonyms import (
     ABBREVIATIONS,
     EXTERNAL_PEOPLE_WORDS,
+    NOT_IDENTIFIER_ID_WORDS,
     OWNER_ROLE_WORDS,
     PAYER_ROLE_WORDS,
     PAYER_TABLE_WORDS,
@@ -45,9 +46,13 @@ def _singular(word: str) -> str:
     return word
 
 
-def _tokens(name: str) -> set[str]:
+def _words(name: str) -> list[str]:
     spaced = re.sub(r"([a-z0-9])([A-Z])", r"\1 \2", name)
-    return {_singular(t) for t in re.split(r"[^0-9a-zA-Z]+", spaced.lower()) if t}
+    return [_singular(t) for t in re.split(r"[^0-9a-zA-Z]+", spaced.lower()) if t]
+
+
+def _tokens(name: str) -> set[str]:
+    return set(_words(name))
 
 
 _GENERIC_KEY_NAMES = frozenset({"id", "key", "uuid", "guid", "code", "name", "number", "no", "num", "nbr", "rowid"})
@@ -58,24 +63,46 @@ _PAYER_WORDS = frozenset(_singular(w) for w in PAYER_ROLE_WORDS)
 _PAYER_TABLE_WORDS = frozenset(_singular(w) for w in PAYER_TABLE_WORDS)
 
 
-def _name_affinity(column: str, ref_table: str, ref_column: str) -> bool:
+def _unled(column: str, table: str) -> set[str]:
+    """The column's words after those repeating its own table's name (OpenClinic's `OC_ENCOUNTER_PATIENTUID`
+    in `oc_encounters` → patientuid): a lead every column of the table carries says nothing of a reference."""
+    words, own = _words(column), _tokens(table)
+    lead = 0
+    while lead < len(words) - 1 and words[lead] in own:
+        lead += 1
+    # `facility_id` in Django's `facility_patientregistration` is all lead but its `id`: it names the facility.
+    return set(words[lead:]) if set(words[lead:]) - _GENERIC_KEY_NAMES else set(words)
+
+
+def _identifier(name: str) -> bool:
+    """`PatNum`, `pid`, `personid`, `OBJECTID`: a name whose last word says it identifies."""
+    last = (expand(normalise(name)).split() or [""])[-1]
+    return last in _GENERIC_KEY_NAMES or (last.endswith("id") and len(last) > 2 and last not in NOT_IDENTIFIER_ID_WORDS)
+
+
+def _name_affinity(column: str, ref_table: str, ref_column: str, table: str) -> bool:
     """`patient_id` → patients, `PATIENT` → patients, `pc_pid` → pid, `PatNum` → PatNum; but every table's `id`
-    is not every other's."""
-    col = _tokens(column)
+    is not every other's. `table`: the column's own table, whose name's words leading the column are read past."""
+    col = _unled(column, table)
     # Abbreviations read as their words too, matched whole: FreeMED's `pnotespat` (bare `pat`) names the patients.
     spelled = {_singular(w) for t in col for w in ABBREVIATIONS.get(t, "").split()}
     # `value_coded_name_id` says nothing of `person_name`: a generic word of the table's name is no affinity.
     table_words = _tokens(ref_table) - {"data", "list", "table", "export", "tbl"} - _GENERIC_KEY_NAMES
-    key_words = _tokens(ref_column) - _GENERIC_KEY_NAMES
+    key_rest = _unled(ref_column, ref_table)
+    if key_rest != _tokens(ref_column) and len(key_rest) == 1 and _identifier(next(iter(key_rest))):
+        key_rest = set()  # `OC_INSURANCE_OBJECTID`: the table's own id, as generic as `id`; its table names it
+    key_words = key_rest - _GENERIC_KEY_NAMES
     # The same name names the same thing only when it is an identifier's (`PatNum`, `pid`): two tables' sort
     # orders (`ItemOrder`) or notes share a name and nothing else.
-    last = (expand(normalise(ref_column)).split() or [""])[-1]
-    identifier = last in _GENERIC_KEY_NAMES or (last.endswith("id") and len(last) <= 6)
+    identifier = _identifier(ref_column)
     same_name = column.lower() == ref_column.lower() and column.lower() not in _GENERIC_KEY_NAMES and identifier
     # A glued table name (Django's `facility_patientregistration`, `facility_patientconsultation`) starts or
     # ends with the word the column names; a glued column name (`ptprimaryfacility`) ends with the table's.
+    # A table's word glued to an identifier's (`ENCOUNTERUID` → encounters) names it too.
     glued = any(
-        ((t.startswith(w) or t.endswith(w)) and len(w) >= GLUED_WORD) or (w.endswith(t) and len(t) >= GLUED_WORD)
+        ((t.startswith(w) or t.endswith(w)) and len(w) >= GLUED_WORD)
+        or (w.endswith(t) and len(t) >= GLUED_WORD)
+        or (w.startswith(t) and len(t) >= GLUED_WORD and w[len(t) :] in _GENERIC_KEY_NAMES | {"uid"})
         for w in col
         for t in table_words
     )
@@ -182,7 +209,7 @@ def _candidate_pairs(tables: list[TableProfile], stats: dict[tuple[str, str], _K
                     if column.distinct_count == 0 or column.distinct_count * MIN_COVERAGE_NAMED > key.distinct_count:
                         continue
                     named = bare(column.name, prefixes[table.name])
-                    affinity = _name_affinity(named, ref.name, key.name)
+                    affinity = _name_affinity(named, ref.name, key.name, table.name)
                     # Values decide where the key's own values are distinctive (codes, uuids, sparse numbers);
                     # inside a 1..N key only a column that names the table, its key or its staff role counts,
                     # or one whose values single out a kind of staff (see `_selected_rows`).
