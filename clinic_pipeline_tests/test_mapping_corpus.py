@@ -14,7 +14,7 @@ FLOORS: dict[str, tuple[float, float]] = {
     "frappe_health": (0.75, 1.0),
     "freemed": (0.84, 0.75),
     "gnu_health": (0.61, 0.66),
-    "gnumed": (0.77, 0.0),
+    "gnumed": (0.8, 0.28),
     "hospitalrun": (0.72, 0.66),
     "nosh": (0.8, 0.71),
     "open_hospital": (0.86, 1.0),

@@ -532,3 +532,19 @@ def test_columns_led_by_their_tables_name_and_glued_words_are_read(tmp_path: Pat
     assert lines[("oc_planning", "OC_PLANNING_PATIENTUID")] == "targetable_id"
     assert lines[("oc_encounters", "OC_ENCOUNTER_UPDATETIME")] is None  # appointments keep no source stamps
     assert lines[("users", "username")] is None
+
+
+def test_a_patient_column_points_into_a_table_of_people_whatever_its_key_is_called(tmp_path: Path) -> None:
+    """GNUmed keeps people in `dem_identity` keyed by a dense `pk`, and its encounters name them `fk_patient`:
+    no name ties the two, but a patient-role column and a table of identities do."""
+    people = [f"{n},{'mf'[n % 2]},1970-0{1 + n % 9}-1{n % 10},Mr" for n in range(1, 81)]
+    _csv(tmp_path / "dem_identity.csv", "pk,gender,dob,title", people)
+    names = [f"{n},{n},Lee{n % 13},Ann{n % 7}" for n in range(1, 81)]
+    _csv(tmp_path / "dem_names.csv", "id,id_identity,lastnames,firstnames", names)
+    visits = [f"{n},{1 + n % 80},2024-03-{1 + n % 28:02d} 09:00:00,checkup" for n in range(1, 301)]
+    _csv(tmp_path / "clin_encounter.csv", "pk,fk_patient,started,reason_for_encounter", visits)
+    plan = propose_plan(_inventory(str(tmp_path)), 0.75)
+    by_table = {o.source_table: o for o in plan.objects}
+    assert (by_table["dem_identity"].target, by_table["dem_identity"].source_key) == ("contact", "pk")
+    link = next(f for f in by_table["clin_encounter"].fields if f.source == "fk_patient")
+    assert (link.target, link.references) == ("targetable_id", "dem_identity")

@@ -25,6 +25,7 @@ from clinic_pipeline.mapping.synonyms import (
     LATER_ACT_WORDS,
     OWNER_ROLE_WORDS,
     PAST_LINK_WORDS,
+    PATIENT_REFERENCE_WORDS,
     PAYER_ROLE_WORDS,
     PAYER_TABLE_WORDS,
     bare,
@@ -83,7 +84,10 @@ def accepted(rel: Relationship, targets: dict[str, str]) -> bool:
     if named_reference(rel):
         return True
     if rel.coincidental:
-        return targets.get(rel.ref_table) in ("user", "sales_account")
+        patient = bool(set(normalise(rel.column).split()) & PATIENT_REFERENCE_WORDS)
+        return targets.get(rel.ref_table) in ("user", "sales_account") or (
+            patient and targets.get(rel.ref_table) == "contact"
+        )
     return (rel.distinct_count or 0) >= 3  # values alone: the key is no dense 1..N run (see source.relationships)
 
 

@@ -345,7 +345,8 @@ TABLE_CONCEPTS: tuple[TableConcept, ...] = (
     _t(
         "contact",
         "patient, patients, patient data, patient list, patient demographics, demographics, person, people, "
-        "client, clients, member, members, chart, referring physician, referring physicians, referring provider, "
+        "client, clients, member, members, chart, identity, identities, referring physician, referring physicians, "
+        "referring provider, "
         "referring providers, referring doctor, referring doctors, referrer, referrers, referral source, "
         "referral sources",
         "first_name last_name date_of_birth email mobile phone gender",
@@ -417,6 +418,8 @@ GENERIC_TABLE_WORDS = frozenset({"result", "results", "event", "events", "lists"
 # Words of a referencing column that say it names the patient (`patient_id`, `PatNum`, `client`): the table
 # several such columns point at is the patients' table, whatever it is called.
 PATIENT_REFERENCE_WORDS = frozenset({"patient", "pat", "pid", "client", "person", "member"})
+# Words of a table name that say it holds people (GNUmed's `dem.identity`): a patient-role column points into it.
+PEOPLE_TABLE_WORDS = frozenset({"patient", "person", "people", "client", "member", "identity", "demographic"})
 # Field concepts only a person has: a table with one is no organization, whatever else it holds.
 PERSON_ONLY_SIGNALS = frozenset({"date_of_birth", "gender"})
 

@@ -26,8 +26,10 @@ from clinic_pipeline.mapping.synonyms import (
     EXTERNAL_PEOPLE_WORDS,
     NOT_IDENTIFIER_ID_WORDS,
     OWNER_ROLE_WORDS,
+    PATIENT_REFERENCE_WORDS,
     PAYER_ROLE_WORDS,
     PAYER_TABLE_WORDS,
+    PEOPLE_TABLE_WORDS,
     STAFF_TABLE_WORDS,
     bare,
     expand,
@@ -61,6 +63,8 @@ _STAFF_WORDS = frozenset(_singular(w) for w in STAFF_TABLE_WORDS)
 _EXTERNAL_WORDS = frozenset(_singular(w) for w in EXTERNAL_PEOPLE_WORDS)
 _PAYER_WORDS = frozenset(_singular(w) for w in PAYER_ROLE_WORDS)
 _PAYER_TABLE_WORDS = frozenset(_singular(w) for w in PAYER_TABLE_WORDS)
+_PATIENT_WORDS = frozenset(_singular(w) for w in PATIENT_REFERENCE_WORDS)
+_PEOPLE_WORDS = frozenset(_singular(w) for w in PEOPLE_TABLE_WORDS)
 
 
 def _unled(column: str, table: str) -> set[str]:
@@ -131,14 +135,16 @@ def _exactly_named(words: set[str], table: str, tables: list[TableProfile]) -> b
     return words != _tokens(table) and any(t.name != table and _tokens(t.name) == words for t in tables)
 
 
-def _role_affinity(column: str, table: str, ref_table: str) -> bool:
+def _role_affinity(column: str, table: str, ref_table: str, unique: bool) -> bool:
     """`providerID`, `ProvTreat`, `attending_doctor` → a staff table (users, provider, staff...) by its role;
     `payer_id`, `CarrierNum` → the payers' table (insurance companies, carriers). Inside a table of insurance
     policies a provider is the insurer (OpenEMR's `insurance_data.provider`): it points at the payers."""
     ref, words = _tokens(ref_table), _tokens(column)
     insurer = bool(words & _OWNER_WORDS) and bool(_tokens(table) & _PAYER_TABLE_WORDS)
     staff = bool(words & _OWNER_WORDS) and bool(ref & _STAFF_WORDS) and not ref & _EXTERNAL_WORDS and not insurer
-    return staff or ((insurer or bool(words & _PAYER_WORDS)) and bool(ref & _PAYER_TABLE_WORDS))
+    # `fk_patient` → `dem_identity`; a unique one is its own table's key (NOSH's `demographics.pid`).
+    patient = bool(words & _PATIENT_WORDS) and bool(ref & _PEOPLE_WORDS) and not unique
+    return staff or patient or ((insurer or bool(words & _PAYER_WORDS)) and bool(ref & _PAYER_TABLE_WORDS))
 
 
 GLUED_WORD = 5  # shorter words (`pat`, `user`) start too many others
@@ -213,7 +219,7 @@ def _candidate_pairs(tables: list[TableProfile], stats: dict[tuple[str, str], _K
                     # Values decide where the key's own values are distinctive (codes, uuids, sparse numbers);
                     # inside a 1..N key only a column that names the table, its key or its staff role counts,
                     # or one whose values single out a kind of staff (see `_selected_rows`).
-                    if affinity or not dense or _role_affinity(named, table.name, ref.name):
+                    if affinity or not dense or _role_affinity(named, table.name, ref.name, column.unique):
                         pairs.append((table, column, ref, key, affinity, False))
                     elif column.type in ("id", "integer") and (
                         column.distinct_count >= MIN_GAP_VALUES
