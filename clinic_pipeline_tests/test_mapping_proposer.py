@@ -536,15 +536,22 @@ def test_columns_led_by_their_tables_name_and_glued_words_are_read(tmp_path: Pat
 
 def test_a_patient_column_points_into_a_table_of_people_whatever_its_key_is_called(tmp_path: Path) -> None:
     """GNUmed keeps people in `dem_identity` keyed by a dense `pk`, and its encounters name them `fk_patient`:
-    no name ties the two, but a patient-role column and a table of identities do."""
+    no name ties the two, but a patient-role column and a table of identities do, and a result reaches its
+    patient through its encounter. Its `pk_audit` is the audit trail's bookkeeping."""
     people = [f"{n},{'mf'[n % 2]},1970-0{1 + n % 9}-1{n % 10},Mr" for n in range(1, 81)]
     _csv(tmp_path / "dem_identity.csv", "pk,gender,dob,title", people)
     names = [f"{n},{n},Lee{n % 13},Ann{n % 7}" for n in range(1, 81)]
     _csv(tmp_path / "dem_names.csv", "id,id_identity,lastnames,firstnames", names)
     visits = [f"{n},{1 + n % 80},2024-03-{1 + n % 28:02d} 09:00:00,checkup" for n in range(1, 301)]
     _csv(tmp_path / "clin_encounter.csv", "pk,fk_patient,started,reason_for_encounter", visits)
+    results = [f"{n},{5000 + n},{1 + n % 300},HbA1c,{5 + n % 4}.{n % 10}" for n in range(1, 201)]
+    _csv(tmp_path / "clin_test_result.csv", "pk,pk_audit,fk_encounter,test,val_num", results)
     plan = propose_plan(_inventory(str(tmp_path)), 0.75)
     by_table = {o.source_table: o for o in plan.objects}
     assert (by_table["dem_identity"].target, by_table["dem_identity"].source_key) == ("contact", "pk")
     link = next(f for f in by_table["clin_encounter"].fields if f.source == "fk_patient")
     assert (link.target, link.references) == ("targetable_id", "dem_identity")
+    result = {f.source: f for f in by_table["clin_test_result"].fields}
+    through = result["fk_encounter"]
+    assert (through.references, through.through, through.via) == ("dem_identity", "clin_encounter", "fk_patient")
+    assert result["pk_audit"].target is None

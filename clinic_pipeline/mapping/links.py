@@ -479,7 +479,7 @@ def through_lines(
             for r in table_relationships(inventory, middle, keys, targets).values()
             if targets.get(r.ref_table) == "contact"
             and r.ref_table != middle
-            and named_reference(r)
+            and (named_reference(r) or (r.coincidental and accepted(r, targets)))  # `fk_patient` by its role
             and r.column != keys.get(middle)
         ]
         if not onward:

@@ -321,7 +321,7 @@ CONCEPTS: tuple[Concept, ...] = (
     _c(
         "row_version",
         "rev, revision, ver, version, row version, record version, lock, lock version, concurrency stamp, etag, "
-        "sync tick, sync counter",
+        "sync tick, sync counter, pk audit, audit id",
         "integer text id",
     ),
     _c("website", "website, web site, url, web, homepage", "text"),
@@ -380,7 +380,7 @@ TABLE_CONCEPTS: tuple[TableConcept, ...] = (
         "channel direction",
     ),
     _t("task", "task, tasks, reminder, reminders, follow up, recall, recalls, to do, todo, tickler, ticklers", ""),
-    _t("note", "note, notes, progress note, clinical note, comment, comments", ""),
+    _t("note", "note, notes, progress note, clinical note, comment, comments, narrative, narratives", ""),
     _t("file", "document, documents, file, files, attachment, attachments, scan, scans, image, images", ""),
     _t(
         "user",
@@ -395,7 +395,7 @@ TABLE_CONCEPTS: tuple[TableConcept, ...] = (
         "problem list, problems, problem, allergy, allergies, medication, medications, medication list, drugs, "
         "prescription, prescriptions, diagnosis, diagnoses, condition, conditions, disease, diseases, "
         "immunization, immunizations, lists, medical history, patient disease, patient medication, vaccine, vaccines, "
-        "vaccination, vaccinations, patient vaccine, procedure, procedures",
+        "vaccination, vaccinations, patient vaccine, procedure, procedures, health issue, health issues, issue, issues",
         "",
     ),
     _t(
@@ -766,6 +766,7 @@ TABLE_NAME_PIECES: dict[str, str] = {
     "records": "records",
     "sub": "subscriber",
     "pay": "payment",
+    "org": "organization",
     "treat": "treatment",
     "procedure": "procedure",
     "procedures": "procedures",
@@ -787,6 +788,9 @@ TABLE_NAME_PIECES: dict[str, str] = {
 COLUMN_NAME_PIECES = frozenset(
     {"update", "create", "creation", "planned", "end", "object", "request", "requested", "storage", "userid", "uid"}
 )
+# Abbreviations that mean something else in a table's name than in a column's: a `doc` table holds documents,
+# a `doc` column names the doctor.
+TABLE_ABBREVIATIONS = {"doc": "document", "docs": "documents", "org": "organization", "orgs": "organizations"}
 # The shortest piece a glued table name is split into: two letters split too much (`pt` in `ptrecall`
 # is better read as a whole by the column prefix).
 MIN_TABLE_PIECE = 3
@@ -848,5 +852,7 @@ def _column_word_pieces(word: str) -> tuple[str, ...]:
 
 
 def table_words(name: str) -> list[str]:
-    """A table name's words, glued ones split (`procedurelog` → procedure log, `insplan` → ins plan)."""
-    return [piece for word in normalise(name).split() for piece in _glued_pieces(word)]
+    """A table name's words, glued ones split (`procedurelog` → procedure log, `insplan` → ins plan), and a
+    table's own abbreviations spelled out (`doc_med`: medical documents)."""
+    words = [piece for word in normalise(name).split() for piece in _glued_pieces(word)]
+    return [TABLE_ABBREVIATIONS.get(word, word) for word in words]
