@@ -9,11 +9,11 @@ from corpus_scores import exports, score_export
 # Field and link accuracy each export must keep: the current scores, rounded down. The README's mapping
 # section shows them beside each export's first score.
 FLOORS: dict[str, tuple[float, float]] = {
-    "care": (0.83, 0.75),
+    "care": (0.82, 0.75),
     "fhir_views": (0.91, 0.92),
     "frappe_health": (0.75, 1.0),
     "freemed": (0.84, 0.75),
-    "gnu_health": (0.61, 0.66),
+    "gnu_health": (0.65, 0.66),
     "gnumed": (0.88, 0.71),
     "hospitalrun": (0.72, 0.66),
     "nosh": (0.81, 0.85),

@@ -555,3 +555,17 @@ def test_a_patient_column_points_into_a_table_of_people_whatever_its_key_is_call
     through = result["fk_encounter"]
     assert (through.references, through.through, through.via) == ("dem_identity", "clin_encounter", "fk_patient")
     assert result["pk_audit"].target is None
+
+
+def test_a_patients_evaluation_is_a_visit_that_starts_at_its_start_not_its_end(tmp_path: Path) -> None:
+    """GNU Health's `patient_evaluation` is the encounter, not a patient: the record's kind (evaluation,
+    consultation) outweighs the patient it belongs to. A glued `ENDDATE` matching `encounter date` is still the
+    end, never the start."""
+    _csv(tmp_path / "patients.csv", "id,first_name,last_name", [f"{n},Ann{n % 7},Lee{n % 9}" for n in range(1, 41)])
+    rows = [f"{n},{1 + n % 40},2024-03-{1 + n % 28:02d} 09:00:00,2024-03-{1 + n % 28:02d} 09:30:00" for n in range(90)]
+    _csv(tmp_path / "patient_evaluation.csv", "id,patient_id,ENCOUNTER_BEGINDATE,ENCOUNTER_ENDDATE", rows)
+    plan = propose_plan(_inventory(str(tmp_path)), 0.75)
+    evaluation = next(o for o in plan.objects if o.source_table == "patient_evaluation")
+    assert evaluation.target == "appointment"
+    lines = {f.source: f.target for f in evaluation.fields}
+    assert (lines["ENCOUNTER_BEGINDATE"], lines["ENCOUNTER_ENDDATE"]) == ("from_date", "end_date")

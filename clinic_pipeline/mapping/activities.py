@@ -12,7 +12,7 @@ contact whose description is the original text; the others stay `lab_result` mod
 from __future__ import annotations
 
 from clinic_pipeline.mapping.plan import FieldMapping, ObjectMapping, RowFilter
-from clinic_pipeline.mapping.synonyms import normalise
+from clinic_pipeline.mapping.synonyms import column_words, normalise
 from clinic_pipeline.source.inventory import ColumnProfile, TableProfile
 
 TASK_BELOW_MINUTES = 15
@@ -40,13 +40,18 @@ def _fmt(column: ColumnProfile, fallback: str | None) -> str | None:
     return column.format or (fallback if column.type in ("date", "datetime") else None)
 
 
+def names_an_end(column: ColumnProfile) -> bool:
+    """STOP, EndTime, end_dt, OpenClinic's glued ENDDATE: the end of something, never its start."""
+    return any(word.startswith(END_WORDS) for word in column_words(column.name))
+
+
 def end_column(table: TableProfile, start: ColumnProfile, exclude: set[str]) -> ColumnProfile | None:
     """An explicit end beside a start (STOP beside START, end_time beside start_time): same type and format."""
     for column in table.columns:
         same_shape = (column.type, column.format) == (start.type, start.format)
         if column.name in exclude or column.name == start.name or not same_shape:
             continue
-        if any(word.startswith(END_WORDS) for word in normalise(column.name).split()):  # STOP, EndTime, end_dt
+        if names_an_end(column):
             return column
     return None
 

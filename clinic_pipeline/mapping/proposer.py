@@ -43,6 +43,7 @@ from rapidfuzz import fuzz
 
 from clinic_pipeline.mapping.activities import (
     end_column,
+    names_an_end,
     report_column,
     split_calendar,
     split_unstructured,
@@ -987,7 +988,8 @@ def _propose_object(
     used = set(preset) | ({key.name} if key else set())
     duration = None
     if target == "appointment":
-        date = _best_column(table, "appointment_date", ("date", "datetime"), used)
+        ends = {c.name for c in table.columns if names_an_end(c)}
+        date = _best_column(table, "appointment_date", ("date", "datetime"), used | ends)
         time = _best_column(table, "start_time", ("time",), used) if date and date.type == "date" else None
         duration = _best_column(table, "duration", ("integer", "decimal"), used)
         end = None

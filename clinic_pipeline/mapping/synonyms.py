@@ -229,14 +229,13 @@ CONCEPTS: tuple[Concept, ...] = (
     _c(
         "created_at",
         "created at, created, date created, creation date, created date, date added, added, date entered, "
-        "entered, registration date, registered, regdate, create date, created on, create time, creation time, "
-        "create datetime",
+        "entered, registration date, registered, regdate, create date, created on, create time, creation time",
         "datetime date",
     ),
     _c(
         "updated_at",
         "updated at, updated, last modified, modified, date modified, last updated, changed, modified date, "
-        "modified at, last update, updated on, last changed, update time, update datetime",
+        "modified at, last update, updated on, last changed, update time",
         "datetime date",
     ),
     _c(
@@ -278,7 +277,8 @@ CONCEPTS: tuple[Concept, ...] = (
         "appointment_date",
         "appointment date, date, visit date, event date, scheduled date, start date, begin date, start, begin, "
         "appointment date time, start date time, date time, appointment datetime, start datetime, occurred at, "
-        "sent at, date sent, sent on, call date, call time, contact date, planned date",
+        "sent at, date sent, sent on, call date, call time, contact date, planned date, encounter date, "
+        "consultation date",
         "date datetime",
     ),
     _c(
@@ -363,7 +363,7 @@ TABLE_CONCEPTS: tuple[TableConcept, ...] = (
         "appointment",
         "appointment, appointments, visit, visits, encounter, encounters, calendar, event, events, schedule, "
         "booking, bookings, calendar event, calendar events, outpatient, outpatient visit, outpatient visits, "
-        "admission, admissions, planning, agenda",
+        "admission, admissions, planning, agenda, consultation, consultations, evaluation, evaluations",
         "",
     ),
     _t(
