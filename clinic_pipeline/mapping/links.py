@@ -326,33 +326,16 @@ def reference_lines(
         if target == "appointment" and targets.get(rel.ref_table) == "sales_account" and place and not payer:
             # A visit's clinic or room: the appointment's location field, by the place's name (who pays for
             # the visit is no place).
-            lines[column] = FieldMapping(
-                source=column,
-                target="location",
-                type="text",
-                transform="from_reference",
-                references=rel.ref_table,
-                via=place,
-                confidence=0.8,
-                reason=f"{evidence(rel)}: the visit's place, its {place} in the location field",
-            )
+            why = f"{evidence(rel)}: the visit's place, its {place} in the location field"
+            lines[column] = _label_line(column, "location", rel, place, 0.8, why)
             continue
         # A bare number of the source's (`visit_type_id = 7`) tells a reader of the description nothing: a
         # code list's row (not migrated itself) says its label instead; a migrated record's number, nothing.
         opaque = kept_in == "description" and table.column(column).type in ("integer", "id")
-        code_list = targets.get(rel.ref_table, NOT_MIGRATED) == NOT_MIGRATED and place is not None
-        if opaque and code_list and rank <= len(OWNER_ROLE_WORDS):  # a clerk's number stays behind
-            lines[column] = FieldMapping(
-                source=column,
-                target=kept_in,
-                type="text",
-                transform="from_reference",
-                references=rel.ref_table,
-                via=place,
-                confidence=0.75,
-                reason=f"{evidence(rel)}: a code list's row, its {place} in the description",
-                needs_review=True,
-            )
+        code_list = targets.get(rel.ref_table, NOT_MIGRATED) == NOT_MIGRATED
+        if opaque and code_list and place and rank <= len(OWNER_ROLE_WORDS):  # a clerk's number stays behind
+            why = f"{evidence(rel)}: a code list's row, its {place} in the description"
+            lines[column] = _label_line(column, "description", rel, place, 0.75, why, needs_review=True)
             continue
         if opaque:
             kept_in = None
@@ -374,6 +357,23 @@ def reference_lines(
             needs_review=True,
         )
     return lines
+
+
+def _label_line(
+    column: str, target: str, rel: Relationship, via: str, confidence: float, reason: str, needs_review: bool = False
+) -> FieldMapping:
+    """The referenced row's `via` (a place's or a code's name) in a text field, instead of its key."""
+    return FieldMapping(
+        source=column,
+        target=target,
+        type="text",
+        transform="from_reference",
+        references=rel.ref_table,
+        via=via,
+        confidence=confidence,
+        reason=reason,
+        needs_review=needs_review,
+    )
 
 
 def _name_column(table: TableProfile) -> str | None:
