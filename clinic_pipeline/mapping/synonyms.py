@@ -346,9 +346,8 @@ TABLE_CONCEPTS: tuple[TableConcept, ...] = (
         "contact",
         "patient, patients, patient data, patient list, patient demographics, demographics, person, people, "
         "client, clients, member, members, chart, identity, identities, referring physician, referring physicians, "
-        "referring provider, "
-        "referring providers, referring doctor, referring doctors, referrer, referrers, referral source, "
-        "referral sources",
+        "referring provider, referring providers, referring doctor, referring doctors, referrer, referrers, "
+        "referral source, referral sources",
         "first_name last_name date_of_birth email mobile phone gender",
     ),
     _t(
@@ -665,12 +664,12 @@ LABEL_COLUMN_WORDS = ("title", "label", "description", "meaning", "display", "na
 CANCELLED_VALUES = ("cancelled", "canceled", "cancel", "canceled by patient", "cancelled by clinic")
 
 # Last words of a column name that make it an identifier (a number), never a name.
+IDENTIFIER_WORDS = frozenset({"number", "id", "no", "num", "nbr", "code", "identifier"})
 # Words ending like an identifier (`-id`) that are not one: a key named so is no `personid`, `objectid`.
 NOT_IDENTIFIER_ID_WORDS = frozenset(
     {"paid", "void", "valid", "invalid", "covid", "fluid", "acid", "lipid", "thyroid", "steroid", "opioid", "rapid",
      "solid", "hybrid", "said", "avoid"}
 )  # fmt: skip
-IDENTIFIER_WORDS = frozenset({"number", "id", "no", "num", "nbr", "code", "identifier"})
 
 # Words of a contact table's name that say it holds referring physicians (tagged Referrer, their practices
 # given a territory by a plan rule), not patients.
@@ -766,7 +765,6 @@ TABLE_NAME_PIECES: dict[str, str] = {
     "records": "records",
     "sub": "subscriber",
     "pay": "payment",
-    "org": "organization",
     "treat": "treatment",
     "procedure": "procedure",
     "procedures": "procedures",
@@ -800,7 +798,7 @@ MIN_TABLE_PIECE = 3
 def _table_pieces() -> frozenset[str]:
     words = {w for c in TABLE_CONCEPTS for p in c.phrases for w in p.split()}
     words |= SYSTEM_TABLE_WORDS | set(REBUILD_TABLE_WORDS) | STAFF_TABLE_WORDS | PAYER_TABLE_WORDS
-    words |= set(TABLE_NAME_PIECES) | {a for a in ABBREVIATIONS if len(a) >= MIN_TABLE_PIECE}
+    words |= set(TABLE_NAME_PIECES) | set(TABLE_ABBREVIATIONS) | {a for a in ABBREVIATIONS if len(a) >= MIN_TABLE_PIECE}
     return frozenset(w for w in words if len(w) >= MIN_TABLE_PIECE)
 
 
@@ -812,7 +810,7 @@ def _column_pieces() -> frozenset[str]:
 
 
 def _glued_pieces(word: str) -> tuple[str, ...]:
-    return _split_glued(word, _table_pieces())
+    return tuple(TABLE_NAME_PIECES.get(p, p) for p in _split_glued(word, _table_pieces()))
 
 
 @lru_cache(maxsize=8192)
@@ -833,8 +831,7 @@ def _split_glued(word: str, pieces: frozenset[str]) -> tuple[str, ...]:
                 splits.append((head, tail[:j], tail[j:]))
     if not splits:
         return (word,)
-    best = min(splits, key=lambda s: (len(s), -min(map(len, s))))
-    return tuple(TABLE_NAME_PIECES.get(p, p) for p in best)
+    return min(splits, key=lambda s: (len(s), -min(map(len, s))))
 
 
 def column_words(name: str) -> list[str]:
