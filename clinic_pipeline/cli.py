@@ -553,8 +553,11 @@ def ui(
         # can be stopped together, where Ctrl-C on `dagster dev` alone leaves them running.
         process = subprocess.Popen(command, env=env, start_new_session=True)
         # A `kill` or a process manager's SIGTERM stops the session as Ctrl-C does: otherwise this process
-        # dies alone and the webserver and code server, in their own session, outlive it.
+        # dies alone and the webserver and code server, in their own session, outlive it. SIGINT is set too:
+        # started in the background (`make ui &`, nohup, a CI step) it arrives ignored, and Python then keeps
+        # it ignored, so a Ctrl-C would stop nothing.
         signal.signal(signal.SIGTERM, _interrupt)
+        signal.signal(signal.SIGINT, _interrupt)
         try:
             process.wait()
         except KeyboardInterrupt:
